@@ -1,0 +1,13 @@
+using System.Text.Json.Nodes;
+
+namespace Sparky.Core.Events;
+
+/// <summary>One state change. Every consumer (SSE, metrics, drop-dir done files, later the PUB socket
+/// and plans) reads the same stream of these.</summary>
+public sealed record SparkyEvent(string Topic, long TsMs, JsonObject Body)
+{
+    public const string TaskQueued = "task.queued";
+    public const string TaskStarted = "task.started";
+    public const string TaskFinished = "task.finished";
+    public const string TaskRetrying = "task.retrying";
+}

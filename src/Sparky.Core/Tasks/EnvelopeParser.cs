@@ -1,0 +1,252 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Sparky.Core.Tasks;
+
+/// <summary>
+/// Turns what a client sent into a <see cref="Submission"/>, or into every reason it is refused.
+/// Three shapes mean the same task:
+/// <list type="bullet">
+/// <item>the seed envelope <c>{id?, class?, payload: {command, env, cwd, timeout_seconds, resources, retries}}</c>;</item>
+/// <item>the replaced runner's nested form <c>{tenant?, workflow_id?, execution: {command, env, working_dir, timeout_seconds, resources}}</c>;</item>
+/// <item>the flat native form, the payload's fields at the top level.</item>
+/// </list>
+/// Native extras may sit at the top level of any shape: <c>name</c>, <c>after</c>, <c>array</c>.
+/// </summary>
+public static class EnvelopeParser
+{
+    public const int MaxNameLength = 256;
+    public const int MaxArgs = 10_000;
+    public const int MaxRetries = 100;
+
+    public static ParseResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses)
+    {
+        var errors = new List<string>();
+        if (node is not JsonObject root)
+            return ParseResult.Fail($"expected a JSON object, got {Kind(node)}");
+
+        TaskId? id = null;
+        if (root.TryGetPropertyValue("id", out var idNode) && idNode is not null)
+        {
+            if (Str(idNode) is { } s && TaskId.TryParse(s, out var parsed)) id = parsed;
+            else errors.Add($"id must be a string matching {TaskId.Pattern}");
+        }
+
+        string cls = Classes.CpuShort;
+        if (root.TryGetPropertyValue("class", out var classNode) && classNode is not null)
+        {
+            var s = Str(classNode);
+            if (s is null) errors.Add("class must be a string");
+            else if (!knownClasses.Contains(s)) errors.Add($"unknown class '{Clip(s)}' (known: {string.Join(", ", knownClasses.Order())})");
+            else cls = s;
+        }
+
+        string? name = null;
+        if (root.TryGetPropertyValue("name", out var nameNode) && nameNode is not null)
+        {
+            name = Str(nameNode);
+            if (name is null || name.Length > MaxNameLength || name.Any(char.IsControl))
+            {
+                errors.Add($"name must be a string of at most {MaxNameLength} printable characters");
+                name = null;
+            }
+        }
+
+        var after = new List<string>();
+        if (root.TryGetPropertyValue("after", out var afterNode) && afterNode is not null)
+        {
+            if (afterNode is not JsonArray arr) errors.Add("after must be an array of task ids");
+            else
+                foreach (var a in arr)
+                {
+                    if (Str(a) is { } s && TaskId.TryParse(s, out _)) after.Add(s);
+                    else { errors.Add($"after holds an invalid task id (must match {TaskId.Pattern})"); break; }
+                }
+        }
+
+        ArrayRange? array = null;
+        if (root.TryGetPropertyValue("array", out var arrayNode) && arrayNode is not null)
+        {
+            if (Str(arrayNode) is { } s && ArrayRange.TryParse(s, out var r, out var err)) array = r;
+            else errors.Add(Str(arrayNode) is null ? "array must be a string such as \"0-99\"" : err_(arrayNode));
+        }
+
+        TaskSpec? spec = null;
+        if (root["payload"] is JsonNode payload)
+        {
+            if (payload is JsonObject p) spec = ParsePayload(p, errors);
+            else errors.Add($"payload must be an object, got {Kind(payload)}");
+        }
+        else if (root["execution"] is JsonNode execution)
+        {
+            if (execution is JsonObject e) spec = ParseExecution(e, errors);
+            else errors.Add($"execution must be an object, got {Kind(execution)}");
+        }
+        else if (root.ContainsKey("command"))
+        {
+            spec = ParsePayload(root, errors);
+        }
+        else
+        {
+            errors.Add("missing command: send payload.command (or execution.command)");
+        }
+
+        if (errors.Count > 0 || spec is null) return new ParseResult(null, errors);
+        spec = spec with { Class = cls, Name = name, After = after };
+        return new ParseResult(new Submission(id, spec, root, array), errors);
+
+        static string err_(JsonNode n) { ArrayRange.TryParse(Str(n), out _, out var e); return e; }
+    }
+
+    private static TaskSpec? ParsePayload(JsonObject p, List<string> errors)
+    {
+        int before = errors.Count;
+        var (argv, shell) = ParseCommand(p["command"], "command", errors);
+        var env = ParseEnv(p["env"], "env", errors);
+        var cwd = OptionalPath(p["cwd"], "cwd", errors);
+        var timeout = OptionalPositive(p["timeout_seconds"], "timeout_seconds", errors);
+        int retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors) ?? 0;
+        double cpus = 1;
+        long memMb = 0;
+        int gpus = 0;
+        if (p["resources"] is JsonNode resNode)
+        {
+            if (resNode is JsonObject res)
+            {
+                cpus = OptionalNonNegative(res["cpus"], "resources.cpus", errors) ?? 1;
+                memMb = (long)(OptionalNonNegative(res["memory_mb"], "resources.memory_mb", errors) ?? 0);
+                gpus = OptionalInt(res["gpus"], "resources.gpus", 0, 1024, errors) ?? 0;
+            }
+            else errors.Add("resources must be an object");
+        }
+        if (errors.Count > before) return null;
+        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus };
+    }
+
+    private static TaskSpec? ParseExecution(JsonObject e, List<string> errors)
+    {
+        int before = errors.Count;
+        var (argv, shell) = ParseCommand(e["command"], "execution.command", errors);
+        var env = ParseEnv(e["env"], "execution.env", errors);
+        var cwd = OptionalPath(e["working_dir"], "execution.working_dir", errors);
+        var timeout = OptionalPositive(e["timeout_seconds"], "execution.timeout_seconds", errors);
+        double cpus = 1;
+        long memMb = 0;
+        int gpus = 0;
+        if (e["resources"] is JsonNode resNode)
+        {
+            if (resNode is JsonObject res)
+            {
+                if (OptionalNonNegative(res["cpu_millicores"], "execution.resources.cpu_millicores", errors) is { } mc) cpus = mc / 1000.0;
+                if (OptionalNonNegative(res["mem_bytes"], "execution.resources.mem_bytes", errors) is { } mb) memMb = (long)Math.Ceiling(mb / (1024.0 * 1024.0));
+                gpus = OptionalInt(res["gpu_count"], "execution.resources.gpu_count", 0, 1024, errors) ?? 0;
+                OptionalNonNegative(res["gpu_memory_gb"], "execution.resources.gpu_memory_gb", errors);
+            }
+            else errors.Add("execution.resources must be an object");
+        }
+        if (errors.Count > before) return null;
+        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus };
+    }
+
+    private static (IReadOnlyList<string>?, string?) ParseCommand(JsonNode? node, string field, List<string> errors)
+    {
+        switch (node)
+        {
+            case null:
+                errors.Add($"missing {field}");
+                return (null, null);
+            case JsonArray arr:
+                if (arr.Count == 0) { errors.Add($"{field} must not be empty"); return (null, null); }
+                if (arr.Count > MaxArgs) { errors.Add($"{field} has {arr.Count} arguments; at most {MaxArgs}"); return (null, null); }
+                var argv = new List<string>(arr.Count);
+                foreach (var a in arr)
+                {
+                    if (Str(a) is not { } s) { errors.Add($"{field} must hold only strings"); return (null, null); }
+                    if (s.Contains('\0')) { errors.Add($"{field} must not contain a NUL byte"); return (null, null); }
+                    argv.Add(s);
+                }
+                if (argv[0].Length == 0) { errors.Add($"{field}[0] must not be empty"); return (null, null); }
+                return (argv, null);
+            default:
+                var str = Str(node);
+                if (str is null) { errors.Add($"{field} must be an array of strings or a string, got {Kind(node)}"); return (null, null); }
+                if (string.IsNullOrWhiteSpace(str)) { errors.Add($"{field} must not be empty"); return (null, null); }
+                if (str.Contains('\0')) { errors.Add($"{field} must not contain a NUL byte"); return (null, null); }
+                return (null, str);
+        }
+    }
+
+    private static IReadOnlyDictionary<string, string> ParseEnv(JsonNode? node, string field, List<string> errors)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (node is null) return env;
+        if (node is not JsonObject obj) { errors.Add($"{field} must be an object of strings"); return env; }
+        foreach (var (k, v) in obj)
+        {
+            if (k.Length == 0 || k.Contains('=') || k.Contains('\0')) { errors.Add($"{field} has an invalid variable name"); continue; }
+            var s = v is JsonValue jv && jv.GetValueKind() is JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False
+                ? jv.ToJsonString()
+                : Str(v);
+            if (s is null) { errors.Add($"{field}.{Clip(k)} must be a string"); continue; }
+            if (s.Contains('\0')) { errors.Add($"{field}.{Clip(k)} must not contain a NUL byte"); continue; }
+            env[k] = s;
+        }
+        return env;
+    }
+
+    private static string? OptionalPath(JsonNode? node, string field, List<string> errors)
+    {
+        if (node is null) return null;
+        var s = Str(node);
+        if (s is null || s.Length == 0 || s.Contains('\0')) { errors.Add($"{field} must be a non-empty string without NUL bytes"); return null; }
+        return s;
+    }
+
+    private static double? OptionalPositive(JsonNode? node, string field, List<string> errors)
+    {
+        if (node is null) return null;
+        if (Num(node) is { } d && d > 0 && double.IsFinite(d)) return d;
+        errors.Add($"{field} must be a positive number");
+        return null;
+    }
+
+    private static double? OptionalNonNegative(JsonNode? node, string field, List<string> errors)
+    {
+        if (node is null) return null;
+        if (Num(node) is { } d && d >= 0 && double.IsFinite(d)) return d;
+        errors.Add($"{field} must be a non-negative number");
+        return null;
+    }
+
+    private static int? OptionalInt(JsonNode? node, string field, int min, int max, List<string> errors)
+    {
+        if (node is null) return null;
+        if (Num(node) is { } d && d == Math.Floor(d) && d >= min && d <= max) return (int)d;
+        errors.Add($"{field} must be an integer from {min} to {max}");
+        return null;
+    }
+
+    private static string? Str(JsonNode? n) =>
+        n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
+
+    private static double? Num(JsonNode? n) =>
+        n is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+
+    private static string Kind(JsonNode? n) => n switch
+    {
+        null => "null",
+        JsonObject => "an object",
+        JsonArray => "an array",
+        JsonValue v => v.GetValueKind().ToString().ToLowerInvariant(),
+        _ => "something else",
+    };
+
+    private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
+}
+
+public sealed record ParseResult(Submission? Submission, IReadOnlyList<string> Errors)
+{
+    public bool Ok => Submission is not null;
+    public string Error => string.Join("; ", Errors);
+    public static ParseResult Fail(string error) => new(null, [error]);
+}

@@ -1,0 +1,40 @@
+using System.Text.Json.Nodes;
+
+namespace Sparky.Core.Tasks;
+
+/// <summary>What to run and under which rules. Immutable; stored as JSON beside the task.</summary>
+public sealed record TaskSpec
+{
+    /// <summary>argv form: run directly, no shell. Exactly one of <see cref="Argv"/> and <see cref="Shell"/> is set.</summary>
+    public IReadOnlyList<string>? Argv { get; init; }
+    /// <summary>Shell string form: run by <c>/bin/sh -c</c>.</summary>
+    public string? Shell { get; init; }
+    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
+    public string? Cwd { get; init; }
+    public string Class { get; init; } = Classes.CpuShort;
+    public string? Name { get; init; }
+    public double Cpus { get; init; } = 1;
+    public long MemoryMb { get; init; }
+    public int Gpus { get; init; }
+    public int Retries { get; init; }
+    public double? TimeoutSeconds { get; init; }
+    public IReadOnlyList<string> After { get; init; } = [];
+    public int? ArrayIndex { get; init; }
+
+    /// <summary>The argv actually executed.</summary>
+    public IReadOnlyList<string> CommandLine => Argv ?? ["/bin/sh", "-c", Shell!];
+
+    public string Display => Shell ?? string.Join(' ', Argv!.Select(a => a.Contains(' ') ? $"'{a}'" : a));
+}
+
+/// <summary>A submission as accepted: an optional client id, the spec, and the envelope as sent
+/// (unknown fields included, so nothing the client sent is dropped).</summary>
+public sealed record Submission(TaskId? Id, TaskSpec Spec, JsonObject Envelope, ArrayRange? Array);
+
+public static class Classes
+{
+    public const string CpuShort = "cpu_short";
+    public const string CpuLong = "cpu_long";
+    public const string Gpu = "gpu";
+    public const string GpuSlurm = "gpu_slurm";
+}

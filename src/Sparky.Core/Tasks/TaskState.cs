@@ -1,0 +1,61 @@
+namespace Sparky.Core.Tasks;
+
+/// <summary>
+/// The life of a task. Each attempt is kept separately; the task's state is the state of the whole.
+/// <code>
+///              ┌──────────── retry (backoff) ◄───────┐
+///              ▼                                     │ failed attempt, retries left
+///  submit ─► queued ──start──► running ──exit 0──► succeeded
+///              │                  │ ──exit≠0 / signal / timeout / lost, no retries left──► failed
+///              │                  └──cancel──► cancelled
+///              ├──cancel──► cancelled
+///              └──dependency failed or cancelled──► failed (reason dependency_failed)
+/// </code>
+/// Terminal states never change again, except by an explicit replay (<c>sparky retry</c>) which queues the
+/// same spec as a new round of attempts.
+/// </summary>
+public enum TaskState
+{
+    Queued = 0,
+    Running = 1,
+    Succeeded = 2,
+    Failed = 3,
+    Cancelled = 4,
+}
+
+public static class TaskStates
+{
+    public static bool IsTerminal(this TaskState s) => s >= TaskState.Succeeded;
+
+    public static string Name(this TaskState s) => s switch
+    {
+        TaskState.Queued => "queued",
+        TaskState.Running => "running",
+        TaskState.Succeeded => "succeeded",
+        TaskState.Failed => "failed",
+        TaskState.Cancelled => "cancelled",
+        _ => throw new ArgumentOutOfRangeException(nameof(s)),
+    };
+
+    public static bool TryParse(string? text, out TaskState state)
+    {
+        foreach (var s in Enum.GetValues<TaskState>())
+        {
+            if (string.Equals(s.Name(), text, StringComparison.OrdinalIgnoreCase)) { state = s; return true; }
+        }
+        state = default;
+        return false;
+    }
+}
+
+/// <summary>Why a task or attempt ended the way it did, in words a user reads in <c>sparky status</c>.</summary>
+public static class Reasons
+{
+    public const string DependencyFailed = "dependency_failed";
+    public const string Timeout = "timeout";
+    public const string Cancelled = "cancelled";
+    public const string Lost = "lost";
+    public const string SpawnFailed = "spawn_failed";
+    public const string NonZeroExit = "exit_code";
+    public const string Signal = "signal";
+}

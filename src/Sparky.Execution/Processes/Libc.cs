@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+
+namespace Sparky.Execution.Processes;
+
+/// <summary>
+/// The few libc calls the process runner needs. posix_spawn rather than System.Diagnostics.Process
+/// because a task must get a session (and so a process group) of its own, and its output must go
+/// straight to files: no pipes for the daemon to pump, and nothing that dies with the daemon.
+/// </summary>
+internal static unsafe partial class Libc
+{
+    private const string Lib = "libc";
+
+    // Opaque glibc structs: 336 and 80 bytes on x86_64 and aarch64; we allocate more to be safe.
+    public const int SpawnAttrSize = 1024;
+    public const int FileActionsSize = 512;
+    public const int SigSetSize = 256;
+
+    public const short POSIX_SPAWN_SETSIGDEF = 0x04;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x08;
+    public const short POSIX_SPAWN_SETSID = 0x80;
+
+    public const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_APPEND = 0x400;
+    public const int WNOHANG = 1;
+    public const int SIGKILL = 9, SIGTERM = 15;
+    public const int ECHILD = 10, ESRCH = 3;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int posix_spawn(out int pid, byte* path, nint fileActions, nint attr, byte** argv, byte** envp);
+
+    [LibraryImport(Lib)] public static partial int posix_spawn_file_actions_init(nint fa);
+    [LibraryImport(Lib)] public static partial int posix_spawn_file_actions_destroy(nint fa);
+    [LibraryImport(Lib)] public static partial int posix_spawn_file_actions_addopen(nint fa, int fd, byte* path, int oflag, uint mode);
+    [LibraryImport(Lib)] public static partial int posix_spawn_file_actions_addchdir_np(nint fa, byte* path);
+    [LibraryImport(Lib)] public static partial int posix_spawnattr_init(nint attr);
+    [LibraryImport(Lib)] public static partial int posix_spawnattr_destroy(nint attr);
+    [LibraryImport(Lib)] public static partial int posix_spawnattr_setflags(nint attr, short flags);
+    [LibraryImport(Lib)] public static partial int posix_spawnattr_setsigmask(nint attr, nint sigset);
+    [LibraryImport(Lib)] public static partial int posix_spawnattr_setsigdefault(nint attr, nint sigset);
+    [LibraryImport(Lib)] public static partial int sigemptyset(nint set);
+    [LibraryImport(Lib)] public static partial int sigfillset(nint set);
+    [LibraryImport(Lib)] public static partial int sigdelset(nint set, int signo);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int waitpid(int pid, out int status, int options);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+}

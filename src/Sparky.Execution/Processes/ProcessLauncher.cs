@@ -1,0 +1,189 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Sparky.Execution.Processes;
+
+public sealed record LaunchSpec(
+    IReadOnlyList<string> Argv,
+    IReadOnlyDictionary<string, string> Env,
+    string? Cwd,
+    string StdoutPath,
+    string StderrPath);
+
+/// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
+public readonly record struct ProcessExit(int? ExitCode, int? Signal)
+{
+    public static ProcessExit FromWaitStatus(int status) =>
+        (status & 0x7f) == 0 ? new ProcessExit((status >> 8) & 0xff, null) : new ProcessExit(null, status & 0x7f);
+}
+
+public abstract record LaunchResult
+{
+    public sealed record Started(int Pid, long StartTime) : LaunchResult;
+    public sealed record Failed(string Reason) : LaunchResult;
+}
+
+/// <summary>
+/// Starts each task as the leader of a new session (so of its own process group), stdin from
+/// /dev/null, stdout and stderr appended to files, and reports exits. Exits are found by waitpid on
+/// our own pids when SIGCHLD arrives (plus a slow poll as a safety net), never waitpid(-1), so any
+/// other child of this process is left alone.
+/// </summary>
+public sealed unsafe class ProcessLauncher : IDisposable
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<int, Action<ProcessExit>> _running = new();
+    private readonly AutoResetEvent _sigchld = new(false);
+    private readonly Thread _reaper;
+    private readonly System.Runtime.InteropServices.PosixSignalRegistration _registration;
+    private readonly nint _sigDefault, _sigMask;
+    private volatile bool _disposed;
+
+    public ProcessLauncher()
+    {
+        _sigDefault = Marshal.AllocHGlobal(Libc.SigSetSize);
+        _sigMask = Marshal.AllocHGlobal(Libc.SigSetSize);
+        // Reset every signal to its default in the child: the runtime ignores SIGPIPE, and an ignored
+        // signal would otherwise be inherited through exec (breaking `yes | head`).
+        Libc.sigfillset(_sigDefault);
+        Libc.sigdelset(_sigDefault, Libc.SIGKILL);
+        Libc.sigdelset(_sigDefault, 19); // SIGSTOP
+        Libc.sigemptyset(_sigMask);
+        _registration = System.Runtime.InteropServices.PosixSignalRegistration.Create(PosixSignal.SIGCHLD, ctx =>
+        {
+            ctx.Cancel = false;
+            _sigchld.Set();
+        });
+        _reaper = new Thread(ReapLoop) { IsBackground = true, Name = "sparky-reaper" };
+        _reaper.Start();
+    }
+
+    public int RunningCount { get { lock (_gate) return _running.Count; } }
+
+    /// <summary>Starts a process; <paramref name="onExit"/> runs on the reaper thread when it ends.</summary>
+    public LaunchResult Launch(LaunchSpec spec, Action<ProcessExit> onExit)
+    {
+        var exe = ResolveExecutable(spec.Argv[0], spec.Env);
+        if (exe is null) return new LaunchResult.Failed($"command not found: {spec.Argv[0]}");
+        if (spec.Cwd is not null && !Directory.Exists(spec.Cwd)) return new LaunchResult.Failed($"working directory does not exist: {spec.Cwd}");
+
+        using var arena = new NativeArena();
+        byte** argv = arena.StringArray(spec.Argv);
+        byte** envp = arena.StringArray(spec.Env.Select(kv => kv.Key + "=" + kv.Value).ToArray());
+        nint fa = arena.Alloc(Libc.FileActionsSize);
+        nint attr = arena.Alloc(Libc.SpawnAttrSize);
+        Libc.posix_spawn_file_actions_init(fa);
+        Libc.posix_spawnattr_init(attr);
+        try
+        {
+            Libc.posix_spawn_file_actions_addopen(fa, 0, arena.Utf8("/dev/null"), Libc.O_RDONLY, 0);
+            Libc.posix_spawn_file_actions_addopen(fa, 1, arena.Utf8(spec.StdoutPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
+            Libc.posix_spawn_file_actions_addopen(fa, 2, arena.Utf8(spec.StderrPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
+            if (spec.Cwd is not null) Libc.posix_spawn_file_actions_addchdir_np(fa, arena.Utf8(spec.Cwd));
+            Libc.posix_spawnattr_setflags(attr, Libc.POSIX_SPAWN_SETSID | Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK);
+            Libc.posix_spawnattr_setsigdefault(attr, _sigDefault);
+            Libc.posix_spawnattr_setsigmask(attr, _sigMask);
+
+            int pid;
+            // Hold the lock across the spawn so the reaper cannot see the exit before the pid is registered.
+            lock (_gate)
+            {
+                int rc = Libc.posix_spawn(out pid, arena.Utf8(exe), fa, attr, argv, envp);
+                if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
+                _running[pid] = onExit;
+            }
+            _sigchld.Set(); // it may already have exited
+            return new LaunchResult.Started(pid, ProcessTable.StartTime(pid) ?? 0);
+        }
+        finally
+        {
+            Libc.posix_spawn_file_actions_destroy(fa);
+            Libc.posix_spawnattr_destroy(attr);
+        }
+    }
+
+    /// <summary>Signals the whole process group led by <paramref name="pid"/>.</summary>
+    public static bool SignalGroup(int pid, int signal) => pid > 1 && Libc.kill(-pid, signal) == 0;
+
+    private void ReapLoop()
+    {
+        var exited = new List<(int Pid, ProcessExit Exit, Action<ProcessExit> OnExit)>();
+        while (!_disposed)
+        {
+            _sigchld.WaitOne(TimeSpan.FromMilliseconds(250));
+            exited.Clear();
+            lock (_gate)
+            {
+                foreach (var (pid, onExit) in _running)
+                {
+                    int r = Libc.waitpid(pid, out int status, Libc.WNOHANG);
+                    if (r == pid) exited.Add((pid, ProcessExit.FromWaitStatus(status), onExit));
+                    else if (r < 0 && Marshal.GetLastPInvokeError() == Libc.ECHILD) exited.Add((pid, new ProcessExit(null, null), onExit));
+                }
+                foreach (var e in exited) _running.Remove(e.Pid);
+            }
+            foreach (var e in exited)
+            {
+                try { e.OnExit(e.Exit); }
+                catch (Exception ex) { Console.Error.WriteLine($"sparky: exit handler failed: {ex}"); }
+            }
+        }
+    }
+
+    private static string? ResolveExecutable(string name, IReadOnlyDictionary<string, string> env)
+    {
+        if (name.Contains('/')) return File.Exists(name) ? name : null;
+        var path = env.TryGetValue("PATH", out var p) ? p : "/usr/local/bin:/usr/bin:/bin";
+        foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = System.IO.Path.Combine(dir, name);
+            if (File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
+                return candidate;
+        }
+        return null;
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _sigchld.Set();
+        _registration.Dispose();
+        Marshal.FreeHGlobal(_sigDefault);
+        Marshal.FreeHGlobal(_sigMask);
+    }
+
+    /// <summary>Native memory for one spawn, freed together.</summary>
+    private sealed class NativeArena : IDisposable
+    {
+        private readonly List<nint> _blocks = new();
+
+        public nint Alloc(int size)
+        {
+            var p = Marshal.AllocHGlobal(size);
+            new Span<byte>((void*)p, size).Clear();
+            _blocks.Add(p);
+            return p;
+        }
+
+        public byte* Utf8(string s)
+        {
+            int n = Encoding.UTF8.GetByteCount(s);
+            var p = (byte*)Alloc(n + 1);
+            Encoding.UTF8.GetBytes(s, new Span<byte>(p, n));
+            return p;
+        }
+
+        public byte** StringArray(IReadOnlyList<string> items)
+        {
+            var arr = (byte**)Alloc((items.Count + 1) * sizeof(nint));
+            for (int i = 0; i < items.Count; i++) arr[i] = Utf8(items[i]);
+            arr[items.Count] = null;
+            return arr;
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in _blocks) Marshal.FreeHGlobal(b);
+        }
+    }
+}

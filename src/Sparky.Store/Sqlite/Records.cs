@@ -1,0 +1,56 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Sparky.Core.Tasks;
+
+namespace Sparky.Store.Sqlite;
+
+/// <summary>A task as stored, with its attempts.</summary>
+public sealed record TaskRecord(
+    long Seq,
+    TaskId Id,
+    string Class,
+    string? Name,
+    TaskState State,
+    string? Reason,
+    TaskSpec Spec,
+    string EnvelopeJson,
+    int Attempts,
+    long SubmittedAt,
+    long? StartedAt,
+    long? FinishedAt,
+    int? ExitCode,
+    int? Signal,
+    string? ResultJson,
+    IReadOnlyList<AttemptRecord> AttemptList);
+
+/// <summary>One attempt: a process (or later, a Slurm job) that ran the task once.</summary>
+public sealed record AttemptRecord(
+    int N,
+    long StartedAt,
+    long? EndedAt,
+    int? ExitCode,
+    int? Signal,
+    int? Pid,
+    long? PidStart,
+    string? Host,
+    string? Outcome,
+    string? Reason,
+    string? ExitFile);
+
+/// <summary>The lightweight view of a task the engine keeps for every unfinished task after a restart.</summary>
+public sealed record ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<string> After, int Attempts, int Retries, AttemptRecord? LastAttempt);
+
+/// <summary>A task to insert: the fields the engine has decided.</summary>
+public sealed record NewTask(TaskId Id, TaskSpec Spec, string EnvelopeJson, long SubmittedAt);
+
+public static class SpecJson
+{
+    private static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static string Serialize(TaskSpec spec) => JsonSerializer.Serialize(spec, Options);
+    public static TaskSpec Deserialize(string json) => JsonSerializer.Deserialize<TaskSpec>(json, Options)!;
+}

@@ -1,0 +1,79 @@
+using Microsoft.Data.Sqlite;
+
+namespace Sparky.Store.Sqlite;
+
+/// <summary>
+/// The versioned schema. Each entry moves the database from version i to i+1 (PRAGMA user_version);
+/// released entries never change, new ones are appended, so any old store opens and migrates.
+/// </summary>
+internal static class Schema
+{
+    public static readonly string[] Migrations =
+    [
+        // v1
+        """
+        CREATE TABLE tasks (
+            seq          INTEGER PRIMARY KEY,          -- submission order; also the listing cursor
+            id           TEXT NOT NULL UNIQUE,
+            class        TEXT NOT NULL,
+            name         TEXT,
+            state        INTEGER NOT NULL,             -- TaskState
+            reason       TEXT,
+            spec         TEXT NOT NULL,                -- TaskSpec as JSON
+            envelope     TEXT NOT NULL,                -- what the client sent, unknown fields kept
+            after        TEXT,                         -- dependency ids, comma-separated (duplicated from spec for a cheap restart)
+            retries      INTEGER NOT NULL DEFAULT 0,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            submitted_at INTEGER NOT NULL,             -- unix ms
+            started_at   INTEGER,
+            finished_at  INTEGER,
+            exit_code    INTEGER,
+            signal       INTEGER,
+            result       TEXT
+        );
+        CREATE INDEX tasks_unfinished ON tasks(state) WHERE state < 2;
+        CREATE TABLE attempts (
+            task_id    TEXT NOT NULL,
+            n          INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            ended_at   INTEGER,
+            exit_code  INTEGER,
+            signal     INTEGER,
+            pid        INTEGER,
+            pid_start  INTEGER,                        -- /proc/<pid>/stat start time, to tell a reused pid apart
+            host       TEXT,
+            outcome    TEXT,
+            reason     TEXT,
+            exit_file  TEXT,                           -- where the shim writes the exit code, for re-attach
+            PRIMARY KEY (task_id, n)
+        ) WITHOUT ROWID;
+        """,
+    ];
+
+    public static int Current => Migrations.Length;
+
+    public static void Migrate(SqliteConnection conn)
+    {
+        int version = Convert.ToInt32(Exec(conn, "PRAGMA user_version"));
+        if (version > Current)
+            throw new InvalidOperationException($"the store was written by a newer Sparky (schema {version}, this one knows {Current})");
+        for (int v = version; v < Current; v++)
+        {
+            using var tx = conn.BeginTransaction();
+            using (var cmd = conn.CreateCommand())
+            {
+                cmd.Transaction = tx;
+                cmd.CommandText = Migrations[v] + $"\nPRAGMA user_version = {v + 1};";
+                cmd.ExecuteNonQuery();
+            }
+            tx.Commit();
+        }
+    }
+
+    private static object? Exec(SqliteConnection conn, string sql)
+    {
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
+    }
+}

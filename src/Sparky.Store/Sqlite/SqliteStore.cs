@@ -1,0 +1,423 @@
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+using Sparky.Core.Tasks;
+
+namespace Sparky.Store.Sqlite;
+
+/// <summary>Why a write was refused: values, not exceptions, because clients cause them.</summary>
+public enum WriteStatus { Ok, Conflict, Unavailable }
+
+public sealed record WriteResult(WriteStatus Status, string? Detail = null)
+{
+    public static readonly WriteResult Ok = new(WriteStatus.Ok);
+}
+
+/// <summary>
+/// The store of record: one SQLite file in WAL mode. Every write goes through one writer loop that
+/// commits whatever has queued up as one transaction (group commit), so a burst of submissions costs
+/// a few fsyncs; a write's task completes only after its transaction is durable (synchronous=FULL).
+/// Reads use their own pooled connections and never wait for the writer.
+/// </summary>
+public sealed class SqliteStore : IAsyncDisposable
+{
+    private const int MaxBatch = 4096;
+
+    private readonly string _connectionString;
+    private readonly Channel<WriteOp> _writes = Channel.CreateUnbounded<WriteOp>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly SqliteConnection _writer;
+    private readonly Task _writerLoop;
+
+    public Counters Counters { get; } = new();
+    public string Path { get; }
+
+    /// <summary>Fsyncs done so far: one per group commit. Exposed for benchmarks and tests.</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+    private long _commits;
+
+    private SqliteStore(string path)
+    {
+        Path = path;
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _writer = new SqliteConnection(_connectionString);
+        _writer.Open();
+        Pragma(_writer, "PRAGMA journal_mode=WAL");
+        Pragma(_writer, "PRAGMA synchronous=FULL");
+        Pragma(_writer, "PRAGMA busy_timeout=30000");
+        Schema.Migrate(_writer);
+        RebuildCounters();
+        _writerLoop = Task.Factory.StartNew(WriterLoop, TaskCreationOptions.LongRunning);
+    }
+
+    public static SqliteStore Open(string path)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        return new SqliteStore(path);
+    }
+
+    public int SchemaVersion
+    {
+        get
+        {
+            using var conn = OpenRead();
+            return Convert.ToInt32(Scalar(conn, "PRAGMA user_version"));
+        }
+    }
+
+    // ---------- writes ----------
+
+    /// <summary>Inserts all the tasks or none: a request with one existing id is a conflict as a whole.</summary>
+    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks) => Enqueue(new InsertOp(tasks));
+
+    public Task<WriteResult> AttemptStartedAsync(TaskId id, string cls, TaskState from, AttemptRecord attempt) =>
+        Enqueue(new StartOp(id, cls, from, attempt));
+
+    public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson) =>
+        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson));
+
+    /// <summary>Ends a task that has no attempt running: a failed dependency, or a cancel while queued.</summary>
+    public Task<WriteResult> FinishAsync(TaskId id, string cls, TaskState from, TaskState to, string reason, long at) =>
+        Enqueue(new FinishOp(id, cls, from, to, reason, at));
+
+    /// <summary>Queues a finished task again with the same spec (a replay); its attempts so far are kept.</summary>
+    public Task<WriteResult> RequeueAsync(TaskId id, string cls, TaskState from) => Enqueue(new RequeueOp(id, cls, from));
+
+    /// <summary>Records the pid of an attempt once the process exists.</summary>
+    public Task<WriteResult> AttemptPidAsync(TaskId id, int n, int pid, long pidStart) => Enqueue(new PidOp(id, n, pid, pidStart));
+
+    private Task<WriteResult> Enqueue(WriteOp op)
+    {
+        if (!_writes.Writer.TryWrite(op)) return Task.FromResult(new WriteResult(WriteStatus.Unavailable, "the store is closed"));
+        return op.Done.Task;
+    }
+
+    private void WriterLoop()
+    {
+        var batch = new List<WriteOp>(MaxBatch);
+        var cmds = new Commands(_writer);
+        var reader = _writes.Reader;
+        while (true)
+        {
+            if (!reader.TryPeek(out _))
+            {
+                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) break;
+            }
+            batch.Clear();
+            while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
+            var results = new WriteResult[batch.Count];
+            try
+            {
+                using var tx = _writer.BeginTransaction();
+                cmds.Bind(tx);
+                for (int i = 0; i < batch.Count; i++) results[i] = batch[i].Apply(cmds);
+                tx.Commit();
+                Interlocked.Increment(ref _commits);
+            }
+            catch (SqliteException ex)
+            {
+                // The whole transaction is gone (disk full, I/O error): nothing in it was acknowledged.
+                var failed = new WriteResult(WriteStatus.Unavailable, $"store write failed: {ex.Message}");
+                foreach (var op in batch) op.Done.TrySetResult(failed);
+                continue;
+            }
+            for (int i = 0; i < batch.Count; i++)
+            {
+                if (results[i].Status == WriteStatus.Ok) batch[i].Committed(Counters);
+                batch[i].Done.TrySetResult(results[i]);
+            }
+        }
+    }
+
+    /// <summary>Prepared statements, reused for every batch.</summary>
+    private sealed class Commands
+    {
+        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Pid;
+        private readonly SqliteCommand[] _all;
+
+        public Commands(SqliteConnection c)
+        {
+            Savepoint = Make(c, "SAVEPOINT op");
+            Release = Make(c, "RELEASE op");
+            Rollback = Make(c, "ROLLBACK TO op");
+            Insert = Make(c, """
+                INSERT INTO tasks (id, class, name, state, spec, envelope, after, retries, submitted_at)
+                VALUES ($id, $class, $name, 0, $spec, $envelope, $after, $retries, $at)
+                ON CONFLICT(id) DO NOTHING
+                """, "$id", "$class", "$name", "$spec", "$envelope", "$after", "$retries", "$at");
+            Start = Make(c, "UPDATE tasks SET state = 1, attempts = $n, started_at = $at, reason = NULL WHERE id = $id", "$id", "$n", "$at");
+            StartAttempt = Make(c, """
+                INSERT OR REPLACE INTO attempts (task_id, n, started_at, pid, pid_start, host, exit_file)
+                VALUES ($id, $n, $at, $pid, $pid_start, $host, $exit_file)
+                """, "$id", "$n", "$at", "$pid", "$pid_start", "$host", "$exit_file");
+            End = Make(c, """
+                UPDATE tasks SET state = $state, reason = $reason, exit_code = $exit, signal = $signal,
+                    finished_at = $finished, result = COALESCE($result, result)
+                WHERE id = $id
+                """, "$id", "$state", "$reason", "$exit", "$signal", "$finished", "$result");
+            EndAttempt = Make(c, """
+                UPDATE attempts SET ended_at = $at, exit_code = $exit, signal = $signal, outcome = $outcome, reason = $reason
+                WHERE task_id = $id AND n = $n
+                """, "$id", "$n", "$at", "$exit", "$signal", "$outcome", "$reason");
+            Finish = Make(c, "UPDATE tasks SET state = $state, reason = $reason, finished_at = $at WHERE id = $id AND state < 2", "$id", "$state", "$reason", "$at");
+            Requeue = Make(c, """
+                UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL
+                WHERE id = $id AND state >= 2
+                """, "$id");
+            Pid = Make(c, "UPDATE attempts SET pid = $pid, pid_start = $pid_start WHERE task_id = $id AND n = $n", "$id", "$n", "$pid", "$pid_start");
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Pid];
+        }
+
+        public void Bind(SqliteTransaction tx)
+        {
+            foreach (var c in _all) c.Transaction = tx;
+        }
+
+        private static SqliteCommand Make(SqliteConnection c, string sql, params string[] names)
+        {
+            var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            foreach (var n in names) cmd.Parameters.Add(new SqliteParameter(n, null));
+            return cmd;
+        }
+    }
+
+    private static int Run(SqliteCommand cmd, params object?[] values)
+    {
+        for (int i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
+        return cmd.ExecuteNonQuery();
+    }
+
+    private abstract class WriteOp
+    {
+        public TaskCompletionSource<WriteResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public abstract WriteResult Apply(Commands c);
+        public virtual void Committed(Counters counters) { }
+    }
+
+    private sealed class InsertOp(IReadOnlyList<NewTask> tasks) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            c.Savepoint.ExecuteNonQuery();
+            foreach (var t in tasks)
+            {
+                var after = t.Spec.After.Count == 0 ? null : string.Join(',', t.Spec.After);
+                if (Run(c.Insert, t.Id.Value, t.Spec.Class, t.Spec.Name, SpecJson.Serialize(t.Spec), t.EnvelopeJson, after, t.Spec.Retries, t.SubmittedAt) == 0)
+                {
+                    c.Rollback.ExecuteNonQuery();
+                    c.Release.ExecuteNonQuery();
+                    return new WriteResult(WriteStatus.Conflict, $"a task with id '{t.Id}' exists");
+                }
+            }
+            c.Release.ExecuteNonQuery();
+            return WriteResult.Ok;
+        }
+
+        public override void Committed(Counters counters)
+        {
+            foreach (var t in tasks) counters.Add(t.Spec.Class, TaskState.Queued, 1);
+        }
+    }
+
+    private sealed class StartOp(TaskId id, string cls, TaskState from, AttemptRecord a) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Start, id.Value, a.N, a.StartedAt);
+            Run(c.StartAttempt, id.Value, a.N, a.StartedAt, a.Pid, a.PidStart, a.Host, a.ExitFile);
+            return WriteResult.Ok;
+        }
+
+        public override void Committed(Counters counters) => counters.Move(cls, from, TaskState.Running);
+    }
+
+    private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome, a.Reason);
+            Run(c.End, id.Value, (int)state, reason, a.ExitCode, a.Signal, state.IsTerminal() ? a.EndedAt : null, result);
+            return WriteResult.Ok;
+        }
+
+        public override void Committed(Counters counters) => counters.Move(cls, TaskState.Running, state);
+    }
+
+    private sealed class FinishOp(TaskId id, string cls, TaskState from, TaskState to, string reason, long at) : WriteOp
+    {
+        private bool _changed;
+
+        public override WriteResult Apply(Commands c)
+        {
+            _changed = Run(c.Finish, id.Value, (int)to, reason, at) > 0;
+            return WriteResult.Ok;
+        }
+
+        public override void Committed(Counters counters)
+        {
+            if (_changed) counters.Move(cls, from, to);
+        }
+    }
+
+    private sealed class RequeueOp(TaskId id, string cls, TaskState from) : WriteOp
+    {
+        public override WriteResult Apply(Commands c) =>
+            Run(c.Requeue, id.Value) > 0 ? WriteResult.Ok : new WriteResult(WriteStatus.Conflict, "the task is not finished");
+
+        public override void Committed(Counters counters) => counters.Move(cls, from, TaskState.Queued);
+    }
+
+    private sealed class PidOp(TaskId id, int n, int pid, long pidStart) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Pid, id.Value, n, pid, pidStart);
+            return WriteResult.Ok;
+        }
+    }
+
+    // ---------- reads ----------
+
+    public SqliteConnection OpenRead()
+    {
+        var conn = new SqliteConnection(_connectionString);
+        conn.Open();
+        return conn;
+    }
+
+    private void RebuildCounters()
+    {
+        Counters.Reset();
+        using var cmd = _writer.CreateCommand();
+        cmd.CommandText = "SELECT class, state, count(*) FROM tasks GROUP BY class, state";
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) Counters.Add(r.GetString(0), (TaskState)r.GetInt32(1), r.GetInt64(2));
+    }
+
+    private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result";
+
+    public TaskRecord? Get(TaskId id)
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = $"SELECT {TaskColumns} FROM tasks WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", id.Value);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        var rec = ReadTask(r, []);
+        return rec with { AttemptList = Attempts(conn, id) };
+    }
+
+    public TaskState? StateOf(TaskId id)
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT state FROM tasks WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", id.Value);
+        var v = cmd.ExecuteScalar();
+        return v is null ? null : (TaskState)Convert.ToInt32(v);
+    }
+
+    /// <summary>A page of tasks in submission order, after <paramref name="cursor"/> (a seq), or before it when descending.</summary>
+    public IReadOnlyList<TaskRecord> List(TaskState? state, string? cls, int limit, long? cursor, bool descending)
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        var where = new List<string>();
+        if (state is { } s) { where.Add("state = $state"); cmd.Parameters.AddWithValue("$state", (int)s); }
+        if (cls is not null) { where.Add("class = $class"); cmd.Parameters.AddWithValue("$class", cls); }
+        if (cursor is { } c) { where.Add(descending ? "seq < $cursor" : "seq > $cursor"); cmd.Parameters.AddWithValue("$cursor", c); }
+        cmd.CommandText = $"SELECT {TaskColumns} FROM tasks {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")} ORDER BY seq {(descending ? "DESC" : "ASC")} LIMIT $limit";
+        cmd.Parameters.AddWithValue("$limit", limit);
+        var list = new List<TaskRecord>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) list.Add(ReadTask(r, []));
+        return list;
+    }
+
+    /// <summary>Every task that is not finished, oldest first: what the engine rebuilds its state from after a start.</summary>
+    public IReadOnlyList<ActiveTask> LoadUnfinished()
+    {
+        using var conn = OpenRead();
+        var attempts = new Dictionary<string, AttemptRecord>(StringComparer.Ordinal);
+        using (var cmd = conn.CreateCommand())
+        {
+            // Only running tasks have an attempt that matters for recovery.
+            cmd.CommandText = """
+                SELECT a.task_id, a.n, a.started_at, a.ended_at, a.exit_code, a.signal, a.pid, a.pid_start, a.host, a.outcome, a.reason, a.exit_file
+                FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.n = t.attempts WHERE t.state = 1
+                """;
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) attempts[r.GetString(0)] = ReadAttempt(r, 1);
+        }
+        var list = new List<ActiveTask>();
+        using (var cmd = conn.CreateCommand())
+        {
+            cmd.CommandText = "SELECT seq, id, class, state, after, attempts, retries FROM tasks WHERE state < 2 ORDER BY seq";
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+            {
+                var id = r.GetString(1);
+                var after = r.IsDBNull(4) ? [] : r.GetString(4).Split(',');
+                list.Add(new ActiveTask(r.GetInt64(0), TaskId.Parse(id), r.GetString(2), (TaskState)r.GetInt32(3), after,
+                    r.GetInt32(5), r.GetInt32(6), attempts.GetValueOrDefault(id)));
+            }
+        }
+        return list;
+    }
+
+    public (TaskSpec Spec, int Attempts, string EnvelopeJson)? SpecOf(TaskId id)
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT spec, attempts, envelope FROM tasks WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", id.Value);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? (SpecJson.Deserialize(r.GetString(0)), r.GetInt32(1), r.GetString(2)) : null;
+    }
+
+    private static IReadOnlyList<AttemptRecord> Attempts(SqliteConnection conn, TaskId id)
+    {
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file FROM attempts WHERE task_id = $id ORDER BY n";
+        cmd.Parameters.AddWithValue("$id", id.Value);
+        using var r = cmd.ExecuteReader();
+        var list = new List<AttemptRecord>();
+        while (r.Read()) list.Add(ReadAttempt(r, 0));
+        return list;
+    }
+
+    private static AttemptRecord ReadAttempt(SqliteDataReader r, int o) => new(
+        r.GetInt32(o), r.GetInt64(o + 1), NLong(r, o + 2), NInt(r, o + 3), NInt(r, o + 4), NInt(r, o + 5), NLong(r, o + 6),
+        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10));
+
+    private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
+        r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),
+        SpecJson.Deserialize(r.GetString(6)), r.GetString(7), r.GetInt32(8), r.GetInt64(9), NLong(r, 10), NLong(r, 11),
+        NInt(r, 12), NInt(r, 13), NStr(r, 14), attempts);
+
+    private static string? NStr(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+    private static long? NLong(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+    private static int? NInt(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt32(i);
+
+    private static void Pragma(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _writes.Writer.TryComplete();
+        await _writerLoop.ConfigureAwait(false);
+        _writer.Dispose();
+        SqliteConnection.ClearAllPools();
+    }
+}
