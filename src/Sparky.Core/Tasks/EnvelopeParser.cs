@@ -19,11 +19,11 @@ public static class EnvelopeParser
     public const int MaxArgs = 10_000;
     public const int MaxRetries = 100;
 
-    public static ParseResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses)
+    public static EnvelopeResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses)
     {
         var errors = new List<string>();
         if (node is not JsonObject root)
-            return ParseResult.Fail($"expected a JSON object, got {Kind(node)}");
+            return EnvelopeResult.Fail($"expected a JSON object, got {Kind(node)}");
 
         TaskId? id = null;
         if (root.TryGetPropertyValue("id", out var idNode) && idNode is not null)
@@ -91,9 +91,9 @@ public static class EnvelopeParser
             errors.Add("missing command: send payload.command (or execution.command)");
         }
 
-        if (errors.Count > 0 || spec is null) return new ParseResult(null, errors);
+        if (errors.Count > 0 || spec is null) return new EnvelopeResult(null, errors);
         spec = spec with { Class = cls, Name = name, After = after };
-        return new ParseResult(new Submission(id, spec, root, array), errors);
+        return new EnvelopeResult(new Submission(id, spec, root, array), errors);
 
         static string err_(JsonNode n) { ArrayRange.TryParse(Str(n), out _, out var e); return e; }
     }
@@ -244,9 +244,9 @@ public static class EnvelopeParser
     private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
 }
 
-public sealed record ParseResult(Submission? Submission, IReadOnlyList<string> Errors)
+public sealed record EnvelopeResult(Submission? Submission, IReadOnlyList<string> Errors)
 {
     public bool Ok => Submission is not null;
     public string Error => string.Join("; ", Errors);
-    public static ParseResult Fail(string error) => new(null, [error]);
+    public static EnvelopeResult Fail(string error) => new(null, [error]);
 }

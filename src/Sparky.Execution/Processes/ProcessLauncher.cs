@@ -187,3 +187,9 @@ public sealed unsafe class ProcessLauncher : IDisposable
         }
     }
 }
+
+public static class Signals
+{
+    public const int Term = 15;
+    public const int Kill = 9;
+}

@@ -365,14 +365,15 @@ public sealed class SqliteStore : IAsyncDisposable
         return list;
     }
 
-    public (TaskSpec Spec, int Attempts, string EnvelopeJson)? SpecOf(TaskId id)
+    /// <summary>What the engine needs to start a task: its spec, attempts so far and when it was submitted.</summary>
+    public (TaskSpec Spec, int Attempts, long SubmittedAt)? SpecOf(TaskId id)
     {
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
-        cmd.CommandText = "SELECT spec, attempts, envelope FROM tasks WHERE id = $id";
+        cmd.CommandText = "SELECT spec, attempts, submitted_at FROM tasks WHERE id = $id";
         cmd.Parameters.AddWithValue("$id", id.Value);
         using var r = cmd.ExecuteReader();
-        return r.Read() ? (SpecJson.Deserialize(r.GetString(0)), r.GetInt32(1), r.GetString(2)) : null;
+        return r.Read() ? (SpecJson.Deserialize(r.GetString(0)), r.GetInt32(1), r.GetInt64(2)) : null;
     }
 
     private static IReadOnlyList<AttemptRecord> Attempts(SqliteConnection conn, TaskId id)

@@ -1,0 +1,555 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Sparky.Core.Config;
+using Sparky.Core.Events;
+using Sparky.Core.Scheduling;
+using Sparky.Core.Tasks;
+using Sparky.Execution.Processes;
+using Sparky.Server.Events;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.Server.Daemon;
+
+public abstract record SubmitOutcome
+{
+    public sealed record Accepted(IReadOnlyList<TaskId> Ids) : SubmitOutcome;
+    public sealed record Invalid(string Reason) : SubmitOutcome;
+    public sealed record Conflict(string Reason) : SubmitOutcome;
+    public sealed record QueueFull(long Queued, long Bound) : SubmitOutcome;
+    public sealed record Unavailable(string Reason) : SubmitOutcome;
+}
+
+public enum CommandOutcome { Done, NotFound, AlreadyFinished, NotFinished, Unavailable }
+
+/// <summary>
+/// The daemon's heart: one loop that owns the scheduler and every running attempt, and turns
+/// submissions, process exits, cancels and timers into store writes, process starts and events.
+/// Everything that touches scheduler state runs on this loop, so none of it needs a lock.
+/// </summary>
+public sealed class Engine : IAsyncDisposable
+{
+    private abstract record Command;
+    private sealed record AddedCmd(IReadOnlyList<(TaskId Id, string Class, IReadOnlyList<string> After)> Tasks) : Command;
+    private sealed record ExitedCmd(TaskId Id, int Attempt, ProcessExit Exit, string? Reason) : Command;
+    private sealed record CancelCmd(TaskId Id, TaskCompletionSource<CommandOutcome> Reply) : Command;
+
+    /// <summary>An attempt in flight: a process we started, or one a previous daemon started and we re-attached.</summary>
+    private sealed class Running
+    {
+        public required TaskId Id;
+        public required string Class;
+        public required int N;
+        public required int Retries;
+        public required long StartedAt;
+        public int Pid;
+        public long PidStart;
+        public string? ExitFile;
+        public string StdoutPath = "";
+        public DateTimeOffset? Deadline;
+        public DateTimeOffset? KillAt;
+        public bool Cancelling;
+        public bool TimedOut;
+        public bool Reattached;
+    }
+
+    private readonly SparkyConfig _config;
+    private readonly SqliteStore _store;
+    private readonly EventHub _events;
+    private readonly TimeProvider _clock;
+    private readonly ProcessLauncher _launcher = new();
+    private readonly Scheduler _scheduler;
+    private readonly TaskIdGenerator _ids;
+    private readonly RetryPolicy _retry;
+    private readonly Channel<Command> _commands = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<TaskId, Running> _running = new();
+    private readonly Dictionary<TaskId, TaskState> _recentlyFinished = new();
+    private readonly Queue<TaskId> _recentOrder = new();
+    private readonly IReadOnlyDictionary<string, string> _baseEnv;
+    private readonly IReadOnlySet<string> _reattachClasses;
+    private readonly string _logsDir, _runDir, _instance;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Random _random = new();
+    private Task? _loop;
+    private long _seq;
+
+    public string DataDir { get; }
+    public IReadOnlySet<string> KnownClasses { get; }
+    public bool Ready { get; private set; }
+    public Action<string, double>? QueueWaitObserved { get; set; }
+    public Action<string, string, double>? TaskCompletedObserved { get; set; }
+
+    public Engine(SparkyConfig config, SqliteStore store, EventHub events, TimeProvider clock)
+    {
+        _config = config;
+        _store = store;
+        _events = events;
+        _clock = clock;
+        _ids = new TaskIdGenerator(clock);
+        _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
+        _scheduler = new Scheduler(config.ClassLimits);
+        KnownClasses = config.ClassLimits.Keys.ToHashSet();
+        _reattachClasses = config.ReattachClasses;
+        DataDir = Path.GetFullPath(config.DataDir);
+        _logsDir = Path.Combine(DataDir, "logs");
+        _runDir = Path.Combine(DataDir, "run");
+        _instance = DataDir;
+        Directory.CreateDirectory(_logsDir);
+        Directory.CreateDirectory(_runDir);
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
+        {
+            var key = (string)kv.Key;
+            // The daemon's own settings are not the task's business (and the token is a secret).
+            if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) continue;
+            env[key] = (string?)kv.Value ?? "";
+        }
+        _baseEnv = env;
+    }
+
+    public int Limit(string cls) => _scheduler.Limit(cls);
+
+    /// <summary>Recovers what a previous daemon left and starts the loop.</summary>
+    public void Start()
+    {
+        Recover();
+        Ready = true;
+        _loop = Task.Factory.StartNew(Loop, TaskCreationOptions.LongRunning).Unwrap();
+    }
+
+    // ---------- the public door: thread-safe ----------
+
+    public async Task<SubmitOutcome> SubmitAsync(IReadOnlyList<Submission> submissions)
+    {
+        if (!Ready) return new SubmitOutcome.Unavailable("the daemon is starting");
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var tasks = new List<NewTask>();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in submissions)
+        {
+            var envelopeJson = s.Envelope.ToJsonString();
+            if (s.Array is { } array)
+            {
+                foreach (int index in array.Indices())
+                {
+                    var id = s.Id is { } baseId ? TaskId.Parse($"{baseId.Value[..Math.Min(baseId.Value.Length, 118)]}_{index}") : _ids.Next();
+                    var env = new Dictionary<string, string>(s.Spec.Env) { ["SPARKY_ARRAY_INDEX"] = index.ToString() };
+                    tasks.Add(new NewTask(id, s.Spec with { ArrayIndex = index, Env = env }, envelopeJson, now));
+                }
+            }
+            else
+            {
+                tasks.Add(new NewTask(s.Id ?? _ids.Next(), s.Spec, envelopeJson, now));
+            }
+        }
+        foreach (var t in tasks)
+        {
+            if (!ids.Add(t.Id.Value)) return new SubmitOutcome.Conflict($"id '{t.Id}' appears twice in the request");
+        }
+        long queued = _store.Counters.Total(TaskState.Queued);
+        if (queued + tasks.Count > _config.MaxQueued) return new SubmitOutcome.QueueFull(queued, _config.MaxQueued);
+        foreach (var t in tasks)
+            foreach (var dep in t.Spec.After)
+            {
+                if (ids.Contains(dep) || _store.StateOf(TaskId.Parse(dep)) is not null) continue;
+                return new SubmitOutcome.Invalid($"unknown dependency '{dep}'");
+            }
+
+        var result = await _store.InsertAsync(tasks).ConfigureAwait(false);
+        switch (result.Status)
+        {
+            case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
+            case WriteStatus.Unavailable: return new SubmitOutcome.Unavailable(result.Detail!);
+        }
+        _commands.Writer.TryWrite(new AddedCmd(tasks.Select(t => (t.Id, t.Spec.Class, t.Spec.After)).ToList()));
+        foreach (var t in tasks)
+            _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
+        return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList());
+    }
+
+    public Task<CommandOutcome> CancelAsync(TaskId id)
+    {
+        var reply = new TaskCompletionSource<CommandOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Writer.TryWrite(new CancelCmd(id, reply));
+        return reply.Task;
+    }
+
+    /// <summary>Replays a finished task: same id, same spec, a new round of attempts.</summary>
+    public async Task<CommandOutcome> RetryAsync(TaskId id)
+    {
+        var state = _store.StateOf(id);
+        if (state is null) return CommandOutcome.NotFound;
+        if (!state.Value.IsTerminal()) return CommandOutcome.NotFinished;
+        var spec = _store.SpecOf(id)!.Value.Spec;
+        var result = await _store.RequeueAsync(id, spec.Class, state.Value).ConfigureAwait(false);
+        if (result.Status == WriteStatus.Conflict) return CommandOutcome.NotFinished;
+        if (result.Status != WriteStatus.Ok) return CommandOutcome.Unavailable;
+        // Its dependencies already succeeded once; a replay doesn't wait on them again.
+        _commands.Writer.TryWrite(new AddedCmd([(id, spec.Class, [])]));
+        _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
+        return CommandOutcome.Done;
+    }
+
+    public string LogPath(TaskId id, int attempt, bool stderr) =>
+        Path.Combine(_logsDir, id.Value, $"{attempt}.{(stderr ? "err" : "out")}");
+
+    // ---------- the loop ----------
+
+    private async Task Loop()
+    {
+        var reader = _commands.Reader;
+        while (!_stop.IsCancellationRequested)
+        {
+            var now = _clock.GetUtcNow();
+            while (reader.TryRead(out var cmd)) Handle(cmd, now);
+            now = _clock.GetUtcNow();
+            CheckTimers(now);
+            StartWhatFits(now);
+
+            var wake = NextWake(now);
+            if (reader.TryPeek(out _)) continue;
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            if (wake is { } w) cts.CancelAfter(w);
+            try { await reader.WaitToReadAsync(cts.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+        }
+    }
+
+    private TimeSpan? NextWake(DateTimeOffset now)
+    {
+        DateTimeOffset? next = _scheduler.NextDue();
+        foreach (var r in _running.Values)
+        {
+            if (r.Deadline is { } d && !r.TimedOut && (next is null || d < next)) next = d;
+            if (r.KillAt is { } k && (next is null || k < next)) next = k;
+            if (r.Reattached && (next is null || now.AddMilliseconds(500) < next)) next = now.AddMilliseconds(500);
+        }
+        if (next is null) return null;
+        var delay = next.Value - now;
+        return delay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : delay;
+    }
+
+    private void Handle(Command cmd, DateTimeOffset now)
+    {
+        switch (cmd)
+        {
+            case AddedCmd added:
+                foreach (var (id, cls, after) in added.Tasks) Add(id, cls, after, now);
+                break;
+            case ExitedCmd exited:
+                if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
+                break;
+            case CancelCmd cancel:
+                cancel.Reply.TrySetResult(Cancel(cancel.Id, now));
+                break;
+        }
+    }
+
+    private void Add(TaskId id, string cls, IReadOnlyList<string> after, DateTimeOffset now)
+    {
+        var active = new List<TaskId>();
+        bool depFailed = false;
+        foreach (var depText in after)
+        {
+            var dep = TaskId.Parse(depText);
+            if (_scheduler.Contains(dep)) { active.Add(dep); continue; }
+            var state = _recentlyFinished.TryGetValue(dep, out var s) ? s : _store.StateOf(dep);
+            if (state is TaskState.Succeeded) continue;
+            if (state is TaskState.Failed or TaskState.Cancelled or null) depFailed = true;
+            else active.Add(dep); // committed as queued but not yet added: can only happen while recovering, in seq order
+        }
+        Apply(_scheduler.Add(id, cls, ++_seq, active, depFailed), now);
+    }
+
+    private void Apply(IReadOnlyList<Decision> decisions, DateTimeOffset now)
+    {
+        foreach (var d in decisions)
+        {
+            if (d is Decision.Fail fail)
+            {
+                var cls = _store.SpecOf(fail.Id)?.Spec.Class ?? Classes.CpuShort;
+                Finished(fail.Id, cls, TaskState.Queued, TaskState.Failed, fail.Reason, now);
+            }
+        }
+    }
+
+    /// <summary>A task that never ran (or no longer runs) reaches a terminal state.</summary>
+    private void Finished(TaskId id, string cls, TaskState from, TaskState to, string reason, DateTimeOffset now)
+    {
+        _ = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds());
+        Remember(id, to);
+        TaskCompletedObserved?.Invoke(cls, to.Name(), 0);
+        _events.Publish(Event(SparkyEvent.TaskFinished, id, cls, new JsonObject { ["state"] = to.Name(), ["reason"] = reason }));
+    }
+
+    private CommandOutcome Cancel(TaskId id, DateTimeOffset now)
+    {
+        if (_running.TryGetValue(id, out var r))
+        {
+            if (!r.Cancelling)
+            {
+                r.Cancelling = true;
+                ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
+                r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
+            }
+            return CommandOutcome.Done;
+        }
+        if (!_scheduler.Contains(id))
+            return _store.StateOf(id) is null ? CommandOutcome.NotFound : CommandOutcome.AlreadyFinished;
+        _scheduler.TryCancelNotRunning(id, out var decisions);
+        var cls = _store.SpecOf(id)?.Spec.Class ?? Classes.CpuShort;
+        Finished(id, cls, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now);
+        Apply(decisions, now);
+        return CommandOutcome.Done;
+    }
+
+    private void CheckTimers(DateTimeOffset now)
+    {
+        List<Running>? reattachedGone = null;
+        foreach (var r in _running.Values)
+        {
+            if (r.Deadline is { } d && d <= now && !r.TimedOut && !r.Cancelling)
+            {
+                r.TimedOut = true;
+                ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
+                r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
+            }
+            if (r.KillAt is { } k && k <= now)
+            {
+                ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
+                r.KillAt = null;
+            }
+            if (r.Reattached && !ProcessTable.IsSameProcess(r.Pid, r.PidStart)) (reattachedGone ??= []).Add(r);
+        }
+        if (reattachedGone is null) return;
+        foreach (var r in reattachedGone)
+        {
+            // Not our child: its exit status comes from the shim's exit file.
+            var exit = ReadExitFile(r.ExitFile);
+            Ended(r, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null, now);
+        }
+    }
+
+    private void StartWhatFits(DateTimeOffset now)
+    {
+        foreach (var id in _scheduler.TakeStartable(now)) StartAttempt(id, now);
+    }
+
+    private void StartAttempt(TaskId id, DateTimeOffset now)
+    {
+        var found = _store.SpecOf(id);
+        if (found is null)
+        {
+            _scheduler.Finished(id, TaskState.Failed);
+            return;
+        }
+        var (spec, attempts, submittedAt) = found.Value;
+        int n = attempts + 1;
+        if (n == 1) QueueWaitObserved?.Invoke(spec.Class, Math.Max(0, now.ToUnixTimeMilliseconds() - submittedAt) / 1000.0);
+        var dir = Path.Combine(_logsDir, id.Value);
+        Directory.CreateDirectory(dir);
+        bool shim = _reattachClasses.Contains(spec.Class);
+        var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{n}.exit") : null;
+        var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
+        foreach (var (k, v) in spec.Env) env[k] = v;
+        env["SPARKY_TASK_ID"] = id.Value;
+        env["SPARKY_ATTEMPT"] = n.ToString();
+        env["SPARKY_INSTANCE"] = _instance;
+        if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
+        if (spec.Gpus == 0) env["CUDA_VISIBLE_DEVICES"] = ""; // a CPU task must not grab a GPU by default
+        IReadOnlyList<string> argv = spec.CommandLine;
+        if (exitFile is not null)
+        {
+            env["SPARKY_EXIT_FILE"] = exitFile;
+            argv = ["/bin/sh", "-c", "\"$@\"; rc=$?; echo $rc > \"$SPARKY_EXIT_FILE\"; exit $rc", "sparky-shim", .. argv];
+        }
+        var stdout = Path.Combine(dir, $"{n}.out");
+        var run = new Running
+        {
+            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
+            ExitFile = exitFile, StdoutPath = stdout,
+            Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null,
+        };
+        _running[id] = run;
+        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, Path.Combine(dir, $"{n}.err")),
+            exit => _commands.Writer.TryWrite(new ExitedCmd(id, n, exit, null)));
+        string host = Environment.MachineName;
+        if (launch is LaunchResult.Started started)
+        {
+            run.Pid = started.Pid;
+            run.PidStart = started.StartTime;
+            _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
+                new AttemptRecord(n, run.StartedAt, null, null, null, run.Pid, run.PidStart, host, null, null, exitFile));
+            _events.Publish(Event(SparkyEvent.TaskStarted, id, spec.Class, new JsonObject { ["attempt"] = n, ["pid"] = run.Pid }));
+        }
+        else
+        {
+            var reason = ((LaunchResult.Failed)launch).Reason;
+            File.AppendAllText(Path.Combine(dir, $"{n}.err"), "sparky: " + reason + "\n");
+            _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
+                new AttemptRecord(n, run.StartedAt, null, null, null, null, null, host, null, null, null));
+            Ended(run, new ProcessExit(127, null), Reasons.SpawnFailed, now);
+        }
+    }
+
+    /// <summary>An attempt ended: succeed, retry after a backoff, or fail; then release its slot.</summary>
+    private void Ended(Running r, ProcessExit exit, string? reason, DateTimeOffset now)
+    {
+        _running.Remove(r.Id);
+        var endedAt = now.ToUnixTimeMilliseconds();
+        if (r.ExitFile is not null) TryDelete(r.ExitFile);
+        TaskState outcome;
+        if (r.Cancelling) { outcome = TaskState.Cancelled; reason = Reasons.Cancelled; }
+        else if (reason is null && exit.ExitCode == 0) outcome = TaskState.Succeeded;
+        else
+        {
+            outcome = TaskState.Failed;
+            reason ??= r.TimedOut ? Reasons.Timeout : exit.Signal is not null ? Reasons.Signal : Reasons.NonZeroExit;
+        }
+        var attempt = new AttemptRecord(r.N, r.StartedAt, endedAt, exit.ExitCode, exit.Signal, r.Pid, r.PidStart, null,
+            outcome == TaskState.Succeeded ? "succeeded" : outcome == TaskState.Cancelled ? "cancelled" : "failed", reason, r.ExitFile);
+        double seconds = (endedAt - r.StartedAt) / 1000.0;
+
+        if (outcome == TaskState.Failed && r.N <= r.Retries)
+        {
+            var due = now + _retry.Delay(r.N, _random.NextDouble());
+            _scheduler.RetryAt(r.Id, due);
+            _ = _store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null);
+            _events.Publish(Event(SparkyEvent.TaskRetrying, r.Id, r.Class, new JsonObject
+            {
+                ["attempt"] = r.N, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
+                ["retry_in_ms"] = (long)(due - now).TotalMilliseconds,
+            }));
+            return;
+        }
+
+        string? result = outcome == TaskState.Succeeded ? ResultLine.Read(r.StdoutPath) : null;
+        _ = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result);
+        Remember(r.Id, outcome);
+        TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
+        _events.Publish(Event(SparkyEvent.TaskFinished, r.Id, r.Class, new JsonObject
+        {
+            ["state"] = outcome.Name(), ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
+            ["attempt"] = r.N, ["duration_ms"] = endedAt - r.StartedAt,
+        }));
+        Apply(_scheduler.Finished(r.Id, outcome), now);
+    }
+
+    private void Remember(TaskId id, TaskState state)
+    {
+        // Dependants submitted right after their dependency finished may be added before the store has
+        // committed that; this short memory answers for them.
+        _recentlyFinished[id] = state;
+        _recentOrder.Enqueue(id);
+        if (_recentOrder.Count > 65_536) _recentlyFinished.Remove(_recentOrder.Dequeue());
+    }
+
+    // ---------- recovery ----------
+
+    /// <summary>
+    /// Rebuilds the scheduler from the store. A task recorded as running is re-attached if its process
+    /// still lives and its exit code will be recorded by the shim; otherwise its process group is killed
+    /// (so it never runs twice) and the attempt counts as lost, retried under the task's policy. A task
+    /// the dead daemon had started but not yet recorded is found by the marker in its environment.
+    /// </summary>
+    private void Recover()
+    {
+        var now = _clock.GetUtcNow();
+        var unfinished = _store.LoadUnfinished();
+        if (unfinished.Count == 0) return;
+        var live = ProcessTable.FindMarked("SPARKY_INSTANCE", _instance);
+        var toEnd = new List<(Running, ProcessExit, string?)>();
+        foreach (var t in unfinished)
+        {
+            _seq = Math.Max(_seq, t.Seq);
+            live.TryGetValue(t.Id.Value, out var proc);
+            if (t.State == TaskState.Queued)
+            {
+                if (proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill); // started, never recorded
+                Add(t.Id, t.Class, t.After, now);
+                continue;
+            }
+            var a = t.LastAttempt;
+            var run = new Running
+            {
+                Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
+                Pid = proc.Pid > 0 ? proc.Pid : a?.Pid ?? 0, PidStart = proc.Pid > 0 ? proc.StartTime : a?.PidStart ?? 0,
+                ExitFile = a?.ExitFile, StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false),
+            };
+            var spec = _store.SpecOf(t.Id)?.Spec;
+            if (spec?.TimeoutSeconds is { } timeout) run.Deadline = DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt).AddSeconds(timeout);
+            _scheduler.AddRunning(t.Id, t.Class, t.Seq);
+            _running[t.Id] = run;
+            bool alive = proc.Pid > 0 && proc.Attempt == run.N;
+            if (alive && run.ExitFile is not null)
+            {
+                run.Reattached = true;
+                continue;
+            }
+            if (alive) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill);
+            var exit = alive ? null : ReadExitFile(run.ExitFile);
+            toEnd.Add((run, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null));
+        }
+        foreach (var (run, exit, reason) in toEnd) Ended(run, exit, reason, now);
+    }
+
+    private static ProcessExit? ReadExitFile(string? path)
+    {
+        if (path is null) return null;
+        try
+        {
+            var text = File.ReadAllText(path).Trim();
+            if (!int.TryParse(text, out int rc)) return null;
+            // The shim only sees $?, where death by signal N reads 128+N.
+            return rc > 128 && rc < 160 ? new ProcessExit(rc, rc - 128) : new ProcessExit(rc, null);
+        }
+        catch (IOException) { return null; }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { }
+    }
+
+    private SparkyEvent Event(string topic, TaskId id, string cls, JsonObject extra)
+    {
+        extra["id"] = id.Value;
+        extra["class"] = cls;
+        return new SparkyEvent(topic, _clock.GetUtcNow().ToUnixTimeMilliseconds(), extra);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        if (_loop is not null)
+        {
+            try { await _loop.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        }
+        _launcher.Dispose();
+    }
+}
+
+/// <summary>The replaced runner's convention: a last stdout line <c>__DSPY_RESULT__:&lt;json&gt;</c> is the task's result.</summary>
+public static class ResultLine
+{
+    private const string Prefix = "__DSPY_RESULT__:";
+
+    public static string? Read(string stdoutPath)
+    {
+        try
+        {
+            using var f = new FileStream(stdoutPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            if (f.Length == 0) return null;
+            long start = Math.Max(0, f.Length - 65536);
+            f.Seek(start, SeekOrigin.Begin);
+            var buf = new byte[f.Length - start];
+            f.ReadExactly(buf);
+            var text = Encoding.UTF8.GetString(buf).TrimEnd('\n', '\r');
+            var last = text[(text.LastIndexOf('\n') + 1)..];
+            if (!last.StartsWith(Prefix, StringComparison.Ordinal)) return null;
+            var json = last[Prefix.Length..];
+            return JsonNode.Parse(json)?.ToJsonString();
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException) { return null; }
+    }
+}

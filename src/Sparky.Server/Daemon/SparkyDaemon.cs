@@ -1,0 +1,125 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Sparky.Core.Config;
+using Sparky.Server.Events;
+using Sparky.Server.Http;
+using Sparky.Server.Intake;
+using Sparky.Server.Metrics;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.Server.Daemon;
+
+/// <summary>
+/// One daemon: the store, the engine, the HTTP API, the drop directory and the done-file writer,
+/// wired together. <c>sparky serve</c>, <c>sparky demo</c> and the tests all start it the same way.
+/// </summary>
+public sealed class SparkyDaemon : IAsyncDisposable
+{
+    public SparkyConfig Config { get; }
+    public SqliteStore Store { get; }
+    public EventHub Events { get; } = new();
+    public Engine Engine { get; }
+    public SparkyMetrics Metrics { get; }
+    public string Url { get; private set; } = "";
+
+    private WebApplication? _app;
+    private DropDirectory? _drop;
+    private DoneFiles? _done;
+
+    private SparkyDaemon(SparkyConfig config)
+    {
+        Config = config;
+        Store = SqliteStore.Open(Path.Combine(config.DataDir, "sparky.db"));
+        Engine = new Engine(config, Store, Events, TimeProvider.System);
+        Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
+        Engine.QueueWaitObserved = Metrics.ObserveWait;
+        Engine.TaskCompletedObserved = (cls, _, seconds) => { if (seconds > 0) Metrics.ObserveDuration(cls, seconds); };
+    }
+
+    /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.</summary>
+    public static string? CheckBinding(SparkyConfig config)
+    {
+        var host = HostOf(config.Http);
+        return !IsLoopback(host) && config.Token is null
+            ? $"refusing to listen on {config.Http} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1"
+            : null;
+    }
+
+    public static async Task<SparkyDaemon> StartAsync(SparkyConfig config, Action<string>? log = null)
+    {
+        if (CheckBinding(config) is { } refusal) throw new InvalidOperationException(refusal);
+        Directory.CreateDirectory(config.DataDir);
+        var d = new SparkyDaemon(config);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        d.Engine.Start();
+        d._done = new DoneFiles(d);
+        d._drop = new DropDirectory(d);
+        await d.StartHttpAsync();
+        log?.Invoke($"sparky: serving on {d.Url} (data {Path.GetFullPath(config.DataDir)}, ready in {started.ElapsedMilliseconds} ms)");
+        return d;
+    }
+
+    private async Task StartHttpAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        var host = HostOf(Config.Http);
+        int port = int.Parse(Config.Http[(Config.Http.LastIndexOf(':') + 1)..]);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = Config.MaxBodyBytes;
+            k.AddServerHeader = false;
+            if (host is "localhost") k.ListenLocalhost(port);
+            else if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) k.Listen(ip, port);
+            else k.ListenAnyIP(port);
+        });
+        builder.Services.AddProblemDetails();
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        var token = Config.Token;
+        if (token is not null)
+        {
+            var expected = System.Text.Encoding.UTF8.GetBytes("Bearer " + token);
+            app.Use(async (ctx, next) =>
+            {
+                var got = System.Text.Encoding.UTF8.GetBytes(ctx.Request.Headers.Authorization.ToString());
+                if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(got, expected))
+                {
+                    await Problems.Unauthorized().ExecuteAsync(ctx);
+                    return;
+                }
+                await next(ctx);
+            });
+        }
+        Api.Map(app, this);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Url = address.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1").Replace("localhost", "127.0.0.1");
+        _app = app;
+    }
+
+    private static string HostOf(string hostPort) => hostPort[..hostPort.LastIndexOf(':')];
+
+    private static bool IsLoopback(string host) =>
+        host is "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    public async ValueTask DisposeAsync()
+    {
+        _drop?.Dispose();
+        if (_app is not null)
+        {
+            using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2))) await _app.StopAsync(cts.Token);
+            await _app.DisposeAsync();
+        }
+        await Engine.DisposeAsync();
+        _done?.Dispose();
+        await Store.DisposeAsync();
+    }
+}

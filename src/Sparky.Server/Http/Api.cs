@@ -1,0 +1,197 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Prometheus;
+using Sparky.Core.Tasks;
+using Sparky.Server.Daemon;
+using Sparky.Server.Events;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.Server.Http;
+
+/// <summary>The HTTP API: the replaced orchestrator's endpoints, then the native ones.</summary>
+internal static class Api
+{
+    public static void Map(WebApplication app, SparkyDaemon d)
+    {
+        // ---- compatible ----
+        app.MapPost("/queue/submit", async (HttpRequest req) =>
+        {
+            var (node, error) = await BodyReader.ReadJsonAsync(req, d.Config.MaxBodyBytes);
+            if (error is not null) return error;
+            var parsed = EnvelopeParser.Parse(node, d.Engine.KnownClasses);
+            if (!parsed.Ok) return Problems.BadRequest(parsed.Error);
+            return await Submit(d, [parsed.Submission!], ids => Results.Ok(new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = IdArray(ids) }));
+        });
+
+        app.MapGet("/queue/status", () =>
+        {
+            var c = d.Store.Counters;
+            long pending = c.Total(TaskState.Queued), running = c.Total(TaskState.Running);
+            long succeeded = c.Total(TaskState.Succeeded), failed = c.Total(TaskState.Failed) + c.Total(TaskState.Cancelled);
+            return Results.Json(new JsonObject
+            {
+                ["pending"] = pending,
+                ["running"] = running,
+                ["done"] = succeeded,
+                ["failed"] = failed,
+                ["submitted"] = pending + running + succeeded + failed,
+                ["processed"] = succeeded + failed,
+                ["completed"] = succeeded,
+            });
+        });
+
+        app.MapMetrics("/metrics", d.Metrics.Registry);
+
+        app.MapGet("/slurm/status/{id}", (string id) =>
+            !TaskId.TryParse(id, out var tid) || d.Store.StateOf(tid) is null
+                ? Problems.NotFound("no such task")
+                : Problems.NotFound($"task {tid} has no Slurm job"));
+
+        // ---- native ----
+        app.MapPost("/api/v1/tasks", async (HttpRequest req) =>
+        {
+            var (node, error) = await BodyReader.ReadJsonAsync(req, d.Config.MaxBodyBytes);
+            if (error is not null) return error;
+            var items = node is JsonArray arr ? arr.ToList() : [node];
+            if (items.Count == 0) return Problems.BadRequest("the array is empty");
+            var subs = new List<Submission>(items.Count);
+            for (int i = 0; i < items.Count; i++)
+            {
+                var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses);
+                if (!parsed.Ok) return Problems.BadRequest(items.Count == 1 ? parsed.Error : $"task [{i}]: {parsed.Error}");
+                subs.Add(parsed.Submission!);
+            }
+            return await Submit(d, subs, ids => Results.Json(new JsonObject { ["ids"] = IdArray(ids) }, statusCode: 201));
+        });
+
+        app.MapGet("/api/v1/tasks", (string? state, string? @class, int? limit, long? cursor, string? order) =>
+        {
+            TaskState? st = null;
+            if (state is not null)
+            {
+                if (!TaskStates.TryParse(state, out var s)) return Problems.BadRequest("state must be one of queued, running, succeeded, failed, cancelled");
+                st = s;
+            }
+            int lim = Math.Clamp(limit ?? 100, 1, 10_000);
+            bool desc = order == "desc";
+            var page = d.Store.List(st, @class, lim, cursor, desc);
+            return Results.Json(new JsonObject
+            {
+                ["tasks"] = new JsonArray(page.Select(t => (JsonNode?)TaskJson.Task(t)).ToArray()),
+                ["next_cursor"] = page.Count == lim ? page[^1].Seq : null,
+            });
+        });
+
+        app.MapGet("/api/v1/tasks/{id}", (string id) =>
+            ParseId(id, out var tid) is { } bad ? bad
+            : d.Store.Get(tid) is { } t ? Results.Json(TaskJson.Task(t))
+            : Problems.NotFound($"no task '{tid}'"));
+
+        app.MapDelete("/api/v1/tasks/{id}", async (string id) =>
+        {
+            if (ParseId(id, out var tid) is { } bad) return bad;
+            return await d.Engine.CancelAsync(tid) switch
+            {
+                CommandOutcome.Done => Results.Json(new JsonObject { ["ok"] = true, ["id"] = tid.Value }, statusCode: 202),
+                CommandOutcome.NotFound => Problems.NotFound($"no task '{tid}'"),
+                CommandOutcome.AlreadyFinished => Problems.Conflict($"task {tid} has already finished"),
+                _ => Problems.Unavailable("the store is unavailable"),
+            };
+        });
+
+        app.MapPost("/api/v1/tasks/{id}/retry", async (string id) =>
+        {
+            if (ParseId(id, out var tid) is { } bad) return bad;
+            return await d.Engine.RetryAsync(tid) switch
+            {
+                CommandOutcome.Done => Results.Json(new JsonObject { ["ok"] = true, ["id"] = tid.Value }),
+                CommandOutcome.NotFound => Problems.NotFound($"no task '{tid}'"),
+                CommandOutcome.NotFinished => Problems.Conflict($"task {tid} has not finished; only a finished task can be retried"),
+                _ => Problems.Unavailable("the store is unavailable"),
+            };
+        });
+
+        app.MapGet("/api/v1/tasks/{id}/logs", async (HttpContext ctx, string id, string? stream, bool? follow, int? attempt) =>
+        {
+            if (ParseId(id, out var tid) is { } bad) return bad;
+            if (stream is not null and not "stdout" and not "stderr") return Problems.BadRequest("stream must be stdout or stderr");
+            var t = d.Store.Get(tid);
+            if (t is null) return Problems.NotFound($"no task '{tid}'");
+            await LogStreamer.StreamAsync(ctx, d, tid, stream == "stderr", follow == true, attempt);
+            return Results.Empty;
+        });
+
+        app.MapGet("/api/v1/events", async (HttpContext ctx) =>
+        {
+            ctx.Response.Headers.ContentType = "text/event-stream";
+            ctx.Response.Headers.CacheControl = "no-cache";
+            using var sub = d.Events.Subscribe();
+            await ctx.Response.WriteAsync(": sparky events\n\n", ctx.RequestAborted);
+            await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+            try
+            {
+                while (!ctx.RequestAborted.IsCancellationRequested)
+                {
+                    using var keepAlive = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+                    keepAlive.CancelAfter(TimeSpan.FromSeconds(15));
+                    bool any;
+                    try { any = await sub.Reader.WaitToReadAsync(keepAlive.Token); }
+                    catch (OperationCanceledException) when (!ctx.RequestAborted.IsCancellationRequested)
+                    {
+                        await ctx.Response.WriteAsync(": keep-alive\n\n", ctx.RequestAborted);
+                        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                        continue;
+                    }
+                    if (!any) break;
+                    var sb = new StringBuilder();
+                    while (sub.Reader.TryRead(out var e))
+                    {
+                        var body = new JsonObject { ["v"] = 1, ["type"] = e.Topic, ["ts"] = e.TsMs, ["body"] = e.Body.DeepClone() };
+                        sb.Append("event: ").Append(e.Topic).Append("\ndata: ").Append(body.ToJsonString()).Append("\n\n");
+                    }
+                    await ctx.Response.WriteAsync(sb.ToString(), ctx.RequestAborted);
+                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException) { }
+            return Results.Empty;
+        });
+
+        app.MapGet("/api/v1/gpus", () => Results.Json(new JsonObject { ["gpus"] = new JsonArray() }));
+
+        app.MapGet("/healthz", () => Results.Json(new JsonObject { ["ok"] = true }));
+        app.MapGet("/readyz", () => d.Engine.Ready
+            ? Results.Json(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion })
+            : Problems.Unavailable("starting"));
+    }
+
+    private static async Task<IResult> Submit(SparkyDaemon d, IReadOnlyList<Submission> subs, Func<IReadOnlyList<TaskId>, IResult> ok) =>
+        await d.Engine.SubmitAsync(subs) switch
+        {
+            SubmitOutcome.Accepted a => ok(a.Ids),
+            SubmitOutcome.Invalid i => Problems.BadRequest(i.Reason),
+            SubmitOutcome.Conflict c => Problems.Conflict(c.Reason),
+            SubmitOutcome.QueueFull q => new QueueFullResult(q.Queued, q.Bound),
+            SubmitOutcome.Unavailable u => Problems.Unavailable(u.Reason),
+            _ => throw new InvalidOperationException(),
+        };
+
+    private static IResult? ParseId(string text, out TaskId id) =>
+        TaskId.TryParse(text, out id) ? null : Problems.BadRequest($"invalid task id (must match {TaskId.Pattern})");
+
+    private static JsonArray IdArray(IReadOnlyList<TaskId> ids) => new(ids.Select(i => (JsonNode?)i.Value).ToArray());
+
+    /// <summary>429 with Retry-After: the queue is over its bound; the client should slow down, not give up.</summary>
+    private sealed class QueueFullResult(long queued, long bound) : IResult
+    {
+        public Task ExecuteAsync(HttpContext ctx)
+        {
+            ctx.Response.Headers.RetryAfter = "1";
+            return Results.Problem($"the queue holds {queued} tasks; its bound is {bound} (SPARKY_MAX_QUEUED)", statusCode: 429, title: "Too many requests").ExecuteAsync(ctx);
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Http;
+using Sparky.Core.Tasks;
+using Sparky.Server.Daemon;
+
+namespace Sparky.Server.Http;
+
+/// <summary>Sends a task's output; with follow, keeps sending as it grows, across retries, until the task ends.</summary>
+internal static class LogStreamer
+{
+    public static async Task StreamAsync(HttpContext ctx, SparkyDaemon d, TaskId id, bool stderr, bool follow, int? attemptWanted)
+    {
+        ctx.Response.ContentType = "text/plain; charset=utf-8";
+        var ct = ctx.RequestAborted;
+        var task = d.Store.Get(id)!;
+        int n = attemptWanted ?? Math.Max(1, task.Attempts);
+        long offset = 0;
+        var buffer = new byte[65536];
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var path = d.Engine.LogPath(id, n, stderr);
+                if (File.Exists(path))
+                {
+                    await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    f.Seek(offset, SeekOrigin.Begin);
+                    int read;
+                    while ((read = await f.ReadAsync(buffer, ct)) > 0)
+                    {
+                        await ctx.Response.Body.WriteAsync(buffer.AsMemory(0, read), ct);
+                        offset += read;
+                    }
+                    await ctx.Response.Body.FlushAsync(ct);
+                }
+                if (!follow) return;
+                task = d.Store.Get(id)!;
+                bool attemptOver = task.AttemptList.FirstOrDefault(a => a.N == n)?.EndedAt is not null || task.Attempts > n;
+                if (attemptOver)
+                {
+                    if (attemptWanted is null && task.Attempts > n) { n++; offset = 0; continue; }
+                    if (task.State.IsTerminal() || attemptWanted is not null)
+                    {
+                        // One last read: the process may have written after our previous read.
+                        if (File.Exists(path) && new FileInfo(path).Length > offset) continue;
+                        return;
+                    }
+                }
+                await Task.Delay(150, ct);
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+}

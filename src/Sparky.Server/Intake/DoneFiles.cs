@@ -1,0 +1,47 @@
+using Sparky.Core.Events;
+using Sparky.Core.Tasks;
+using Sparky.Server.Daemon;
+using Sparky.Server.Events;
+using Sparky.Server.Http;
+
+namespace Sparky.Server.Intake;
+
+/// <summary>Writes <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> for each finished task, off the engine's loop.</summary>
+internal sealed class DoneFiles : IDisposable
+{
+    private readonly EventHub.Subscription _sub;
+    private readonly Task _worker;
+
+    public DoneFiles(SparkyDaemon d)
+    {
+        var dir = Path.Combine(d.Config.DataDir, "queue", "done");
+        Directory.CreateDirectory(dir);
+        _sub = d.Events.Subscribe(capacity: 1_000_000);
+        _worker = Task.Run(async () =>
+        {
+            await foreach (var e in _sub.Reader.ReadAllAsync())
+            {
+                if (e.Topic != SparkyEvent.TaskFinished || !TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
+                // The engine's write may still be in the group commit; wait for it to land.
+                for (int i = 0; i < 50; i++)
+                {
+                    var t = d.Store.Get(id);
+                    if (t is not null && t.State.IsTerminal())
+                    {
+                        var tmp = Path.Combine(dir, "." + id.Value + ".json.tmp");
+                        await File.WriteAllTextAsync(tmp, TaskJson.DoneFile(t).ToJsonString());
+                        File.Move(tmp, Path.Combine(dir, id.Value + ".json"), overwrite: true);
+                        break;
+                    }
+                    await Task.Delay(20);
+                }
+            }
+        });
+    }
+
+    public void Dispose()
+    {
+        _sub.Dispose();
+        _worker.Wait(TimeSpan.FromSeconds(5));
+    }
+}

@@ -1,0 +1,43 @@
+using System.Globalization;
+using Sparky.Core.Config;
+using Tomlyn;
+using Tomlyn.Model;
+
+namespace Sparky.Cli;
+
+/// <summary>The I/O half of configuration: reads the environment and sparky.toml, then lets the pure resolver decide.</summary>
+internal static class ConfigLoader
+{
+    public static (SparkyConfig? Config, IReadOnlyList<string> Errors) Load(IReadOnlyDictionary<string, string> flags)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
+            env[(string)kv.Key] = (string?)kv.Value ?? "";
+        var dataHome = Environment.GetEnvironmentVariable("XDG_DATA_HOME") is { Length: > 0 } x
+            ? x : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        var context = new SettingContext(Environment.ProcessorCount, Path.Combine(dataHome, "sparky"));
+
+        // sparky.toml lives in the data directory (as chosen by flag or env) or the working directory.
+        string? dataDir = flags.GetValueOrDefault("data") ?? env.GetValueOrDefault("SPARKY_DATA") ?? env.GetValueOrDefault("ENV_QUEUE_DIR");
+        var candidates = new[] { dataDir is null ? null : Path.Combine(dataDir, "sparky.toml"), Path.Combine(Environment.CurrentDirectory, "sparky.toml") };
+        var file = new Dictionary<string, string>(StringComparer.Ordinal);
+        string origin = "sparky.toml";
+        foreach (var path in candidates)
+        {
+            if (path is null || !File.Exists(path)) continue;
+            origin = path;
+            try
+            {
+                var table = TomlSerializer.Deserialize<TomlTable>(File.ReadAllText(path))!;
+                foreach (var (k, v) in table)
+                    file[k] = Convert.ToString(v, CultureInfo.InvariantCulture) ?? "";
+            }
+            catch (Exception e)
+            {
+                return (null, [$"{path}: {e.Message.Split('\n')[0]}"]);
+            }
+            break;
+        }
+        return SparkyConfig.Resolve(flags, env, file, origin, context);
+    }
+}

@@ -1,0 +1,312 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using Sparky.Core.Config;
+using Sparky.Core.Tasks;
+using Sparky.Demo;
+using Sparky.Server.Daemon;
+
+namespace Sparky.Cli;
+
+/// <summary>Every verb of <c>sparky</c>: parsing here, work in the daemon or the small helpers beside this file.</summary>
+internal static class Verbs
+{
+    private static readonly Option<string?> Server = new("--server") { Description = "daemon address (default $SPARKY_SERVER or http://127.0.0.1:9097)", Recursive = true };
+    private static readonly Option<bool> Json = new("--json") { Description = "print JSON for scripts", Recursive = true };
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Sparky: a durable, fast task queue for ML work on a laptop, a GPU box or Slurm.");
+        root.Options.Add(Server);
+        root.Options.Add(Json);
+        root.Subcommands.Add(Serve());
+        root.Subcommands.Add(DemoVerb());
+        root.Subcommands.Add(Submit());
+        root.Subcommands.Add(Ls());
+        root.Subcommands.Add(Status());
+        root.Subcommands.Add(Logs());
+        root.Subcommands.Add(Wait());
+        root.Subcommands.Add(Cancel());
+        root.Subcommands.Add(Retry());
+        root.Subcommands.Add(Config());
+        return root;
+    }
+
+    // ---------- settings flags shared by serve, demo and config ----------
+
+    private static readonly (string Name, Option<string?> Option)[] SettingFlags =
+        SparkyConfig.Catalog.Select(d => (d.Name, new Option<string?>("--" + d.Name.Replace('_', '-')) { Description = d.Help })).ToArray();
+
+    private static void AddSettingFlags(Command c)
+    {
+        foreach (var (_, o) in SettingFlags) c.Options.Add(o);
+    }
+
+    private static SparkyConfig LoadConfig(ParseResult p, Dictionary<string, string>? overrides = null)
+    {
+        var flags = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, o) in SettingFlags)
+            if (p.GetValue(o) is { } v) flags[name] = v;
+        if (overrides is not null) foreach (var (k, v) in overrides) flags.TryAdd(k, v);
+        var (config, errors) = ConfigLoader.Load(flags);
+        if (config is null) throw new CliException("invalid configuration: " + string.Join("; ", errors), 2);
+        return config;
+    }
+
+    private static Command Serve()
+    {
+        var c = new Command("serve", "Run the daemon in the foreground.");
+        AddSettingFlags(c);
+        c.SetAction(async (p, ct) =>
+        {
+            var config = LoadConfig(p);
+            if (SparkyDaemon.CheckBinding(config) is { } refusal) throw new CliException(refusal, 2);
+            await using var daemon = await SparkyDaemon.StartAsync(config, Console.Error.WriteLine);
+            var stop = new TaskCompletionSource();
+            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.TrySetResult(); });
+            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.TrySetResult(); });
+            await Task.WhenAny(stop.Task, Task.Delay(Timeout.Infinite, ct));
+            Console.Error.WriteLine("sparky: stopping (running tasks keep running and are re-attached or retried at the next start)");
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command DemoVerb()
+    {
+        var keep = new Option<bool>("--keep") { Description = "keep the temporary data directory" };
+        var c = new Command("demo", "Run the example end to end on an embedded daemon and a temporary data dir.") { keep };
+        c.SetAction(async (p, ct) => await DemoRunner.RunAsync(p.GetValue(keep), p.GetValue(Json), ct));
+        return c;
+    }
+
+    private static Command Submit()
+    {
+        var cls = new Option<string?>("--class") { Description = "cpu_short (default), cpu_long, gpu, gpu_slurm" };
+        var name = new Option<string?>("--name") { Description = "a name to show" };
+        var id = new Option<string?>("--id") { Description = "your own id (else the daemon makes one)" };
+        var cpus = new Option<double?>("--cpus") { Description = "CPUs wanted" };
+        var mem = new Option<string?>("--mem") { Description = "memory wanted: 512M, 4G" };
+        var gpus = new Option<int?>("--gpus") { Description = "whole GPUs wanted" };
+        var after = new Option<string[]>("--after") { Description = "run after these tasks succeed: ID,ID…", AllowMultipleArgumentsPerToken = false };
+        var retries = new Option<int?>("--retries") { Description = "retries after a failure (backoff with jitter)" };
+        var timeout = new Option<string?>("--timeout") { Description = "kill after this long: 90, 30s, 5m, 1h" };
+        var env = new Option<string[]>("--env") { Description = "K=V, repeatable" };
+        var cwd = new Option<string?>("--cwd") { Description = "working directory (default: this one)" };
+        var array = new Option<string?>("--array") { Description = "an array of tasks, 0-99[:step]; each gets $SPARKY_ARRAY_INDEX" };
+        var wait = new Option<bool>("--wait") { Description = "wait for the task; exit with its exit code" };
+        var command = new Argument<string[]>("command") { Description = "the command (after --); one argument with spaces runs in /bin/sh", Arity = ArgumentArity.OneOrMore };
+        var c = new Command("submit", "Queue a task and print its id.") { cls, name, id, cpus, mem, gpus, after, retries, timeout, env, cwd, array, wait, command };
+        c.SetAction(async (p, ct) =>
+        {
+            var argv = p.GetValue(command)!;
+            var payload = new JsonObject();
+            payload["command"] = argv.Length == 1 && argv[0].Any(ch => char.IsWhiteSpace(ch) || "|&;<>()$`\\\"'*?[]#~=%".Contains(ch))
+                ? argv[0] : new JsonArray(argv.Select(a => (JsonNode?)a).ToArray());
+            var envObj = new JsonObject();
+            foreach (var kv in p.GetValue(env) ?? [])
+            {
+                int eq = kv.IndexOf('=');
+                if (eq <= 0) throw new CliException($"--env wants K=V, got '{kv}'", 2);
+                envObj[kv[..eq]] = kv[(eq + 1)..];
+            }
+            if (envObj.Count > 0) payload["env"] = envObj;
+            payload["cwd"] = Path.GetFullPath(p.GetValue(cwd) ?? Environment.CurrentDirectory);
+            if (p.GetValue(timeout) is { } t)
+            {
+                if (!Durations.TryParseSeconds(t, out var secs)) throw new CliException($"--timeout wants a duration such as 90, 30s, 5m, 1h; got '{t}'", 2);
+                payload["timeout_seconds"] = secs;
+            }
+            if (p.GetValue(retries) is { } r) payload["retries"] = r;
+            var res = new JsonObject();
+            if (p.GetValue(cpus) is { } cp) res["cpus"] = cp;
+            if (p.GetValue(mem) is { } m)
+            {
+                if (!MemorySizes.TryParseMb(m, out var mb)) throw new CliException($"--mem wants a size such as 512M or 4G; got '{m}'", 2);
+                res["memory_mb"] = mb;
+            }
+            if (p.GetValue(gpus) is { } g) res["gpus"] = g;
+            if (res.Count > 0) payload["resources"] = res;
+            var body = new JsonObject { ["payload"] = payload };
+            if (p.GetValue(id) is { } i) body["id"] = i;
+            if (p.GetValue(cls) is { } cl) body["class"] = cl;
+            if (p.GetValue(name) is { } n) body["name"] = n;
+            if (p.GetValue(array) is { } a) body["array"] = a;
+            var deps = (p.GetValue(after) ?? []).SelectMany(x => x.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+            if (deps.Length > 0) body["after"] = new JsonArray(deps.Select(x => (JsonNode?)x).ToArray());
+
+            using var client = new DaemonClient(p.GetValue(Server));
+            var reply = await client.PostAsync("api/v1/tasks", body, ct);
+            var ids = ((JsonArray)reply["ids"]!).Select(x => (string)x!).ToList();
+            bool json = p.GetValue(Json);
+            if (!p.GetValue(wait))
+            {
+                if (json) Console.WriteLine(reply.ToJsonString());
+                else foreach (var x in ids) Console.WriteLine(x);
+                return 0;
+            }
+            if (!json) Console.Error.WriteLine(string.Join(' ', ids));
+            var done = await Waiter.WaitAsync(client, ids, progress: !json, "waiting", ct);
+            return Finish(done, ids, json);
+        });
+        return c;
+    }
+
+    private static int Finish(Dictionary<string, JsonNode> done, IReadOnlyList<string> ids, bool json)
+    {
+        if (json) Console.WriteLine(new JsonObject { ["tasks"] = new JsonArray(ids.Select(i => (JsonNode?)done[i].DeepClone()).ToArray()) }.ToJsonString());
+        else Views.TaskTable(ids.Select(i => done[i]));
+        return ids.Select(i => Waiter.ExitCodeOf(done[i])).FirstOrDefault(c => c != 0);
+    }
+
+    private static Command Ls()
+    {
+        var state = new Option<string?>("--state") { Description = "queued, running, succeeded, failed, cancelled" };
+        var cls = new Option<string?>("--class") { Description = "only this class" };
+        var limit = new Option<int>("--limit") { Description = "how many (the most recent)", DefaultValueFactory = _ => 50 };
+        var c = new Command("ls", "List tasks as a table (the most recent last).") { state, cls, limit };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(Server));
+            var q = $"api/v1/tasks?order=desc&limit={p.GetValue(limit)}";
+            if (p.GetValue(state) is { } s) q += "&state=" + Uri.EscapeDataString(s);
+            if (p.GetValue(cls) is { } cl) q += "&class=" + Uri.EscapeDataString(cl);
+            var page = await client.GetAsync(q, ct);
+            var tasks = ((JsonArray)page["tasks"]!).Reverse().ToList();
+            if (p.GetValue(Json)) Console.WriteLine(new JsonObject { ["tasks"] = new JsonArray(tasks.Select(t => t!.DeepClone()).ToArray()) }.ToJsonString());
+            else if (tasks.Count == 0) Console.WriteLine("no tasks");
+            else Views.TaskTable(tasks);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Status()
+    {
+        var id = new Argument<string?>("id") { Description = "a task id (none: the queue's counts)", Arity = ArgumentArity.ZeroOrOne };
+        var c = new Command("status", "One task in detail, or the queue's counts.") { id };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(Server));
+            bool json = p.GetValue(Json);
+            if (p.GetValue(id) is { } tid)
+            {
+                var t = await client.GetAsync($"api/v1/tasks/{Uri.EscapeDataString(tid)}", ct);
+                if (json) Console.WriteLine(t.ToJsonString());
+                else Views.TaskDetail(t);
+                return 0;
+            }
+            var s = await client.GetAsync("queue/status", ct);
+            if (json) { Console.WriteLine(s.ToJsonString()); return 0; }
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("queued", "running", "succeeded", "failed", "submitted");
+            table.AddRow(Views.Esc(s["pending"]), Views.Esc(s["running"]), Views.Esc(s["done"]), Views.Esc(s["failed"]), Views.Esc(s["submitted"]));
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Logs()
+    {
+        var id = new Argument<string>("id") { Description = "a task id" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "keep printing while the task runs" };
+        var stderr = new Option<bool>("--stderr") { Description = "standard error instead of standard output" };
+        var attempt = new Option<int?>("--attempt") { Description = "this attempt (default: the latest)" };
+        var c = new Command("logs", "A task's output.") { id, follow, stderr, attempt };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(Server));
+            var q = $"api/v1/tasks/{Uri.EscapeDataString(p.GetValue(id)!)}/logs?stream={(p.GetValue(stderr) ? "stderr" : "stdout")}&follow={(p.GetValue(follow) ? "true" : "false")}";
+            if (p.GetValue(attempt) is { } a) q += "&attempt=" + a;
+            await using var stream = await client.StreamAsync(q, ct);
+            await using var stdout = Console.OpenStandardOutput();
+            await stream.CopyToAsync(stdout, ct);
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Wait()
+    {
+        var ids = new Argument<string[]>("ids") { Description = "task ids", Arity = ArgumentArity.OneOrMore };
+        var c = new Command("wait", "Block until the tasks finish; the exit code is the (first failing) task's.") { ids };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(Server));
+            var list = p.GetValue(ids)!;
+            bool json = p.GetValue(Json);
+            var done = await Waiter.WaitAsync(client, list, progress: !json, "waiting", ct);
+            return Finish(done, list, json);
+        });
+        return c;
+    }
+
+    private static Command Cancel()
+    {
+        var ids = new Argument<string[]>("ids") { Description = "task ids", Arity = ArgumentArity.OneOrMore };
+        var c = new Command("cancel", "Cancel queued or running tasks (the whole process group is killed).") { ids };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(Server));
+            int rc = 0;
+            foreach (var id in p.GetValue(ids)!)
+            {
+                try
+                {
+                    await client.DeleteAsync($"api/v1/tasks/{Uri.EscapeDataString(id)}", ct);
+                    if (!p.GetValue(Json)) Console.WriteLine($"cancelled {id}");
+                }
+                catch (CliException e)
+                {
+                    Console.Error.WriteLine($"sparky: {id}: {e.Message}");
+                    rc = 1;
+                }
+            }
+            return rc;
+        });
+        return c;
+    }
+
+    private static Command Retry()
+    {
+        var id = new Argument<string>("id") { Description = "a finished task" };
+        var c = new Command("retry", "Queue a finished task again with the same spec.") { id };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(Server));
+            var r = await client.PostAsync($"api/v1/tasks/{Uri.EscapeDataString(p.GetValue(id)!)}/retry", null, ct);
+            Console.WriteLine(p.GetValue(Json) ? r.ToJsonString() : $"queued {r["id"]} again");
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Config()
+    {
+        var c = new Command("config", "Print every setting, its value and where it came from.");
+        AddSettingFlags(c);
+        c.SetAction((p, ct) =>
+        {
+            var config = LoadConfig(p);
+            string Show(ResolvedSetting s) => s.Name == "token" && s.Value.Length > 0 ? "(set, hidden)" : s.Value;
+            if (p.GetValue(Json))
+            {
+                var o = new JsonObject();
+                foreach (var s in config.Settings.Values) o[s.Name] = new JsonObject { ["value"] = Show(s), ["source"] = s.Source.ToString().ToLowerInvariant(), ["origin"] = s.Origin };
+                Console.WriteLine(o.ToJsonString());
+                return Task.FromResult(0);
+            }
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("setting", "value", "from", "env variable", "meaning");
+            foreach (var def in SparkyConfig.Catalog)
+            {
+                var s = config.Settings[def.Name];
+                table.AddRow(Views.Esc(s.Name), Views.Esc(Show(s)), Views.Esc(s.Origin), Views.Esc(def.EnvName), Views.Esc(def.Help));
+            }
+            AnsiConsole.Write(table);
+            return Task.FromResult(0);
+        });
+        return c;
+    }
+}

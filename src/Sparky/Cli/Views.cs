@@ -1,0 +1,85 @@
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace Sparky.Cli;
+
+/// <summary>Tables and lines for people; <c>--json</c> bypasses all of this.</summary>
+internal static class Views
+{
+    public static void TaskTable(IEnumerable<JsonNode?> tasks)
+    {
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (var h in new[] { "id", "name", "class", "state", "runtime", "exit", "tries", "host" }) table.AddColumn(new TableColumn(h).NoWrap());
+        table.AddColumn("command");
+        foreach (var t in tasks)
+        {
+            if (t is null) continue;
+            table.AddRow(
+                Esc(t["id"]), Esc(t["name"]), Esc(t["class"]), State((string?)t["state"], (string?)t["reason"]),
+                Esc(Runtime(t)), Esc(t["exit_code"] ?? (t["signal"] is { } sig ? "sig " + sig : null)),
+                Esc(t["attempts"]), Esc(t["host"]), Esc(Clip(CommandText(t), 32)));
+        }
+        AnsiConsole.Write(table);
+    }
+
+    public static void TaskDetail(JsonNode t)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        void Row(string k, string? v) => grid.AddRow(new Markup($"[grey]{k}[/]"), new Markup(v ?? "-"));
+        Row("id", Esc(t["id"]));
+        Row("name", Esc(t["name"]));
+        Row("class", Esc(t["class"]));
+        Row("state", State((string?)t["state"], (string?)t["reason"]));
+        Row("command", Esc(CommandText(t)));
+        Row("exit code", Esc(t["exit_code"]));
+        Row("signal", Esc(t["signal"]));
+        Row("attempts", $"{Esc(t["attempts"])} (retries allowed: {Esc(t["retries"])})");
+        Row("submitted", Esc(t["submitted_at"]));
+        Row("started", Esc(t["started_at"]));
+        Row("finished", Esc(t["finished_at"]));
+        Row("runtime", Esc(Runtime(t)));
+        if (t["result"] is { } r) Row("result", Esc(r.ToJsonString()));
+        AnsiConsole.Write(grid);
+        if (t["attempt_list"] is JsonArray attempts && attempts.Count > 0)
+        {
+            var table = new Table().Border(TableBorder.Simple).AddColumns("attempt", "started", "ended", "exit", "signal", "pid", "host", "outcome", "reason");
+            foreach (var a in attempts)
+                table.AddRow(Esc(a?["n"]), Esc(a?["started_at"]), Esc(a?["ended_at"]), Esc(a?["exit_code"]), Esc(a?["signal"]), Esc(a?["pid"]), Esc(a?["host"]), Esc(a?["outcome"]), Esc(a?["reason"]));
+            AnsiConsole.Write(table);
+        }
+    }
+
+    public static string State(string? state, string? reason = null)
+    {
+        var color = state switch
+        {
+            "succeeded" => "green",
+            "failed" => "red",
+            "cancelled" => "yellow",
+            "running" => "blue",
+            _ => "grey",
+        };
+        var text = Markup.Escape(state ?? "?");
+        if (reason is not null && state is "failed" or "cancelled" or "queued") text += $" ({Markup.Escape(reason)})";
+        return $"[{color}]{text}[/]";
+    }
+
+    public static string CommandText(JsonNode t) => t["command"] switch
+    {
+        JsonArray a => string.Join(' ', a.Select(x => (string?)x)),
+        JsonNode n => (string?)n ?? "",
+        null => "",
+    };
+
+    public static string? Runtime(JsonNode t)
+    {
+        if (t["duration_ms"] is { } ms) return Sparky.Core.Tasks.Durations.Format(TimeSpan.FromMilliseconds((long)ms));
+        if (t["started_at"] is { } s && (string?)t["state"] == "running" && DateTimeOffset.TryParse((string?)s, out var started))
+            return Sparky.Core.Tasks.Durations.Format(DateTimeOffset.UtcNow - started);
+        return null;
+    }
+
+    public static string Esc(object? v) => v is null ? "" : Markup.Escape(v.ToString() ?? "");
+
+    private static string Clip(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
+}
