@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets up what the tests need on a fresh machine (root: Debian packages), builds, and runs every test,
+# then each benchmark once at a small size so they keep working. Exit code: non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts).
+missing=()
+command -v nq >/dev/null || missing+=(nq)
+{ command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "test.sh: missing ${missing[*]} (run as root, or apt-get install them)" >&2
+    [ "${CI:-}" = true ] && exit 1
+  fi
+fi
+
+dotnet build Sparky.slnx -c Release -nologo -clp:ErrorsOnly
+
+log=$(mktemp)
+status=0
+for proj in tests/Sparky.Core.Tests tests/Sparky.IntegrationTests; do
+  echo "== $proj"
+  dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee -a "$log" | grep -E "^\s*(Passed|Failed|Skipped) |^\s*\[.*\] |Total tests|Passed!|Failed!|error" || true
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+done
+
+echo "== benchmarks (small size; full runs: see bench/README.md)"
+if ! SPARKY_BENCH_N=300 bench/throughput/run.sh --small; then status=1; fi
+
+passed=$(grep -oE "Passed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -oE "Failed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" = 0 ] || status=1
+exit $status
