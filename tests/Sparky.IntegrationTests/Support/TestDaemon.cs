@@ -16,10 +16,13 @@ public sealed class TestDaemon : IAsyncDisposable
     public string DataDir => Path.Combine(Root, "data");
     public string WorkDir => Path.Combine(Root, "work");
 
-    private TestDaemon(SparkyDaemon daemon, string root)
+    private readonly bool _ownsRoot;
+
+    private TestDaemon(SparkyDaemon daemon, string root, bool ownsRoot)
     {
         Daemon = daemon;
         Root = root;
+        _ownsRoot = ownsRoot;
         Http = new HttpClient { BaseAddress = new Uri(daemon.Url + "/"), Timeout = TimeSpan.FromSeconds(60) };
     }
 
@@ -47,9 +50,10 @@ public sealed class TestDaemon : IAsyncDisposable
 
     public static async Task<TestDaemon> StartAsync(Dictionary<string, string>? settings = null, string? root = null)
     {
+        bool owns = root is null;
         root ??= NewRoot();
         var daemon = await SparkyDaemon.StartAsync(Config(root, settings));
-        return new TestDaemon(daemon, root);
+        return new TestDaemon(daemon, root, owns);
     }
 
     /// <summary>Submits one task (any accepted shape) and returns its ids.</summary>
@@ -91,6 +95,6 @@ public sealed class TestDaemon : IAsyncDisposable
     {
         Http.Dispose();
         await Daemon.DisposeAsync();
-        try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        if (_ownsRoot) try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
