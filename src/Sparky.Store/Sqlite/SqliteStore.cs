@@ -329,9 +329,28 @@ public sealed class SqliteStore : IAsyncDisposable
         cmd.CommandText = $"SELECT {TaskColumns} FROM tasks {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")} ORDER BY seq {(descending ? "DESC" : "ASC")} LIMIT $limit";
         cmd.Parameters.AddWithValue("$limit", limit);
         var list = new List<TaskRecord>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) list.Add(ReadTask(r, []));
-        return list;
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) list.Add(ReadTask(r, []));
+        if (list.Count == 0) return list;
+
+        // The page's attempts in one query, not one per task.
+        using var ac = conn.CreateCommand();
+        var names = new List<string>(list.Count);
+        for (int i = 0; i < list.Count; i++)
+        {
+            names.Add("$i" + i);
+            ac.Parameters.AddWithValue("$i" + i, list[i].Id.Value);
+        }
+        ac.CommandText = $"SELECT task_id, n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file FROM attempts WHERE task_id IN ({string.Join(',', names)}) ORDER BY task_id, n";
+        var byTask = new Dictionary<string, List<AttemptRecord>>(StringComparer.Ordinal);
+        using (var r = ac.ExecuteReader())
+            while (r.Read())
+            {
+                var id = r.GetString(0);
+                if (!byTask.TryGetValue(id, out var l)) byTask[id] = l = [];
+                l.Add(ReadAttempt(r, 1));
+            }
+        return list.Select(t => byTask.TryGetValue(t.Id.Value, out var a) ? t with { AttemptList = a } : t).ToList();
     }
 
     /// <summary>Every task that is not finished, oldest first: what the engine rebuilds its state from after a start.</summary>

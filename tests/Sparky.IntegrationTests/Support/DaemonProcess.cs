@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Sparky.IntegrationTests.Support;
+
+/// <summary>`sparky serve` as a real process, for tests that kill it.</summary>
+public sealed class DaemonProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stderr = new();
+    public HttpClient Http { get; }
+    public int Pid => _process.Id;
+    public string Url { get; }
+
+    private DaemonProcess(Process process, string url)
+    {
+        _process = process;
+        Url = url;
+        Http = new HttpClient { BaseAddress = new Uri(url + "/"), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public static async Task<DaemonProcess> StartAsync(string dataDir, int port, params string[] extra)
+    {
+        var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}" };
+        args.AddRange(extra);
+        var psi = SparkyCli.StartInfo(args);
+        var p = Process.Start(psi)!;
+        var d = new DaemonProcess(p, $"http://127.0.0.1:{port}");
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (d._stderr) d._stderr.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, _) => { };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            if (p.HasExited) throw new InvalidOperationException($"sparky serve exited with {p.ExitCode}: {d.Stderr}");
+            try
+            {
+                using var resp = await d.Http.GetAsync("readyz");
+                if (resp.IsSuccessStatusCode) return d;
+            }
+            catch (HttpRequestException) { }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("sparky serve did not become ready: " + d.Stderr);
+            await Task.Delay(50);
+        }
+    }
+
+    public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
+
+    /// <summary>SIGKILL: no chance to flush or clean up.</summary>
+    public void KillHard()
+    {
+        _process.Kill(); // SIGKILL on Unix
+        _process.WaitForExit();
+    }
+
+    public async Task<JsonNode> GetAsync(string path) => JsonNode.Parse(await Http.GetStringAsync(path))!;
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
