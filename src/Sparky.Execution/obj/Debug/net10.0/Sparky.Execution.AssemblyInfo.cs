@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("Sparky.Execution")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+c5f0150dce468e14733bddd19fcdb5ec90be585e")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+efc61f34c92d69f54fc86ac19249a9789eebde4a")]
 [assembly: System.Reflection.AssemblyProductAttribute("Sparky.Execution")]
 [assembly: System.Reflection.AssemblyTitleAttribute("Sparky.Execution")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]

@@ -1,0 +1,106 @@
+using System.Text.Json.Nodes;
+using Sparky.IntegrationTests.Support;
+
+namespace Sparky.IntegrationTests.Cli;
+
+/// <summary>The real `sparky` executable against a real daemon, as a user types it.</summary>
+public sealed class CliTests
+{
+    [Fact]
+    public async Task Submit_wait_exits_with_the_tasks_exit_code_and_ls_status_logs_see_it()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        string[] server = ["--server", d.Daemon.Url];
+
+        var waited = await SparkyCli.RunAsync(["submit", .. server, "--wait", "--name", "four", "--", "sh", "-c", "echo out-line; exit 4"], cwd: d.WorkDir);
+        Assert.Equal(4, waited.ExitCode);
+
+        var submitted = await SparkyCli.RunAsync(["submit", .. server, "--retries", "1", "--env", "WHO=cli", "echo hello $WHO > hello.txt"], cwd: d.WorkDir);
+        Assert.Equal(0, submitted.ExitCode);
+        var id = submitted.Stdout.Trim();
+        Assert.True(Sparky.Core.Tasks.TaskId.TryParse(id, out _), $"printed an id: '{id}'");
+
+        var wait = await SparkyCli.RunAsync(["wait", .. server, id, "--json"]);
+        Assert.Equal(0, wait.ExitCode);
+        Assert.Equal("succeeded", (string?)JsonNode.Parse(wait.Stdout)!["tasks"]![0]!["state"]);
+        Assert.Equal("hello cli\n", File.ReadAllText(Path.Combine(d.WorkDir, "hello.txt")));
+
+        var ls = await SparkyCli.RunAsync(["ls", .. server, "--json"]);
+        var tasks = (JsonArray)JsonNode.Parse(ls.Stdout)!["tasks"]!;
+        Assert.Equal(2, tasks.Count);
+        Assert.Equal("four", (string?)tasks[0]!["name"]);
+        Assert.Equal(4, (int?)tasks[0]!["exit_code"]);
+
+        var table = await SparkyCli.RunAsync(["ls", .. server]);
+        Assert.Contains(id, table.Stdout);
+        Assert.Contains("succeeded", table.Stdout);
+
+        var status = await SparkyCli.RunAsync(["status", .. server, id, "--json"]);
+        Assert.Equal(id, (string?)JsonNode.Parse(status.Stdout)!["id"]);
+
+        var fourId = (string)tasks[0]!["id"]!;
+        var logs = await SparkyCli.RunAsync(["logs", .. server, fourId]);
+        Assert.Equal("out-line\n", logs.Stdout);
+
+        var retry = await SparkyCli.RunAsync(["retry", .. server, fourId]);
+        Assert.Equal(0, retry.ExitCode);
+        var again = await SparkyCli.RunAsync(["wait", .. server, fourId]);
+        Assert.Equal(4, again.ExitCode);
+    }
+
+    [Fact]
+    public async Task Cancel_stops_a_running_task_and_wait_reports_it()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        string[] server = ["--server", d.Daemon.Url];
+        var id = (await SparkyCli.RunAsync(["submit", .. server, "--", "sleep", "60"])).Stdout.Trim();
+        await Api.TaskLifecycleTests.WaitForAsync(async () => (string?)(await d.GetTaskAsync(id))["state"] == "running");
+        var cancel = await SparkyCli.RunAsync(["cancel", .. server, id]);
+        Assert.Equal(0, cancel.ExitCode);
+        var wait = await SparkyCli.RunAsync(["wait", .. server, id]);
+        Assert.Equal(130, wait.ExitCode);
+        Assert.Equal("cancelled", (string?)(await d.GetTaskAsync(id))["state"]);
+    }
+
+    [Fact]
+    public async Task Config_shows_each_setting_with_where_it_came_from_and_refuses_bad_values()
+    {
+        var dir = TestDaemon.NewRoot();
+        File.WriteAllText(Path.Combine(dir, "sparky.toml"), "cpu_long_slots = 3\nhttp = \"127.0.0.1:7777\"\n");
+        var env = new Dictionary<string, string> { ["SPARKY_MAX_QUEUED"] = "500", ["SPARKY_DATA"] = Path.Combine(dir, "data") };
+        var r = await SparkyCli.RunAsync(["config", "--json", "--http", "127.0.0.1:8888"], env, cwd: dir);
+        Assert.Equal(0, r.ExitCode);
+        var c = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal(("127.0.0.1:8888", "flag"), ((string)c["http"]!["value"]!, (string)c["http"]!["source"]!));
+        Assert.Equal(("500", "env"), ((string)c["max_queued"]!["value"]!, (string)c["max_queued"]!["source"]!));
+        Assert.Equal(("3", "file"), ((string)c["cpu_long_slots"]!["value"]!, (string)c["cpu_long_slots"]!["source"]!));
+        Assert.Equal("default", (string)c["gpu_slots"]!["source"]!);
+
+        var bad = await SparkyCli.RunAsync(["config"], new Dictionary<string, string> { ["SPARKY_MAX_QUEUED"] = "many" }, cwd: dir);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Single(bad.Stderr.Trim().Split('\n'));
+        Assert.Contains("max_queued", bad.Stderr);
+        Assert.Contains("SPARKY_MAX_QUEUED", bad.Stderr);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task Serve_refuses_a_public_address_without_a_token()
+    {
+        var dir = TestDaemon.NewRoot();
+        var r = await SparkyCli.RunAsync(["serve", "--data", Path.Combine(dir, "data"), "--http", $"0.0.0.0:{SparkyCli.FreePort()}"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("without a token", r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task Demo_runs_the_example_end_to_end_and_exits_zero()
+    {
+        var r = await SparkyCli.RunAsync(["demo"]);
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.Contains("demo passed: 10 tasks succeeded", r.Stdout);
+        Assert.Contains("merge result: {\"shards\":8}; flaky task took 2 attempts", r.Stdout);
+    }
+}

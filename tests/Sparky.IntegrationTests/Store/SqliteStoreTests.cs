@@ -1,0 +1,107 @@
+using Microsoft.Data.Sqlite;
+using Sparky.Core.Tasks;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.IntegrationTests.Store;
+
+/// <summary>The store against a real SQLite file.</summary>
+public sealed class SqliteStoreTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "sparky-store-" + Guid.NewGuid().ToString("N")[..8]);
+    private string DbPath => Path.Combine(_dir, "sparky.db");
+
+    private static NewTask Task(string id, string cls = "cpu_short") =>
+        new(TaskId.Parse(id), new TaskSpec { Argv = ["true"], Class = cls }, "{}", 1);
+
+    [Fact]
+    public async Task A_burst_of_10000_concurrent_submissions_costs_a_handful_of_commits()
+    {
+        await using var store = SqliteStore.Open(DbPath);
+        long before = store.Commits;
+        var writes = Enumerable.Range(0, 10_000).Select(i => store.InsertAsync([Task($"t{i}")])).ToList();
+        var results = await System.Threading.Tasks.Task.WhenAll(writes);
+        Assert.All(results, r => Assert.Equal(WriteStatus.Ok, r.Status));
+        long commits = store.Commits - before;
+        Assert.InRange(commits, 1, 200);
+        Assert.Equal(10_000, store.Counters.Total(TaskState.Queued));
+    }
+
+    [Fact]
+    public async Task A_request_with_one_existing_id_is_refused_whole()
+    {
+        await using var store = SqliteStore.Open(DbPath);
+        Assert.Equal(WriteStatus.Ok, (await store.InsertAsync([Task("a")])).Status);
+        var r = await store.InsertAsync([Task("b"), Task("a"), Task("c")]);
+        Assert.Equal(WriteStatus.Conflict, r.Status);
+        Assert.Contains("'a'", r.Detail);
+        Assert.Null(store.StateOf(TaskId.Parse("b")));
+        Assert.Null(store.StateOf(TaskId.Parse("c")));
+        Assert.Equal(1, store.Counters.Total(TaskState.Queued));
+    }
+
+    [Fact]
+    public async Task Counters_are_rebuilt_from_the_file_at_open()
+    {
+        await using (var store = SqliteStore.Open(DbPath))
+        {
+            await store.InsertAsync([Task("a", "cpu_long"), Task("b"), Task("c")]);
+            await store.AttemptStartedAsync(TaskId.Parse("b"), "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 123, 456, "h", null, null, null));
+            await store.AttemptEndedAsync(TaskId.Parse("b"), "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 123, 456, "h", "succeeded", null, null), TaskState.Succeeded, null, "{\"x\":1}");
+            await store.FinishAsync(TaskId.Parse("c"), "cpu_short", TaskState.Queued, TaskState.Cancelled, "cancelled", 10);
+        }
+        await using var reopened = SqliteStore.Open(DbPath);
+        Assert.Equal(1, reopened.Counters.Get("cpu_long", TaskState.Queued));
+        Assert.Equal(1, reopened.Counters.Get("cpu_short", TaskState.Succeeded));
+        Assert.Equal(1, reopened.Counters.Get("cpu_short", TaskState.Cancelled));
+        var b = reopened.Get(TaskId.Parse("b"))!;
+        Assert.Equal(0, b.ExitCode);
+        Assert.Equal("{\"x\":1}", b.ResultJson);
+        Assert.Single(b.AttemptList);
+        Assert.Equal(123, b.AttemptList[0].Pid);
+        Assert.Equal(["a"], reopened.LoadUnfinished().Select(t => t.Id.Value));
+    }
+
+    [Fact]
+    public async Task The_store_is_in_WAL_mode_with_a_versioned_schema_and_refuses_a_newer_one()
+    {
+        await using (var store = SqliteStore.Open(DbPath))
+        {
+            Assert.Equal(1, store.SchemaVersion);
+            using var conn = store.OpenRead();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA journal_mode";
+            Assert.Equal("wal", cmd.ExecuteScalar());
+        }
+        using (var conn = new SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA user_version = 99";
+            cmd.ExecuteNonQuery();
+        }
+        var e = Assert.Throws<InvalidOperationException>(() => SqliteStore.Open(DbPath));
+        Assert.Contains("newer Sparky", e.Message);
+    }
+
+    /// <summary>A database written by each released schema must open and migrate: fixtures are checked in.</summary>
+    [Theory]
+    [InlineData("schema-v1.db")]
+    public async Task A_store_from_a_released_schema_opens_and_keeps_its_tasks(string fixture)
+    {
+        Directory.CreateDirectory(_dir);
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), DbPath);
+        await using var store = SqliteStore.Open(DbPath);
+        Assert.Equal(1, store.SchemaVersion);
+        var t = store.Get(TaskId.Parse("fixture-1"))!;
+        Assert.Equal(TaskState.Succeeded, t.State);
+        Assert.Equal(["echo", "hi"], t.Spec.Argv);
+        Assert.Equal(1, store.Counters.Get("cpu_short", TaskState.Succeeded));
+        Assert.Equal(1, store.Counters.Get("cpu_short", TaskState.Queued));
+    }
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+}
