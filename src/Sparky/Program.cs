@@ -15,7 +15,10 @@ public static class Program
         if (parse.Errors.Count > 0)
         {
             // One clear line, not a wall of help.
-            Console.Error.WriteLine($"sparky: {parse.Errors[0].Message} (try `sparky --help`)");
+            // The most telling error first: a typo'd flag or verb says more than "command not provided".
+            var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            var verb = parse.CommandResult.Command is RootCommand ? "" : parse.CommandResult.Command.Name + " ";
+            Console.Error.WriteLine($"sparky: {error.Message} (try `sparky {verb}--help`)");
             return 2;
         }
         try
