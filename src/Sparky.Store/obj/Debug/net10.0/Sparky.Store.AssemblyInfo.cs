@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("Sparky.Store")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+39b8ee87aa6fc706cbb92d8a7eb286990e996215")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+b7e5cb5ee2df5934309f5771f3ec13d37b06eb5c")]
 [assembly: System.Reflection.AssemblyProductAttribute("Sparky.Store")]
 [assembly: System.Reflection.AssemblyTitleAttribute("Sparky.Store")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]
