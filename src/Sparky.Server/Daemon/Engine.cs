@@ -161,9 +161,10 @@ public sealed class Engine : IAsyncDisposable
             case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
             case WriteStatus.Unavailable: return new SubmitOutcome.Unavailable(result.Detail!);
         }
-        _commands.Writer.TryWrite(new AddedCmd(tasks.Select(t => (t.Id, t.Spec.Class, t.Spec.After)).ToList()));
+        // Publish before the loop can see the tasks, so task.queued always precedes task.started.
         foreach (var t in tasks)
             _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
+        _commands.Writer.TryWrite(new AddedCmd(tasks.Select(t => (t.Id, t.Spec.Class, t.Spec.After)).ToList()));
         return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList());
     }
 
@@ -184,9 +185,9 @@ public sealed class Engine : IAsyncDisposable
         var result = await _store.RequeueAsync(id, spec.Class, state.Value).ConfigureAwait(false);
         if (result.Status == WriteStatus.Conflict) return CommandOutcome.NotFinished;
         if (result.Status != WriteStatus.Ok) return CommandOutcome.Unavailable;
+        _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
         // Its dependencies already succeeded once; a replay doesn't wait on them again.
         _commands.Writer.TryWrite(new AddedCmd([(id, spec.Class, [])]));
-        _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
         return CommandOutcome.Done;
     }
 
@@ -201,10 +202,11 @@ public sealed class Engine : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             var now = _clock.GetUtcNow();
-            while (reader.TryRead(out var cmd)) Handle(cmd, now);
+            // One failure (a full disk, an unreadable file) must not stop the loop that runs every task.
+            while (reader.TryRead(out var cmd)) Guard(() => Handle(cmd, now));
             now = _clock.GetUtcNow();
-            CheckTimers(now);
-            StartWhatFits(now);
+            Guard(() => CheckTimers(now));
+            Guard(() => StartWhatFits(now));
 
             var wake = NextWake(now);
             if (reader.TryPeek(out _)) continue;
@@ -212,6 +214,15 @@ public sealed class Engine : IAsyncDisposable
             if (wake is { } w) cts.CancelAfter(w);
             try { await reader.WaitToReadAsync(cts.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { }
+        }
+    }
+
+    private static void Guard(Action action)
+    {
+        try { action(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            Console.Error.WriteLine($"sparky: engine: {e.GetType().Name}: {e.Message}");
         }
     }
 
@@ -347,7 +358,16 @@ public sealed class Engine : IAsyncDisposable
         int n = attempts + 1;
         if (n == 1) QueueWaitObserved?.Invoke(spec.Class, Math.Max(0, now.ToUnixTimeMilliseconds() - submittedAt) / 1000.0);
         var dir = Path.Combine(_logsDir, id.Value);
-        Directory.CreateDirectory(dir);
+        try { Directory.CreateDirectory(dir); }
+        catch (IOException e)
+        {
+            var lost = new Running { Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds() };
+            _running[id] = lost;
+            _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued, new AttemptRecord(n, lost.StartedAt, null, null, null, null, null, Environment.MachineName, null, null, null));
+            Console.Error.WriteLine($"sparky: cannot create {dir}: {e.Message}");
+            Ended(lost, new ProcessExit(null, null), Reasons.SpawnFailed, now);
+            return;
+        }
         bool shim = _reattachClasses.Contains(spec.Class);
         var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{n}.exit") : null;
         var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
@@ -385,7 +405,7 @@ public sealed class Engine : IAsyncDisposable
         else
         {
             var reason = ((LaunchResult.Failed)launch).Reason;
-            File.AppendAllText(Path.Combine(dir, $"{n}.err"), "sparky: " + reason + "\n");
+            try { File.AppendAllText(Path.Combine(dir, $"{n}.err"), "sparky: " + reason + "\n"); } catch (IOException) { }
             _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
                 new AttemptRecord(n, run.StartedAt, null, null, null, null, null, host, null, null, null));
             Ended(run, new ProcessExit(127, null), Reasons.SpawnFailed, now);
