@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("Sparky.Execution")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+1ee5d6ac20b37c7b73ff7788873758aeb402ed45")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+eb720e3ec4e6d315ecb5cd8c61efc799291d2eb3")]
 [assembly: System.Reflection.AssemblyProductAttribute("Sparky.Execution")]
 [assembly: System.Reflection.AssemblyTitleAttribute("Sparky.Execution")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]
