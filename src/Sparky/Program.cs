@@ -18,7 +18,11 @@ public static class Program
             // The most telling error first: a typo'd flag or verb says more than "command not provided".
             var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
             var verb = parse.CommandResult.Command is RootCommand ? "" : parse.CommandResult.Command.Name + " ";
-            Console.Error.WriteLine($"sparky: {error.Message} (try `sparky {verb}--help`)");
+            var message = error.Message
+                .Replace("System.Nullable`1[System.Int32]", "an integer").Replace("System.Int32", "an integer")
+                .Replace("System.Nullable`1[System.Double]", "a number").Replace("System.Double", "a number")
+                .Replace("expected type 'an integer'", "an integer").Replace("expected type 'a number'", "a number");
+            Console.Error.WriteLine($"sparky: {message} (try `sparky {verb}--help`)");
             return 2;
         }
         try

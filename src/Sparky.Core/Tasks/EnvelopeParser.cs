@@ -22,6 +22,7 @@ public static class EnvelopeParser
     public static EnvelopeResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses)
     {
         var errors = new List<string>();
+        if (JsonChecks.FirstProblem(node) is { } problem) return EnvelopeResult.Fail(problem);
         if (node is not JsonObject root)
             return EnvelopeResult.Fail($"expected a JSON object, got {Kind(node)}");
 

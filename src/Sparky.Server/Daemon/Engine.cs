@@ -148,12 +148,20 @@ public sealed class Engine : IAsyncDisposable
         }
         long queued = _store.Counters.Total(TaskState.Queued);
         if (queued + tasks.Count > _config.MaxQueued) return new SubmitOutcome.QueueFull(queued, _config.MaxQueued);
+        // A dependency must exist before its dependant: earlier in this request, or already stored.
+        // That alone rules out a task depending on itself and any cycle.
+        var earlier = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in tasks)
+        {
             foreach (var dep in t.Spec.After)
             {
-                if (ids.Contains(dep) || _store.StateOf(TaskId.Parse(dep)) is not null) continue;
-                return new SubmitOutcome.Invalid($"unknown dependency '{dep}'");
+                if (dep == t.Id.Value) return new SubmitOutcome.Invalid($"task '{t.Id}' depends on itself");
+                if (earlier.Contains(dep)) continue;
+                if (ids.Contains(dep)) return new SubmitOutcome.Invalid($"task '{t.Id}' depends on '{dep}', which comes later in the same request: list dependencies first");
+                if (_store.StateOf(TaskId.Parse(dep)) is null) return new SubmitOutcome.Invalid($"unknown dependency '{dep}'");
             }
+            earlier.Add(t.Id.Value);
+        }
 
         var result = await _store.InsertAsync(tasks).ConfigureAwait(false);
         switch (result.Status)

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
+using Sparky.Core.Tasks;
 
 namespace Sparky.Server.Http;
 
@@ -27,16 +28,20 @@ internal static class BodyReader
         }
         catch (BadHttpRequestException e)
         {
-            return (null, Results.Problem(e.Message, statusCode: e.StatusCode, title: "Bad request"));
+            return (null, e.StatusCode == 413
+                ? Problems.TooLarge($"the body is over {maxBytes} bytes")
+                : Results.Problem(e.Message, statusCode: e.StatusCode, title: "Bad request"));
         }
         catch (IOException)
         {
             return (null, Problems.BadRequest("the body ended early"));
         }
         if (bytes.Length == 0) return (null, Problems.BadRequest("the body is empty: send a JSON task"));
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) return (null, Problems.BadRequest("the body is not valid UTF-8 JSON"));
         try
         {
-            return (JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 64 }), null);
+            var node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 64 });
+            return JsonChecks.FirstProblem(node) is { } problem ? (null, Problems.BadRequest(problem)) : (node, null);
         }
         catch (JsonException e)
         {

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
@@ -56,10 +57,21 @@ internal sealed class DropDirectory : IDisposable
             return;
         }
         JsonNode? node;
-        try { node = JsonNode.Parse(await File.ReadAllBytesAsync(path), documentOptions: new JsonDocumentOptions { MaxDepth = 64 }); }
-        catch (Exception e) when (e is JsonException or ArgumentException)
+        var bytes = await File.ReadAllBytesAsync(path);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            Reject(path, "the file is not valid UTF-8 JSON");
+            return;
+        }
+        try { node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 64 }); }
+        catch (Exception e) when (e is JsonException or ArgumentException or DecoderFallbackException)
         {
             Reject(path, "malformed JSON: " + e.Message);
+            return;
+        }
+        if (JsonChecks.FirstProblem(node) is { } problem)
+        {
+            Reject(path, problem);
             return;
         }
         var parsed = EnvelopeParser.Parse(node, _d.Engine.KnownClasses);

@@ -21,7 +21,9 @@ internal sealed class DaemonClient : IDisposable
         var chosen = server ?? Environment.GetEnvironmentVariable("SPARKY_SERVER");
         Server = (string.IsNullOrWhiteSpace(chosen) ? "http://127.0.0.1:9097" : chosen).TrimEnd('/');
         if (!Server.Contains("://")) Server = "http://" + Server;
-        _http = new HttpClient { BaseAddress = new Uri(Server + "/"), Timeout = Timeout.InfiniteTimeSpan };
+        if (!Uri.TryCreate(Server + "/", UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
+            throw new CliException($"the server address '{chosen}' is not an http:// URL (from {(server is null ? "SPARKY_SERVER" : "--server")})", 2);
+        _http = new HttpClient { BaseAddress = baseUri, Timeout = Timeout.InfiniteTimeSpan };
         if (Environment.GetEnvironmentVariable("SPARKY_TOKEN") is { Length: > 0 } token)
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
     }
@@ -48,14 +50,33 @@ internal sealed class DaemonClient : IDisposable
         using (resp)
         {
             var text = await resp.Content.ReadAsStringAsync(ct);
-            if (!resp.IsSuccessStatusCode)
+            if (!resp.IsSuccessStatusCode) throw Failure(resp, text);
+            try
             {
-                string detail = text;
-                try { detail = JsonNode.Parse(text)?["detail"]?.ToString() ?? text; } catch (System.Text.Json.JsonException) { }
-                throw new CliException($"{(int)resp.StatusCode} {resp.ReasonPhrase}: {detail}");
+                return JsonNode.Parse(text) ?? throw new System.Text.Json.JsonException();
             }
-            return JsonNode.Parse(text)!;
+            catch (System.Text.Json.JsonException)
+            {
+                throw NotSparky();
+            }
         }
+    }
+
+    /// <summary>The answer did not have the shape a Sparky daemon gives.</summary>
+    public CliException NotSparky() => new($"{Server} answered, but not as a Sparky daemon does (is --server right?)");
+
+    /// <summary>One line for an error answer: the problem's detail, or just the status line when it isn't one of ours.</summary>
+    private CliException Failure(HttpResponseMessage resp, string body)
+    {
+        string? detail = null;
+        if (resp.Content.Headers.ContentType?.MediaType is "application/problem+json" or "application/json")
+        {
+            try { detail = JsonNode.Parse(body)?["detail"]?.ToString(); } catch (System.Text.Json.JsonException) { }
+        }
+        detail = detail?.ReplaceLineEndings(" ");
+        return new CliException(detail is null
+            ? $"{Server} answered {(int)resp.StatusCode} {resp.ReasonPhrase}"
+            : $"{(int)resp.StatusCode} {resp.ReasonPhrase}: {detail}");
     }
 
     public async Task<Stream> StreamAsync(string path, CancellationToken ct)
@@ -66,9 +87,7 @@ internal sealed class DaemonClient : IDisposable
         if (!resp.IsSuccessStatusCode)
         {
             var text = await resp.Content.ReadAsStringAsync(ct);
-            string detail = text;
-            try { detail = JsonNode.Parse(text)?["detail"]?.ToString() ?? text; } catch (System.Text.Json.JsonException) { }
-            throw new CliException($"{(int)resp.StatusCode} {resp.ReasonPhrase}: {detail}");
+            throw Failure(resp, text);
         }
         return await resp.Content.ReadAsStreamAsync(ct);
     }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -102,6 +103,12 @@ internal static class Verbs
         c.SetAction(async (p, ct) =>
         {
             var argv = p.GetValue(command)!;
+            // Without `--`, an unknown flag would be swallowed as (part of) the command: refuse it instead.
+            int dashDash = p.Tokens.ToList().FindIndex(t => t.Type == TokenType.DoubleDash);
+            var commandTokens = p.GetResult(command)?.Tokens ?? [];
+            var stray = commandTokens.FirstOrDefault(t => t.Value.StartsWith('-') && (dashDash < 0 || p.Tokens.ToList().IndexOf(t) < dashDash));
+            if (stray is not null)
+                throw new CliException($"unknown option '{stray.Value}' for submit (a command that starts with '-' goes after --)", 2);
             var payload = new JsonObject();
             payload["command"] = argv.Length == 1 && argv[0].Any(ch => char.IsWhiteSpace(ch) || "|&;<>()$`\\\"'*?[]#~=%".Contains(ch))
                 ? argv[0] : new JsonArray(argv.Select(a => (JsonNode?)a).ToArray());
@@ -139,7 +146,8 @@ internal static class Verbs
 
             using var client = new DaemonClient(p.GetValue(Server));
             var reply = await client.PostAsync("api/v1/tasks", body, ct);
-            var ids = ((JsonArray)reply["ids"]!).Select(x => (string)x!).ToList();
+            if (reply["ids"] is not JsonArray idArray) throw client.NotSparky();
+            var ids = idArray.Select(x => (string)x!).ToList();
             bool json = p.GetValue(Json);
             if (!p.GetValue(wait))
             {
