@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Sparky throughput benchmark: N trivial tasks (`true`) end to end on 2 slots through Sparky,
+# task-spooler, nq, `xargs -P2` and a process-spawn floor, side by side; then Sparky's
+# submit-to-start latency, idle RSS, and (full mode) /queue/status latency and restart time with
+# 1,000,000 tasks queued. See bench/README.md.
+#
+#   bench/throughput/run.sh            full: N=${SPARKY_BENCH_N:-5000}, plus the 1,000,000-queued part
+#   bench/throughput/run.sh --small    N=${SPARKY_BENCH_N:-300}, no 1M part, well under a minute
+#   bench/throughput/run.sh --strict   exit 2 when a target is missed
+#
+# Environment: SPARKY_BENCH_N (tasks per tool), SPARKY_BENCH_BATCH (submit batch, default 1000),
+# SPARKY_BENCH_QUEUED (default 1000000), SPARKY_BENCH_QUEUE_BUDGET_S (seconds allowed for
+# submitting the queued tasks, default 900; past it the run goes on with what was submitted),
+# SPARKY_BENCH_LATENCY_SAMPLES (default 50 small / 200 full), SPARKY_BENCH_WARMUP (untimed tasks
+# run through the daemon before its timed runs, default 200), SPARKY_BENCH_ROUNDS (round-robin
+# rounds of every tool, median reported; default 1 small / 3 full), SPARKY_BENCH_NQ_EVERY_ROUND=1
+# (nq runs in round 1 only by default: at N=5000 one nq run takes minutes).
+#
+# Exit status: 0 when every part ran (missed targets are reported, not failed, unless --strict),
+# 1 when anything errored (a tool failed or timed out, Sparky lost or failed a task).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+small=0
+strict=()
+for a in "$@"; do
+  case "$a" in
+    --small) small=1 ;;
+    --strict) strict=(--strict) ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$a' (use --small, --strict)" >&2; exit 64 ;;
+  esac
+done
+if [ $small = 1 ]; then n=${SPARKY_BENCH_N:-300}; else n=${SPARKY_BENCH_N:-5000}; fi
+case "$n" in ''|*[!0-9]*) echo "run.sh: SPARKY_BENCH_N must be a positive integer" >&2; exit 64 ;; esac
+[ "$n" -ge 2 ] || { echo "run.sh: SPARKY_BENCH_N must be at least 2" >&2; exit 64; }
+
+# ---- tools: task-spooler (binary tsp, or ts on some systems) and nq
+find_tsp() {
+  if command -v tsp >/dev/null; then command -v tsp; return; fi
+  # `ts` may also be moreutils' timestamp filter: only take it if it is task-spooler.
+  if command -v ts >/dev/null && ts -V 2>&1 </dev/null | grep -qi spooler; then command -v ts; fi
+}
+if [ -z "$(find_tsp)" ] || ! command -v nq >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "run.sh: installing task-spooler nq"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq task-spooler nq >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq task-spooler nq >/dev/null; } \
+      || echo "run.sh: could not install task-spooler/nq" >&2
+  else
+    echo "run.sh: task-spooler and/or nq missing (as root: apt-get install task-spooler nq)" >&2
+  fi
+fi
+tsp_bin=$(find_tsp || true)
+
+# ---- sparky, Release, built unless already up to date
+dll=src/Sparky/bin/Release/net10.0/sparky.dll
+if [ ! -f "$dll" ] || [ -n "$(find src Directory.Build.props -newer "$dll" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]; then
+  echo "run.sh: building sparky (Release)"
+  dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >/dev/null || { echo "run.sh: build failed" >&2; dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >&2; exit 1; }
+fi
+
+# ---- a scratch dir on the normal temp filesystem; everything we start is ended by pid on exit
+work=$(mktemp -d "${TMPDIR:-/tmp}/sparky-bench.XXXXXX")
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -f "$work/pids" ]; then
+    # "pid starttime label": signal a pid only while it is still the process we started.
+    while read -r pid start label; do
+      [ -r "/proc/$pid/stat" ] || continue
+      now=$(awk '{sub(/^.*\) /, ""); print $20}' "/proc/$pid/stat" 2>/dev/null)
+      [ "$now" = "$start" ] || continue
+      if [ "$label" = blocker-pgrp ]; then kill -KILL -- "-$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
+      else kill -TERM "$pid" 2>/dev/null; fi
+    done < "$work/pids"
+    sleep 1
+    while read -r pid start label; do
+      [ -r "/proc/$pid/stat" ] || continue
+      now=$(awk '{sub(/^.*\) /, ""); print $20}' "/proc/$pid/stat" 2>/dev/null)
+      [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null
+    done < "$work/pids"
+  fi
+  # Our own task-spooler server, by its socket (tsp -K ends the server of that socket only).
+  for sock in "$work"/tsp*/socket; do
+    [ -n "$tsp_bin" ] && [ -S "$sock" ] && TS_SOCKET="$sock" "$tsp_bin" -K >/dev/null 2>&1
+  done
+  rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- the spawn floor: a tiny C program when a compiler is there, else bash loops (bench.py says which)
+floor=""
+if command -v cc >/dev/null && cc -O2 -o "$work/spawnfloor" bench/throughput/spawnfloor.c 2>/dev/null; then
+  floor="$work/spawnfloor"
+fi
+
+mkdir -p bench/results
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+args=(--n "$n" --dll "$root/$dll" --work "$work" --tsp "$tsp_bin" --floor-bin "$floor"
+      --results "$root/bench/results/throughput-$stamp.json"
+      --batch "${SPARKY_BENCH_BATCH:-1000}" --queued "${SPARKY_BENCH_QUEUED:-1000000}"
+      --queue-budget "${SPARKY_BENCH_QUEUE_BUDGET_S:-900}" --latency-samples "${SPARKY_BENCH_LATENCY_SAMPLES:-0}"
+      --warmup "${SPARKY_BENCH_WARMUP:-200}" --rounds "${SPARKY_BENCH_ROUNDS:-0}")
+[ "${SPARKY_BENCH_NQ_EVERY_ROUND:-0}" = 1 ] || args+=(--nq-once)
+[ $small = 1 ] && args+=(--small)
+python3 bench/throughput/bench.py "${args[@]}" "${strict[@]}"
