@@ -20,6 +20,9 @@ public sealed record TaskSpec
     public double? TimeoutSeconds { get; init; }
     public IReadOnlyList<string> After { get; init; } = [];
     public int? ArrayIndex { get; init; }
+    /// <summary>Write <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> when it ends: set for tasks that came through the
+    /// replaced system's doors (<c>/queue/submit</c>, the drop directory), whose producers read results there.</summary>
+    public bool DoneFile { get; init; }
 
     /// <summary>The argv actually executed.</summary>
     public IReadOnlyList<string> CommandLine => Argv ?? ["/bin/sh", "-c", Shell!];

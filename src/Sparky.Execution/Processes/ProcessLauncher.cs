@@ -130,10 +130,22 @@ public sealed unsafe class ProcessLauncher : IDisposable
         }
     }
 
-    private static string? ResolveExecutable(string name, IReadOnlyDictionary<string, string> env)
+    /// <summary>PATH look-ups found before, so a stream of `true`s doesn't stat every PATH entry each time.
+    /// A stale entry only means posix_spawn reports the command missing.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Path, string Name), string> _found = new();
+
+    private string? ResolveExecutable(string name, IReadOnlyDictionary<string, string> env)
     {
         if (name.Contains('/')) return File.Exists(name) ? name : null;
         var path = env.TryGetValue("PATH", out var p) ? p : "/usr/local/bin:/usr/bin:/bin";
+        if (_found.TryGetValue((path, name), out var cached)) return cached;
+        var exe = Search(name, path);
+        if (exe is not null) _found[(path, name)] = exe;
+        return exe;
+    }
+
+    private static string? Search(string name, string path)
+    {
         foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
         {
             var candidate = System.IO.Path.Combine(dir, name);

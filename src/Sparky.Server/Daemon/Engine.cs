@@ -30,7 +30,7 @@ public enum CommandOutcome { Done, NotFound, AlreadyFinished, NotFinished, Unava
 public sealed class Engine : IAsyncDisposable
 {
     private abstract record Command;
-    private sealed record AddedCmd(IReadOnlyList<(TaskId Id, string Class, IReadOnlyList<string> After)> Tasks) : Command;
+    private sealed record AddedCmd(IReadOnlyList<(TaskId Id, TaskSpec Spec, long SubmittedAt, int Attempts)> Tasks) : Command;
     private sealed record ExitedCmd(TaskId Id, int Attempt, ProcessExit Exit, string? Reason) : Command;
     private sealed record CancelCmd(TaskId Id, TaskCompletionSource<CommandOutcome> Reply) : Command;
 
@@ -51,7 +51,14 @@ public sealed class Engine : IAsyncDisposable
         public bool Cancelling;
         public bool TimedOut;
         public bool Reattached;
+        public bool DoneFile;
     }
+
+    /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
+    private sealed record Known(TaskSpec Spec, long SubmittedAt);
+
+    /// <summary>Past this many unfinished tasks, specs are read from the store at start instead of kept.</summary>
+    private const int MaxKnown = 50_000;
 
     private readonly SparkyConfig _config;
     private readonly SqliteStore _store;
@@ -63,6 +70,8 @@ public sealed class Engine : IAsyncDisposable
     private readonly RetryPolicy _retry;
     private readonly Channel<Command> _commands = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<TaskId, Running> _running = new();
+    private readonly Dictionary<TaskId, Known> _known = new();
+    private readonly Dictionary<TaskId, int> _attemptsSoFar = new();
     private readonly Dictionary<TaskId, TaskState> _recentlyFinished = new();
     private readonly Queue<TaskId> _recentOrder = new();
     private readonly IReadOnlyDictionary<string, string> _baseEnv;
@@ -172,7 +181,7 @@ public sealed class Engine : IAsyncDisposable
         // Publish before the loop can see the tasks, so task.queued always precedes task.started.
         foreach (var t in tasks)
             _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
-        _commands.Writer.TryWrite(new AddedCmd(tasks.Select(t => (t.Id, t.Spec.Class, t.Spec.After)).ToList()));
+        _commands.Writer.TryWrite(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
         return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList());
     }
 
@@ -189,13 +198,13 @@ public sealed class Engine : IAsyncDisposable
         var state = _store.StateOf(id);
         if (state is null) return CommandOutcome.NotFound;
         if (!state.Value.IsTerminal()) return CommandOutcome.NotFinished;
-        var spec = _store.SpecOf(id)!.Value.Spec;
+        var (spec, attempts, _) = _store.SpecOf(id)!.Value;
         var result = await _store.RequeueAsync(id, spec.Class, state.Value).ConfigureAwait(false);
         if (result.Status == WriteStatus.Conflict) return CommandOutcome.NotFinished;
         if (result.Status != WriteStatus.Ok) return CommandOutcome.Unavailable;
         _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
         // Its dependencies already succeeded once; a replay doesn't wait on them again.
-        _commands.Writer.TryWrite(new AddedCmd([(id, spec.Class, [])]));
+        _commands.Writer.TryWrite(new AddedCmd([(id, spec with { After = [] }, _clock.GetUtcNow().ToUnixTimeMilliseconds(), attempts)]));
         return CommandOutcome.Done;
     }
 
@@ -253,7 +262,12 @@ public sealed class Engine : IAsyncDisposable
         switch (cmd)
         {
             case AddedCmd added:
-                foreach (var (id, cls, after) in added.Tasks) Add(id, cls, after, now);
+                foreach (var (id, spec, submittedAt, attempts) in added.Tasks)
+                {
+                    if (_known.Count < MaxKnown) _known[id] = new Known(spec, submittedAt);
+                    if (attempts > 0) _attemptsSoFar[id] = attempts; // a replay numbers its attempts on
+                    Add(id, spec.Class, spec.After, now);
+                }
                 break;
             case ExitedCmd exited:
                 if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
@@ -284,21 +298,21 @@ public sealed class Engine : IAsyncDisposable
     {
         foreach (var d in decisions)
         {
-            if (d is Decision.Fail fail)
-            {
-                var cls = _store.SpecOf(fail.Id)?.Spec.Class ?? Classes.CpuShort;
-                Finished(fail.Id, cls, TaskState.Queued, TaskState.Failed, fail.Reason, now);
-            }
+            if (d is Decision.Fail fail) Finished(fail.Id, TaskState.Queued, TaskState.Failed, fail.Reason, now);
         }
     }
 
-    /// <summary>A task that never ran (or no longer runs) reaches a terminal state.</summary>
-    private void Finished(TaskId id, string cls, TaskState from, TaskState to, string reason, DateTimeOffset now)
+    /// <summary>A task that is not running (queued, waiting, or between retries) reaches a terminal state.</summary>
+    private void Finished(TaskId id, TaskState from, TaskState to, string reason, DateTimeOffset now)
     {
+        var spec = _known.TryGetValue(id, out var k) ? k.Spec : _store.SpecOf(id)?.Spec;
+        var cls = spec?.Class ?? Classes.CpuShort;
         _ = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds());
         Remember(id, to);
         TaskCompletedObserved?.Invoke(cls, to.Name(), 0);
-        _events.Publish(Event(SparkyEvent.TaskFinished, id, cls, new JsonObject { ["state"] = to.Name(), ["reason"] = reason }));
+        var body = new JsonObject { ["state"] = to.Name(), ["reason"] = reason };
+        if (spec?.DoneFile == true) body["done_file"] = true;
+        _events.Publish(Event(SparkyEvent.TaskFinished, id, cls, body));
     }
 
     private CommandOutcome Cancel(TaskId id, DateTimeOffset now)
@@ -316,8 +330,7 @@ public sealed class Engine : IAsyncDisposable
         if (!_scheduler.Contains(id))
             return _store.StateOf(id) is null ? CommandOutcome.NotFound : CommandOutcome.AlreadyFinished;
         _scheduler.TryCancelNotRunning(id, out var decisions);
-        var cls = _store.SpecOf(id)?.Spec.Class ?? Classes.CpuShort;
-        Finished(id, cls, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now);
+        Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now);
         Apply(decisions, now);
         return CommandOutcome.Done;
     }
@@ -356,14 +369,25 @@ public sealed class Engine : IAsyncDisposable
 
     private void StartAttempt(TaskId id, DateTimeOffset now)
     {
-        var found = _store.SpecOf(id);
-        if (found is null)
+        TaskSpec spec;
+        int attempts;
+        long submittedAt;
+        if (_known.TryGetValue(id, out var known))
+        {
+            // Submitted to this daemon: no read needed.
+            (spec, attempts, submittedAt) = (known.Spec, _attemptsSoFar.GetValueOrDefault(id), known.SubmittedAt);
+        }
+        else if (_store.SpecOf(id) is { } found)
+        {
+            (spec, attempts, submittedAt) = found;
+        }
+        else
         {
             _scheduler.Finished(id, TaskState.Failed);
             return;
         }
-        var (spec, attempts, submittedAt) = found.Value;
         int n = attempts + 1;
+        _attemptsSoFar[id] = n;
         if (n == 1) QueueWaitObserved?.Invoke(spec.Class, Math.Max(0, now.ToUnixTimeMilliseconds() - submittedAt) / 1000.0);
         var dir = Path.Combine(_logsDir, id.Value);
         try { Directory.CreateDirectory(dir); }
@@ -395,7 +419,7 @@ public sealed class Engine : IAsyncDisposable
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            ExitFile = exitFile, StdoutPath = stdout,
+            ExitFile = exitFile, StdoutPath = stdout, DoneFile = spec.DoneFile,
             Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null,
         };
         _running[id] = run;
@@ -455,16 +479,20 @@ public sealed class Engine : IAsyncDisposable
         _ = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result);
         Remember(r.Id, outcome);
         TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
-        _events.Publish(Event(SparkyEvent.TaskFinished, r.Id, r.Class, new JsonObject
+        var body = new JsonObject
         {
             ["state"] = outcome.Name(), ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
             ["attempt"] = r.N, ["duration_ms"] = endedAt - r.StartedAt,
-        }));
+        };
+        if (r.DoneFile) body["done_file"] = true;
+        _events.Publish(Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
         Apply(_scheduler.Finished(r.Id, outcome), now);
     }
 
     private void Remember(TaskId id, TaskState state)
     {
+        _known.Remove(id);
+        _attemptsSoFar.Remove(id);
         // Dependants submitted right after their dependency finished may be added before the store has
         // committed that; this short memory answers for them.
         _recentlyFinished[id] = state;
@@ -505,6 +533,8 @@ public sealed class Engine : IAsyncDisposable
                 ExitFile = a?.ExitFile, StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false),
             };
             var spec = _store.SpecOf(t.Id)?.Spec;
+            run.DoneFile = spec?.DoneFile == true;
+            _attemptsSoFar[t.Id] = run.N;
             if (spec?.TimeoutSeconds is { } timeout) run.Deadline = DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt).AddSeconds(timeout);
             _scheduler.AddRunning(t.Id, t.Class, t.Seq);
             _running[t.Id] = run;
@@ -566,8 +596,10 @@ public static class ResultLine
     {
         try
         {
+            // Most tasks print nothing or no result: a stat is cheaper than an open.
+            var info = new FileInfo(stdoutPath);
+            if (!info.Exists || info.Length < "__DSPY_RESULT__:".Length) return null;
             using var f = new FileStream(stdoutPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (f.Length == 0) return null;
             long start = Math.Max(0, f.Length - 65536);
             f.Seek(start, SeekOrigin.Begin);
             var buf = new byte[f.Length - start];

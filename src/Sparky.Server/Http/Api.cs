@@ -24,7 +24,8 @@ internal static class Api
             if (error is not null) return error;
             var parsed = EnvelopeParser.Parse(node, d.Engine.KnownClasses);
             if (!parsed.Ok) return Problems.BadRequest(parsed.Error);
-            return await Submit(d, [parsed.Submission!], ids => Results.Ok(new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = IdArray(ids) }));
+            var sub = parsed.Submission!;
+            return await Submit(d, [sub with { Spec = sub.Spec with { DoneFile = true } }], ids => Results.Ok(new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = IdArray(ids) }));
         });
 
         app.MapGet("/queue/status", () =>

@@ -6,7 +6,8 @@ using Sparky.Server.Http;
 
 namespace Sparky.Server.Intake;
 
-/// <summary>Writes <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> for each finished task, off the engine's loop.</summary>
+/// <summary>Writes <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> for each finished task that asked for one
+/// (<see cref="TaskSpec.DoneFile"/>), off the engine's loop.</summary>
 internal sealed class DoneFiles : IDisposable
 {
     private readonly EventHub.Subscription _sub;
@@ -21,7 +22,7 @@ internal sealed class DoneFiles : IDisposable
         {
             await foreach (var e in _sub.Reader.ReadAllAsync())
             {
-                if (e.Topic != SparkyEvent.TaskFinished || !TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
+                if (e.Topic != SparkyEvent.TaskFinished || e.Body["done_file"] is null || !TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
                 // The engine's write may still be in the group commit; wait for it to land.
                 for (int i = 0; i < 50; i++)
                 {

@@ -80,7 +80,8 @@ internal sealed class DropDirectory : IDisposable
             Reject(path, parsed.Error);
             return;
         }
-        switch (await _d.Engine.SubmitAsync([parsed.Submission!]))
+        var sub = parsed.Submission!;
+        switch (await _d.Engine.SubmitAsync([sub with { Spec = sub.Spec with { DoneFile = true } }]))
         {
             case SubmitOutcome.Accepted a:
                 Move(path, Path.Combine(_accepted, a.Ids[0].Value + ".json"));

@@ -147,10 +147,14 @@ public sealed class TaskLifecycleTests
     public async Task Results_and_done_files_follow_the_replaced_systems_conventions()
     {
         await using var d = await TestDaemon.StartAsync();
-        var ids = await d.SubmitAsync(JsonNode.Parse("""
+        // The replaced system's door: its producers read results from done files.
+        using var resp = await d.Http.PostAsync("queue/submit", new StringContent("""
             {"id":"with-result","workflow_id":"wf-1","payload":{"command":"echo working; echo '__DSPY_RESULT__:{\"score\": 0.93}'"}}
-            """)!);
-        var t = await d.WaitAsync(ids[0]);
+            """, Encoding.UTF8, "application/json"));
+        var ack = JsonNode.Parse(await resp.Content.ReadAsStringAsync())!;
+        Assert.Equal(true, (bool?)ack["ok"]);
+        Assert.Equal("with-result", (string?)ack["id"]);
+        var t = await d.WaitAsync("with-result");
         Assert.Equal(0.93, (double)t["result"]!["score"]!);
         var done = Path.Combine(d.DataDir, "queue", "done", "with-result.json");
         await WaitForAsync(() => File.Exists(done));
@@ -162,6 +166,12 @@ public sealed class TaskLifecycleTests
         Assert.NotNull(doc["payload"]);
         Assert.NotNull(doc["completed_at"]);
         Assert.True((long)doc["duration_ms"]! >= 0);
+
+        // A native submission keeps its result in the store only.
+        var native = await d.SubmitShellAsync("echo '__DSPY_RESULT__:{\"n\": 1}'");
+        Assert.Equal(1, (int)(await d.WaitAsync(native))["result"]!["n"]!);
+        await Task.Delay(200);
+        Assert.False(File.Exists(Path.Combine(d.DataDir, "queue", "done", native + ".json")));
     }
 
     [Fact]
