@@ -25,21 +25,19 @@ public abstract record LaunchResult
 
 /// <summary>
 /// Starts each task as the leader of a new session (so of its own process group), stdin from
-/// /dev/null, stdout and stderr appended to files, and reports exits. Exits are found by waitpid on
-/// our own pids when SIGCHLD arrives (plus a slow poll as a safety net), never waitpid(-1), so any
-/// other child of this process is left alone.
+/// /dev/null, stdout and stderr appended to files, and reports exits. Not thread-safe: one owner
+/// (the engine's loop) launches and reaps. SIGCHLD only wakes the owner (<paramref name="wake"/>),
+/// which then reaps with waitpid on our own pids, never waitpid(-1), so any other child of this
+/// process is left alone. No thread of its own: an exit reaches the loop in one hop.
 /// </summary>
 public sealed unsafe class ProcessLauncher : IDisposable
 {
-    private readonly Lock _gate = new();
     private readonly Dictionary<int, Action<ProcessExit>> _running = new();
-    private readonly AutoResetEvent _sigchld = new(false);
-    private readonly Thread _reaper;
     private readonly System.Runtime.InteropServices.PosixSignalRegistration _registration;
     private readonly nint _sigDefault, _sigMask;
-    private volatile bool _disposed;
+    private readonly List<(int Pid, ProcessExit Exit, Action<ProcessExit> OnExit)> _exited = new();
 
-    public ProcessLauncher()
+    public ProcessLauncher(Action wake)
     {
         _sigDefault = Marshal.AllocHGlobal(Libc.SigSetSize);
         _sigMask = Marshal.AllocHGlobal(Libc.SigSetSize);
@@ -52,15 +50,13 @@ public sealed unsafe class ProcessLauncher : IDisposable
         _registration = System.Runtime.InteropServices.PosixSignalRegistration.Create(PosixSignal.SIGCHLD, ctx =>
         {
             ctx.Cancel = false;
-            _sigchld.Set();
+            wake();
         });
-        _reaper = new Thread(ReapLoop) { IsBackground = true, Name = "sparky-reaper" };
-        _reaper.Start();
     }
 
-    public int RunningCount { get { lock (_gate) return _running.Count; } }
+    public int RunningCount => _running.Count;
 
-    /// <summary>Starts a process; <paramref name="onExit"/> runs on the reaper thread when it ends.</summary>
+    /// <summary>Starts a process; <paramref name="onExit"/> runs inside <see cref="Reap"/> once it has ended.</summary>
     public LaunchResult Launch(LaunchSpec spec, Action<ProcessExit> onExit)
     {
         var exe = ResolveExecutable(spec.Argv[0], spec.Env);
@@ -84,15 +80,9 @@ public sealed unsafe class ProcessLauncher : IDisposable
             Libc.posix_spawnattr_setsigdefault(attr, _sigDefault);
             Libc.posix_spawnattr_setsigmask(attr, _sigMask);
 
-            int pid;
-            // Hold the lock across the spawn so the reaper cannot see the exit before the pid is registered.
-            lock (_gate)
-            {
-                int rc = Libc.posix_spawn(out pid, arena.Utf8(exe), fa, attr, argv, envp);
-                if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
-                _running[pid] = onExit;
-            }
-            _sigchld.Set(); // it may already have exited
+            int rc = Libc.posix_spawn(out int pid, arena.Utf8(exe), fa, attr, argv, envp);
+            if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
+            _running[pid] = onExit;
             return new LaunchResult.Started(pid, ProcessTable.StartTime(pid) ?? 0);
         }
         finally
@@ -105,28 +95,21 @@ public sealed unsafe class ProcessLauncher : IDisposable
     /// <summary>Signals the whole process group led by <paramref name="pid"/>.</summary>
     public static bool SignalGroup(int pid, int signal) => pid > 1 && Libc.kill(-pid, signal) == 0;
 
-    private void ReapLoop()
+    /// <summary>Collects every ended child and runs its exit callback. Cheap when nothing ended.</summary>
+    public void Reap()
     {
-        var exited = new List<(int Pid, ProcessExit Exit, Action<ProcessExit> OnExit)>();
-        while (!_disposed)
+        if (_running.Count == 0) return;
+        _exited.Clear();
+        foreach (var (pid, onExit) in _running)
         {
-            _sigchld.WaitOne(TimeSpan.FromMilliseconds(250));
-            exited.Clear();
-            lock (_gate)
-            {
-                foreach (var (pid, onExit) in _running)
-                {
-                    int r = Libc.waitpid(pid, out int status, Libc.WNOHANG);
-                    if (r == pid) exited.Add((pid, ProcessExit.FromWaitStatus(status), onExit));
-                    else if (r < 0 && Marshal.GetLastPInvokeError() == Libc.ECHILD) exited.Add((pid, new ProcessExit(null, null), onExit));
-                }
-                foreach (var e in exited) _running.Remove(e.Pid);
-            }
-            foreach (var e in exited)
-            {
-                try { e.OnExit(e.Exit); }
-                catch (Exception ex) { Console.Error.WriteLine($"sparky: exit handler failed: {ex}"); }
-            }
+            int r = Libc.waitpid(pid, out int status, Libc.WNOHANG);
+            if (r == pid) _exited.Add((pid, ProcessExit.FromWaitStatus(status), onExit));
+            else if (r < 0 && Marshal.GetLastPInvokeError() == Libc.ECHILD) _exited.Add((pid, new ProcessExit(null, null), onExit));
+        }
+        foreach (var e in _exited)
+        {
+            _running.Remove(e.Pid);
+            e.OnExit(e.Exit);
         }
     }
 
@@ -157,8 +140,6 @@ public sealed unsafe class ProcessLauncher : IDisposable
 
     public void Dispose()
     {
-        _disposed = true;
-        _sigchld.Set();
         _registration.Dispose();
         Marshal.FreeHGlobal(_sigDefault);
         Marshal.FreeHGlobal(_sigMask);

@@ -64,7 +64,9 @@ public sealed class Engine : IAsyncDisposable
     private readonly SqliteStore _store;
     private readonly EventHub _events;
     private readonly TimeProvider _clock;
-    private readonly ProcessLauncher _launcher = new();
+    private readonly ProcessLauncher _launcher;
+    /// <summary>Set by every command and every SIGCHLD: the loop sleeps on it.</summary>
+    private readonly AutoResetEvent _wake = new(false);
     private readonly Scheduler _scheduler;
     private readonly TaskIdGenerator _ids;
     private readonly RetryPolicy _retry;
@@ -72,6 +74,7 @@ public sealed class Engine : IAsyncDisposable
     private readonly Dictionary<TaskId, Running> _running = new();
     private readonly Dictionary<TaskId, Known> _known = new();
     private readonly Dictionary<TaskId, int> _attemptsSoFar = new();
+    private readonly HashSet<string> _shardsMade = new(StringComparer.Ordinal);
     private readonly Dictionary<TaskId, TaskState> _recentlyFinished = new();
     private readonly Queue<TaskId> _recentOrder = new();
     private readonly IReadOnlyDictionary<string, string> _baseEnv;
@@ -79,7 +82,7 @@ public sealed class Engine : IAsyncDisposable
     private readonly string _logsDir, _runDir, _instance;
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = new();
-    private Task? _loop;
+    private Thread? _loop;
     private long _seq;
 
     public string DataDir { get; }
@@ -94,6 +97,7 @@ public sealed class Engine : IAsyncDisposable
         _store = store;
         _events = events;
         _clock = clock;
+        _launcher = new ProcessLauncher(() => _wake.Set());
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _scheduler = new Scheduler(config.ClassLimits);
@@ -123,7 +127,8 @@ public sealed class Engine : IAsyncDisposable
     {
         Recover();
         Ready = true;
-        _loop = Task.Factory.StartNew(Loop, TaskCreationOptions.LongRunning).Unwrap();
+        _loop = new Thread(Loop) { IsBackground = true, Name = "sparky-engine" };
+        _loop.Start();
     }
 
     // ---------- the public door: thread-safe ----------
@@ -181,14 +186,14 @@ public sealed class Engine : IAsyncDisposable
         // Publish before the loop can see the tasks, so task.queued always precedes task.started.
         foreach (var t in tasks)
             _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
-        _commands.Writer.TryWrite(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
+        Post(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
         return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList());
     }
 
     public Task<CommandOutcome> CancelAsync(TaskId id)
     {
         var reply = new TaskCompletionSource<CommandOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _commands.Writer.TryWrite(new CancelCmd(id, reply));
+        Post(new CancelCmd(id, reply));
         return reply.Task;
     }
 
@@ -204,20 +209,42 @@ public sealed class Engine : IAsyncDisposable
         if (result.Status != WriteStatus.Ok) return CommandOutcome.Unavailable;
         _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
         // Its dependencies already succeeded once; a replay doesn't wait on them again.
-        _commands.Writer.TryWrite(new AddedCmd([(id, spec with { After = [] }, _clock.GetUtcNow().ToUnixTimeMilliseconds(), attempts)]));
+        Post(new AddedCmd([(id, spec with { After = [] }, _clock.GetUtcNow().ToUnixTimeMilliseconds(), attempts)]));
         return CommandOutcome.Done;
     }
 
+    /// <summary>
+    /// <c>logs/&lt;shard&gt;/&lt;id&gt;.&lt;attempt&gt;.out|err</c>: a shard (two hex digits of a hash of the id) keeps
+    /// directories small, and no directory is made per task, so a task costs two new inodes, not three.
+    /// </summary>
     public string LogPath(TaskId id, int attempt, bool stderr) =>
-        Path.Combine(_logsDir, id.Value, $"{attempt}.{(stderr ? "err" : "out")}");
+        Path.Combine(LogShard(id), $"{id.Value}.{attempt}.{(stderr ? "err" : "out")}");
+
+    private string LogShard(TaskId id)
+    {
+        uint h = 2166136261;
+        foreach (char c in id.Value) h = (h ^ c) * 16777619;
+        return Path.Combine(_logsDir, (h & 0xff).ToString("x2"));
+    }
 
     // ---------- the loop ----------
 
-    private async Task Loop()
+    private void Post(Command cmd)
+    {
+        _commands.Writer.TryWrite(cmd);
+        _wake.Set();
+    }
+
+    /// <summary>
+    /// One thread, one pass per wake-up over everything that changed: exits, commands, timers, then
+    /// starts. Waking by event rather than awaiting keeps an exit-to-next-start in one thread hop.
+    /// </summary>
+    private void Loop()
     {
         var reader = _commands.Reader;
         while (!_stop.IsCancellationRequested)
         {
+            Guard(_launcher.Reap);
             var now = _clock.GetUtcNow();
             // One failure (a full disk, an unreadable file) must not stop the loop that runs every task.
             while (reader.TryRead(out var cmd)) Guard(() => Handle(cmd, now));
@@ -225,12 +252,11 @@ public sealed class Engine : IAsyncDisposable
             Guard(() => CheckTimers(now));
             Guard(() => StartWhatFits(now));
 
-            var wake = NextWake(now);
             if (reader.TryPeek(out _)) continue;
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            if (wake is { } w) cts.CancelAfter(w);
-            try { await reader.WaitToReadAsync(cts.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) { }
+            // A slow poll while children run is only a safety net: SIGCHLD wakes us.
+            var wait = NextWake(now) ?? Timeout.InfiniteTimeSpan;
+            if (_launcher.RunningCount > 0 && (wait == Timeout.InfiniteTimeSpan || wait > TimeSpan.FromMilliseconds(500))) wait = TimeSpan.FromMilliseconds(500);
+            _wake.WaitOne(wait);
         }
     }
 
@@ -389,8 +415,15 @@ public sealed class Engine : IAsyncDisposable
         int n = attempts + 1;
         _attemptsSoFar[id] = n;
         if (n == 1) QueueWaitObserved?.Invoke(spec.Class, Math.Max(0, now.ToUnixTimeMilliseconds() - submittedAt) / 1000.0);
-        var dir = Path.Combine(_logsDir, id.Value);
-        try { Directory.CreateDirectory(dir); }
+        var dir = LogShard(id);
+        try
+        {
+            if (!_shardsMade.Contains(dir))
+            {
+                Directory.CreateDirectory(dir);
+                _shardsMade.Add(dir);
+            }
+        }
         catch (IOException e)
         {
             var lost = new Running { Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds() };
@@ -415,7 +448,8 @@ public sealed class Engine : IAsyncDisposable
             env["SPARKY_EXIT_FILE"] = exitFile;
             argv = ["/bin/sh", "-c", "\"$@\"; rc=$?; echo $rc > \"$SPARKY_EXIT_FILE\"; exit $rc", "sparky-shim", .. argv];
         }
-        var stdout = Path.Combine(dir, $"{n}.out");
+        var stdout = LogPath(id, n, stderr: false);
+        var stderr = LogPath(id, n, stderr: true);
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
@@ -423,8 +457,8 @@ public sealed class Engine : IAsyncDisposable
             Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null,
         };
         _running[id] = run;
-        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, Path.Combine(dir, $"{n}.err")),
-            exit => _commands.Writer.TryWrite(new ExitedCmd(id, n, exit, null)));
+        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr),
+            exit => Post(new ExitedCmd(id, n, exit, null)));
         string host = Environment.MachineName;
         if (launch is LaunchResult.Started started)
         {
@@ -437,7 +471,7 @@ public sealed class Engine : IAsyncDisposable
         else
         {
             var reason = ((LaunchResult.Failed)launch).Reason;
-            try { File.AppendAllText(Path.Combine(dir, $"{n}.err"), "sparky: " + reason + "\n"); } catch (IOException) { }
+            try { File.AppendAllText(stderr, "sparky: " + reason + "\n"); } catch (IOException) { }
             _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
                 new AttemptRecord(n, run.StartedAt, null, null, null, null, null, host, null, null, null));
             Ended(run, new ProcessExit(127, null), Reasons.SpawnFailed, now);
@@ -579,11 +613,10 @@ public sealed class Engine : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
-        if (_loop is not null)
-        {
-            try { await _loop.ConfigureAwait(false); } catch (OperationCanceledException) { }
-        }
+        _wake.Set();
+        _loop?.Join();
         _launcher.Dispose();
+        await Task.CompletedTask;
     }
 }
 
