@@ -32,6 +32,10 @@ class BenchError(Exception):
     """Something that makes the run invalid (as opposed to a missed target)."""
 
 
+# What counts as "this part errored" (the run goes on with the next part, and exits 1).
+FAILURES = (BenchError, OSError, http.client.HTTPException, subprocess.SubprocessError)
+
+
 def log(msg: str = "") -> None:
     print(msg, flush=True)
 
@@ -120,12 +124,13 @@ def file_create_us(path: str, count: int) -> float:
     return us
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime+stime of the process itself (not its children)."""
+def cpu_seconds(pid: int, children: bool = False) -> float | None:
+    """utime+stime of the process itself, or (children=True) of its reaped children."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / CLK_TCK
+        i = 13 if children else 11
+        return (int(rest[i]) + int(rest[i + 1])) / CLK_TCK
     except OSError:
         return None
 
@@ -148,6 +153,7 @@ class Http:
         self.port = port
         self.timeout = timeout
         self.conn: http.client.HTTPConnection | None = None
+        self.last_used = 0.0
 
     def close(self) -> None:
         if self.conn is not None:
@@ -156,15 +162,28 @@ class Http:
 
     def request(self, method: str, path: str, body: str | bytes | None = None) -> tuple[int, object]:
         retry_ok = method in ("GET", "HEAD")
+        # The server drops idle keep-alive connections (Kestrel: after about 2 minutes); don't find out
+        # by losing a POST.
+        if self.conn is not None and time.monotonic() - self.last_used > 30:
+            self.close()
         for attempt in (0, 1):
-            if self.conn is None:
+            fresh = self.conn is None
+            if fresh:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            data = body.encode() if isinstance(body, str) else body
+            headers = {"Content-Type": "application/json"} if data is not None else {}
             try:
-                data = body.encode() if isinstance(body, str) else body
-                headers = {"Content-Type": "application/json"} if data is not None else {}
                 self.conn.request(method, path, body=data, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # Sending failed on a connection the server had closed: the request was not taken.
+                self.close()
+                if attempt == 0 and not fresh:
+                    continue
+                raise
+            try:
                 r = self.conn.getresponse()
                 raw = r.read()
+                self.last_used = time.monotonic()
                 if r.getheader("Connection", "").lower() == "close":
                     self.close()
             except (OSError, http.client.HTTPException):
@@ -387,6 +406,7 @@ def bench_sparky(d: Daemon, client: Http, n: int, batch: int, warmup: int) -> di
     before = client.get_json("/queue/status")
     base_processed = int(before["processed"])
     cpu0 = cpu_seconds(d.pid)
+    kids0 = cpu_seconds(d.pid, children=True)
     one = '{"payload":{"command":["true"]}}'
     t0 = time.monotonic()
     left = n
@@ -408,6 +428,7 @@ def bench_sparky(d: Daemon, client: Http, n: int, batch: int, warmup: int) -> di
         time.sleep(0.02)
     t1 = time.monotonic()
     cpu1 = cpu_seconds(d.pid)
+    kids1 = cpu_seconds(d.pid, children=True)
     processed = int(st["processed"]) - base_processed
     failed = int(st["failed"]) - int(before["failed"])
     done = int(st["done"]) - int(before["done"])
@@ -415,8 +436,10 @@ def bench_sparky(d: Daemon, client: Http, n: int, batch: int, warmup: int) -> di
         raise BenchError(f"sparky lost or failed tasks: processed={processed} done={done} failed={failed} (wanted {n}); status {st}")
     secs = t1 - t0
     cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
+    kids = (kids1 - kids0) if kids0 is not None and kids1 is not None else None
     return {"tool": "sparky", "n": n, "seconds": secs, "tasks_per_s": n / secs, "submit_seconds": t_sub - t0,
             "batch": batch, "daemon_cpu_seconds": cpu, "daemon_cpu_ms_per_task": cpu * 1000.0 / n if cpu is not None else None,
+            "tasks_cpu_ms_per_task": kids * 1000.0 / n if kids is not None else None,
             "warmup_tasks": warmup,
             "note": f"HTTP POST /api/v1/tasks in batches of {batch}; completion polled every 20 ms (processed == N); "
                     f"timed after {warmup} untimed warm-up tasks (JIT); durable: SQLite WAL, synchronous=FULL; "
@@ -458,20 +481,29 @@ def bench_tsp(n: int, tsp: str, work: str, timeout: float, rnd: int) -> dict:
         t0 = time.monotonic()
         run_shell(f"for ((i=0;i<{n};i++)); do {tsp} true >/dev/null || exit 1; done", env=env, timeout=timeout, what="tsp submit")
         t_sub = time.monotonic()
-        # Jobs are numbered 0..N-1 on a fresh server; the last two may still be running on 2 slots.
-        run_shell(f"{tsp} -w {n - 1} ; {tsp} -w {max(0, n - 2)} ; true", env=env, timeout=timeout, what="tsp -w")
+        # Jobs are numbered 0..N-1 on a fresh server. Wait for the last one (`tsp -w`), then for any
+        # job the listing does not show finished yet (on 2 slots an earlier one can outlive the last).
+        run_shell(f"{tsp} -w {n - 1} ; true", env=env, timeout=timeout, what="tsp -w")
+        deadline = time.monotonic() + 60
+        while True:
+            listing = subprocess.run([tsp, "-l"], env=env, capture_output=True, timeout=60).stdout.decode(errors="replace")
+            ok = bad = 0
+            unfinished = []
+            for line in listing.splitlines()[1:]:
+                f = line.split()
+                if len(f) >= 2 and f[1] == "finished":
+                    if len(f) >= 4 and f[3] == "0":
+                        ok += 1
+                    else:
+                        bad += 1
+                elif len(f) >= 2:
+                    unfinished.append(f[0])
+            if not unfinished or time.monotonic() > deadline:
+                break
+            run_shell(" ; ".join(f"{tsp} -w {j}" for j in unfinished) + " ; true", env=env, timeout=60, what="tsp -w")
         t1 = time.monotonic()
-        listing = subprocess.run([tsp, "-l"], env=env, capture_output=True, timeout=60).stdout.decode(errors="replace")
     finally:
         subprocess.run([tsp, "-K"], env=env, capture_output=True, timeout=30)
-    ok = bad = 0
-    for line in listing.splitlines()[1:]:
-        f = line.split()
-        if len(f) >= 4 and f[1] == "finished":
-            if f[3] == "0":
-                ok += 1
-            else:
-                bad += 1
     if ok != n or bad:
         raise BenchError(f"tsp: {ok} jobs finished with 0, {bad} failed, wanted {n}")
     secs = t1 - t0
@@ -637,7 +669,13 @@ def bench_queued(args, dll: str, work: str, book: PidBook, results: dict) -> Non
 # ---------------------------------------------------------------- main
 
 
+def _terminate(signum, frame):  # noqa: ARG001
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop what we started
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--strict", action="store_true")
@@ -646,7 +684,7 @@ def main() -> int:
     ap.add_argument("--queued", type=int, default=1_000_000)
     ap.add_argument("--queue-budget", type=float, default=900.0)
     ap.add_argument("--latency-samples", type=int, default=0)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=-1)
     ap.add_argument("--rounds", type=int, default=0)
     ap.add_argument("--nq-once", action="store_true")
     ap.add_argument("--dll", required=True)
@@ -658,6 +696,8 @@ def main() -> int:
     n = args.n
     samples = args.latency_samples or (50 if args.small else 200)
     args.rounds = args.rounds or (1 if args.small else 3)
+    if args.warmup < 0:
+        args.warmup = 300 if args.small else 1000
     tool_timeout = 120.0 if args.small else 900.0
     book = PidBook(os.path.join(args.work, "pids"))
     started = dt.datetime.now(dt.timezone.utc)
@@ -695,13 +735,16 @@ def main() -> int:
         results["status_idle"] = status_latency(client, 200)
         if args.warmup > 0:
             run_batch(d, client, args.warmup, args.batch)
+            time.sleep(2)  # tiered JIT recompiles the hot paths in the background
         for rnd in range(1, args.rounds + 1):
             plan = [("sparky", lambda: bench_sparky(d, client, n, args.batch, args.warmup)),
                     ("spawn floor", lambda: bench_floor(n, args.floor_bin or None, tool_timeout)),
                     ("xargs -P2", lambda: bench_xargs(n, tool_timeout))]
             if args.tsp:
                 plan.append(("task-spooler", lambda: bench_tsp(n, args.tsp, args.work, tool_timeout, rnd)))
-            if have_nq and (rnd == 1 or not args.nq_once):
+            # nq last in a round, and (by default) only in the last round: its herd of N waiting
+            # processes loads the machine for minutes at N=5000 and would colour the next round.
+            if have_nq and (rnd == args.rounds or not args.nq_once):
                 plan.append(("nq", lambda: bench_nq(n, args.work, tool_timeout, rnd)))
             for name, fn in plan:
                 if name == "sparky" and not d.alive():
@@ -711,9 +754,10 @@ def main() -> int:
                     r = fn()
                     r["round"] = rnd
                     all_runs.setdefault(name, []).append(r)
-                    extra = (f", daemon CPU {r['daemon_cpu_ms_per_task']:.2f} ms/task" if r.get("daemon_cpu_ms_per_task") else "")
+                    extra = (f", CPU per task: daemon {r['daemon_cpu_ms_per_task']:.2f} ms, task processes {r['tasks_cpu_ms_per_task']:.2f} ms"
+                             if r.get("daemon_cpu_ms_per_task") is not None and r.get("tasks_cpu_ms_per_task") is not None else "")
                     log(f"   round {rnd}  {name:<13} {n} tasks in {r['seconds']:7.2f} s  {r['tasks_per_s']:8.1f} tasks/s{extra}")
-                except BenchError as e:
+                except FAILURES as e:
                     errors.append(f"{name} (round {rnd}): {e}")
                     log(f"   ERROR {name} (round {rnd}): {e}")
         time.sleep(3)
@@ -721,12 +765,12 @@ def main() -> int:
         results["rss_idle_after_run_breakdown_mib"] = rss_breakdown_mib(d.pid)
         try:
             results["latency"] = bench_latency(d, client, samples)
-        except BenchError as e:
+        except FAILURES as e:
             errors.append(str(e))
             log(f"   ERROR {e}")
         time.sleep(2)
         results["rss_idle_end_mib"] = rss_mib(d.pid)
-    except BenchError as e:
+    except FAILURES as e:
         errors.append(str(e))
         log(f"   ERROR {e}")
     finally:
@@ -780,7 +824,7 @@ def main() -> int:
     if not args.small and not errors:
         try:
             bench_queued(args, args.dll, args.work, book, results)
-        except BenchError as e:
+        except FAILURES as e:
             errors.append(f"queued: {e}")
             log(f"   ERROR queued: {e}")
 

@@ -12,9 +12,9 @@
 # SPARKY_BENCH_QUEUED (default 1000000), SPARKY_BENCH_QUEUE_BUDGET_S (seconds allowed for
 # submitting the queued tasks, default 900; past it the run goes on with what was submitted),
 # SPARKY_BENCH_LATENCY_SAMPLES (default 50 small / 200 full), SPARKY_BENCH_WARMUP (untimed tasks
-# run through the daemon before its timed runs, default 200), SPARKY_BENCH_ROUNDS (round-robin
+# run through the daemon before its timed runs, default 300 small / 1000 full), SPARKY_BENCH_ROUNDS (round-robin
 # rounds of every tool, median reported; default 1 small / 3 full), SPARKY_BENCH_NQ_EVERY_ROUND=1
-# (nq runs in round 1 only by default: at N=5000 one nq run takes minutes).
+# (nq runs in the last round only by default: at N=5000 one nq run takes minutes).
 #
 # Exit status: 0 when every part ran (missed targets are reported, not failed, unless --strict),
 # 1 when anything errored (a tool failed or timed out, Sparky lost or failed a task).
@@ -65,9 +65,16 @@ fi
 
 # ---- a scratch dir on the normal temp filesystem; everything we start is ended by pid on exit
 work=$(mktemp -d "${TMPDIR:-/tmp}/sparky-bench.XXXXXX")
+py=""
 cleanup() {
   local rc=$?
   set +e
+  # The driver first: SIGTERM makes it stop what it started and exit; give it a few seconds.
+  if [ -n "$py" ] && kill -0 "$py" 2>/dev/null; then
+    kill -TERM "$py" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$py" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$py" 2>/dev/null
+  fi
   if [ -f "$work/pids" ]; then
     # "pid starttime label": signal a pid only while it is still the process we started.
     while read -r pid start label; do
@@ -107,7 +114,13 @@ args=(--n "$n" --dll "$root/$dll" --work "$work" --tsp "$tsp_bin" --floor-bin "$
       --results "$root/bench/results/throughput-$stamp.json"
       --batch "${SPARKY_BENCH_BATCH:-1000}" --queued "${SPARKY_BENCH_QUEUED:-1000000}"
       --queue-budget "${SPARKY_BENCH_QUEUE_BUDGET_S:-900}" --latency-samples "${SPARKY_BENCH_LATENCY_SAMPLES:-0}"
-      --warmup "${SPARKY_BENCH_WARMUP:-200}" --rounds "${SPARKY_BENCH_ROUNDS:-0}")
+      --warmup "${SPARKY_BENCH_WARMUP:--1}" --rounds "${SPARKY_BENCH_ROUNDS:-0}")
 [ "${SPARKY_BENCH_NQ_EVERY_ROUND:-0}" = 1 ] || args+=(--nq-once)
 [ $small = 1 ] && args+=(--small)
-python3 bench/throughput/bench.py "${args[@]}" "${strict[@]}"
+# In the background and waited for, so that a signal to this script runs the trap at once.
+python3 bench/throughput/bench.py "${args[@]}" "${strict[@]}" &
+py=$!
+rc=0
+wait "$py" || rc=$?
+py=""
+exit $rc
