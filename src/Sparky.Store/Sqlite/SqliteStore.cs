@@ -95,6 +95,8 @@ public sealed class SqliteStore : IAsyncDisposable
     {
         var batch = new List<WriteOp>(MaxBatch);
         var cmds = new Commands(_writer);
+        long lastUpdateCommit = 0;
+        bool syncFull = true;
         var reader = _writes.Reader;
         while (true)
         {
@@ -104,13 +106,25 @@ public sealed class SqliteStore : IAsyncDisposable
             }
             batch.Clear();
             while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
-            // Nobody waits on a state update (a start, an end): let a few milliseconds of them share one
-            // commit, and one fsync. A submission, which a client waits on, ends the wait at once.
-            long lingerUntil = Environment.TickCount64 + LingerMs;
+            // Nobody waits on a state update (a start, an end). When they stream in, let a few
+            // milliseconds of them share one commit; a lone one, or a submission (which a client
+            // waits on), is committed at once.
+            long lingerUntil = lastUpdateCommit + LingerMs;
             while (batch.Count < MaxBatch && !batch.Exists(o => o.Awaited) && Environment.TickCount64 < lingerUntil)
             {
                 Thread.Sleep(1);
                 while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
+            }
+            // State updates need not survive a power cut (recovery treats a lost start or end as a lost
+            // attempt), only a crash of this process: no fsync for them. A submission's commit is fsynced,
+            // and with it every earlier update in the log.
+            bool durable = batch.Exists(o => o.Awaited);
+            if (durable != syncFull)
+            {
+                using var pragma = _writer.CreateCommand();
+                pragma.CommandText = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+                pragma.ExecuteNonQuery();
+                syncFull = durable;
             }
             var results = new WriteResult[batch.Count];
             try
@@ -119,6 +133,7 @@ public sealed class SqliteStore : IAsyncDisposable
                 cmds.Bind(tx);
                 for (int i = 0; i < batch.Count; i++) results[i] = batch[i].Apply(cmds);
                 tx.Commit();
+                if (!durable) lastUpdateCommit = Environment.TickCount64;
                 Interlocked.Increment(ref _commits);
             }
             catch (SqliteException ex)
