@@ -26,7 +26,10 @@ public sealed class SqliteStore : IAsyncDisposable
     private readonly string _connectionString;
     private readonly Channel<WriteOp> _writes = Channel.CreateUnbounded<WriteOp>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SqliteConnection _writer;
-    private readonly Task _writerLoop;
+    private readonly Thread _writerThread;
+    /// <summary>Set by every enqueued write: the writer thread blocks on it rather than awaiting, so a
+    /// write reaches it without a thread-pool hop.</summary>
+    private readonly AutoResetEvent _writerWake = new(false);
 
     public Counters Counters { get; } = new();
     public string Path { get; }
@@ -46,7 +49,8 @@ public sealed class SqliteStore : IAsyncDisposable
         Pragma(_writer, "PRAGMA busy_timeout=30000");
         Schema.Migrate(_writer);
         RebuildCounters();
-        _writerLoop = Task.Factory.StartNew(WriterLoop, TaskCreationOptions.LongRunning);
+        _writerThread = new Thread(WriterLoop) { IsBackground = true, Name = "sparky-store-writer" };
+        _writerThread.Start();
     }
 
     public static SqliteStore Open(string path)
@@ -88,6 +92,7 @@ public sealed class SqliteStore : IAsyncDisposable
     private Task<WriteResult> Enqueue(WriteOp op)
     {
         if (!_writes.Writer.TryWrite(op)) return Task.FromResult(new WriteResult(WriteStatus.Unavailable, "the store is closed"));
+        _writerWake.Set();
         return op.Done.Task;
     }
 
@@ -102,7 +107,9 @@ public sealed class SqliteStore : IAsyncDisposable
         {
             if (!reader.TryPeek(out _))
             {
-                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) break;
+                if (reader.Completion.IsCompleted) break;
+                _writerWake.WaitOne();
+                continue;
             }
             batch.Clear();
             while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
@@ -466,7 +473,8 @@ public sealed class SqliteStore : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _writes.Writer.TryComplete();
-        await _writerLoop.ConfigureAwait(false);
+        _writerWake.Set();
+        await Task.Run(_writerThread.Join).ConfigureAwait(false);
         _writer.Dispose();
         SqliteConnection.ClearAllPools();
     }
