@@ -26,15 +26,19 @@ log=$(mktemp)
 status=0
 for proj in tests/Sparky.Core.Tests tests/Sparky.IntegrationTests; do
   echo "== $proj"
-  dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee -a "$log" | grep -E "^\s*(Passed|Failed|Skipped) |^\s*\[.*\] |Total tests|Passed!|Failed!|error" || true
-  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  out=$(mktemp)
+  dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
+  cat "$out" >>"$log"
+  grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
+  rm -f "$out"
 done
 
 echo "== benchmarks (small size; full runs: see bench/README.md)"
 if ! SPARKY_BENCH_N=300 bench/throughput/run.sh --small; then status=1; fi
 
-passed=$(grep -oE "Passed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
-failed=$(grep -oE "Failed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+# vstest's summary per project: "Passed: N" always, "Failed: N" only when some failed.
+passed=$( { grep -oE "^\s*Passed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
+failed=$( { grep -oE "^\s*Failed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
 rm -f "$log"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" = 0 ] || status=1
