@@ -111,7 +111,7 @@ def fs_type(path: str) -> str:
 
 def file_create_us(path: str, count: int) -> float:
     """What creating one empty file costs on this filesystem (open O_CREAT + close), in microseconds.
-    Sparky creates a log directory, two log files and a done file per task; tsp and nq one file per job."""
+    Sparky creates two log files per task (stdout, stderr); tsp and nq one file per job."""
     d = os.path.join(path, "create-probe")
     os.makedirs(d)
     t0 = time.perf_counter()
@@ -443,7 +443,7 @@ def bench_sparky(d: Daemon, client: Http, n: int, batch: int, warmup: int) -> di
             "warmup_tasks": warmup,
             "note": f"HTTP POST /api/v1/tasks in batches of {batch}; completion polled every 20 ms (processed == N); "
                     f"timed after {warmup} untimed warm-up tasks (JIT); durable: SQLite WAL, synchronous=FULL; "
-                    "per task: a log dir, stdout+stderr files and a done file"}
+                    "per task: stdout and stderr files; starts and ends recorded (no fsync for those; the submission's commit is fsynced)"}
 
 
 def bench_floor(n: int, floor_bin: str | None, timeout: float) -> dict:
