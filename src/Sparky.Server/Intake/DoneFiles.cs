@@ -17,12 +17,12 @@ internal sealed class DoneFiles : IDisposable
     {
         var dir = Path.Combine(d.Config.DataDir, "queue", "done");
         Directory.CreateDirectory(dir);
-        _sub = d.Events.Subscribe(capacity: 1_000_000);
+        _sub = d.Events.Subscribe(capacity: 1_000_000, filter: e => e.Topic == SparkyEvent.TaskFinished && e.Body["done_file"] is not null);
         _worker = Task.Run(async () =>
         {
             await foreach (var e in _sub.Reader.ReadAllAsync())
             {
-                if (e.Topic != SparkyEvent.TaskFinished || e.Body["done_file"] is null || !TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
+                if (!TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
                 // The engine's write may still be in the group commit; wait for it to land.
                 for (int i = 0; i < 50; i++)
                 {
