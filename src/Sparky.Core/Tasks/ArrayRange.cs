@@ -4,12 +4,14 @@ namespace Sparky.Core.Tasks;
 public readonly record struct ArrayRange(int First, int Last, int Step)
 {
     public const int MaxCount = 100_000;
+    public const int MaxIndex = 99_999_999;
 
     public int Count => (Last - First) / Step + 1;
 
     public IEnumerable<int> Indices()
     {
-        for (int i = First; i <= Last; i += Step) yield return i;
+        // By count, not by `i += Step`, which would overflow past int.MaxValue and never end.
+        for (int k = 0; k < Count; k++) yield return First + k * Step;
     }
 
     public static bool TryParse(string? text, out ArrayRange range, out string error)
@@ -36,6 +38,11 @@ public readonly record struct ArrayRange(int First, int Last, int Step)
         if (bounds.Length == 2 && (!int.TryParse(bounds[1], out last) || last < first))
         {
             error = $"array range '{text}' is not FIRST-LAST[:STEP] with FIRST <= LAST";
+            return false;
+        }
+        if (last > MaxIndex)
+        {
+            error = $"array range '{text}' goes past {MaxIndex}, the largest index";
             return false;
         }
         range = new ArrayRange(first, last, step);

@@ -139,6 +139,9 @@ public sealed class Engine : IAsyncDisposable
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         var tasks = new List<NewTask>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
+        long total = submissions.Sum(s => (long)(s.Array?.Count ?? 1));
+        long queuedNow = _store.Counters.Total(TaskState.Queued);
+        if (queuedNow + total > _config.MaxQueued) return new SubmitOutcome.QueueFull(queuedNow, _config.MaxQueued);
         foreach (var s in submissions)
         {
             var envelopeJson = s.Envelope.ToJsonString();
@@ -146,7 +149,13 @@ public sealed class Engine : IAsyncDisposable
             {
                 foreach (int index in array.Indices())
                 {
-                    var id = s.Id is { } baseId ? TaskId.Parse($"{baseId.Value[..Math.Min(baseId.Value.Length, 118)]}_{index}") : _ids.Next();
+                    TaskId id;
+                    if (s.Id is { } baseId)
+                    {
+                        if (!TaskId.TryParse($"{baseId.Value}_{index}", out id))
+                            return new SubmitOutcome.Invalid($"id '{baseId}' is too long for an array: '{baseId}_{index}' must be at most 128 characters");
+                    }
+                    else id = _ids.Next();
                     var env = new Dictionary<string, string>(s.Spec.Env) { ["SPARKY_ARRAY_INDEX"] = index.ToString() };
                     tasks.Add(new NewTask(id, s.Spec with { ArrayIndex = index, Env = env }, envelopeJson, now));
                 }
@@ -177,16 +186,19 @@ public sealed class Engine : IAsyncDisposable
             earlier.Add(t.Id.Value);
         }
 
-        var result = await _store.InsertAsync(tasks).ConfigureAwait(false);
+        var result = await _store.InsertAsync(tasks, onCommitted: () =>
+        {
+            // On the writer thread, in commit order: a dependency always reaches the loop before its
+            // dependant. Published before the loop sees the tasks, so task.queued precedes task.started.
+            foreach (var t in tasks)
+                _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
+            Post(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
+        }).ConfigureAwait(false);
         switch (result.Status)
         {
             case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
             case WriteStatus.Unavailable: return new SubmitOutcome.Unavailable(result.Detail!);
         }
-        // Publish before the loop can see the tasks, so task.queued always precedes task.started.
-        foreach (var t in tasks)
-            _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
-        Post(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
         return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList());
     }
 
@@ -204,12 +216,14 @@ public sealed class Engine : IAsyncDisposable
         if (state is null) return CommandOutcome.NotFound;
         if (!state.Value.IsTerminal()) return CommandOutcome.NotFinished;
         var (spec, attempts, _) = _store.SpecOf(id)!.Value;
-        var result = await _store.RequeueAsync(id, spec.Class, state.Value).ConfigureAwait(false);
+        var result = await _store.RequeueAsync(id, spec.Class, state.Value, onCommitted: () =>
+        {
+            _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
+            // Its dependencies already succeeded once; a replay doesn't wait on them again.
+            Post(new AddedCmd([(id, spec with { After = [] }, _clock.GetUtcNow().ToUnixTimeMilliseconds(), attempts)]));
+        }).ConfigureAwait(false);
         if (result.Status == WriteStatus.Conflict) return CommandOutcome.NotFinished;
         if (result.Status != WriteStatus.Ok) return CommandOutcome.Unavailable;
-        _events.Publish(Event(SparkyEvent.TaskQueued, id, spec.Class, new JsonObject { ["replay"] = true }));
-        // Its dependencies already succeeded once; a replay doesn't wait on them again.
-        Post(new AddedCmd([(id, spec with { After = [] }, _clock.GetUtcNow().ToUnixTimeMilliseconds(), attempts)]));
         return CommandOutcome.Done;
     }
 
@@ -260,10 +274,11 @@ public sealed class Engine : IAsyncDisposable
         }
     }
 
+    /// <summary>One failure (a full disk, an unreadable file, a bug) is logged; the loop that runs every task goes on.</summary>
     private static void Guard(Action action)
     {
         try { action(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e)
         {
             Console.Error.WriteLine($"sparky: engine: {e.GetType().Name}: {e.Message}");
         }
@@ -292,6 +307,7 @@ public sealed class Engine : IAsyncDisposable
                 {
                     if (_known.Count < MaxKnown) _known[id] = new Known(spec, submittedAt);
                     if (attempts > 0) _attemptsSoFar[id] = attempts; // a replay numbers its attempts on
+                    _recentlyFinished.Remove(id); // a replay is no longer finished
                     Add(id, spec.Class, spec.After, now);
                 }
                 break;
@@ -299,7 +315,8 @@ public sealed class Engine : IAsyncDisposable
                 if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
                 break;
             case CancelCmd cancel:
-                cancel.Reply.TrySetResult(Cancel(cancel.Id, now));
+                try { cancel.Reply.TrySetResult(Cancel(cancel.Id, now)); }
+                finally { cancel.Reply.TrySetResult(CommandOutcome.Unavailable); }
                 break;
         }
     }
@@ -390,7 +407,21 @@ public sealed class Engine : IAsyncDisposable
 
     private void StartWhatFits(DateTimeOffset now)
     {
-        foreach (var id in _scheduler.TakeStartable(now)) StartAttempt(id, now);
+        foreach (var id in _scheduler.TakeStartable(now))
+        {
+            try { StartAttempt(id, now); }
+            catch (Exception e)
+            {
+                // Never strand a slot: whatever went wrong, the attempt ends (and retries by its policy).
+                Console.Error.WriteLine($"sparky: engine: cannot start {id}: {e.GetType().Name}: {e.Message}");
+                if (!_running.TryGetValue(id, out var r))
+                {
+                    r = new Running { Id = id, Class = _known.TryGetValue(id, out var k) ? k.Spec.Class : Classes.CpuShort, N = _attemptsSoFar.GetValueOrDefault(id, 1), Retries = 0, StartedAt = now.ToUnixTimeMilliseconds() };
+                    _running[id] = r;
+                }
+                Ended(r, new ProcessExit(null, null), Reasons.SpawnFailed, now);
+            }
+        }
     }
 
     private void StartAttempt(TaskId id, DateTimeOffset now)
@@ -406,6 +437,8 @@ public sealed class Engine : IAsyncDisposable
         else if (_store.SpecOf(id) is { } found)
         {
             (spec, attempts, submittedAt) = found;
+            // The store may not have the previous start committed yet.
+            attempts = Math.Max(attempts, _attemptsSoFar.GetValueOrDefault(id));
         }
         else
         {
@@ -483,9 +516,12 @@ public sealed class Engine : IAsyncDisposable
     {
         _running.Remove(r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
-        if (r.ExitFile is not null) TryDelete(r.ExitFile);
+        // Children that ignored SIGTERM must not outlive a cancelled or timed-out attempt (nor overlap its
+        // retry): the group id cannot be reused while any member lives.
+        if ((r.Cancelling || r.TimedOut) && r.Pid > 0) ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
         TaskState outcome;
         if (r.Cancelling) { outcome = TaskState.Cancelled; reason = Reasons.Cancelled; }
+        else if (r.TimedOut) { outcome = TaskState.Failed; reason = Reasons.Timeout; } // even if it exited 0 on SIGTERM
         else if (reason is null && exit.ExitCode == 0) outcome = TaskState.Succeeded;
         else
         {
@@ -500,7 +536,7 @@ public sealed class Engine : IAsyncDisposable
         {
             var due = now + _retry.Delay(r.N, _random.NextDouble());
             _scheduler.RetryAt(r.Id, due);
-            _ = _store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null);
+            DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null), r.ExitFile);
             _events.Publish(Event(SparkyEvent.TaskRetrying, r.Id, r.Class, new JsonObject
             {
                 ["attempt"] = r.N, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
@@ -510,7 +546,7 @@ public sealed class Engine : IAsyncDisposable
         }
 
         string? result = outcome == TaskState.Succeeded ? ResultLine.Read(r.StdoutPath) : null;
-        _ = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result);
+        DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result), r.ExitFile);
         Remember(r.Id, outcome);
         TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
         var body = new JsonObject
@@ -578,7 +614,9 @@ public sealed class Engine : IAsyncDisposable
                 run.Reattached = true;
                 continue;
             }
-            if (alive) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill);
+            // Any other live process of this task (no shim, or an attempt the store never recorded) must
+            // not run beside the retry.
+            if (proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill);
             var exit = alive ? null : ReadExitFile(run.ExitFile);
             toEnd.Add((run, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null));
         }
@@ -596,6 +634,13 @@ public sealed class Engine : IAsyncDisposable
             return rc > 128 && rc < 160 ? new ProcessExit(rc, rc - 128) : new ProcessExit(rc, null);
         }
         catch (IOException) { return null; }
+    }
+
+    /// <summary>The exit file is the only record of a re-attachable attempt's result until its end is committed.</summary>
+    private static void DeleteExitFileOnceStored(Task<WriteResult> write, string? exitFile)
+    {
+        if (exitFile is null) return;
+        write.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) TryDelete(exitFile); }, TaskContinuationOptions.ExecuteSynchronously);
     }
 
     private static void TryDelete(string path)

@@ -29,6 +29,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public string Url { get; private set; } = "";
 
     private WebApplication? _app;
+    private FileStream? _lock;
     private DropDirectory? _drop;
     private DoneFiles? _done;
 
@@ -55,10 +56,11 @@ public sealed class SparkyDaemon : IAsyncDisposable
     {
         if (CheckBinding(config) is { } refusal) throw new InvalidOperationException(refusal);
         Directory.CreateDirectory(config.DataDir);
-        var d = new SparkyDaemon(config);
+        var dataLock = Lock(config.DataDir);
+        var d = new SparkyDaemon(config) { _lock = dataLock };
         var started = System.Diagnostics.Stopwatch.StartNew();
+        d._done = new DoneFiles(d); // before recovery, which may finish tasks
         d.Engine.Start();
-        d._done = new DoneFiles(d);
         d._drop = new DropDirectory(d);
         await d.StartHttpAsync();
         log?.Invoke($"sparky: serving on {d.Url} (data {Path.GetFullPath(config.DataDir)}, ready in {started.ElapsedMilliseconds} ms)");
@@ -105,6 +107,30 @@ public sealed class SparkyDaemon : IAsyncDisposable
         _app = app;
     }
 
+    /// <summary>
+    /// One daemon per data directory: a second one's recovery would kill the first one's tasks as
+    /// "lost" and run its queue twice. The lock (flock, via FileShare.None) dies with the process.
+    /// </summary>
+    private static FileStream Lock(string dataDir)
+    {
+        var path = Path.Combine(dataDir, "sparky.lock");
+        try
+        {
+            var f = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            f.SetLength(0);
+            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n");
+            f.Write(pid);
+            f.Flush();
+            return f;
+        }
+        catch (IOException)
+        {
+            string holder = "";
+            try { holder = File.ReadAllText(path).Trim(); } catch (IOException) { }
+            throw new InvalidOperationException($"another daemon{(holder.Length > 0 ? $" (pid {holder})" : "")} is using the data directory {Path.GetFullPath(dataDir)}");
+        }
+    }
+
     private static string HostOf(string hostPort) => hostPort[..hostPort.LastIndexOf(':')];
 
     private static bool IsLoopback(string host) =>
@@ -121,5 +147,6 @@ public sealed class SparkyDaemon : IAsyncDisposable
         await Engine.DisposeAsync();
         _done?.Dispose();
         await Store.DisposeAsync();
+        _lock?.Dispose();
     }
 }

@@ -34,16 +34,17 @@ internal static class LogStreamer
                 }
                 if (!follow) return;
                 task = d.Store.Get(id)!;
-                bool attemptOver = task.AttemptList.FirstOrDefault(a => a.N == n)?.EndedAt is not null || task.Attempts > n;
+                var attempt = task.AttemptList.FirstOrDefault(a => a.N == n);
+                // A finished task with no such attempt (cancelled while queued, a failed dependency, an
+                // attempt number that never ran) has nothing more to show.
+                if (attempt is null && task.State.IsTerminal()) return;
+                bool attemptOver = attempt?.EndedAt is not null || task.Attempts > n;
                 if (attemptOver)
                 {
+                    // Drain what the attempt wrote after our previous read before moving on or ending.
+                    if (File.Exists(path) && new FileInfo(path).Length > offset) continue;
                     if (attemptWanted is null && task.Attempts > n) { n++; offset = 0; continue; }
-                    if (task.State.IsTerminal() || attemptWanted is not null)
-                    {
-                        // One last read: the process may have written after our previous read.
-                        if (File.Exists(path) && new FileInfo(path).Length > offset) continue;
-                        return;
-                    }
+                    if (task.State.IsTerminal() || attemptWanted is not null) return;
                 }
                 await Task.Delay(150, ct);
             }

@@ -23,21 +23,27 @@ internal sealed class DoneFiles : IDisposable
             await foreach (var e in _sub.Reader.ReadAllAsync())
             {
                 if (!TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
-                // The engine's write may still be in the group commit; wait for it to land.
-                for (int i = 0; i < 50; i++)
-                {
-                    var t = d.Store.Get(id);
-                    if (t is not null && t.State.IsTerminal())
-                    {
-                        var tmp = Path.Combine(dir, "." + id.Value + ".json.tmp");
-                        await File.WriteAllTextAsync(tmp, TaskJson.DoneFile(t).ToJsonString());
-                        File.Move(tmp, Path.Combine(dir, id.Value + ".json"), overwrite: true);
-                        break;
-                    }
-                    await Task.Delay(20);
-                }
+                try { await WriteAsync(d, dir, id); }
+                catch (Exception ex) { Console.Error.WriteLine($"sparky: done file for {id}: {ex.Message}"); }
             }
         });
+    }
+
+    private static async Task WriteAsync(SparkyDaemon d, string dir, TaskId id)
+    {
+        // The engine's write may still be in the group commit: wait (up to 10 s) for it to land.
+        for (int i = 0; i < 500; i++)
+        {
+            var t = d.Store.Get(id);
+            if (t is not null && t.State.IsTerminal())
+            {
+                var tmp = Path.Combine(dir, "." + id.Value + ".json.tmp");
+                await File.WriteAllTextAsync(tmp, TaskJson.DoneFile(t).ToJsonString());
+                File.Move(tmp, Path.Combine(dir, id.Value + ".json"), overwrite: true);
+                return;
+            }
+            await Task.Delay(20);
+        }
     }
 
     public void Dispose()

@@ -32,9 +32,16 @@ internal sealed class DropDirectory : IDisposable
         _watcher = new FileSystemWatcher(_pending) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
         _watcher.Created += (_, e) => _files.Writer.TryWrite(e.FullPath);
         _watcher.Renamed += (_, e) => _files.Writer.TryWrite(e.FullPath);
+        // An overflowing inotify queue (a burst of thousands of files) loses events: scan again.
+        _watcher.Error += (_, _) => Scan();
         _watcher.EnableRaisingEvents = true;
-        foreach (var f in Directory.EnumerateFiles(_pending)) _files.Writer.TryWrite(f);
+        Scan();
         _worker = Task.Run(Work);
+    }
+
+    private void Scan()
+    {
+        foreach (var f in Directory.EnumerateFiles(_pending)) _files.Writer.TryWrite(f);
     }
 
     private async Task Work()

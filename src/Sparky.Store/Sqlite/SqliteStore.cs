@@ -70,8 +70,10 @@ public sealed class SqliteStore : IAsyncDisposable
 
     // ---------- writes ----------
 
-    /// <summary>Inserts all the tasks or none: a request with one existing id is a conflict as a whole.</summary>
-    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks) => Enqueue(new InsertOp(tasks));
+    /// <summary>Inserts all the tasks or none: a request with one existing id is a conflict as a whole.
+    /// <paramref name="onCommitted"/> runs on the writer thread right after the commit, so callbacks run in
+    /// commit order (the engine learns of tasks in the order they were stored).</summary>
+    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action? onCommitted = null) => Enqueue(new InsertOp(tasks, onCommitted));
 
     public Task<WriteResult> AttemptStartedAsync(TaskId id, string cls, TaskState from, AttemptRecord attempt) =>
         Enqueue(new StartOp(id, cls, from, attempt));
@@ -84,7 +86,7 @@ public sealed class SqliteStore : IAsyncDisposable
         Enqueue(new FinishOp(id, cls, from, to, reason, at));
 
     /// <summary>Queues a finished task again with the same spec (a replay); its attempts so far are kept.</summary>
-    public Task<WriteResult> RequeueAsync(TaskId id, string cls, TaskState from) => Enqueue(new RequeueOp(id, cls, from));
+    public Task<WriteResult> RequeueAsync(TaskId id, string cls, TaskState from, Action? onCommitted = null) => Enqueue(new RequeueOp(id, cls, from, onCommitted));
 
     /// <summary>Records the pid of an attempt once the process exists.</summary>
     public Task<WriteResult> AttemptPidAsync(TaskId id, int n, int pid, long pidStart) => Enqueue(new PidOp(id, n, pid, pidStart));
@@ -103,15 +105,19 @@ public sealed class SqliteStore : IAsyncDisposable
         long lastUpdateCommit = 0;
         bool syncFull = true;
         var reader = _writes.Reader;
+        var carried = new List<WriteOp>();
+        int failures = 0;
         while (true)
         {
-            if (!reader.TryPeek(out _))
+            if (!reader.TryPeek(out _) && carried.Count == 0)
             {
                 if (reader.Completion.IsCompleted) break;
                 _writerWake.WaitOne();
                 continue;
             }
             batch.Clear();
+            batch.AddRange(carried);
+            carried.Clear();
             while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
             // Nobody waits on a state update (a start, an end). When they stream in, let a few
             // milliseconds of them share one commit; a lone one, or a submission (which a client
@@ -126,16 +132,16 @@ public sealed class SqliteStore : IAsyncDisposable
             // attempt), only a crash of this process: no fsync for them. A submission's commit is fsynced,
             // and with it every earlier update in the log.
             bool durable = batch.Exists(o => o.Awaited);
-            if (durable != syncFull)
-            {
-                using var pragma = _writer.CreateCommand();
-                pragma.CommandText = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
-                pragma.ExecuteNonQuery();
-                syncFull = durable;
-            }
             var results = new WriteResult[batch.Count];
             try
             {
+                if (durable != syncFull)
+                {
+                    using var pragma = _writer.CreateCommand();
+                    pragma.CommandText = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+                    pragma.ExecuteNonQuery();
+                    syncFull = durable;
+                }
                 using var tx = _writer.BeginTransaction();
                 cmds.Bind(tx);
                 for (int i = 0; i < batch.Count; i++) results[i] = batch[i].Apply(cmds);
@@ -145,11 +151,21 @@ public sealed class SqliteStore : IAsyncDisposable
             }
             catch (SqliteException ex)
             {
-                // The whole transaction is gone (disk full, I/O error): nothing in it was acknowledged.
+                // The whole transaction is gone (disk full, I/O error). A submission is refused (its client
+                // is told, nothing was acknowledged). A state update is kept and tried again, in order, ahead
+                // of newer writes: dropping it would leave the store behind the engine for good.
                 var failed = new WriteResult(WriteStatus.Unavailable, $"store write failed: {ex.Message}");
-                foreach (var op in batch) op.Done.TrySetResult(failed);
+                bool givingUp = reader.Completion.IsCompleted && failures >= 3;
+                foreach (var op in batch)
+                {
+                    if (op.Awaited || givingUp) op.Done.TrySetResult(failed);
+                    else carried.Add(op);
+                }
+                failures++;
+                if (carried.Count > 0) Thread.Sleep(Math.Min(5000, 50 << Math.Min(failures, 7)));
                 continue;
             }
+            failures = 0;
             for (int i = 0; i < batch.Count; i++)
             {
                 if (results[i].Status == WriteStatus.Ok) batch[i].Committed(Counters);
@@ -191,8 +207,8 @@ public sealed class SqliteStore : IAsyncDisposable
             Finish = Make(c, "UPDATE tasks SET state = $state, reason = $reason, finished_at = $at WHERE id = $id AND state < 2", "$id", "$state", "$reason", "$at");
             Requeue = Make(c, """
                 UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL
-                WHERE id = $id AND state >= 2
-                """, "$id");
+                WHERE id = $id AND state = $from AND state >= 2
+                """, "$id", "$from");
             Pid = Make(c, "UPDATE attempts SET pid = $pid, pid_start = $pid_start WHERE task_id = $id AND n = $n", "$id", "$n", "$pid", "$pid_start");
             _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Pid];
         }
@@ -226,7 +242,7 @@ public sealed class SqliteStore : IAsyncDisposable
         public virtual void Committed(Counters counters) { }
     }
 
-    private sealed class InsertOp(IReadOnlyList<NewTask> tasks) : WriteOp
+    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action? onCommitted) : WriteOp
     {
         public override bool Awaited => true;
 
@@ -250,6 +266,7 @@ public sealed class SqliteStore : IAsyncDisposable
         public override void Committed(Counters counters)
         {
             foreach (var t in tasks) counters.Add(t.Spec.Class, TaskState.Queued, 1);
+            onCommitted?.Invoke();
         }
     }
 
@@ -293,14 +310,18 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
-    private sealed class RequeueOp(TaskId id, string cls, TaskState from) : WriteOp
+    private sealed class RequeueOp(TaskId id, string cls, TaskState from, Action? onCommitted) : WriteOp
     {
         public override bool Awaited => true;
 
         public override WriteResult Apply(Commands c) =>
-            Run(c.Requeue, id.Value) > 0 ? WriteResult.Ok : new WriteResult(WriteStatus.Conflict, "the task is not finished");
+            Run(c.Requeue, id.Value, (int)from) > 0 ? WriteResult.Ok : new WriteResult(WriteStatus.Conflict, "the task is not finished");
 
-        public override void Committed(Counters counters) => counters.Move(cls, from, TaskState.Queued);
+        public override void Committed(Counters counters)
+        {
+            counters.Move(cls, from, TaskState.Queued);
+            onCommitted?.Invoke();
+        }
     }
 
     private sealed class PidOp(TaskId id, int n, int pid, long pidStart) : WriteOp
