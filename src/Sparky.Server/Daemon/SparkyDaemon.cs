@@ -59,10 +59,20 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var dataLock = Lock(config.DataDir);
         var d = new SparkyDaemon(config) { _lock = dataLock };
         var started = System.Diagnostics.Stopwatch.StartNew();
-        d._done = new DoneFiles(d); // before recovery, which may finish tasks
-        d.Engine.Start();
-        d._drop = new DropDirectory(d);
-        await d.StartHttpAsync();
+        try
+        {
+            // The port first: if it is taken, nothing has been recovered or started. Until the engine
+            // is ready, /readyz and submissions answer 503.
+            await d.StartHttpAsync();
+            d._done = new DoneFiles(d); // before recovery, which may finish tasks
+            d.Engine.Start();
+            d._drop = new DropDirectory(d);
+        }
+        catch
+        {
+            await d.DisposeAsync();
+            throw;
+        }
         log?.Invoke($"sparky: serving on {d.Url} (data {Path.GetFullPath(config.DataDir)}, ready in {started.ElapsedMilliseconds} ms)");
         return d;
     }
@@ -72,6 +82,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        // A failed start is reported once, by the caller, in one line.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         var host = HostOf(Config.Http);
         int port = int.Parse(Config.Http[(Config.Http.LastIndexOf(':') + 1)..]);
         builder.WebHost.ConfigureKestrel(k =>
@@ -114,19 +126,18 @@ public sealed class SparkyDaemon : IAsyncDisposable
     private static FileStream Lock(string dataDir)
     {
         var path = Path.Combine(dataDir, "sparky.lock");
+        // Who holds it, for the error message: the lock file itself can't be read while locked.
+        var pidFile = Path.Combine(dataDir, "sparky.pid");
         try
         {
             var f = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            f.SetLength(0);
-            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n");
-            f.Write(pid);
-            f.Flush();
+            File.WriteAllText(pidFile, Environment.ProcessId + "\n");
             return f;
         }
         catch (IOException)
         {
             string holder = "";
-            try { holder = File.ReadAllText(path).Trim(); } catch (IOException) { }
+            try { holder = File.ReadAllText(pidFile).Trim(); } catch (IOException) { }
             throw new InvalidOperationException($"another daemon{(holder.Length > 0 ? $" (pid {holder})" : "")} is using the data directory {Path.GetFullPath(dataDir)}");
         }
     }

@@ -64,7 +64,14 @@ internal static class Verbs
         {
             var config = LoadConfig(p);
             if (SparkyDaemon.CheckBinding(config) is { } refusal) throw new CliException(refusal, 2);
-            await using var daemon = await SparkyDaemon.StartAsync(config, Console.Error.WriteLine);
+            SparkyDaemon daemon;
+            try { daemon = await SparkyDaemon.StartAsync(config, Console.Error.WriteLine); }
+            catch (Exception e) when (e is InvalidOperationException or IOException)
+            {
+                // Another daemon on this data dir, or the port taken: one line, not a stack trace.
+                throw new CliException($"cannot start: {e.Message.Split('\n')[0]}", 1);
+            }
+            await using var _ = daemon;
             var stop = new TaskCompletionSource();
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.TrySetResult(); });
             using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.TrySetResult(); });

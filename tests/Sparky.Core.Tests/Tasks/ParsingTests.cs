@@ -56,5 +56,17 @@ public sealed class ParsingTests
     [InlineData("3-1")]
     [InlineData("0-9:0")]
     [InlineData("0-9:1:2")]
+    [InlineData("2147483647")]
+    [InlineData("99999990-2147483647:100000")]
     public void Bad_array_ranges_are_refused(string text) => Assert.False(ArrayRange.TryParse(text, out _, out _));
+
+    [Fact]
+    public void An_array_at_the_top_of_the_index_range_ends()
+    {
+        Assert.True(ArrayRange.TryParse("99999000-99999999:7", out var r, out _));
+        var indices = r.Indices().ToList();
+        Assert.Equal(r.Count, indices.Count);
+        Assert.Equal(99999000, indices[0]);
+        Assert.True(indices[^1] <= 99999999);
+    }
 }

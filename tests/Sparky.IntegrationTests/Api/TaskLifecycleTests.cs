@@ -60,6 +60,38 @@ public sealed class TaskLifecycleTests
     }
 
     [Fact]
+    public async Task A_task_that_exits_0_on_SIGTERM_after_its_timeout_is_still_a_timeout()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        var id = await d.SubmitShellAsync("trap 'exit 0' TERM; sleep 60 & wait", timeout: 0.3);
+        var t = await d.WaitAsync(id);
+        Assert.Equal("failed", (string?)t["state"]);
+        Assert.Equal("timeout", (string?)t["reason"]);
+    }
+
+    [Fact]
+    public async Task A_second_daemon_on_the_same_data_directory_is_refused()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestDaemon.StartAsync(root: d.Root));
+        Assert.Contains("another daemon", e.Message);
+        Assert.Contains(Environment.ProcessId.ToString(), e.Message);
+        // The first one is untouched.
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(await d.SubmitShellAsync("true")))["state"]);
+    }
+
+    [Fact]
+    public async Task Following_the_logs_of_a_task_that_never_ran_ends_at_once()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        var bad = await d.SubmitShellAsync("exit 1");
+        var never = await d.SubmitShellAsync("echo never", after: [bad]);
+        Assert.Equal("dependency_failed", (string?)(await d.WaitAsync(never))["reason"]);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal("", await d.Http.GetStringAsync($"api/v1/tasks/{never}/logs?follow=true", cts.Token));
+    }
+
+    [Fact]
     public async Task Cancel_kills_a_running_task_and_its_children_and_removes_a_queued_one()
     {
         await using var d = await TestDaemon.StartAsync();
