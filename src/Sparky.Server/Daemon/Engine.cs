@@ -514,6 +514,10 @@ public sealed class Engine : IAsyncDisposable
     /// <summary>An attempt ended: succeed, retry after a backoff, or fail; then release its slot.</summary>
     private void Ended(Running r, ProcessExit exit, string? reason, DateTimeOffset now)
     {
+        // Under the shim the shell reports a death by signal N as exit 128+N: record the signal too,
+        // as the exit file path does.
+        if (r.ExitFile is not null && exit is { ExitCode: > 128 and < 160, Signal: null })
+            exit = new ProcessExit(exit.ExitCode, exit.ExitCode - 128);
         _running.Remove(r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
         // Children that ignored SIGTERM must not outlive a cancelled or timed-out attempt (nor overlap its
