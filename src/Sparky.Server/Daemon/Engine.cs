@@ -315,8 +315,8 @@ public sealed class Engine : IAsyncDisposable
                 if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
                 break;
             case CancelCmd cancel:
-                try { cancel.Reply.TrySetResult(Cancel(cancel.Id, now)); }
-                finally { cancel.Reply.TrySetResult(CommandOutcome.Unavailable); }
+                try { Cancel(cancel.Id, cancel.Reply, now); }
+                catch { cancel.Reply.TrySetResult(CommandOutcome.Unavailable); throw; }
                 break;
         }
     }
@@ -346,19 +346,24 @@ public sealed class Engine : IAsyncDisposable
     }
 
     /// <summary>A task that is not running (queued, waiting, or between retries) reaches a terminal state.</summary>
-    private void Finished(TaskId id, TaskState from, TaskState to, string reason, DateTimeOffset now)
+    private Task<WriteResult> Finished(TaskId id, TaskState from, TaskState to, string reason, DateTimeOffset now)
     {
         var spec = _known.TryGetValue(id, out var k) ? k.Spec : _store.SpecOf(id)?.Spec;
         var cls = spec?.Class ?? Classes.CpuShort;
-        _ = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds());
+        var write = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds());
         Remember(id, to);
         TaskCompletedObserved?.Invoke(cls, to.Name(), 0);
         var body = new JsonObject { ["state"] = to.Name(), ["reason"] = reason };
         if (spec?.DoneFile == true) body["done_file"] = true;
         _events.Publish(Event(SparkyEvent.TaskFinished, id, cls, body));
+        return write;
     }
 
-    private CommandOutcome Cancel(TaskId id, DateTimeOffset now)
+    /// <summary>
+    /// A queued task's cancel is answered once it is stored, so a restart cannot run it. A running
+    /// task's is answered once it is signalled; its end (cancelled) is recorded when it exits.
+    /// </summary>
+    private void Cancel(TaskId id, TaskCompletionSource<CommandOutcome> reply, DateTimeOffset now)
     {
         if (_running.TryGetValue(id, out var r))
         {
@@ -368,14 +373,19 @@ public sealed class Engine : IAsyncDisposable
                 ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
                 r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
             }
-            return CommandOutcome.Done;
+            reply.TrySetResult(CommandOutcome.Done);
+            return;
         }
         if (!_scheduler.Contains(id))
-            return _store.StateOf(id) is null ? CommandOutcome.NotFound : CommandOutcome.AlreadyFinished;
+        {
+            reply.TrySetResult(_store.StateOf(id) is null ? CommandOutcome.NotFound : CommandOutcome.AlreadyFinished);
+            return;
+        }
         _scheduler.TryCancelNotRunning(id, out var decisions);
-        Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now);
+        Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now)
+            .ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),
+                TaskContinuationOptions.ExecuteSynchronously);
         Apply(decisions, now);
-        return CommandOutcome.Done;
     }
 
     private void CheckTimers(DateTimeOffset now)

@@ -94,6 +94,10 @@ internal sealed class DropDirectory : IDisposable
                 Move(path, Path.Combine(_accepted, a.Ids[0].Value + ".json"));
                 break;
             case SubmitOutcome.Invalid i: Reject(path, i.Reason); break;
+            case SubmitOutcome.Conflict when sub.Id is { } id && _d.Store.Get(id)?.EnvelopeJson == sub.Envelope.ToJsonString():
+                // This very file was stored before a crash kept it from being moved: it is accepted, once.
+                Move(path, Path.Combine(_accepted, id.Value + ".json"));
+                break;
             case SubmitOutcome.Conflict c: Reject(path, c.Reason); break;
             case SubmitOutcome.QueueFull or SubmitOutcome.Unavailable:
                 // Leave it in pending/: it is taken at the next start, or after this retry.
