@@ -8,7 +8,8 @@ public sealed record LaunchSpec(
     IReadOnlyDictionary<string, string> Env,
     string? Cwd,
     string StdoutPath,
-    string StderrPath);
+    string StderrPath,
+    bool RecordStartTime = true);
 
 /// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
 public readonly record struct ProcessExit(int? ExitCode, int? Signal)
@@ -83,7 +84,8 @@ public sealed unsafe class ProcessLauncher : IDisposable
             int rc = Libc.posix_spawn(out int pid, arena.Utf8(exe), fa, attr, argv, envp);
             if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
             _running[pid] = onExit;
-            return new LaunchResult.Started(pid, ProcessTable.StartTime(pid) ?? 0);
+            // The start time tells a live process from a reused pid; only re-attachable tasks need it.
+            return new LaunchResult.Started(pid, spec.RecordStartTime ? ProcessTable.StartTime(pid) ?? 0 : 0);
         }
         finally
         {

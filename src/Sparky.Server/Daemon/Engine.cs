@@ -500,7 +500,7 @@ public sealed class Engine : IAsyncDisposable
             Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null,
         };
         _running[id] = run;
-        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr),
+        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim),
             exit => Post(new ExitedCmd(id, n, exit, null)));
         string host = Environment.MachineName;
         if (launch is LaunchResult.Started started)
