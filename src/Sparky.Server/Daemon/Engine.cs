@@ -528,6 +528,8 @@ public sealed class Engine : IAsyncDisposable
         // as the exit file path does.
         if (r.ExitFile is not null && exit is { ExitCode: > 128 and < 160, Signal: null })
             exit = new ProcessExit(exit.ExitCode, exit.ExitCode - 128);
+        // No exit code and no signal (the status was reaped elsewhere): we don't know how it ended.
+        if (exit is { ExitCode: null, Signal: null }) reason ??= Reasons.Lost;
         _running.Remove(r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
         // Children that ignored SIGTERM must not outlive a cancelled or timed-out attempt (nor overlap its
