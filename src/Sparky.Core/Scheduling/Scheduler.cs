@@ -44,9 +44,6 @@ public sealed class Scheduler
     public bool Contains(TaskId id) => _nodes.ContainsKey(id);
     public int Running(string cls) => _classes.TryGetValue(cls, out var q) ? q.Running : 0;
     public int Limit(string cls) => _classes.TryGetValue(cls, out var q) ? q.Limit : 0;
-    public IEnumerable<string> ClassNames => _classes.Keys;
-
-    public void SetLimit(string cls, int limit) => Queue(cls).Limit = Math.Max(1, limit);
 
     /// <summary>
     /// Adds a queued task. <paramref name="activeDeps"/> are dependencies still in the scheduler;
@@ -153,8 +150,6 @@ public sealed class Scheduler
         decisions = Finished(id, TaskState.Cancelled);
         return true;
     }
-
-    public bool IsRunning(TaskId id) => _nodes.TryGetValue(id, out var n) && n.Phase == Phase.Running;
 
     private void FailDependants(Node failed, List<Decision> decisions)
     {

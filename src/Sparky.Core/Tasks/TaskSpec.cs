@@ -26,8 +26,6 @@ public sealed record TaskSpec
 
     /// <summary>The argv actually executed.</summary>
     public IReadOnlyList<string> CommandLine => Argv ?? ["/bin/sh", "-c", Shell!];
-
-    public string Display => Shell ?? string.Join(' ', Argv!.Select(a => a.Contains(' ') ? $"'{a}'" : a));
 }
 
 /// <summary>A submission as accepted: an optional client id, the spec, and the envelope as sent

@@ -5,35 +5,30 @@ namespace Sparky.Execution.Processes;
 /// <summary>Reads /proc: start times (to tell a live process from a reused pid) and the tasks still running after a restart.</summary>
 public static class ProcessTable
 {
-    /// <summary>Field 22 of /proc/PID/stat: start time in clock ticks since boot.</summary>
-    public static long? StartTime(int pid)
+    /// <summary>The fields of /proc/PID/stat after the command name: [0] is field 3 (state), [3] field 6
+    /// (session), [19] field 22 (start time in clock ticks since boot). Null if the process is gone.</summary>
+    private static string[]? StatFields(int pid)
     {
         try
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
             // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-            var rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return long.Parse(rest[19]);
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 ? fields : null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
             return null;
         }
     }
 
+    /// <summary>A process's start time in clock ticks since boot.</summary>
+    public static long? StartTime(int pid) =>
+        StatFields(pid) is { } f && long.TryParse(f[19], out var t) ? t : null;
+
     /// <summary>True if <paramref name="pid"/> is alive and is the same process that started at <paramref name="startTime"/>.</summary>
     public static bool IsSameProcess(int pid, long startTime) =>
-        StartTime(pid) is { } st && st == startTime && !IsZombie(pid);
-
-    private static bool IsZombie(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[stat.LastIndexOf(')') + 2] == 'Z';
-        }
-        catch (IOException) { return true; }
-    }
+        StatFields(pid) is { } f && f[0] != "Z" && long.TryParse(f[19], out var t) && t == startTime;
 
     /// <summary>
     /// Finds session leaders whose environment carries <c>marker=value</c> and returns the value of
@@ -46,11 +41,10 @@ public static class ProcessTable
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(System.IO.Path.GetFileName(dir), out int pid)) continue;
+            var rest = StatFields(pid);
+            if (rest is null || rest[0] == "Z" || rest[3] != pid.ToString()) continue; // session leaders only
             try
             {
-                var stat = File.ReadAllText($"/proc/{pid}/stat");
-                var rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                if (rest[0] == "Z" || int.Parse(rest[3]) != pid) continue; // field 6, session id: only session leaders
                 var env = Encoding.UTF8.GetString(File.ReadAllBytes($"/proc/{pid}/environ")).Split('\0');
                 if (!env.Contains(needle)) continue;
                 string? task = null;

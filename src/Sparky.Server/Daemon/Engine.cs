@@ -139,6 +139,7 @@ public sealed class Engine : IAsyncDisposable
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         var tasks = new List<NewTask>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
+        // The bound is checked on the count before any task is built: an array can be large.
         long total = submissions.Sum(s => (long)(s.Array?.Count ?? 1));
         long queuedNow = _store.Counters.Total(TaskState.Queued);
         if (queuedNow + total > _config.MaxQueued) return new SubmitOutcome.QueueFull(queuedNow, _config.MaxQueued);
@@ -169,8 +170,6 @@ public sealed class Engine : IAsyncDisposable
         {
             if (!ids.Add(t.Id.Value)) return new SubmitOutcome.Conflict($"id '{t.Id}' appears twice in the request");
         }
-        long queued = _store.Counters.Total(TaskState.Queued);
-        if (queued + tasks.Count > _config.MaxQueued) return new SubmitOutcome.QueueFull(queued, _config.MaxQueued);
         // A dependency must exist before its dependant: earlier in this request, or already stored.
         // That alone rules out a task depending on itself and any cycle.
         var earlier = new HashSet<string>(StringComparer.Ordinal);
@@ -422,14 +421,19 @@ public sealed class Engine : IAsyncDisposable
             try { StartAttempt(id, now); }
             catch (Exception e)
             {
-                // Never strand a slot: whatever went wrong, the attempt ends (and retries by its policy).
-                Console.Error.WriteLine($"sparky: engine: cannot start {id}: {e.GetType().Name}: {e.Message}");
-                if (!_running.TryGetValue(id, out var r))
+                // Never strand a slot: whatever went wrong (a full disk, an unreadable store), the attempt
+                // ends and is retried by its policy.
+                var why = $"{e.GetType().Name}: {e.Message}";
+                if (_running.TryGetValue(id, out var r) && r.Pid > 0) Ended(r, new ProcessExit(null, null), Reasons.Lost, now);
+                else
                 {
-                    r = new Running { Id = id, Class = _known.TryGetValue(id, out var k) ? k.Spec.Class : Classes.CpuShort, N = _attemptsSoFar.GetValueOrDefault(id, 1), Retries = 0, StartedAt = now.ToUnixTimeMilliseconds() };
-                    _running[id] = r;
+                    var spec = _known.TryGetValue(id, out var k) ? k.Spec : null;
+                    FailStart(r ?? new Running
+                    {
+                        Id = id, Class = spec?.Class ?? Classes.CpuShort, N = _attemptsSoFar.GetValueOrDefault(id, 1),
+                        Retries = spec?.Retries ?? 0, StartedAt = now.ToUnixTimeMilliseconds(),
+                    }, why, now);
                 }
-                Ended(r, new ProcessExit(null, null), Reasons.SpawnFailed, now);
             }
         }
     }
@@ -458,23 +462,12 @@ public sealed class Engine : IAsyncDisposable
         int n = attempts + 1;
         _attemptsSoFar[id] = n;
         if (n == 1) QueueWaitObserved?.Invoke(spec.Class, Math.Max(0, now.ToUnixTimeMilliseconds() - submittedAt) / 1000.0);
+        // A failure here (a full disk) reaches StartWhatFits, which fails the attempt.
         var dir = LogShard(id);
-        try
+        if (!_shardsMade.Contains(dir))
         {
-            if (!_shardsMade.Contains(dir))
-            {
-                Directory.CreateDirectory(dir);
-                _shardsMade.Add(dir);
-            }
-        }
-        catch (IOException e)
-        {
-            var lost = new Running { Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds() };
-            _running[id] = lost;
-            _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued, new AttemptRecord(n, lost.StartedAt, null, null, null, null, null, Environment.MachineName, null, null, null));
-            Console.Error.WriteLine($"sparky: cannot create {dir}: {e.Message}");
-            Ended(lost, new ProcessExit(null, null), Reasons.SpawnFailed, now);
-            return;
+            Directory.CreateDirectory(dir);
+            _shardsMade.Add(dir);
         }
         bool shim = _reattachClasses.Contains(spec.Class);
         var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{n}.exit") : null;
@@ -515,10 +508,21 @@ public sealed class Engine : IAsyncDisposable
         {
             var reason = ((LaunchResult.Failed)launch).Reason;
             try { File.AppendAllText(stderr, "sparky: " + reason + "\n"); } catch (IOException) { }
-            _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
-                new AttemptRecord(n, run.StartedAt, null, null, null, null, null, host, null, null, null));
-            Ended(run, new ProcessExit(127, null), Reasons.SpawnFailed, now);
+            FailStart(run, reason, now);
         }
+    }
+
+    /// <summary>
+    /// An attempt that could not start: recorded as started, then failed at once (exit 127, as a shell
+    /// says "not found"), so the attempt history and the counters stay right and the retry policy applies.
+    /// </summary>
+    private void FailStart(Running run, string why, DateTimeOffset now)
+    {
+        Console.Error.WriteLine($"sparky: cannot start {run.Id}: {why}");
+        _running[run.Id] = run;
+        _ = _store.AttemptStartedAsync(run.Id, run.Class, TaskState.Queued,
+            new AttemptRecord(run.N, run.StartedAt, null, null, null, null, null, Environment.MachineName, null, null, null));
+        Ended(run, new ProcessExit(127, null), Reasons.SpawnFailed, now);
     }
 
     /// <summary>An attempt ended: succeed, retry after a backoff, or fail; then release its slot.</summary>

@@ -31,8 +31,6 @@ public sealed class Counters
 
     public long Total(TaskState state) => _classes.Values.Sum(pc => Interlocked.Read(ref pc.ByState[(int)state]));
 
-    public long TotalAll => _classes.Values.Sum(pc => pc.ByState.Sum());
-
     public IEnumerable<string> Classes => _classes.Keys;
 
     public void Reset() => _classes.Clear();

@@ -88,9 +88,6 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Queues a finished task again with the same spec (a replay); its attempts so far are kept.</summary>
     public Task<WriteResult> RequeueAsync(TaskId id, string cls, TaskState from, Action? onCommitted = null) => Enqueue(new RequeueOp(id, cls, from, onCommitted));
 
-    /// <summary>Records the pid of an attempt once the process exists.</summary>
-    public Task<WriteResult> AttemptPidAsync(TaskId id, int n, int pid, long pidStart) => Enqueue(new PidOp(id, n, pid, pidStart));
-
     private Task<WriteResult> Enqueue(WriteOp op)
     {
         if (!_writes.Writer.TryWrite(op)) return Task.FromResult(new WriteResult(WriteStatus.Unavailable, "the store is closed"));
@@ -177,7 +174,7 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Prepared statements, reused for every batch.</summary>
     private sealed class Commands
     {
-        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Pid;
+        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue;
         private readonly SqliteCommand[] _all;
 
         public Commands(SqliteConnection c)
@@ -209,8 +206,7 @@ public sealed class SqliteStore : IAsyncDisposable
                 UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL
                 WHERE id = $id AND state = $from AND state >= 2
                 """, "$id", "$from");
-            Pid = Make(c, "UPDATE attempts SET pid = $pid, pid_start = $pid_start WHERE task_id = $id AND n = $n", "$id", "$n", "$pid", "$pid_start");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Pid];
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue];
         }
 
         public void Bind(SqliteTransaction tx)
@@ -324,14 +320,6 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
-    private sealed class PidOp(TaskId id, int n, int pid, long pidStart) : WriteOp
-    {
-        public override WriteResult Apply(Commands c)
-        {
-            Run(c.Pid, id.Value, n, pid, pidStart);
-            return WriteResult.Ok;
-        }
-    }
 
     // ---------- reads ----------
 
@@ -350,6 +338,9 @@ public sealed class SqliteStore : IAsyncDisposable
         using var r = cmd.ExecuteReader();
         while (r.Read()) Counters.Add(r.GetString(0), (TaskState)r.GetInt32(1), r.GetInt64(2));
     }
+
+    /// <summary>The columns <see cref="ReadAttempt"/> reads, in its order.</summary>
+    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file";
 
     private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result";
 
@@ -399,7 +390,7 @@ public sealed class SqliteStore : IAsyncDisposable
             names.Add("$i" + i);
             ac.Parameters.AddWithValue("$i" + i, list[i].Id.Value);
         }
-        ac.CommandText = $"SELECT task_id, n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file FROM attempts WHERE task_id IN ({string.Join(',', names)}) ORDER BY task_id, n";
+        ac.CommandText = $"SELECT task_id, {AttemptColumns} FROM attempts WHERE task_id IN ({string.Join(',', names)}) ORDER BY task_id, n";
         var byTask = new Dictionary<string, List<AttemptRecord>>(StringComparer.Ordinal);
         using (var r = ac.ExecuteReader())
             while (r.Read())
@@ -419,9 +410,9 @@ public sealed class SqliteStore : IAsyncDisposable
         using (var cmd = conn.CreateCommand())
         {
             // Only running tasks have an attempt that matters for recovery.
-            cmd.CommandText = """
-                SELECT a.task_id, a.n, a.started_at, a.ended_at, a.exit_code, a.signal, a.pid, a.pid_start, a.host, a.outcome, a.reason, a.exit_file
-                FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.n = t.attempts WHERE t.state = 1
+            cmd.CommandText = $"""
+                SELECT task_id, {AttemptColumns} FROM attempts a
+                WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND t.state = 1 AND t.attempts = a.n)
                 """;
             using var r = cmd.ExecuteReader();
             while (r.Read()) attempts[r.GetString(0)] = ReadAttempt(r, 1);
@@ -456,7 +447,7 @@ public sealed class SqliteStore : IAsyncDisposable
     private static IReadOnlyList<AttemptRecord> Attempts(SqliteConnection conn, TaskId id)
     {
         using var cmd = conn.CreateCommand();
-        cmd.CommandText = "SELECT n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file FROM attempts WHERE task_id = $id ORDER BY n";
+        cmd.CommandText = $"SELECT {AttemptColumns} FROM attempts WHERE task_id = $id ORDER BY n";
         cmd.Parameters.AddWithValue("$id", id.Value);
         using var r = cmd.ExecuteReader();
         var list = new List<AttemptRecord>();
