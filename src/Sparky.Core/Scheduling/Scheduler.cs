@@ -7,17 +7,29 @@ namespace Sparky.Core.Scheduling;
 /// the daemon's engine loop owns one instance and feeds it events.
 /// <para>Invariants (checked by property tests): a class never runs more than its limit; a task
 /// starts only when every dependency succeeded; a task that is running is never started again;
-/// a failed or cancelled dependency fails its dependants with <see cref="Reasons.DependencyFailed"/>.</para>
+/// a failed or cancelled dependency fails its dependants with <see cref="Reasons.DependencyFailed"/>;
+/// no CPU, memory or GPU is handed out beyond what the <see cref="ResourcePool"/> has.</para>
+/// <para>Within a class tasks start oldest first; one whose resources are not free is passed over by
+/// younger ones that fit (backfill), but only <see cref="MaxPassOvers"/> times: then its class holds
+/// back resource-asking starts until it fits, so a 4-GPU job is not starved by a stream of 1-GPU jobs.</para>
 /// </summary>
 public sealed class Scheduler
 {
     private enum Phase { Waiting, Ready, Delayed, Running }
 
-    private sealed class Node(TaskId id, string cls, long seq)
+    /// <summary>How many younger tasks may start ahead of a blocked one before its class waits for it.</summary>
+    public const int MaxPassOvers = 16;
+    /// <summary>How many blocked tasks one pass looks past in a class (bounds the cost of a pass).</summary>
+    private const int BackfillWindow = 64;
+
+    private sealed class Node(TaskId id, string cls, long seq, ResourceRequest request)
     {
         public TaskId Id { get; } = id;
         public string Class { get; } = cls;
         public long Seq { get; } = seq;
+        public ResourceRequest Request { get; } = request;
+        public Allocation? Allocation { get; set; }
+        public int PassedOver { get; set; }
         public Phase Phase { get; set; }
         public int PendingDeps { get; set; }
         public List<TaskId>? Dependants { get; set; }
@@ -34,27 +46,42 @@ public sealed class Scheduler
     private readonly Dictionary<TaskId, Node> _nodes = new();
     private readonly Dictionary<string, ClassQueue> _classes = new(StringComparer.Ordinal);
     private readonly PriorityQueue<TaskId, DateTimeOffset> _delayed = new();
+    private readonly List<(TaskId, long)> _deferred = new();
 
-    public Scheduler(IReadOnlyDictionary<string, int> classLimits)
+    public ResourcePool Pool { get; }
+
+    public Scheduler(IReadOnlyDictionary<string, int> classLimits, ResourcePool? pool = null)
     {
         foreach (var (cls, limit) in classLimits) _classes[cls] = new ClassQueue(Math.Max(1, limit));
+        Pool = pool ?? ResourcePool.Unlimited();
     }
 
     public int ActiveCount => _nodes.Count;
     public bool Contains(TaskId id) => _nodes.ContainsKey(id);
     public int Running(string cls) => _classes.TryGetValue(cls, out var q) ? q.Running : 0;
     public int Limit(string cls) => _classes.TryGetValue(cls, out var q) ? q.Limit : 0;
+    /// <summary>Tasks of the class whose dependencies are met, waiting for a slot or resources.</summary>
+    public int ReadyCount(string cls) => _classes.TryGetValue(cls, out var q) ? q.Ready.Count : 0;
+    public IEnumerable<string> Classes => _classes.Keys;
+
+    /// <summary>Sets a class's limit (its limiter moved). Lowering it never stops what runs: fewer start next.</summary>
+    public void SetLimit(string cls, int limit) => Queue(cls).Limit = Math.Max(1, limit);
+
+    /// <summary>Why the task could never run here, or null; call before <see cref="Add"/>.</summary>
+    public string? WhyNeverFits(ResourceRequest request) => Pool.WhyNeverFits(request);
 
     /// <summary>
     /// Adds a queued task. <paramref name="activeDeps"/> are dependencies still in the scheduler;
     /// the caller has already resolved the others (succeeded ones are dropped, and if any failed or
     /// was cancelled it passes <paramref name="depFailed"/> and the task fails at once).
     /// </summary>
-    public IReadOnlyList<Decision> Add(TaskId id, string cls, long seq, IReadOnlyCollection<TaskId> activeDeps, bool depFailed)
+    public IReadOnlyList<Decision> Add(TaskId id, string cls, long seq, IReadOnlyCollection<TaskId> activeDeps, bool depFailed,
+        ResourceRequest request = default)
     {
         if (_nodes.ContainsKey(id)) return [];
         if (depFailed) return [new Decision.Fail(id, Reasons.DependencyFailed)];
-        var node = new Node(id, cls, seq);
+        if (Pool.WhyNeverFits(request) is { } why) return [new Decision.Fail(id, Reasons.Unsatisfiable + ": " + why)];
+        var node = new Node(id, cls, seq, request);
         _nodes[id] = node;
         foreach (var dep in activeDeps)
         {
@@ -67,35 +94,61 @@ public sealed class Scheduler
         return [];
     }
 
-    /// <summary>Marks a task running without going through the ready queue (a process re-attached after restart).</summary>
-    public void AddRunning(TaskId id, string cls, long seq)
+    /// <summary>
+    /// Marks a task running without going through the ready queue (a process re-attached after restart),
+    /// holding the GPUs it already has.
+    /// </summary>
+    public void AddRunning(TaskId id, string cls, long seq, ResourceRequest request = default, IReadOnlyList<string>? gpuUuids = null)
     {
         if (_nodes.ContainsKey(id)) return;
-        var node = new Node(id, cls, seq) { Phase = Phase.Running };
+        var node = new Node(id, cls, seq, request) { Phase = Phase.Running };
+        node.Allocation = request.IsNone ? Allocation.Empty : Pool.Claim(request, gpuUuids ?? []);
         _nodes[id] = node;
         Queue(cls).Running++;
     }
 
-    /// <summary>Starts what fits, class by class, oldest first.</summary>
-    public IReadOnlyList<TaskId> TakeStartable(DateTimeOffset now, int max = int.MaxValue)
+    /// <summary>Starts what fits, class by class, oldest first (with bounded backfill, see the class comment).</summary>
+    public IReadOnlyList<Start> TakeStartable(DateTimeOffset now, int max = int.MaxValue)
     {
         while (_delayed.TryPeek(out var id, out var due) && due <= now)
         {
             _delayed.Dequeue();
             if (_nodes.TryGetValue(id, out var n) && n.Phase == Phase.Delayed && n.DueAt == due) MakeReady(n);
         }
-        List<TaskId>? starts = null;
+        List<Start>? starts = null;
         foreach (var q in _classes.Values)
         {
-            while (q.Running < q.Limit && (starts?.Count ?? 0) < max && q.Ready.TryDequeue(out var id, out _))
+            Node? oldestBlocked = null;
+            bool holdBack = false;
+            while (q.Running < q.Limit && (starts?.Count ?? 0) < max && _deferred.Count < BackfillWindow
+                   && q.Ready.TryDequeue(out var id, out var seq))
             {
                 if (!_nodes.TryGetValue(id, out var n) || n.Phase != Phase.Ready) continue; // cancelled while ready
+                Allocation alloc = Allocation.Empty;
+                if (!n.Request.IsNone)
+                {
+                    if (holdBack || Pool.TryAllocate(n.Request) is not { } got)
+                    {
+                        _deferred.Add((id, seq));
+                        if (oldestBlocked is null)
+                        {
+                            oldestBlocked = n;
+                            holdBack = n.PassedOver >= MaxPassOvers;
+                        }
+                        continue;
+                    }
+                    alloc = got;
+                    if (oldestBlocked is not null) oldestBlocked.PassedOver++;
+                }
+                n.Allocation = alloc;
                 n.Phase = Phase.Running;
                 q.Running++;
-                (starts ??= []).Add(id);
+                (starts ??= []).Add(new Start(id, alloc));
             }
+            foreach (var (id, seq) in _deferred) q.Ready.Enqueue(id, seq);
+            _deferred.Clear();
         }
-        return starts ?? (IReadOnlyList<TaskId>)[];
+        return starts ?? (IReadOnlyList<Start>)[];
     }
 
     /// <summary>The earliest time a delayed retry becomes ready, if any.</summary>
@@ -114,6 +167,7 @@ public sealed class Scheduler
     {
         if (!_nodes.TryGetValue(id, out var n) || n.Phase != Phase.Running) return;
         Queue(n.Class).Running--;
+        ReleaseOf(n);
         n.Phase = Phase.Delayed;
         n.DueAt = dueAt;
         _delayed.Enqueue(id, dueAt);
@@ -124,6 +178,7 @@ public sealed class Scheduler
     {
         if (!_nodes.Remove(id, out var n)) return [];
         if (n.Phase == Phase.Running) Queue(n.Class).Running--;
+        ReleaseOf(n);
         if (n.Dependants is null) return [];
         var decisions = new List<Decision>();
         if (outcome == TaskState.Succeeded)
@@ -169,6 +224,12 @@ public sealed class Scheduler
         }
     }
 
+    private void ReleaseOf(Node n)
+    {
+        if (n.Allocation is { } a) Pool.Release(a);
+        n.Allocation = null;
+    }
+
     private void MakeReady(Node n)
     {
         n.Phase = Phase.Ready;
@@ -185,5 +246,9 @@ public sealed class Scheduler
 /// <summary>What the scheduler decided, for the engine to carry out.</summary>
 public abstract record Decision
 {
+    /// <summary>The task ends as failed without running, for <paramref name="Reason"/>.</summary>
     public sealed record Fail(TaskId Id, string Reason) : Decision;
 }
+
+/// <summary>A task to start now, with what it was given.</summary>
+public readonly record struct Start(TaskId Id, Allocation Allocation);

@@ -107,21 +107,24 @@ public static class EnvelopeParser
         var cwd = OptionalPath(p["cwd"], "cwd", errors);
         var timeout = OptionalPositive(p["timeout_seconds"], "timeout_seconds", errors);
         int retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors) ?? 0;
-        double cpus = 1;
-        long memMb = 0;
+        double? cpus = null;
+        long memMb = 0, gpuMemMb = 0;
         int gpus = 0;
         if (p["resources"] is JsonNode resNode)
         {
             if (resNode is JsonObject res)
             {
-                cpus = OptionalNonNegative(res["cpus"], "resources.cpus", errors) ?? 1;
-                memMb = (long)(OptionalNonNegative(res["memory_mb"], "resources.memory_mb", errors) ?? 0);
+                cpus = OptionalNonNegative(res["cpus"], "resources.cpus", errors);
+                memMb = Mb(OptionalNonNegative(res["memory_mb"], "resources.memory_mb", errors), 1);
                 gpus = OptionalInt(res["gpus"], "resources.gpus", 0, 1024, errors) ?? 0;
+                gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_mb"], "resources.gpu_memory_mb", errors), 1);
+                if (gpuMemMb == 0) gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "resources.gpu_memory_gb", errors), 1024);
             }
             else errors.Add("resources must be an object");
         }
+        CheckGpuShare(gpus, gpuMemMb, errors);
         if (errors.Count > before) return null;
-        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus };
+        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb };
     }
 
     private static TaskSpec? ParseExecution(JsonObject e, List<string> errors)
@@ -131,8 +134,8 @@ public static class EnvelopeParser
         var env = ParseEnv(e["env"], "execution.env", errors);
         var cwd = OptionalPath(e["working_dir"], "execution.working_dir", errors);
         var timeout = OptionalPositive(e["timeout_seconds"], "execution.timeout_seconds", errors);
-        double cpus = 1;
-        long memMb = 0;
+        double? cpus = null;
+        long memMb = 0, gpuMemMb = 0;
         int gpus = 0;
         if (e["resources"] is JsonNode resNode)
         {
@@ -141,12 +144,24 @@ public static class EnvelopeParser
                 if (OptionalNonNegative(res["cpu_millicores"], "execution.resources.cpu_millicores", errors) is { } mc) cpus = mc / 1000.0;
                 if (OptionalNonNegative(res["mem_bytes"], "execution.resources.mem_bytes", errors) is { } mb) memMb = (long)Math.Ceiling(mb / (1024.0 * 1024.0));
                 gpus = OptionalInt(res["gpu_count"], "execution.resources.gpu_count", 0, 1024, errors) ?? 0;
-                OptionalNonNegative(res["gpu_memory_gb"], "execution.resources.gpu_memory_gb", errors);
+                gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "execution.resources.gpu_memory_gb", errors), 1024);
+                // The replaced runner sent both a count and the memory it needs on each; that is whole GPUs.
+                if (gpus > 0) gpuMemMb = 0;
             }
             else errors.Add("execution.resources must be an object");
         }
         if (errors.Count > before) return null;
-        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus };
+        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb };
+    }
+
+    /// <summary>A size in MiB from a number in units of <paramref name="unitMb"/>, rounded up; 0 when absent.</summary>
+    private static long Mb(double? value, double unitMb) =>
+        value is { } v ? (long)Math.Min(long.MaxValue / 2, Math.Ceiling(v * unitMb)) : 0;
+
+    private static void CheckGpuShare(int gpus, long gpuMemMb, List<string> errors)
+    {
+        if (gpuMemMb > 0 && gpus > 1)
+            errors.Add("resources.gpu_memory_mb is a share of one GPU; it cannot go with gpus > 1 (ask for whole GPUs, or for a share)");
     }
 
     private static (IReadOnlyList<string>?, string?) ParseCommand(JsonNode? node, string field, List<string> errors)

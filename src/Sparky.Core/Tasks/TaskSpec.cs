@@ -13,9 +13,14 @@ public sealed record TaskSpec
     public string? Cwd { get; init; }
     public string Class { get; init; } = Classes.CpuShort;
     public string? Name { get; init; }
-    public double Cpus { get; init; } = 1;
+    /// <summary>CPUs reserved; null or 0 reserves none (the class limit governs the task).</summary>
+    public double? Cpus { get; init; }
+    /// <summary>Memory reserved, MiB; 0 reserves none.</summary>
     public long MemoryMb { get; init; }
+    /// <summary>Whole GPUs, each given to this task alone.</summary>
     public int Gpus { get; init; }
+    /// <summary>A share of one GPU's memory, MiB: several such tasks may run on one GPU.</summary>
+    public long GpuMemoryMb { get; init; }
     public int Retries { get; init; }
     public double? TimeoutSeconds { get; init; }
     public IReadOnlyList<string> After { get; init; } = [];
@@ -23,6 +28,10 @@ public sealed record TaskSpec
     /// <summary>Write <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> when it ends: set for tasks that came through the
     /// replaced system's doors (<c>/queue/submit</c>, the drop directory), whose producers read results there.</summary>
     public bool DoneFile { get; init; }
+
+    /// <summary>What the spec asks for, as named (before any class default).</summary>
+    public Scheduling.ResourceRequest Asks =>
+        new(Cpus is { } c and > 0 ? (int)Math.Min(int.MaxValue, Math.Ceiling(c * 1000)) : 0, MemoryMb, Gpus, GpuMemoryMb);
 
     /// <summary>The argv actually executed.</summary>
     public IReadOnlyList<string> CommandLine => Argv ?? ["/bin/sh", "-c", Shell!];

@@ -52,6 +52,8 @@ public static class TaskStates
 public static class Reasons
 {
     public const string DependencyFailed = "dependency_failed";
+    /// <summary>Its resources can never be had here (for instance a GPU that is gone after a restart).</summary>
+    public const string Unsatisfiable = "unsatisfiable";
     public const string Timeout = "timeout";
     public const string Cancelled = "cancelled";
     public const string Lost = "lost";

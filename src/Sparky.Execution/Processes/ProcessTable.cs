@@ -32,11 +32,12 @@ public static class ProcessTable
 
     /// <summary>
     /// Finds session leaders whose environment carries <c>marker=value</c> and returns the value of
-    /// <paramref name="keyVar"/> for each: after a restart, the tasks a dead daemon left running.
+    /// <paramref name="keyVar"/> for each: after a restart, the tasks a dead daemon left running, with the
+    /// GPUs they were given (their <c>CUDA_VISIBLE_DEVICES</c>), which they still hold.
     /// </summary>
-    public static Dictionary<string, (int Pid, long StartTime, int Attempt)> FindMarked(string marker, string value)
+    public static Dictionary<string, MarkedProcess> FindMarked(string marker, string value)
     {
-        var found = new Dictionary<string, (int, long, int)>(StringComparer.Ordinal);
+        var found = new Dictionary<string, MarkedProcess>(StringComparer.Ordinal);
         var needle = marker + "=" + value;
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
@@ -49,12 +50,15 @@ public static class ProcessTable
                 if (!env.Contains(needle)) continue;
                 string? task = null;
                 int attempt = 0;
+                string[] gpus = [];
                 foreach (var kv in env)
                 {
                     if (kv.StartsWith("SPARKY_TASK_ID=", StringComparison.Ordinal)) task = kv["SPARKY_TASK_ID=".Length..];
                     else if (kv.StartsWith("SPARKY_ATTEMPT=", StringComparison.Ordinal)) int.TryParse(kv["SPARKY_ATTEMPT=".Length..], out attempt);
+                    else if (kv.StartsWith("CUDA_VISIBLE_DEVICES=", StringComparison.Ordinal))
+                        gpus = kv["CUDA_VISIBLE_DEVICES=".Length..].Split(',', StringSplitOptions.RemoveEmptyEntries);
                 }
-                if (task is not null) found[task] = (pid, long.Parse(rest[19]), attempt);
+                if (task is not null) found[task] = new MarkedProcess(pid, long.Parse(rest[19]), attempt, gpus);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
             {
@@ -64,3 +68,6 @@ public static class ProcessTable
         return found;
     }
 }
+
+/// <summary>A task process found by its marker: pid, start time, attempt number and the GPUs it holds.</summary>
+public readonly record struct MarkedProcess(int Pid, long StartTime, int Attempt, IReadOnlyList<string> Gpus);

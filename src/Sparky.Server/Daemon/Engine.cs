@@ -91,7 +91,7 @@ public sealed class Engine : IAsyncDisposable
     public Action<string, double>? QueueWaitObserved { get; set; }
     public Action<string, string, double>? TaskCompletedObserved { get; set; }
 
-    public Engine(SparkyConfig config, SqliteStore store, EventHub events, TimeProvider clock)
+    public Engine(SparkyConfig config, SqliteStore store, EventHub events, TimeProvider clock, ResourcePool pool)
     {
         _config = config;
         _store = store;
@@ -100,7 +100,7 @@ public sealed class Engine : IAsyncDisposable
         _launcher = new ProcessLauncher(() => _wake.Set());
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
-        _scheduler = new Scheduler(config.ClassLimits);
+        _scheduler = new Scheduler(config.ClassLimits, pool);
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         _reattachClasses = config.ReattachClasses;
         DataDir = Path.GetFullPath(config.DataDir);
@@ -169,6 +169,10 @@ public sealed class Engine : IAsyncDisposable
         foreach (var t in tasks)
         {
             if (!ids.Add(t.Id.Value)) return new SubmitOutcome.Conflict($"id '{t.Id}' appears twice in the request");
+        }
+        foreach (var s in submissions)
+        {
+            if (WhyNeverFits(s.Spec) is { } why) return new SubmitOutcome.Invalid($"this task can never run here: it {why}");
         }
         // A dependency must exist before its dependant: earlier in this request, or already stored.
         // That alone rules out a task depending on itself and any cycle.
@@ -307,7 +311,7 @@ public sealed class Engine : IAsyncDisposable
                     if (_known.Count < MaxKnown) _known[id] = new Known(spec, submittedAt);
                     if (attempts > 0) _attemptsSoFar[id] = attempts; // a replay numbers its attempts on
                     _recentlyFinished.Remove(id); // a replay is no longer finished
-                    Add(id, spec.Class, spec.After, now);
+                    Add(id, spec.Class, spec.After, spec.Asks, now);
                 }
                 break;
             case ExitedCmd exited:
@@ -320,7 +324,7 @@ public sealed class Engine : IAsyncDisposable
         }
     }
 
-    private void Add(TaskId id, string cls, IReadOnlyList<string> after, DateTimeOffset now)
+    private void Add(TaskId id, string cls, IReadOnlyList<string> after, ResourceRequest asks, DateTimeOffset now)
     {
         var active = new List<TaskId>();
         bool depFailed = false;
@@ -333,7 +337,7 @@ public sealed class Engine : IAsyncDisposable
             if (state is TaskState.Failed or TaskState.Cancelled or null) depFailed = true;
             else active.Add(dep); // committed as queued but not yet added: can only happen while recovering, in seq order
         }
-        Apply(_scheduler.Add(id, cls, ++_seq, active, depFailed), now);
+        Apply(_scheduler.Add(id, cls, ++_seq, active, depFailed, LocalRequest(cls, asks)), now);
     }
 
     private void Apply(IReadOnlyList<Decision> decisions, DateTimeOffset now)
@@ -416,9 +420,9 @@ public sealed class Engine : IAsyncDisposable
 
     private void StartWhatFits(DateTimeOffset now)
     {
-        foreach (var id in _scheduler.TakeStartable(now))
+        foreach (var (id, allocation) in _scheduler.TakeStartable(now))
         {
-            try { StartAttempt(id, now); }
+            try { StartAttempt(id, allocation, now); }
             catch (Exception e)
             {
                 // Never strand a slot: whatever went wrong (a full disk, an unreadable store), the attempt
@@ -438,7 +442,7 @@ public sealed class Engine : IAsyncDisposable
         }
     }
 
-    private void StartAttempt(TaskId id, DateTimeOffset now)
+    private void StartAttempt(TaskId id, Allocation allocation, DateTimeOffset now)
     {
         TaskSpec spec;
         int attempts;
@@ -477,7 +481,7 @@ public sealed class Engine : IAsyncDisposable
         env["SPARKY_ATTEMPT"] = n.ToString();
         env["SPARKY_INSTANCE"] = _instance;
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
-        if (spec.Gpus == 0) env["CUDA_VISIBLE_DEVICES"] = ""; // a CPU task must not grab a GPU by default
+        GpuEnvironment(env, allocation);
         IReadOnlyList<string> argv = spec.CommandLine;
         if (exitFile is not null)
         {
@@ -612,7 +616,7 @@ public sealed class Engine : IAsyncDisposable
             if (t.State == TaskState.Queued)
             {
                 if (proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill); // started, never recorded
-                Add(t.Id, t.Class, t.After, now);
+                Add(t.Id, t.Class, t.After, t.Asks, now);
                 continue;
             }
             var a = t.LastAttempt;
@@ -626,7 +630,7 @@ public sealed class Engine : IAsyncDisposable
             run.DoneFile = spec?.DoneFile == true;
             _attemptsSoFar[t.Id] = run.N;
             if (spec?.TimeoutSeconds is { } timeout) run.Deadline = DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt).AddSeconds(timeout);
-            _scheduler.AddRunning(t.Id, t.Class, t.Seq);
+            _scheduler.AddRunning(t.Id, t.Class, t.Seq, LocalRequest(t.Class, t.Asks), proc.Gpus);
             _running[t.Id] = run;
             bool alive = proc.Pid > 0 && proc.Attempt == run.N;
             if (alive && run.ExitFile is not null)
@@ -642,6 +646,24 @@ public sealed class Engine : IAsyncDisposable
         }
         foreach (var (run, exit, reason) in toEnd) Ended(run, exit, reason, now);
     }
+
+    /// <summary>GPUs by UUID, in PCI bus order so indices inside the task match nvidia-smi; a task given
+    /// no GPU sees none (an empty list), so it cannot grab one by default.</summary>
+    private static void GpuEnvironment(Dictionary<string, string> env, Allocation allocation)
+    {
+        env["CUDA_VISIBLE_DEVICES"] = string.Join(',', allocation.GpuUuids);
+        if (allocation.GpuUuids.Count == 0) return;
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+        // A share of one GPU: the task's budget on it, for frameworks that can cap themselves.
+        if (allocation.Request.GpuMemoryMb > 0) env["SPARKY_GPU_MEMORY_MB"] = allocation.Request.GpuMemoryMb.ToString();
+    }
+
+    /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
+    private static ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
+        ResourceRequest.Local(cls, asks, slurmBound: false);
+
+    /// <summary>Why a task could never run here, or null. Safe from any thread: it reads only the pool's totals.</summary>
+    public string? WhyNeverFits(TaskSpec spec) => _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));
 
     private static ProcessExit? ReadExitFile(string? path)
     {

@@ -1,3 +1,5 @@
+using Sparky.Core.Scheduling;
+using Sparky.Execution.Host;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -37,7 +39,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
     {
         Config = config;
         Store = SqliteStore.Open(Path.Combine(config.DataDir, "sparky.db"));
-        Engine = new Engine(config, Store, Events, TimeProvider.System);
+        var pool = new ResourcePool(HostInfo.Cores * 1000, HostInfo.MemoryTotalMb(), []);
+        Engine = new Engine(config, Store, Events, TimeProvider.System, pool);
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
         Engine.QueueWaitObserved = Metrics.ObserveWait;
         Engine.TaskCompletedObserved = (cls, _, seconds) => { if (seconds > 0) Metrics.ObserveDuration(cls, seconds); };

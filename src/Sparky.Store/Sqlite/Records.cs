@@ -1,3 +1,4 @@
+using Sparky.Core.Scheduling;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Sparky.Core.Tasks;
@@ -38,7 +39,8 @@ public sealed record AttemptRecord(
     string? ExitFile);
 
 /// <summary>The lightweight view of a task the engine keeps for every unfinished task after a restart.</summary>
-public sealed record ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<string> After, int Attempts, int Retries, AttemptRecord? LastAttempt);
+public sealed record ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<string> After, int Attempts, int Retries, AttemptRecord? LastAttempt,
+    ResourceRequest Asks);
 
 /// <summary>A task to insert: the fields the engine has decided.</summary>
 public sealed record NewTask(TaskId Id, TaskSpec Spec, string EnvelopeJson, long SubmittedAt);

@@ -48,6 +48,10 @@ internal static class Schema
             PRIMARY KEY (task_id, n)
         ) WITHOUT ROWID;
         """,
+        // v2: what a task asks for (ResourceRequest.ToStored), so a restart rebuilds the scheduler without parsing specs.
+        """
+        ALTER TABLE tasks ADD COLUMN resources TEXT;
+        """,
     ];
 
     public static int Current => Migrations.Length;

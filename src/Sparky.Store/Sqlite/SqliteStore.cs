@@ -1,3 +1,4 @@
+using Sparky.Core.Scheduling;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Sparky.Core.Tasks;
@@ -183,10 +184,10 @@ public sealed class SqliteStore : IAsyncDisposable
             Release = Make(c, "RELEASE op");
             Rollback = Make(c, "ROLLBACK TO op");
             Insert = Make(c, """
-                INSERT INTO tasks (id, class, name, state, spec, envelope, after, retries, submitted_at)
-                VALUES ($id, $class, $name, 0, $spec, $envelope, $after, $retries, $at)
+                INSERT INTO tasks (id, class, name, state, spec, envelope, after, retries, submitted_at, resources)
+                VALUES ($id, $class, $name, 0, $spec, $envelope, $after, $retries, $at, $resources)
                 ON CONFLICT(id) DO NOTHING
-                """, "$id", "$class", "$name", "$spec", "$envelope", "$after", "$retries", "$at");
+                """, "$id", "$class", "$name", "$spec", "$envelope", "$after", "$retries", "$at", "$resources");
             Start = Make(c, "UPDATE tasks SET state = 1, attempts = $n, started_at = $at, reason = NULL WHERE id = $id", "$id", "$n", "$at");
             StartAttempt = Make(c, """
                 INSERT OR REPLACE INTO attempts (task_id, n, started_at, pid, pid_start, host, exit_file)
@@ -248,7 +249,7 @@ public sealed class SqliteStore : IAsyncDisposable
             foreach (var t in tasks)
             {
                 var after = t.Spec.After.Count == 0 ? null : string.Join(',', t.Spec.After);
-                if (Run(c.Insert, t.Id.Value, t.Spec.Class, t.Spec.Name, SpecJson.Serialize(t.Spec), t.EnvelopeJson, after, t.Spec.Retries, t.SubmittedAt) == 0)
+                if (Run(c.Insert, t.Id.Value, t.Spec.Class, t.Spec.Name, SpecJson.Serialize(t.Spec), t.EnvelopeJson, after, t.Spec.Retries, t.SubmittedAt, t.Spec.Asks.ToStored()) == 0)
                 {
                     c.Rollback.ExecuteNonQuery();
                     c.Release.ExecuteNonQuery();
@@ -420,14 +421,14 @@ public sealed class SqliteStore : IAsyncDisposable
         var list = new List<ActiveTask>();
         using (var cmd = conn.CreateCommand())
         {
-            cmd.CommandText = "SELECT seq, id, class, state, after, attempts, retries FROM tasks WHERE state < 2 ORDER BY seq";
+            cmd.CommandText = "SELECT seq, id, class, state, after, attempts, retries, resources FROM tasks WHERE state < 2 ORDER BY seq";
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
                 var id = r.GetString(1);
                 var after = r.IsDBNull(4) ? [] : r.GetString(4).Split(',');
                 list.Add(new ActiveTask(r.GetInt64(0), TaskId.Parse(id), r.GetString(2), (TaskState)r.GetInt32(3), after,
-                    r.GetInt32(5), r.GetInt32(6), attempts.GetValueOrDefault(id)));
+                    r.GetInt32(5), r.GetInt32(6), attempts.GetValueOrDefault(id), ResourceRequest.FromStored(r.IsDBNull(7) ? null : r.GetString(7))));
             }
         }
         return list;

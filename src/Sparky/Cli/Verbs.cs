@@ -98,6 +98,7 @@ internal static class Verbs
         var cpus = new Option<double?>("--cpus") { Description = "CPUs wanted" };
         var mem = new Option<string?>("--mem") { Description = "memory wanted: 512M, 4G" };
         var gpus = new Option<int?>("--gpus") { Description = "whole GPUs wanted" };
+        var gpuMem = new Option<string?>("--gpu-mem") { Description = "a share of one GPU: its memory, such as 20G (several such tasks share a GPU)" };
         var after = new Option<string[]>("--after") { Description = "run after these tasks succeed: ID,ID…", AllowMultipleArgumentsPerToken = false };
         var retries = new Option<int?>("--retries") { Description = "retries after a failure (backoff with jitter)" };
         var timeout = new Option<string?>("--timeout") { Description = "kill after this long: 90, 30s, 5m, 1h" };
@@ -106,7 +107,7 @@ internal static class Verbs
         var array = new Option<string?>("--array") { Description = "an array of tasks, 0-99[:step]; each gets $SPARKY_ARRAY_INDEX" };
         var wait = new Option<bool>("--wait") { Description = "wait for the task; exit with its exit code" };
         var command = new Argument<string[]>("command") { Description = "the command (after --); one argument with spaces runs in /bin/sh", Arity = ArgumentArity.OneOrMore };
-        var c = new Command("submit", "Queue a task and print its id.") { cls, name, id, cpus, mem, gpus, after, retries, timeout, env, cwd, array, wait, command };
+        var c = new Command("submit", "Queue a task and print its id.") { cls, name, id, cpus, mem, gpus, gpuMem, after, retries, timeout, env, cwd, array, wait, command };
         c.SetAction(async (p, ct) =>
         {
             var argv = p.GetValue(command)!;
@@ -142,6 +143,11 @@ internal static class Verbs
                 res["memory_mb"] = mb;
             }
             if (p.GetValue(gpus) is { } g) res["gpus"] = g;
+            if (p.GetValue(gpuMem) is { } gm)
+            {
+                if (!MemorySizes.TryParseMb(gm, out var gmb) || gmb == 0) throw new CliException($"--gpu-mem wants a size such as 20G or 512M; got '{gm}'", 2);
+                res["gpu_memory_mb"] = gmb;
+            }
             if (res.Count > 0) payload["resources"] = res;
             var body = new JsonObject { ["payload"] = payload };
             if (p.GetValue(id) is { } i) body["id"] = i;

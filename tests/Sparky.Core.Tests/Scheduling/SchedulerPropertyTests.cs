@@ -56,7 +56,7 @@ public sealed class SchedulerPropertyTests
                 added++;
             }
 
-            foreach (var id in s.TakeStartable(now))
+            foreach (var (id, _) in s.TakeStartable(now))
             {
                 Assert.True(running.Add(id), $"{id} started while running");
                 Assert.False(outcome.ContainsKey(id), $"{id} started after finishing");

@@ -7,16 +7,17 @@ public sealed class SchedulerTests
 {
     private static readonly DateTimeOffset T0 = DateTimeOffset.Parse("2026-11-24T00:00:00Z");
     private static TaskId Id(string s) => TaskId.Parse(s);
+    private static List<TaskId> Ids(IEnumerable<Start> starts) => starts.Select(x => x.Id).ToList();
 
     [Fact]
     public void A_class_never_runs_more_than_its_limit_and_starts_oldest_first()
     {
         var s = new Scheduler(new Dictionary<string, int> { ["cpu_long"] = 2 });
         for (int i = 0; i < 5; i++) s.Add(Id($"t{i}"), "cpu_long", i, [], false);
-        Assert.Equal([Id("t0"), Id("t1")], s.TakeStartable(T0));
-        Assert.Empty(s.TakeStartable(T0));
+        Assert.Equal([Id("t0"), Id("t1")], Ids(s.TakeStartable(T0)));
+        Assert.Empty(Ids(s.TakeStartable(T0)));
         s.Finished(Id("t0"), TaskState.Succeeded);
-        Assert.Equal([Id("t2")], s.TakeStartable(T0));
+        Assert.Equal([Id("t2")], Ids(s.TakeStartable(T0)));
     }
 
     [Fact]
@@ -25,10 +26,10 @@ public sealed class SchedulerTests
         var s = new Scheduler(new Dictionary<string, int> { ["cpu_short"] = 4 });
         s.Add(Id("a"), "cpu_short", 1, [], false);
         s.Add(Id("b"), "cpu_short", 2, [Id("a")], false);
-        Assert.Equal([Id("a")], s.TakeStartable(T0));
-        Assert.Empty(s.TakeStartable(T0));
+        Assert.Equal([Id("a")], Ids(s.TakeStartable(T0)));
+        Assert.Empty(Ids(s.TakeStartable(T0)));
         s.Finished(Id("a"), TaskState.Succeeded);
-        Assert.Equal([Id("b")], s.TakeStartable(T0));
+        Assert.Equal([Id("b")], Ids(s.TakeStartable(T0)));
     }
 
     [Fact]
@@ -58,13 +59,13 @@ public sealed class SchedulerTests
         var s = new Scheduler(new Dictionary<string, int> { ["cpu_long"] = 1 });
         s.Add(Id("a"), "cpu_long", 1, [], false);
         s.Add(Id("b"), "cpu_long", 2, [], false);
-        Assert.Equal([Id("a")], s.TakeStartable(T0));
+        Assert.Equal([Id("a")], Ids(s.TakeStartable(T0)));
         s.RetryAt(Id("a"), T0.AddSeconds(2));
         Assert.Equal(T0.AddSeconds(2), s.NextDue());
-        Assert.Equal([Id("b")], s.TakeStartable(T0.AddSeconds(1)));
+        Assert.Equal([Id("b")], Ids(s.TakeStartable(T0.AddSeconds(1))));
         s.Finished(Id("b"), TaskState.Succeeded);
-        Assert.Empty(s.TakeStartable(T0.AddSeconds(1.5)));
-        Assert.Equal([Id("a")], s.TakeStartable(T0.AddSeconds(2)));
+        Assert.Empty(Ids(s.TakeStartable(T0.AddSeconds(1.5))));
+        Assert.Equal([Id("a")], Ids(s.TakeStartable(T0.AddSeconds(2))));
     }
 
     [Fact]
@@ -80,7 +81,7 @@ public sealed class SchedulerTests
         Assert.Equal([new Decision.Fail(Id("dep"), Reasons.DependencyFailed)], decisions);
         s.Finished(Id("run"), TaskState.Cancelled);
         Assert.Equal(0, s.ActiveCount);
-        Assert.Empty(s.TakeStartable(T0));
+        Assert.Empty(Ids(s.TakeStartable(T0)));
     }
 
     [Fact]

@@ -44,10 +44,41 @@ public sealed class EnvelopeParserTests
         Assert.Equal(1.5, spec.Cpus);
         Assert.Equal(1024, spec.MemoryMb);
         Assert.Equal(1, spec.Gpus);
+        Assert.Equal(0, spec.GpuMemoryMb); // a count with memory per GPU means whole GPUs
         Assert.Equal("cpu_short", spec.Class);
         // Unknown fields stay in the envelope.
         Assert.Equal("w9", (string?)r.Submission.Envelope["workflow_id"]);
         Assert.NotNull(r.Submission.Envelope["artifacts"]);
+    }
+
+    [Theory]
+    [InlineData("""{"gpu_memory_mb":20480}""", 20480)]
+    [InlineData("""{"gpu_memory_gb":20}""", 20480)]
+    [InlineData("""{"gpu_memory_gb":0.5}""", 512)]
+    public void A_gpu_memory_share_is_read_in_mib(string resources, long mb)
+    {
+        var r = Parse("""{"payload":{"command":"x","resources":""" + resources + "}}");
+        Assert.True(r.Ok, r.Error);
+        Assert.Equal(mb, r.Submission!.Spec.GpuMemoryMb);
+        Assert.Equal(new Sparky.Core.Scheduling.ResourceRequest(0, 0, 0, mb), r.Submission.Spec.Asks);
+        var nested = Parse("""{"execution":{"command":["x"],"resources":{"gpu_memory_gb":""" + (mb / 1024.0).ToString(System.Globalization.CultureInfo.InvariantCulture) + "}}}");
+        Assert.Equal(mb, nested.Submission!.Spec.GpuMemoryMb);
+    }
+
+    [Fact]
+    public void A_task_that_names_no_resources_reserves_none()
+    {
+        var r = Parse("""{"payload":{"command":"x"}}""");
+        Assert.Null(r.Submission!.Spec.Cpus);
+        Assert.True(r.Submission.Spec.Asks.IsNone);
+    }
+
+    [Fact]
+    public void A_gpu_share_with_several_whole_gpus_is_refused()
+    {
+        var r = Parse("""{"payload":{"command":"x","resources":{"gpus":2,"gpu_memory_mb":1024}}}""");
+        Assert.False(r.Ok);
+        Assert.Contains("share of one GPU", r.Error);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Sparky.Core.Scheduling;
 using Microsoft.Data.Sqlite;
 using Sparky.Core.Tasks;
 using Sparky.Store.Sqlite;
@@ -66,7 +67,7 @@ public sealed class SqliteStoreTests : IDisposable
     {
         await using (var store = SqliteStore.Open(DbPath))
         {
-            Assert.Equal(1, store.SchemaVersion);
+            Assert.Equal(2, store.SchemaVersion);
             using var conn = store.OpenRead();
             using var cmd = conn.CreateCommand();
             cmd.CommandText = "PRAGMA journal_mode";
@@ -91,12 +92,16 @@ public sealed class SqliteStoreTests : IDisposable
         Directory.CreateDirectory(_dir);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), DbPath);
         await using var store = SqliteStore.Open(DbPath);
-        Assert.Equal(1, store.SchemaVersion);
+        Assert.Equal(2, store.SchemaVersion); // migrated to the current schema
         var t = store.Get(TaskId.Parse("fixture-1"))!;
         Assert.Equal(TaskState.Succeeded, t.State);
         Assert.Equal(["echo", "hi"], t.Spec.Argv);
         Assert.Equal(1, store.Counters.Get("cpu_short", TaskState.Succeeded));
         Assert.Equal(1, store.Counters.Get("cpu_short", TaskState.Queued));
+        // A task stored before v2 asks for no resources: it restarts as it was.
+        var unfinished = store.LoadUnfinished();
+        Assert.Equal(["fixture-blocker", "fixture-2"], unfinished.Select(t => t.Id.Value));
+        Assert.All(unfinished, t => Assert.Equal(ResourceRequest.None, t.Asks));
     }
 
     public void Dispose()
