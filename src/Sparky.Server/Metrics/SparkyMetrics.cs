@@ -12,9 +12,19 @@ public sealed class SparkyMetrics
 {
     public CollectorRegistry Registry { get; } = Prometheus.Metrics.NewCustomRegistry();
 
+    /// <summary>
+    /// The outcomes a Slurm job can end with. Each series starts at 0 so that rate() and increase() count the
+    /// first job (a series that appears at 1 loses it); prometheus-net declares the family even without them.
+    /// </summary>
+    public static readonly string[] SlurmOutcomes = ["succeeded", "failed", "cancelled", "timeout"];
+
     private readonly Gauge _queueDepth, _running, _limit, _workers;
     private readonly Counter _submitted, _completed;
     private readonly Histogram _duration, _wait;
+    private readonly Gauge _gpuUtilization, _gpuMemoryUsed, _gpuMemoryTotal;
+    private readonly Counter _slurmSubmitted, _slurmCompleted, _slurmPollErrors;
+    private readonly object _gpuLock = new();
+    private HashSet<string> _gpus = [];
 
     private static readonly double[] DurationBuckets = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400];
     private static readonly double[] WaitBuckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600];
@@ -32,7 +42,14 @@ public sealed class SparkyMetrics
             new HistogramConfiguration { LabelNames = ["class"], Buckets = DurationBuckets });
         _wait = f.CreateHistogram("sparky_queue_wait_seconds", "Time from submission to first start.",
             new HistogramConfiguration { LabelNames = ["class"], Buckets = WaitBuckets });
+        _gpuUtilization = f.CreateGauge("sparky_gpu_utilization_ratio", "GPU utilization, 0 to 1, by GPU index or UUID.", "gpu");
+        _gpuMemoryUsed = f.CreateGauge("sparky_gpu_memory_used_bytes", "GPU memory in use, by GPU index or UUID.", "gpu");
+        _gpuMemoryTotal = f.CreateGauge("sparky_gpu_memory_total_bytes", "GPU memory in all, by GPU index or UUID.", "gpu");
+        _slurmSubmitted = f.CreateCounter("sparky_slurm_jobs_submitted_total", "Slurm jobs submitted.");
+        _slurmCompleted = f.CreateCounter("sparky_slurm_jobs_completed_total", "Slurm jobs finished, by outcome.", "outcome");
+        _slurmPollErrors = f.CreateCounter("sparky_slurm_poll_errors_total", "Failed polls of Slurm (squeue/sacct).");
         _workers.Set(0);
+        foreach (var o in SlurmOutcomes) _slurmCompleted.WithLabels(o);
 
         Registry.AddBeforeCollectCallback(() =>
         {
@@ -52,4 +69,42 @@ public sealed class SparkyMetrics
 
     public void ObserveDuration(string cls, double seconds) => _duration.WithLabels(cls).Observe(seconds);
     public void ObserveWait(string cls, double seconds) => _wait.WithLabels(cls).Observe(seconds);
+
+    /// <summary>
+    /// Replaces the GPU view with one sample per GPU (<paramref name="gpus"/>: index or UUID, never a task id).
+    /// A null utilization or used memory (the driver could not say) drops that series rather than report 0;
+    /// GPUs not in this call are removed.
+    /// </summary>
+    public void SetGpus(IEnumerable<(string Gpu, double? Utilization, long? UsedBytes, long TotalBytes)> gpus)
+    {
+        lock (_gpuLock)
+        {
+            var seen = new HashSet<string>();
+            foreach (var (gpu, utilization, used, total) in gpus)
+            {
+                if (!seen.Add(gpu)) continue;
+                if (utilization is { } u) _gpuUtilization.WithLabels(gpu).Set(u); else _gpuUtilization.RemoveLabelled(gpu);
+                if (used is { } b) _gpuMemoryUsed.WithLabels(gpu).Set(b); else _gpuMemoryUsed.RemoveLabelled(gpu);
+                _gpuMemoryTotal.WithLabels(gpu).Set(total);
+            }
+            foreach (var gone in _gpus.Where(g => !seen.Contains(g)))
+            {
+                _gpuUtilization.RemoveLabelled(gone);
+                _gpuMemoryUsed.RemoveLabelled(gone);
+                _gpuMemoryTotal.RemoveLabelled(gone);
+            }
+            _gpus = seen;
+        }
+    }
+
+    public void SlurmJobSubmitted() => _slurmSubmitted.Inc();
+
+    /// <summary><paramref name="outcome"/>: one of <see cref="SlurmOutcomes"/>.</summary>
+    public void SlurmJobCompleted(string outcome)
+    {
+        if (!SlurmOutcomes.Contains(outcome)) throw new ArgumentOutOfRangeException(nameof(outcome), outcome, "not a Slurm outcome");
+        _slurmCompleted.WithLabels(outcome).Inc();
+    }
+
+    public void SlurmPollError() => _slurmPollErrors.Inc();
 }
