@@ -5,15 +5,25 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-# Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts).
+# Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), and
+# the Prometheus server that the metrics test scrapes with.
 missing=()
 command -v nq >/dev/null || missing+=(nq)
 { command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
 command -v python3 >/dev/null || missing+=(python3)
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${missing[*]}"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # prometheus's postinst starts a server on :9090 (and its Recommends, node-exporter, one on :9100)
+    # where services may start; the test runs its own, so forbid service starts while installing.
+    policy=/usr/sbin/policy-rc.d ours=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && ours=1
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$ours" ]; then rm -f "$policy"; trap - EXIT; fi
   else
     echo "test.sh: missing ${missing[*]} (run as root, or apt-get install them)" >&2
     [ "${CI:-}" = true ] && exit 1
