@@ -6,12 +6,13 @@ cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 # Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), and
-# the Prometheus server that the metrics test scrapes with.
+# the Prometheus server that the metrics test scrapes with, a C compiler.
 missing=()
 command -v nq >/dev/null || missing+=(nq)
 { command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
 command -v python3 >/dev/null || missing+=(python3)
 command -v prometheus >/dev/null || missing+=(prometheus)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${missing[*]}"

@@ -2,18 +2,40 @@ using System.Globalization;
 
 namespace Sparky.Core.Config;
 
-public enum SettingSource { Flag, Env, File, Default }
+public enum SettingSource { Flag, Env, File, Preset, Default }
 
-/// <summary>One setting the user can set: by flag, by <c>SPARKY_&lt;NAME&gt;</c>, in sparky.toml, or left at its default.</summary>
+/// <summary>
+/// One setting the user can set: by flag, by <c>SPARKY_&lt;NAME&gt;</c> (or an alias), in sparky.toml, by the
+/// mode's preset, or left at its default.
+/// </summary>
 public sealed record SettingDef(string Name, string Help, Func<SettingContext, string> Default, Func<string, string?> Validate, params string[] EnvAliases)
 {
     public string EnvName => "SPARKY_" + Name.ToUpperInvariant();
+    /// <summary>Values that a mode sets instead of the default, by mode name.</summary>
+    public IReadOnlyDictionary<string, Func<SettingContext, string>> Presets { get; init; } = new Dictionary<string, Func<SettingContext, string>>();
 }
 
-/// <summary>What defaults depend on: facts about the machine, passed in so resolution stays pure.</summary>
-public sealed record SettingContext(int Cores, string DefaultDataDir);
+/// <summary>
+/// What defaults depend on: facts about the machine, passed in so resolution stays pure.
+/// <paramref name="DetectMode"/> is asked only for <c>mode = auto</c> (it may probe Slurm and GPUs) and
+/// answers the mode with a short reason.
+/// </summary>
+public sealed record SettingContext(int Cores, string DefaultDataDir, Func<(string Mode, string Why)>? DetectMode = null);
+
+public static class Modes
+{
+    public const string Laptop = "laptop", Workstation = "workstation", Cluster = "cluster", Auto = "auto";
+    public static readonly string[] All = [Laptop, Workstation, Cluster, Auto];
+
+    /// <summary>auto's rule: cluster where Slurm answers, workstation where a GPU is found, else laptop.</summary>
+    public static (string Mode, string Why) Pick(bool slurmAnswers, int gpus) =>
+        slurmAnswers ? (Cluster, "Slurm answers") : gpus > 0 ? (Workstation, $"{gpus} GPU(s) found") : (Laptop, "no Slurm, no GPU");
+}
 
 public sealed record ResolvedSetting(string Name, string Value, SettingSource Source, string Origin);
+
+/// <summary>A class's limiter: algorithm name and the range [Min, Max] its limit moves in.</summary>
+public sealed record ClassLimitSettings(string Limiter, int Min, int Max);
 
 /// <summary>The settings in force, each with where it came from. Immutable.</summary>
 public sealed class SparkyConfig
@@ -37,25 +59,57 @@ public sealed class SparkyConfig
     /// skip the shim (it costs one more exec) and are retried instead.</summary>
     public IReadOnlySet<string> ReattachClasses => this["reattach_classes"].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
 
-    public IReadOnlyDictionary<string, int> ClassLimits => new Dictionary<string, int>
-    {
-        ["cpu_short"] = int.Parse(this["cpu_short_slots"], CultureInfo.InvariantCulture),
-        ["cpu_long"] = int.Parse(this["cpu_long_slots"], CultureInfo.InvariantCulture),
-        ["gpu"] = int.Parse(this["gpu_slots"], CultureInfo.InvariantCulture),
-        ["gpu_slurm"] = int.Parse(this["gpu_slurm_slots"], CultureInfo.InvariantCulture),
-    };
+    /// <summary>The mode in force: laptop, workstation or cluster (auto is resolved at load).</summary>
+    public string Mode => this["mode"];
+
+    /// <summary>Most tasks running at once across all classes; 0: only the class limits bound them.</summary>
+    public int MaxConcurrency => int.Parse(this["max_concurrency"], CultureInfo.InvariantCulture);
+    public string? VisibleGpus => this["visible_gpus"] is { Length: > 0 } v ? v : null;
+    public string? NvmlLibrary => this["nvml_library"] is { Length: > 0 } v ? v : null;
+    public string? NvidiaSmi => this["nvidia_smi"] is { Length: > 0 } v ? v : null;
+
+    /// <summary>Each class's concurrency: the ceiling (<c>&lt;class&gt;_slots</c>), where it is a fixed limit.</summary>
+    public IReadOnlyDictionary<string, int> ClassLimits => Classes.ToDictionary(c => c, c => ClassLimit(c).Max);
+
+    /// <summary>A class's limiter: its algorithm and the range it moves in.</summary>
+    public ClassLimitSettings ClassLimit(string cls) => new(
+        this[cls + "_limiter"],
+        int.Parse(this[cls + "_min_slots"], CultureInfo.InvariantCulture),
+        Math.Max(int.Parse(this[cls + "_min_slots"], CultureInfo.InvariantCulture), int.Parse(this[cls + "_slots"], CultureInfo.InvariantCulture)));
+
+    public static readonly IReadOnlyList<string> Classes = [Tasks.Classes.CpuShort, Tasks.Classes.CpuLong, Tasks.Classes.Gpu, Tasks.Classes.GpuSlurm];
+
+    /// <summary>The names a limiter setting accepts (the algorithms live in Sparky.Core.Limiting).</summary>
+    public static readonly IReadOnlyList<string> LimiterNames = ["aimd", "vegas", "gradient2", "fixed"];
 
     public static readonly IReadOnlyList<SettingDef> Catalog =
     [
+        // First: every other setting's preset depends on it.
+        new("mode", "laptop, workstation, cluster, or auto (cluster where Slurm answers, workstation where a GPU is found, else laptop)",
+            _ => Modes.Laptop, OneOf(Modes.All), "DSPY_MODE"),
         new("data", "data directory: SQLite store, logs, drop directory", c => c.DefaultDataDir, NonEmpty, "ENV_QUEUE_DIR"),
         new("http", "HTTP listen address HOST:PORT", _ => "127.0.0.1:9097", HostPort),
         new("token", "bearer token, required on any non-loopback address", _ => "", _ => null),
         new("max_queued", "queued tasks before submissions get 429", _ => "1000000", Long(1, long.MaxValue)),
         new("max_body_mb", "largest HTTP request body, in MiB", _ => "16", Long(1, 1024)),
-        new("cpu_short_slots", "concurrent cpu_short tasks", c => c.Cores.ToString(CultureInfo.InvariantCulture), Long(1, 100_000), "DSPY_MAX_CONCURRENCY"),
-        new("cpu_long_slots", "concurrent cpu_long tasks", _ => "1", Long(1, 100_000)),
-        new("gpu_slots", "concurrent gpu tasks", _ => "1", Long(1, 100_000)),
-        new("gpu_slurm_slots", "concurrent gpu_slurm tasks", _ => "1", Long(1, 100_000)),
+        new("max_concurrency", "most tasks running at once across all classes; 0: only the class limits bound them",
+            _ => "0", Long(0, 1_000_000), "DSPY_MAX_CONCURRENCY"),
+        .. ClassSettings(Tasks.Classes.CpuShort, "short CPU tasks",
+            slots: c => Cores(c), min: c => Cores(c, 0.5), limiter: "aimd",
+            presets: new() { [Modes.Workstation] = c => Cores(c), [Modes.Cluster] = c => Cores(c, 2) }),
+        .. ClassSettings(Tasks.Classes.CpuLong, "long CPU tasks",
+            slots: _ => "1", min: _ => "1", limiter: "aimd",
+            presets: new() { [Modes.Workstation] = c => Cores(c, 0.25), [Modes.Cluster] = c => Cores(c, 0.5) }),
+        // GPU tasks reserve their GPUs, so the GPU pool bounds them; the slots only cap them further.
+        .. ClassSettings(Tasks.Classes.Gpu, "GPU tasks (each holds its GPUs, or a share of one)",
+            slots: _ => "8", min: _ => "1", limiter: "aimd",
+            presets: new() { [Modes.Workstation] = _ => "64", [Modes.Cluster] = _ => "256" }),
+        .. ClassSettings(Tasks.Classes.GpuSlurm, "gpu_slurm tasks",
+            slots: _ => "1", min: _ => "1", limiter: "fixed",
+            presets: new() { [Modes.Cluster] = _ => "256" }),
+        new("visible_gpus", "GPUs Sparky may hand out: indices and/or UUIDs, comma-separated; empty: all found", _ => "", _ => null),
+        new("nvml_library", "NVML library tried first for GPU discovery; empty: skip NVML", _ => "libnvidia-ml.so.1", _ => null),
+        new("nvidia_smi", "nvidia-smi used where NVML is missing; empty: skip it", _ => "nvidia-smi", _ => null),
         new("retry_base_seconds", "first retry delay; doubles each attempt, with jitter", _ => "0.5", Double(0, 3600)),
         new("kill_grace_seconds", "time between SIGTERM and SIGKILL on cancel or timeout", _ => "5", Double(0, 3600)),
         new("reattach_classes", "classes whose running tasks survive a daemon restart", _ => "cpu_long,gpu,gpu_slurm", _ => null),
@@ -73,19 +127,49 @@ public sealed class SparkyConfig
         var resolved = new Dictionary<string, ResolvedSetting>(StringComparer.Ordinal);
         foreach (var key in file.Keys.Where(k => Catalog.All(d => d.Name != k)))
             errors.Add($"{fileOrigin}: unknown setting '{key}' (known: {string.Join(", ", Catalog.Select(d => d.Name))})");
-        foreach (var def in Catalog)
+
+        // The mode comes first: its preset fills in what the user left unset.
+        var mode = Pick(Catalog[0], null, null);
+        resolved[mode.Name] = mode;
+        string? preset = null, presetOrigin = null;
+        if (mode.Value == Modes.Auto)
+        {
+            // Shown as what auto picked, and why: the mode in force is never "auto".
+            var (picked, why) = context.DetectMode?.Invoke() ?? (Modes.Laptop, "nothing probed");
+            mode = mode with { Value = picked, Origin = $"{mode.Origin} (auto: {why})" };
+            resolved[mode.Name] = mode;
+        }
+        if (Modes.All.Contains(mode.Value)) (preset, presetOrigin) = (mode.Value, $"mode {mode.Value}");
+        foreach (var def in Catalog.Skip(1)) resolved[def.Name] = Pick(def, preset, presetOrigin);
+        return errors.Count > 0 ? (null, errors) : (new SparkyConfig(resolved), errors);
+
+        ResolvedSetting Pick(SettingDef def, string? preset, string? presetOrigin)
         {
             ResolvedSetting r;
             if (flags.TryGetValue(def.Name, out var f)) r = new(def.Name, f, SettingSource.Flag, "--" + def.Name.Replace('_', '-'));
             else if (env.TryGetValue(def.EnvName, out var e)) r = new(def.Name, e, SettingSource.Env, def.EnvName);
             else if (def.EnvAliases.FirstOrDefault(env.ContainsKey) is { } alias) r = new(def.Name, env[alias], SettingSource.Env, alias);
             else if (file.TryGetValue(def.Name, out var v)) r = new(def.Name, v, SettingSource.File, fileOrigin);
+            else if (preset is not null && def.Presets.TryGetValue(preset, out var p)) r = new(def.Name, p(context), SettingSource.Preset, presetOrigin!);
             else r = new(def.Name, def.Default(context), SettingSource.Default, "default");
             if (def.Validate(r.Value) is { } problem) errors.Add($"{def.Name} = '{r.Value}' from {r.Origin}: {problem}");
-            resolved[def.Name] = r;
+            return r;
         }
-        return errors.Count > 0 ? (null, errors) : (new SparkyConfig(resolved), errors);
     }
+
+    private static IEnumerable<SettingDef> ClassSettings(string cls, string what, Func<SettingContext, string> slots, Func<SettingContext, string> min,
+        string limiter, Dictionary<string, Func<SettingContext, string>> presets) =>
+    [
+        new(cls + "_slots", $"most {what} at once (the limiter's ceiling, or the limit when it is fixed)", slots, Long(1, 100_000)) { Presets = presets },
+        new(cls + "_min_slots", $"fewest {what} at once the limiter may go down to", min, Long(1, 100_000)),
+        new(cls + "_limiter", $"how {cls}'s limit adapts: {string.Join(", ", LimiterNames)}", _ => limiter, OneOf(LimiterNames)),
+    ];
+
+    private static string Cores(SettingContext c, double factor = 1) =>
+        Math.Max(1, (int)Math.Round(c.Cores * factor)).ToString(CultureInfo.InvariantCulture);
+
+    private static Func<string, string?> OneOf(IReadOnlyList<string> allowed) => v =>
+        allowed.Contains(v) ? null : $"allowed: {string.Join(", ", allowed)}";
 
     private static string? NonEmpty(string v) => string.IsNullOrWhiteSpace(v) ? "must not be empty" : null;
 

@@ -49,6 +49,9 @@ public sealed class Scheduler
     private readonly List<(TaskId, long)> _deferred = new();
 
     public ResourcePool Pool { get; }
+    /// <summary>Most tasks running at once across all classes (the <c>max_concurrency</c> setting).</summary>
+    public int MaxRunning { get; set; } = int.MaxValue;
+    public int TotalRunning { get; private set; }
 
     public Scheduler(IReadOnlyDictionary<string, int> classLimits, ResourcePool? pool = null)
     {
@@ -105,6 +108,7 @@ public sealed class Scheduler
         node.Allocation = request.IsNone ? Allocation.Empty : Pool.Claim(request, gpuUuids ?? []);
         _nodes[id] = node;
         Queue(cls).Running++;
+        TotalRunning++;
     }
 
     /// <summary>Starts what fits, class by class, oldest first (with bounded backfill, see the class comment).</summary>
@@ -120,7 +124,7 @@ public sealed class Scheduler
         {
             Node? oldestBlocked = null;
             bool holdBack = false;
-            while (q.Running < q.Limit && (starts?.Count ?? 0) < max && _deferred.Count < BackfillWindow
+            while (q.Running < q.Limit && TotalRunning < MaxRunning && (starts?.Count ?? 0) < max && _deferred.Count < BackfillWindow
                    && q.Ready.TryDequeue(out var id, out var seq))
             {
                 if (!_nodes.TryGetValue(id, out var n) || n.Phase != Phase.Ready) continue; // cancelled while ready
@@ -143,6 +147,7 @@ public sealed class Scheduler
                 n.Allocation = alloc;
                 n.Phase = Phase.Running;
                 q.Running++;
+                TotalRunning++;
                 (starts ??= []).Add(new Start(id, alloc));
             }
             foreach (var (id, seq) in _deferred) q.Ready.Enqueue(id, seq);
@@ -167,6 +172,7 @@ public sealed class Scheduler
     {
         if (!_nodes.TryGetValue(id, out var n) || n.Phase != Phase.Running) return;
         Queue(n.Class).Running--;
+        TotalRunning--;
         ReleaseOf(n);
         n.Phase = Phase.Delayed;
         n.DueAt = dueAt;
@@ -177,7 +183,7 @@ public sealed class Scheduler
     public IReadOnlyList<Decision> Finished(TaskId id, TaskState outcome)
     {
         if (!_nodes.Remove(id, out var n)) return [];
-        if (n.Phase == Phase.Running) Queue(n.Class).Running--;
+        if (n.Phase == Phase.Running) { Queue(n.Class).Running--; TotalRunning--; }
         ReleaseOf(n);
         if (n.Dependants is null) return [];
         var decisions = new List<Decision>();

@@ -101,6 +101,7 @@ public sealed class Engine : IAsyncDisposable
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _scheduler = new Scheduler(config.ClassLimits, pool);
+        if (config.MaxConcurrency > 0) _scheduler.MaxRunning = config.MaxConcurrency;
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         _reattachClasses = config.ReattachClasses;
         DataDir = Path.GetFullPath(config.DataDir);

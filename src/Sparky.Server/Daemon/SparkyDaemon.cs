@@ -1,5 +1,5 @@
 using Sparky.Core.Scheduling;
-using Sparky.Execution.Host;
+using Sparky.Execution.Gpus;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -39,7 +39,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
     {
         Config = config;
         Store = SqliteStore.Open(Path.Combine(config.DataDir, "sparky.db"));
-        var pool = new ResourcePool(HostInfo.Cores * 1000, HostInfo.MemoryTotalMb(), []);
+        var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / (1024 * 1024), []);
         Engine = new Engine(config, Store, Events, TimeProvider.System, pool);
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
         Engine.QueueWaitObserved = Metrics.ObserveWait;

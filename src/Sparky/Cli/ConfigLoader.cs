@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Diagnostics;
 using Sparky.Core.Config;
+using Sparky.Execution.Gpus;
 using Tomlyn;
 using Tomlyn.Model;
 
@@ -15,7 +17,7 @@ internal static class ConfigLoader
             env[(string)kv.Key] = (string?)kv.Value ?? "";
         var dataHome = Environment.GetEnvironmentVariable("XDG_DATA_HOME") is { Length: > 0 } x
             ? x : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
-        var context = new SettingContext(Environment.ProcessorCount, Path.Combine(dataHome, "sparky"));
+        var context = new SettingContext(Environment.ProcessorCount, Path.Combine(dataHome, "sparky"), DetectMode);
 
         // sparky.toml lives in the data directory (as chosen by flag or env) or the working directory.
         string? dataDir = flags.GetValueOrDefault("data") ?? env.GetValueOrDefault("SPARKY_DATA") ?? env.GetValueOrDefault("ENV_QUEUE_DIR");
@@ -39,5 +41,26 @@ internal static class ConfigLoader
             break;
         }
         return SparkyConfig.Resolve(flags, env, file, origin, context);
+    }
+
+    /// <summary>For <c>mode = auto</c>: does a Slurm controller answer (<c>sinfo</c> exits 0 within 3 s), is there a GPU?</summary>
+    private static (string Mode, string Why) DetectMode()
+    {
+        bool slurm = false;
+        try
+        {
+            using var sinfo = Process.Start(new ProcessStartInfo("sinfo", ["--noheader", "--format=%P"])
+                { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            slurm = sinfo.WaitForExit(3000) && sinfo.ExitCode == 0;
+            if (!sinfo.HasExited) sinfo.Kill();
+        }
+        catch (System.ComponentModel.Win32Exception) { } // no sinfo on PATH: no Slurm
+        int gpus = 0;
+        if (!slurm)
+        {
+            using var found = GpuDiscovery.Discover(new GpuDiscoveryOptions { NvidiaSmiTimeout = TimeSpan.FromSeconds(3) });
+            gpus = found.Gpus.Count;
+        }
+        return Modes.Pick(slurm, gpus);
     }
 }

@@ -28,8 +28,60 @@ public sealed class SettingsTests
     {
         var (c, _) = SparkyConfig.Resolve(D(), D(("ENV_QUEUE_DIR", "/q"), ("DSPY_MAX_CONCURRENCY", "5")), D(), "f", Ctx);
         Assert.Equal("/q", c!.DataDir);
-        Assert.Equal(5, c.ClassLimits["cpu_short"]);
-        Assert.Equal("DSPY_MAX_CONCURRENCY", c.Settings["cpu_short_slots"].Origin);
+        Assert.Equal(5, c.MaxConcurrency);
+        Assert.Equal("DSPY_MAX_CONCURRENCY", c.Settings["max_concurrency"].Origin);
+        var (m, _) = SparkyConfig.Resolve(D(), D(("DSPY_MODE", "workstation")), D(), "f", Ctx);
+        Assert.Equal(("workstation", "DSPY_MODE"), (m!.Mode, m.Settings["mode"].Origin));
+        // SPARKY_ wins over the replaced system's name.
+        var (both, _) = SparkyConfig.Resolve(D(), D(("DSPY_MODE", "workstation"), ("SPARKY_MODE", "cluster")), D(), "f", Ctx);
+        Assert.Equal("cluster", both!.Mode);
+    }
+
+    [Fact]
+    public void A_mode_preset_sits_between_the_file_and_the_default()
+    {
+        var (laptop, _) = SparkyConfig.Resolve(D(), D(), D(), "f", Ctx);
+        Assert.Equal("laptop", laptop!.Mode);
+        Assert.Equal(("1", SettingSource.Default), (laptop.Settings["cpu_long_slots"].Value, laptop.Settings["cpu_long_slots"].Source));
+
+        var (ws, _) = SparkyConfig.Resolve(D(("mode", "workstation")), D(), D(), "f", Ctx);
+        Assert.Equal(("2", SettingSource.Preset, "mode workstation"), (ws!.Settings["cpu_long_slots"].Value, ws.Settings["cpu_long_slots"].Source, ws.Settings["cpu_long_slots"].Origin));
+        Assert.Equal(2, ws.ClassLimits["cpu_long"]);
+
+        // The file beats the preset, the preset beats the default.
+        var (file, _) = SparkyConfig.Resolve(D(("mode", "cluster")), D(), D(("cpu_long_slots", "3")), "sparky.toml", Ctx);
+        Assert.Equal(("3", SettingSource.File), (file!.Settings["cpu_long_slots"].Value, file.Settings["cpu_long_slots"].Source));
+        Assert.Equal(("16", SettingSource.Preset), (file.Settings["cpu_short_slots"].Value, file.Settings["cpu_short_slots"].Source));
+    }
+
+    [Theory]
+    [InlineData(true, 4, "cluster", "Slurm answers")]
+    [InlineData(false, 2, "workstation", "2 GPU(s) found")]
+    [InlineData(false, 0, "laptop", "no Slurm, no GPU")]
+    public void Auto_picks_cluster_where_slurm_answers_workstation_where_a_gpu_is_found_else_laptop(bool slurm, int gpus, string mode, string why)
+    {
+        int probes = 0;
+        var ctx = Ctx with { DetectMode = () => { probes++; return Modes.Pick(slurm, gpus); } };
+        var (c, errors) = SparkyConfig.Resolve(D(), D(("SPARKY_MODE", "auto")), D(), "f", ctx);
+        Assert.Empty(errors);
+        Assert.Equal(mode, c!.Mode);
+        Assert.Equal($"SPARKY_MODE (auto: {why})", c.Settings["mode"].Origin);
+        Assert.Equal(1, probes);
+        // Without auto, nothing is probed.
+        SparkyConfig.Resolve(D(("mode", "laptop")), D(), D(), "f", ctx);
+        Assert.Equal(1, probes);
+    }
+
+    [Fact]
+    public void Limiters_are_set_per_class_and_checked()
+    {
+        var (c, _) = SparkyConfig.Resolve(D(("gpu_limiter", "gradient2"), ("gpu_min_slots", "2"), ("gpu_slots", "6")), D(), D(), "f", Ctx);
+        Assert.Equal(new ClassLimitSettings("gradient2", 2, 6), c!.ClassLimit("gpu"));
+        Assert.Equal("aimd", c.ClassLimit("cpu_short").Limiter);
+        var (bad, errors) = SparkyConfig.Resolve(D(("gpu_limiter", "pid"), ("mode", "datacenter")), D(), D(), "f", Ctx);
+        Assert.Null(bad);
+        Assert.Contains(errors, e => e == "gpu_limiter = 'pid' from --gpu-limiter: allowed: aimd, vegas, gradient2, fixed");
+        Assert.Contains(errors, e => e == "mode = 'datacenter' from --mode: allowed: laptop, workstation, cluster, auto");
     }
 
     [Fact]
