@@ -3,7 +3,8 @@ namespace Sparky.Core.Limiting;
 /// <summary>
 /// TCP Vegas applied to tasks: from run time against its baseline it estimates how many attempts are queued
 /// inside the resource, <c>limit × (1 − baseline / short)</c>, and steers that towards a small band
-/// [alpha, beta] that grows with log10 of the limit: below alpha it grows, above beta it shrinks.
+/// [alpha, beta] that grows with log10 of the limit: below alpha it grows, above beta it shrinks. A failure, or
+/// run time doubled against its baseline, cuts by <see cref="Backoff"/> instead.
 /// </summary>
 /// <remarks>It backs off before failures appear, as soon as run time stretches; it relies on run time
 /// rising with crowding, which holds for shared CPUs, disks and GPUs but not for a resource that fails
