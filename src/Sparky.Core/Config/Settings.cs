@@ -80,7 +80,7 @@ public sealed class SparkyConfig
     public static readonly IReadOnlyList<string> Classes = [Tasks.Classes.CpuShort, Tasks.Classes.CpuLong, Tasks.Classes.Gpu, Tasks.Classes.GpuSlurm];
 
     /// <summary>The names a limiter setting accepts (the algorithms live in Sparky.Core.Limiting).</summary>
-    public static readonly IReadOnlyList<string> LimiterNames = ["aimd", "vegas", "gradient2", "fixed"];
+    public static IReadOnlyList<string> LimiterNames => Limiting.Limiters.Names;
 
     public static readonly IReadOnlyList<SettingDef> Catalog =
     [

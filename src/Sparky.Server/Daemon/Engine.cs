@@ -3,6 +3,8 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Sparky.Core.Config;
 using Sparky.Core.Events;
+using Sparky.Core.Limiting;
+using Sparky.Execution.Host;
 using Sparky.Core.Scheduling;
 using Sparky.Core.Tasks;
 using Sparky.Execution.Processes;
@@ -82,6 +84,10 @@ public sealed class Engine : IAsyncDisposable
     private readonly string _logsDir, _runDir, _instance;
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = new();
+    private readonly Dictionary<string, ILimiter> _limiters = new(StringComparer.Ordinal);
+    private DateTimeOffset _nextPressure;
+    /// <summary>Mean utilisation of the GPUs, 0..1, from the daemon's GPU sampler; NaN where there is no GPU.</summary>
+    private double _gpuUtilization = double.NaN;
     private Thread? _loop;
     private long _seq;
 
@@ -102,6 +108,13 @@ public sealed class Engine : IAsyncDisposable
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _scheduler = new Scheduler(config.ClassLimits, pool);
         if (config.MaxConcurrency > 0) _scheduler.MaxRunning = config.MaxConcurrency;
+        foreach (var cls in SparkyConfig.Classes)
+        {
+            // Each class starts at its ceiling (what a fixed limit would give) and backs off under overload.
+            var l = config.ClassLimit(cls);
+            _limiters[cls] = Limiters.Create(l.Limiter, l.Min, l.Max, l.Max);
+            _scheduler.SetLimit(cls, _limiters[cls].Limit);
+        }
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         _reattachClasses = config.ReattachClasses;
         DataDir = Path.GetFullPath(config.DataDir);
@@ -122,6 +135,13 @@ public sealed class Engine : IAsyncDisposable
     }
 
     public int Limit(string cls) => _scheduler.Limit(cls);
+
+    /// <summary>The GPUs' mean utilisation (0..1), or null: fed to the GPU classes' limiters. Any thread.</summary>
+    public double? GpuUtilization
+    {
+        get => double.IsNaN(Volatile.Read(ref _gpuUtilization)) ? null : _gpuUtilization;
+        set => Volatile.Write(ref _gpuUtilization, value ?? double.NaN);
+    }
 
     /// <summary>Recovers what a previous daemon left and starts the loop.</summary>
     public void Start()
@@ -268,6 +288,7 @@ public sealed class Engine : IAsyncDisposable
             while (reader.TryRead(out var cmd)) Guard(() => Handle(cmd, now));
             now = _clock.GetUtcNow();
             Guard(() => CheckTimers(now));
+            Guard(() => FeedPressure(now));
             Guard(() => StartWhatFits(now));
 
             if (reader.TryPeek(out _)) continue;
@@ -556,6 +577,7 @@ public sealed class Engine : IAsyncDisposable
         var attempt = new AttemptRecord(r.N, r.StartedAt, endedAt, exit.ExitCode, exit.Signal, r.Pid, r.PidStart, null,
             outcome == TaskState.Succeeded ? "succeeded" : outcome == TaskState.Cancelled ? "cancelled" : "failed", reason, r.ExitFile);
         double seconds = (endedAt - r.StartedAt) / 1000.0;
+        Observe(r.Class, seconds, overload: reason is Reasons.Timeout or Reasons.Signal or Reasons.NonZeroExit, now);
 
         if (outcome == TaskState.Failed && r.N <= r.Retries)
         {
@@ -582,6 +604,30 @@ public sealed class Engine : IAsyncDisposable
         if (r.DoneFile) body["done_file"] = true;
         _events.Publish(Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
         Apply(_scheduler.Finished(r.Id, outcome), now);
+    }
+
+    /// <summary>An attempt ended: its run time and whether it failed feed its class's limiter.</summary>
+    private void Observe(string cls, double seconds, bool overload, DateTimeOffset now)
+    {
+        if (!_limiters.TryGetValue(cls, out var limiter)) return;
+        // Still counted as running in the scheduler until the caller releases it: that is "itself included".
+        int limit = limiter.OnSample(new LimiterSample(TimeSpan.FromSeconds(seconds), TimeSpan.Zero, overload,
+            _scheduler.Running(cls), _scheduler.ReadyCount(cls), now));
+        _scheduler.SetLimit(cls, limit);
+    }
+
+    /// <summary>Every 2 s: host memory pressure to every limiter, GPU utilisation to the GPU classes'.</summary>
+    private void FeedPressure(DateTimeOffset now)
+    {
+        if (now < _nextPressure) return;
+        _nextPressure = now.AddSeconds(2);
+        double? memory = MemoryPressure.Read();
+        double? gpu = GpuUtilization;
+        foreach (var (cls, limiter) in _limiters)
+        {
+            bool usesGpus = cls is Classes.Gpu;
+            _scheduler.SetLimit(cls, limiter.OnPressure(new PressureSample(now, usesGpus ? gpu : null, memory)));
+        }
     }
 
     private void Remember(TaskId id, TaskState state)

@@ -28,18 +28,27 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public EventHub Events { get; } = new();
     public Engine Engine { get; }
     public SparkyMetrics Metrics { get; }
+    /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
+    public GpuDiscovery Gpus { get; }
     public string Url { get; private set; } = "";
 
     private WebApplication? _app;
     private FileStream? _lock;
     private DropDirectory? _drop;
     private DoneFiles? _done;
+    private Timer? _gpuSampler;
 
     private SparkyDaemon(SparkyConfig config)
     {
         Config = config;
+        // GPUs first: a visible_gpus entry that names no GPU stops the start before anything is opened.
+        try { Gpus = GpuDiscovery.Discover(GpuJson.Options(config)); }
+        catch (GpuException e) { throw new InvalidOperationException(e.Message); }
         Store = SqliteStore.Open(Path.Combine(config.DataDir, "sparky.db"));
-        var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / (1024 * 1024), []);
+        const long MiB = 1024 * 1024;
+        // A GPU whose memory is unknown can still be handed out whole, but holds no shares.
+        var devices = Gpus.Gpus.Select(g => new GpuDevice(g.Uuid, (g.MemoryTotalBytes ?? 0) / MiB)).ToList();
+        var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / MiB, devices);
         Engine = new Engine(config, Store, Events, TimeProvider.System, pool);
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
         Engine.QueueWaitObserved = Metrics.ObserveWait;
@@ -60,7 +69,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
         if (CheckBinding(config) is { } refusal) throw new InvalidOperationException(refusal);
         Directory.CreateDirectory(config.DataDir);
         var dataLock = Lock(config.DataDir);
-        var d = new SparkyDaemon(config) { _lock = dataLock };
+        SparkyDaemon d;
+        try { d = new SparkyDaemon(config) { _lock = dataLock }; }
+        catch { dataLock.Dispose(); throw; }
         var started = System.Diagnostics.Stopwatch.StartNew();
         try
         {
@@ -70,14 +81,29 @@ public sealed class SparkyDaemon : IAsyncDisposable
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             d.Engine.Start();
             d._drop = new DropDirectory(d);
+            if (d.Gpus.Gpus.Count > 0) d._gpuSampler = new Timer(_ => d.SampleGpus(), null, TimeSpan.Zero, TimeSpan.FromSeconds(2));
         }
         catch
         {
             await d.DisposeAsync();
             throw;
         }
-        log?.Invoke($"sparky: serving on {d.Url} (data {Path.GetFullPath(config.DataDir)}, ready in {started.ElapsedMilliseconds} ms)");
+        log?.Invoke($"sparky: serving on {d.Url} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
+            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, ready in {started.ElapsedMilliseconds} ms)");
         return d;
+    }
+
+    /// <summary>GPU readings for the metrics and the GPU classes' limiters. On a timer thread; never throws.</summary>
+    private void SampleGpus()
+    {
+        try
+        {
+            var gpus = Gpus.Sample();
+            Metrics.SetGpus(gpus.Select(g => (g.Index.ToString(), g.UtilizationRatio, g.MemoryUsedBytes, g.MemoryTotalBytes ?? 0)));
+            var utils = gpus.Where(g => g.UtilizationRatio is not null).Select(g => g.UtilizationRatio!.Value).ToList();
+            Engine.GpuUtilization = utils.Count > 0 ? utils.Average() : null;
+        }
+        catch (Exception e) { Console.Error.WriteLine($"sparky: GPU sampling: {e.Message}"); }
     }
 
     private async Task StartHttpAsync()
@@ -152,6 +178,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_gpuSampler is not null) await _gpuSampler.DisposeAsync();
         _drop?.Dispose();
         if (_app is not null)
         {
@@ -161,6 +188,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         await Engine.DisposeAsync();
         _done?.Dispose();
         await Store.DisposeAsync();
+        Gpus.Dispose();
         _lock?.Dispose();
     }
 }

@@ -162,7 +162,7 @@ internal static class Api
             return Results.Empty;
         });
 
-        app.MapGet("/api/v1/gpus", () => Results.Json(new JsonObject { ["gpus"] = new JsonArray() }));
+        app.MapGet("/api/v1/gpus", () => Results.Json(GpuJson.Of(d.Gpus, d.Gpus.Gpus.Count > 0 ? d.Gpus.Sample() : [])));
 
         app.MapGet("/healthz", () => Results.Json(new JsonObject { ["ok"] = true }));
         app.MapGet("/readyz", () => d.Engine.Ready

@@ -5,6 +5,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using Sparky.Core.Config;
+using Sparky.Execution.Gpus;
+using Sparky.Server.Http;
 using Sparky.Core.Tasks;
 using Sparky.Demo;
 using Sparky.Server.Daemon;
@@ -32,6 +34,7 @@ internal static class Verbs
         root.Subcommands.Add(Cancel());
         root.Subcommands.Add(Retry());
         root.Subcommands.Add(Config());
+        root.Subcommands.Add(GpusVerb());
         return root;
     }
 
@@ -326,6 +329,27 @@ internal static class Verbs
                 table.AddRow(Views.Esc(s.Name), Views.Esc(Show(s)), Views.Esc(s.Origin), Views.Esc(def.EnvName), Views.Esc(def.Help));
             }
             AnsiConsole.Write(table);
+            return Task.FromResult(0);
+        });
+        return c;
+    }
+
+    private static Command GpusVerb()
+    {
+        var c = new Command("gpus", "The GPUs on this machine (NVML, then nvidia-smi, then none) with memory and utilisation.");
+        AddSettingFlags(c);
+        c.SetAction((p, ct) =>
+        {
+            var config = LoadConfig(p);
+            GpuDiscovery found;
+            try { found = GpuDiscovery.Discover(GpuJson.Options(config)); }
+            catch (GpuException e) { throw new CliException(e.Message, 2); }
+            using (found)
+            {
+                var gpus = found.Gpus.Count > 0 ? found.Sample() : found.Gpus;
+                if (p.GetValue(Json)) Console.WriteLine(GpuJson.Of(found, gpus).ToJsonString());
+                else Views.GpuTable(GpuJson.Of(found, gpus));
+            }
             return Task.FromResult(0);
         });
         return c;

@@ -22,6 +22,26 @@ internal static class Views
         AnsiConsole.Write(table);
     }
 
+    public static void GpuTable(JsonObject found)
+    {
+        var gpus = (JsonArray)found["gpus"]!;
+        if (gpus.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[grey]no GPU found[/] (tried: " + Esc(string.Join("; ", ((JsonArray)found["problems"]!).Select(x => (string?)x))) + ")");
+            return;
+        }
+        var table = new Table().Border(TableBorder.Rounded).AddColumns("#", "name", "uuid", "memory used / total", "util", "temp", "bus");
+        static string Gib(JsonNode? b) => b is null ? "?" : $"{(long)b / (1024.0 * 1024 * 1024):0.0}";
+        foreach (var g in gpus)
+        {
+            var mem = $"{Gib(g!["memory_used_bytes"])} / {Gib(g["memory_total_bytes"])} GiB" + ((bool)g["unified_memory"]! ? " (host's, unified)" : "");
+            table.AddRow(Esc(g["index"]), Esc(g["name"]), Esc(g["uuid"]), Esc(mem),
+                Esc(g["utilization"] is { } u ? $"{(double)u:P0}" : "?"), Esc(g["temperature_c"] is { } t ? $"{t} °C" : "?"), Esc(g["pci_bus_id"]));
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"[grey]found by {Esc(found["source"])}[/]");
+    }
+
     public static void TaskDetail(JsonNode t)
     {
         var grid = new Grid().AddColumn().AddColumn();
