@@ -25,7 +25,7 @@ int[] seeds = seedsArg ?? (small ? [1] : [1, 2, 3]);
 
 Console.WriteLine($"packing bench ({(small ? "small" : "full")}): {Machine.Gpus} x {Machine.GpuMemoryMb / 1024} GiB GPUs, " +
                   $"{Machine.MilliCpus / 1000} CPUs, {Machine.MemoryMb / 1024} GiB memory; real Scheduler + ResourcePool " +
-                  $"(class \"{Classes.Gpu}\" limit {Machine.ClassLimit}, MaxPassOvers {Scheduler.MaxPassOvers})");
+                  $"(class \"{Classes.Gpu}\" limit {Machine.ClassLimit}, pass-over limit 32 per GPU)");
 Console.WriteLine($"  trace: {tasksPerRun} tasks per run, seeds {string.Join(",", seeds)}; {Trace.Describe}");
 Console.WriteLine("  bound = max(total GPU-seconds / 8, longest task) [poisson: also max over arrivals a of a + work arriving from a on / 8,");
 Console.WriteLine("          and max(arrival + duration)]; a share counts (share / 80 GiB) x duration GPU-seconds");

@@ -10,15 +10,19 @@ namespace Sparky.Core.Scheduling;
 /// a failed or cancelled dependency fails its dependants with <see cref="Reasons.DependencyFailed"/>;
 /// no CPU, memory or GPU is handed out beyond what the <see cref="ResourcePool"/> has.</para>
 /// <para>Within a class tasks start oldest first; one whose resources are not free is passed over by
-/// younger ones that fit (backfill), but only <see cref="MaxPassOvers"/> times: then its class holds
+/// younger ones that fit (backfill), but only <see cref="PassOverLimit"/> times: then its class holds
 /// back resource-asking starts until it fits, so a 4-GPU job is not starved by a stream of 1-GPU jobs.</para>
 /// </summary>
 public sealed class Scheduler
 {
     private enum Phase { Waiting, Ready, Delayed, Running }
 
-    /// <summary>How many younger tasks may start ahead of a blocked one before its class waits for it.</summary>
-    public const int MaxPassOvers = 16;
+    /// <summary>
+    /// How many younger tasks may start ahead of a blocked one before its class waits for it: 32 per GPU
+    /// (at least 16). Holding back idles what the blocked task cannot use yet, so the limit grows with the
+    /// pool: bench/packing measured 16 on 8 GPUs at 26–29% over the lower bound on makespan, 256 at 5–7%.
+    /// </summary>
+    public int PassOverLimit { get; }
     /// <summary>How many blocked tasks one pass looks past in a class (bounds the cost of a pass).</summary>
     private const int BackfillWindow = 64;
 
@@ -57,6 +61,7 @@ public sealed class Scheduler
     {
         foreach (var (cls, limit) in classLimits) _classes[cls] = new ClassQueue(Math.Max(1, limit));
         Pool = pool ?? ResourcePool.Unlimited();
+        PassOverLimit = Math.Max(16, 32 * Pool.Gpus.Count);
     }
 
     public int ActiveCount => _nodes.Count;
@@ -137,7 +142,7 @@ public sealed class Scheduler
                         if (oldestBlocked is null)
                         {
                             oldestBlocked = n;
-                            holdBack = n.PassedOver >= MaxPassOvers;
+                            holdBack = n.PassedOver >= PassOverLimit;
                         }
                         continue;
                     }

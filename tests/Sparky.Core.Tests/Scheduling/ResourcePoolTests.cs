@@ -48,7 +48,7 @@ public sealed class ResourcePoolTests
         Assert.Null(pool.TryAllocate(new ResourceRequest(1000, 0, 0, 0)));
         Assert.Null(pool.TryAllocate(new ResourceRequest(0, 500, 0, 0)));
         Assert.NotNull(pool.TryAllocate(new ResourceRequest(500, 400, 0, 0)));
-        for (int i = 0; i < 100; i++) Assert.Same(Allocation.Empty, pool.TryAllocate(ResourceRequest.None));
+        for (int i = 0; i < 1000; i++) Assert.Same(Allocation.Empty, pool.TryAllocate(ResourceRequest.None));
         Assert.Equal(2000, pool.UsedMilliCpus);
         Assert.Equal(1000, pool.UsedMemoryMb);
     }
@@ -117,7 +117,7 @@ public sealed class ResourcePoolTests
         s.Add(Id("big"), "gpu", 1, [], false, new ResourceRequest(0, 0, 2, 0));
         // A stream of one-GPU tasks: each could backfill on GPU-1 while "big" waits for both.
         int passed = 0;
-        for (int i = 0; i < 100; i++)
+        for (int i = 0; i < 1000; i++)
         {
             var small = Id($"s{i}");
             s.Add(small, "gpu", 2 + i, [], false, new ResourceRequest(0, 0, 1, 0));
@@ -127,7 +127,8 @@ public sealed class ResourcePoolTests
             passed++;
             s.Finished(small, TaskState.Succeeded);
         }
-        Assert.Equal(Scheduler.MaxPassOvers, passed);
+        Assert.Equal(64, s.PassOverLimit); // 32 per GPU
+        Assert.Equal(s.PassOverLimit, passed);
         s.Finished(Id("first"), TaskState.Succeeded);
         Assert.Equal(Id("big"), s.TakeStartable(T0).First().Id);
     }
