@@ -39,7 +39,7 @@ internal sealed class NvidiaSmiSource(string executable, TimeSpan timeout, Func<
 
         using var p = new Process { StartInfo = psi };
         try { p.Start(); }
-        catch (Win32Exception e) { throw new GpuException($"nvidia-smi: cannot run '{executable}': {e.Message}"); }
+        catch (Win32Exception e) { throw new GpuException(e.NativeErrorCode == 2 ? $"nvidia-smi: '{executable}' not found" : $"nvidia-smi: cannot run '{executable}': {e.Message}"); }
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

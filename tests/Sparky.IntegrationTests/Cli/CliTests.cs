@@ -76,11 +76,26 @@ public sealed class CliTests
         Assert.Equal(("3", "file"), ((string)c["cpu_long_slots"]!["value"]!, (string)c["cpu_long_slots"]!["source"]!));
         Assert.Equal("default", (string)c["gpu_slots"]!["source"]!);
 
+        // A mode's preset sits below the file; the replaced system's variables are read as aliases.
+        env["DSPY_MAX_CONCURRENCY"] = "7";
+        var ws = JsonNode.Parse((await SparkyCli.RunAsync(["config", "--json", "--mode", "workstation"], env, cwd: dir)).Stdout)!;
+        Assert.Equal(("workstation", "flag"), ((string)ws["mode"]!["value"]!, (string)ws["mode"]!["source"]!));
+        Assert.Equal(("preset", "mode workstation"), ((string)ws["cpu_short_slots"]!["source"]!, (string)ws["cpu_short_slots"]!["origin"]!));
+        Assert.Equal(("3", "file"), ((string)ws["cpu_long_slots"]!["value"]!, (string)ws["cpu_long_slots"]!["source"]!));
+        Assert.Equal(("7", "DSPY_MAX_CONCURRENCY"), ((string)ws["max_concurrency"]!["value"]!, (string)ws["max_concurrency"]!["origin"]!));
+        // auto is resolved to a real mode, with the reason shown.
+        var auto = JsonNode.Parse((await SparkyCli.RunAsync(["config", "--json"], new Dictionary<string, string> { ["SPARKY_MODE"] = "auto" }, cwd: dir)).Stdout)!;
+        Assert.Contains((string)auto["mode"]!["value"]!, new[] { "laptop", "workstation", "cluster" });
+        Assert.StartsWith("SPARKY_MODE (auto: ", (string)auto["mode"]!["origin"]!);
+
         var bad = await SparkyCli.RunAsync(["config"], new Dictionary<string, string> { ["SPARKY_MAX_QUEUED"] = "many" }, cwd: dir);
         Assert.Equal(2, bad.ExitCode);
         Assert.Single(bad.Stderr.Trim().Split('\n'));
         Assert.Contains("max_queued", bad.Stderr);
         Assert.Contains("SPARKY_MAX_QUEUED", bad.Stderr);
+        var badMode = await SparkyCli.RunAsync(["config"], new Dictionary<string, string> { ["DSPY_MODE"] = "turbo" }, cwd: dir);
+        Assert.Equal(2, badMode.ExitCode);
+        Assert.Contains("mode = 'turbo' from DSPY_MODE: allowed: laptop, workstation, cluster, auto", badMode.Stderr);
         Directory.Delete(dir, true);
     }
 
