@@ -1,0 +1,213 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using Sparky.Core.Tasks;
+
+namespace Sparky.Execution.Slurm;
+
+/// <summary>Everything needed to render the batch script for one attempt of one Sparky task.</summary>
+/// <param name="Cpus">Rounded up to whole CPUs; null leaves Slurm's default.</param>
+/// <param name="MemoryMb">0 or less: no <c>--mem</c>.</param>
+/// <param name="TimeoutSeconds">Rounded up to whole minutes (at least one); null: no <c>--time</c>.</param>
+/// <param name="StdoutPath">Slurm filename patterns such as <c>%j</c> are allowed (and expanded by Slurm).</param>
+/// <param name="ExtraOptions">Admin-configured <c>--opt</c> or <c>--opt=value</c> items, added last.</param>
+public sealed record SbatchRequest(
+    string TaskId, int Attempt, IReadOnlyList<string> Argv, IReadOnlyDictionary<string, string> Env, string? Cwd,
+    string? Name, double? Cpus, long MemoryMb, int Gpus, double? TimeoutSeconds,
+    string? Partition, string? Account, string StdoutPath, string StderrPath,
+    IReadOnlyList<string> AfterOkJobIds, string? ArraySpec, IReadOnlyList<string> ExtraOptions);
+
+/// <summary>
+/// Renders a bash batch script for <c>sbatch</c>. Pure: no I/O. Write the result as UTF-8 without a BOM.
+/// </summary>
+/// <remarks>
+/// Two places take untrusted text, and each has one rule:
+/// <list type="bullet">
+/// <item>#SBATCH lines: sbatch tokenises these itself (whitespace splits, quotes group), so only values drawn
+/// from a plain character set ever reach them. The job name is <b>sanitised</b> (it is cosmetic); partition,
+/// account, paths, ids, array specs and extra options are <b>refused</b> with <see cref="ArgumentException"/>,
+/// because silently changing them would send the job somewhere else.</item>
+/// <item>The body: every user value (cwd, env values, argv) is single-quoted, where bash gives no character
+/// a meaning except the closing quote, written as <c>'\''</c>. Only NUL cannot be carried, and is refused.
+/// Slurm stops reading #SBATCH at the first line that is neither blank nor a comment; the body always starts
+/// with such a line, so a "#SBATCH" inside a multi-line quoted value is ignored by Slurm as well as bash.</item>
+/// </list>
+/// </remarks>
+public static partial class SbatchScript
+{
+    public const string CommentPrefix = "sparky:";
+    public const int MaxJobNameLength = 64;
+
+    /// <summary>The <c>--comment</c> value that marks a job as this task's (used to find it again after a lost submit).</summary>
+    public static string Comment(string taskId) =>
+        TaskId.TryParse(taskId, out _) ? CommentPrefix + taskId : throw new ArgumentException($"invalid task id '{Printable(taskId)}' (must match {TaskId.Pattern})", nameof(taskId));
+
+    /// <summary>The Sparky task id in a <c>sparky:&lt;id&gt;</c> comment; null for anything else.</summary>
+    public static string? TaskIdFromComment(string? comment)
+    {
+        if (comment is null || !comment.StartsWith(CommentPrefix, StringComparison.Ordinal)) return null;
+        var id = comment[CommentPrefix.Length..];
+        return TaskId.TryParse(id, out _) ? id : null;
+    }
+
+    public static string Render(SbatchRequest r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        var comment = Comment(r.TaskId);
+        if (r.Attempt < 0) throw new ArgumentException($"attempt must not be negative (got {r.Attempt})", nameof(r));
+        if (r.Argv is null || r.Argv.Count == 0 || string.IsNullOrEmpty(r.Argv[0]))
+            throw new ArgumentException("argv must have a non-empty program", nameof(r));
+
+        var sb = new StringBuilder();
+        sb.Append("#!/bin/bash\n");
+        void Directive(string option) => sb.Append("#SBATCH ").Append(option).Append('\n');
+
+        Directive("--job-name=" + JobName(r.Name ?? r.TaskId));
+        if (r.Cpus is { } cpus)
+        {
+            if (!double.IsFinite(cpus) || cpus <= 0 || cpus > 1_000_000)
+                throw new ArgumentException($"cpus must be a positive number (got {cpus.ToString(CultureInfo.InvariantCulture)})", nameof(r));
+            Directive("--cpus-per-task=" + ((long)Math.Ceiling(cpus)).ToString(CultureInfo.InvariantCulture));
+        }
+        if (r.MemoryMb > 0) Directive("--mem=" + r.MemoryMb.ToString(CultureInfo.InvariantCulture) + "M");
+        if (r.Gpus < 0) throw new ArgumentException($"gpus must not be negative (got {r.Gpus})", nameof(r));
+        if (r.Gpus > 0) Directive("--gres=gpu:" + r.Gpus.ToString(CultureInfo.InvariantCulture));
+        if (r.TimeoutSeconds is { } timeout) Directive("--time=" + FormatTime(timeout));
+        if (r.Partition is not null) Directive("--partition=" + Plain(r.Partition, "partition", SlurmNameRegex()));
+        if (r.Account is not null) Directive("--account=" + Plain(r.Account, "account", SlurmNameRegex()));
+        Directive("--output=" + Plain(r.StdoutPath, "stdout path", PathRegex()));
+        Directive("--error=" + Plain(r.StderrPath, "stderr path", PathRegex()));
+        Directive("--comment=" + comment);
+        if (r.AfterOkJobIds is { Count: > 0 })
+        {
+            foreach (var id in r.AfterOkJobIds) Plain(id, "dependency job id", JobIdRegex());
+            Directive("--dependency=afterok:" + string.Join(':', r.AfterOkJobIds));
+        }
+        if (r.ArraySpec is not null) Directive("--array=" + ValidateArraySpec(r.ArraySpec));
+        Directive("--open-mode=append"); // retries write to the same files
+        foreach (var option in r.ExtraOptions ?? []) Directive(ValidateExtraOption(option));
+
+        // Body. A blank line first, for readers; then a command, which ends Slurm's #SBATCH scan.
+        sb.Append('\n');
+        if (r.Cwd is not null)
+        {
+            var cwd = Quote(r.Cwd, "cwd");
+            sb.Append("cd -- ").Append(cwd).Append(" || { printf 'sparky: cannot change to working directory %s\\n' ")
+              .Append(cwd).Append(" >&2; exit 1; }\n");
+        }
+        foreach (var (key, value) in (r.Env ?? new Dictionary<string, string>()).OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            if (key is null || !EnvKeyRegex().IsMatch(key))
+                throw new ArgumentException($"invalid environment variable name '{Printable(key)}' (must match {EnvKeyPattern})", nameof(r));
+            sb.Append("export ").Append(key).Append('=').Append(Quote(value, $"value of {key}")).Append('\n');
+        }
+        sb.Append("export SPARKY_TASK_ID=").Append(Quote(r.TaskId, "task id"))
+          .Append(" SPARKY_ATTEMPT=").Append(Quote(r.Attempt.ToString(CultureInfo.InvariantCulture), "attempt")).Append('\n');
+        sb.Append("exec");
+        foreach (var arg in r.Argv) sb.Append(' ').Append(Quote(arg, "argument"));
+        sb.Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>Slurm's time limit for a timeout: whole minutes, rounded up, at least one;
+    /// <c>M:00</c> under an hour, else <c>D-HH:MM:00</c>.</summary>
+    public static string FormatTime(double seconds)
+    {
+        // Slurm counts limits in minutes, so rounding down would kill a job before its timeout.
+        if (!double.IsFinite(seconds) || seconds <= 0)
+            throw new ArgumentException($"timeout must be a positive number of seconds (got {seconds.ToString(CultureInfo.InvariantCulture)})", nameof(seconds));
+        if (seconds > 100.0 * 366 * 24 * 3600)
+            throw new ArgumentException("timeout is longer than 100 years", nameof(seconds));
+        long minutes = Math.Max(1, (long)Math.Ceiling(seconds / 60));
+        if (minutes < 60) return minutes.ToString(CultureInfo.InvariantCulture) + ":00";
+        long days = minutes / 1440, hours = minutes / 60 % 24, mins = minutes % 60;
+        return string.Create(CultureInfo.InvariantCulture, $"{days}-{hours:00}:{mins:00}:00");
+    }
+
+    /// <summary>Job names are cosmetic, so they are sanitised rather than refused: anything outside
+    /// <c>[A-Za-z0-9._-]</c> becomes '_', and the result is capped at <see cref="MaxJobNameLength"/>.</summary>
+    public static string JobName(string? name)
+    {
+        var sb = new StringBuilder();
+        foreach (var c in name ?? "")
+        {
+            if (sb.Length == MaxJobNameLength) break;
+            sb.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '_');
+        }
+        return sb.Length == 0 ? "sparky" : sb.ToString();
+    }
+
+    /// <summary>Checks an array spec (<c>0-99</c>, <c>1,3,5</c>, <c>0-99:2</c>, optional <c>%N</c> throttle).</summary>
+    public static string ValidateArraySpec(string spec)
+    {
+        var m = ArraySpecRegex().Match(spec ?? "");
+        if (!m.Success) throw new ArgumentException($"invalid array spec '{Printable(spec)}' (expected e.g. 0-99, 1,3,5, 0-99:2 or 0-15%4)", nameof(spec));
+        foreach (var part in m.Groups["list"].Value.Split(','))
+        {
+            var range = part.Split(':')[0].Split('-');
+            if (range.Length == 2 && (!long.TryParse(range[0], out var lo) || !long.TryParse(range[1], out var hi) || lo > hi))
+                throw new ArgumentException($"invalid array spec '{spec}': range {part} runs backwards or is too large", nameof(spec));
+            if (part.Contains(':') && long.TryParse(part.Split(':')[1], out var step) && step == 0)
+                throw new ArgumentException($"invalid array spec '{spec}': step must be positive", nameof(spec));
+        }
+        if (m.Groups["throttle"].Success && long.TryParse(m.Groups["throttle"].Value, out var t) && t == 0)
+            throw new ArgumentException($"invalid array spec '{spec}': throttle must be positive", nameof(spec));
+        return spec!;
+    }
+
+    /// <summary>Admin options go on #SBATCH lines verbatim, so they must be one <c>--name</c> or <c>--name=value</c>
+    /// token with no whitespace, quotes, backslashes, '#' or control characters (sbatch would split or unquote them).</summary>
+    public static string ValidateExtraOption(string option)
+    {
+        if (option is null || !ExtraOptionRegex().IsMatch(option))
+            throw new ArgumentException($"invalid extra sbatch option '{Printable(option)}': must be --name or --name=value with no whitespace, quotes, backslashes or control characters", nameof(option));
+        return option;
+    }
+
+    /// <summary>Single-quotes a value for bash. Anything but NUL survives byte for byte.</summary>
+    public static string Quote(string value, string what = "value")
+    {
+        ArgumentNullException.ThrowIfNull(value, what);
+        if (value.Contains('\0')) throw new ArgumentException($"{what} contains a NUL character, which a shell script cannot carry");
+        return "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    }
+
+    private static string Plain(string value, string what, Regex allowed) =>
+        value is not null && allowed.IsMatch(value)
+            ? value
+            : throw new ArgumentException($"invalid {what} '{Printable(value)}': allowed characters are {allowed} (no whitespace, quotes or newlines, which would break the #SBATCH line)");
+
+    /// <summary>A value fit for an error message: control characters shown escaped, long values cut.</summary>
+    internal static string Printable(string? value)
+    {
+        if (value is null) return "(null)";
+        var sb = new StringBuilder();
+        foreach (var c in value.Length > 80 ? value[..80] : value)
+            sb.Append(char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString());
+        if (value.Length > 80) sb.Append("...");
+        return sb.ToString();
+    }
+
+    public const string EnvKeyPattern = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+    // \z, not $: .NET's $ also matches before a final newline.
+    [GeneratedRegex(@"\A[A-Za-z_][A-Za-z0-9_]*\z", RegexOptions.CultureInvariant)]
+    private static partial Regex EnvKeyRegex();
+
+    // Partition and account names; a comma allows a partition list.
+    [GeneratedRegex(@"\A[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*\z", RegexOptions.CultureInvariant)]
+    private static partial Regex SlurmNameRegex();
+
+    // Paths written by Sparky; % keeps Slurm's filename patterns (%j, %A, %a) usable.
+    [GeneratedRegex(@"\A[A-Za-z0-9_./%+=,@:~-]+\z", RegexOptions.CultureInvariant)]
+    private static partial Regex PathRegex();
+
+    [GeneratedRegex(@"\A[0-9]+(_[0-9]+)?\z", RegexOptions.CultureInvariant)]
+    private static partial Regex JobIdRegex();
+
+    [GeneratedRegex(@"\A(?<list>[0-9]{1,9}(-[0-9]{1,9}(:[0-9]{1,9})?)?(,[0-9]{1,9}(-[0-9]{1,9}(:[0-9]{1,9})?)?)*)(%(?<throttle>[0-9]{1,9}))?\z", RegexOptions.CultureInvariant)]
+    private static partial Regex ArraySpecRegex();
+
+    [GeneratedRegex(@"\A--[A-Za-z0-9][A-Za-z0-9-]*(=[\x21\x24-\x26\x28-\x5B\x5D-\x7E]+)?\z", RegexOptions.CultureInvariant)]
+    private static partial Regex ExtraOptionRegex();
+}
