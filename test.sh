@@ -6,18 +6,22 @@ cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 # Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), and
-# the Prometheus server that the metrics test scrapes with, a C compiler.
+# the Prometheus server that the metrics test scrapes with, a C compiler, Slurm and munge (the Slurm
+# tests start their own slurmctld/slurmd/munged on loopback; their packages' services stay off).
 missing=()
 command -v nq >/dev/null || missing+=(nq)
 { command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
 command -v python3 >/dev/null || missing+=(python3)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
+command -v slurmctld >/dev/null || missing+=(slurm-wlm)  # tests/slurm/cluster.sh: a real single-node Slurm
+command -v munged >/dev/null || missing+=(munge)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${missing[*]}"
-    # prometheus's postinst starts a server on :9090 (and its Recommends, node-exporter, one on :9100)
-    # where services may start; the test runs its own, so forbid service starts while installing.
+    # prometheus's postinst starts a server on :9090 (and its Recommends, node-exporter, one on :9100),
+    # slurm-wlm's and munge's start slurmctld/slurmd/munged, where services may start; the tests run
+    # their own, so forbid service starts while installing.
     policy=/usr/sbin/policy-rc.d ours=
     if [ ! -e "$policy" ]; then
       printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && ours=1
