@@ -68,6 +68,20 @@ public sealed class SparkyConfig
     public string? NvmlLibrary => this["nvml_library"] is { Length: > 0 } v ? v : null;
     public string? NvidiaSmi => this["nvidia_smi"] is { Length: > 0 } v ? v : null;
 
+    /// <summary>Classes whose tasks run as Slurm jobs: <c>gpu_slurm</c> always, <c>gpu</c> in cluster mode.</summary>
+    public IReadOnlySet<string> SlurmClasses => Mode == Modes.Cluster
+        ? new HashSet<string> { Tasks.Classes.GpuSlurm, Tasks.Classes.Gpu }
+        : new HashSet<string> { Tasks.Classes.GpuSlurm };
+
+    public string? SlurmPartition => this["slurm_partition"] is { Length: > 0 } v ? v : null;
+    public string? SlurmAccount => this["slurm_account"] is { Length: > 0 } v ? v : null;
+    public TimeSpan SlurmPollInterval => TimeSpan.FromSeconds(double.Parse(this["slurm_poll_seconds"], CultureInfo.InvariantCulture));
+    public TimeSpan SlurmCommandTimeout => TimeSpan.FromSeconds(double.Parse(this["slurm_command_timeout_seconds"], CultureInfo.InvariantCulture));
+
+    /// <summary>Extra sbatch options for a class, from <c>&lt;class&gt;_sbatch_options</c>.</summary>
+    public IReadOnlyList<string> SbatchOptionsFor(string cls) =>
+        Settings.TryGetValue(cls + "_sbatch_options", out var s) ? s.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
+
     /// <summary>Each class's concurrency: the ceiling (<c>&lt;class&gt;_slots</c>), where it is a fixed limit.</summary>
     public IReadOnlyDictionary<string, int> ClassLimits => Classes.ToDictionary(c => c, c => ClassLimit(c).Max);
 
@@ -107,6 +121,12 @@ public sealed class SparkyConfig
         .. ClassSettings(Tasks.Classes.GpuSlurm, "gpu_slurm tasks",
             slots: _ => "1", min: _ => "1", limiter: "fixed",
             presets: new() { [Modes.Cluster] = _ => "256" }),
+        new("slurm_partition", "Slurm partition for Slurm-bound classes; empty: the cluster's default", _ => "", NoNewline),
+        new("slurm_account", "Slurm account to charge; empty: the user's default", _ => "", NoNewline),
+        new("slurm_poll_seconds", "how often one batched squeue asks for the state of every job", _ => "2", Double(0.05, 600)),
+        new("slurm_command_timeout_seconds", "how long an sbatch, squeue or scancel may take before it counts as failed", _ => "30", Double(1, 600)),
+        new("gpu_sbatch_options", "extra sbatch options for gpu tasks on Slurm, such as --qos=high --constraint=a100", _ => "", SbatchOptions),
+        new("gpu_slurm_sbatch_options", "extra sbatch options for gpu_slurm tasks", _ => "", SbatchOptions),
         new("visible_gpus", "GPUs Sparky may hand out: indices and/or UUIDs, comma-separated; empty: all found", _ => "", _ => null),
         new("nvml_library", "NVML library tried first for GPU discovery; empty: skip NVML", _ => "libnvidia-ml.so.1", _ => null),
         new("nvidia_smi", "nvidia-smi used where NVML is missing; empty: skip it", _ => "nvidia-smi", _ => null),
@@ -170,6 +190,12 @@ public sealed class SparkyConfig
 
     private static Func<string, string?> OneOf(IReadOnlyList<string> allowed) => v =>
         allowed.Contains(v) ? null : $"allowed: {string.Join(", ", allowed)}";
+
+    private static string? NoNewline(string v) => v.Contains('\n') || v.Contains('\r') ? "must be one line" : null;
+
+    private static string? SbatchOptions(string v) =>
+        NoNewline(v) ?? (v.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(o => !o.StartsWith("--", StringComparison.Ordinal)) is { } bad
+            ? $"each option must start with -- (got '{bad}'); write --opt=value" : null);
 
     private static string? NonEmpty(string v) => string.IsNullOrWhiteSpace(v) ? "must not be empty" : null;
 

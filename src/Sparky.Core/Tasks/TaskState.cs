@@ -58,6 +58,12 @@ public static class Reasons
     public const string Cancelled = "cancelled";
     public const string Lost = "lost";
     public const string SpawnFailed = "spawn_failed";
+    /// <summary>sbatch kept failing (Slurm down or refusing the job) through every try.</summary>
+    public const string SubmitFailed = "submit_failed";
+    /// <summary>Slurm killed the job for using more memory than it asked for.</summary>
+    public const string OutOfMemory = "out_of_memory";
+    /// <summary>Cancelled by Slurm (scancel by someone else, an admin), not by Sparky.</summary>
+    public const string CancelledBySlurm = "cancelled_by_slurm";
     public const string NonZeroExit = "exit_code";
     public const string Signal = "signal";
 }

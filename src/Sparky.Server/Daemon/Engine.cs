@@ -8,6 +8,7 @@ using Sparky.Execution.Host;
 using Sparky.Core.Scheduling;
 using Sparky.Core.Tasks;
 using Sparky.Execution.Processes;
+using Sparky.Execution.Slurm;
 using Sparky.Server.Events;
 using Sparky.Store.Sqlite;
 
@@ -35,6 +36,7 @@ public sealed class Engine : IAsyncDisposable
     private sealed record AddedCmd(IReadOnlyList<(TaskId Id, TaskSpec Spec, long SubmittedAt, int Attempts)> Tasks) : Command;
     private sealed record ExitedCmd(TaskId Id, int Attempt, ProcessExit Exit, string? Reason) : Command;
     private sealed record CancelCmd(TaskId Id, TaskCompletionSource<CommandOutcome> Reply) : Command;
+    private sealed record SlurmCmd(SlurmReport Report) : Command;
 
     /// <summary>An attempt in flight: a process we started, or one a previous daemon started and we re-attached.</summary>
     private sealed class Running
@@ -54,6 +56,9 @@ public sealed class Engine : IAsyncDisposable
         public bool TimedOut;
         public bool Reattached;
         public bool DoneFile;
+        /// <summary>Run by Slurm, not by a process of ours (no pid; Slurm enforces the time limit).</summary>
+        public bool OnSlurm;
+        public string? SlurmJobId;
     }
 
     /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
@@ -85,6 +90,10 @@ public sealed class Engine : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = new();
     private readonly Dictionary<string, ILimiter> _limiters = new(StringComparer.Ordinal);
+    private readonly IReadOnlySet<string> _slurmClasses;
+    /// <summary>Slurm tasks recovered as queued: a dead daemon may have run sbatch for them without recording it.</summary>
+    private readonly HashSet<TaskId> _slurmLookFirst = new();
+    private SlurmExecutor? _slurm;
     private DateTimeOffset _nextPressure;
     /// <summary>Mean utilisation of the GPUs, 0..1, from the daemon's GPU sampler; NaN where there is no GPU.</summary>
     private double _gpuUtilization = double.NaN;
@@ -96,6 +105,12 @@ public sealed class Engine : IAsyncDisposable
     public bool Ready { get; private set; }
     public Action<string, double>? QueueWaitObserved { get; set; }
     public Action<string, string, double>? TaskCompletedObserved { get; set; }
+    public Action? SlurmJobSubmitted { get; set; }
+    public Action<string>? SlurmJobCompleted { get; set; }
+    public Action? SlurmPollError { get; set; }
+    /// <summary>Slurm's last word on a task's current job, or null if it has none in this daemon's memory.</summary>
+    public SlurmView? SlurmViewOf(TaskId id) => _slurm?.ViewOf(id.Value);
+    public SlurmExecutor? Slurm => _slurm;
 
     public Engine(SparkyConfig config, SqliteStore store, EventHub events, TimeProvider clock, ResourcePool pool)
     {
@@ -117,6 +132,7 @@ public sealed class Engine : IAsyncDisposable
         }
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         _reattachClasses = config.ReattachClasses;
+        _slurmClasses = config.SlurmClasses;
         DataDir = Path.GetFullPath(config.DataDir);
         _logsDir = Path.Combine(DataDir, "logs");
         _runDir = Path.Combine(DataDir, "run");
@@ -146,6 +162,11 @@ public sealed class Engine : IAsyncDisposable
     /// <summary>Recovers what a previous daemon left and starts the loop.</summary>
     public void Start()
     {
+        if (SlurmExecutor.SbatchFound())
+        {
+            _slurm = new SlurmExecutor(new SlurmExecutorOptions(_config.SlurmPollInterval, _config.SlurmCommandTimeout), r => Post(new SlurmCmd(r)), _clock);
+            _slurm.PollErrorObserved = () => SlurmPollError?.Invoke();
+        }
         Recover();
         Ready = true;
         _loop = new Thread(Loop) { IsBackground = true, Name = "sparky-engine" };
@@ -339,6 +360,9 @@ public sealed class Engine : IAsyncDisposable
             case ExitedCmd exited:
                 if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
                 break;
+            case SlurmCmd slurm:
+                Guard(() => OnSlurm(slurm.Report, now));
+                break;
             case CancelCmd cancel:
                 try { Cancel(cancel.Id, cancel.Reply, now); }
                 catch { cancel.Reply.TrySetResult(CommandOutcome.Unavailable); throw; }
@@ -395,8 +419,12 @@ public sealed class Engine : IAsyncDisposable
             if (!r.Cancelling)
             {
                 r.Cancelling = true;
-                ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
-                r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
+                if (r.OnSlurm) _slurm?.Cancel(id.Value); // ends when Slurm reports it CANCELLED
+                else
+                {
+                    ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
+                    r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
+                }
             }
             reply.TrySetResult(CommandOutcome.Done);
             return;
@@ -495,6 +523,11 @@ public sealed class Engine : IAsyncDisposable
             Directory.CreateDirectory(dir);
             _shardsMade.Add(dir);
         }
+        if (_slurmClasses.Contains(spec.Class))
+        {
+            StartOnSlurm(id, spec, n, now);
+            return;
+        }
         bool shim = _reattachClasses.Contains(spec.Class);
         var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{n}.exit") : null;
         var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
@@ -537,6 +570,91 @@ public sealed class Engine : IAsyncDisposable
             FailStart(run, reason, now);
         }
     }
+
+    /// <summary>
+    /// Hands the attempt to Slurm: recorded as started now (Sparky's "running" covers Slurm's PENDING), its job
+    /// id once sbatch answers. Output goes to the same log files a local attempt writes, so <c>sparky logs</c>
+    /// reads them while the job runs (on a shared file system when the job runs on another node).
+    /// </summary>
+    private void StartOnSlurm(TaskId id, TaskSpec spec, int n, DateTimeOffset now)
+    {
+        var run = new Running
+        {
+            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnSlurm = true,
+        };
+        if (_slurm is null)
+        {
+            FailStart(run, $"class {spec.Class} runs on Slurm and sbatch was not found", now);
+            return;
+        }
+        _running[id] = run;
+        var env = new Dictionary<string, string>(spec.Env, StringComparer.Ordinal) { ["SPARKY_INSTANCE"] = _instance };
+        if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
+        _slurm.Submit(new SbatchRequest(
+            id.Value, n, spec.CommandLine, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
+            _config.SlurmPartition, _config.SlurmAccount, run.StdoutPath, LogPath(id, n, stderr: true),
+            [], null, _config.SbatchOptionsFor(spec.Class)), lookFirst: _slurmLookFirst.Remove(id));
+        _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
+            new AttemptRecord(n, run.StartedAt, null, null, null, null, null, null, null, null, null));
+    }
+
+    /// <summary>What the Slurm executor learned about an attempt.</summary>
+    private void OnSlurm(SlurmReport report, DateTimeOffset now)
+    {
+        var id = TaskId.Parse(report.TaskId);
+        if (!_running.TryGetValue(id, out var r) || r.N != report.Attempt || !r.OnSlurm) return;
+        switch (report)
+        {
+            case SlurmReport.Submitted s:
+                r.SlurmJobId = s.JobId;
+                SlurmJobSubmitted?.Invoke();
+                _ = _store.AttemptSlurmAsync(id, r.N, s.JobId, null);
+                _events.Publish(Event(SparkyEvent.TaskStarted, id, r.Class, new JsonObject { ["attempt"] = r.N, ["slurm_job_id"] = s.JobId }));
+                break;
+            case SlurmReport.Started st:
+                _ = _store.AttemptSlurmAsync(id, r.N, st.JobId, st.Node);
+                break;
+            case SlurmReport.SubmitFailed f:
+                Console.Error.WriteLine($"sparky: cannot submit {id} to Slurm: {f.Error}");
+                try { File.AppendAllText(LogPath(id, r.N, stderr: true), "sparky: " + f.Error + "\n"); } catch (IOException) { }
+                Ended(r, new ProcessExit(null, null), Reasons.SubmitFailed, now);
+                break;
+            case SlurmReport.Ended e:
+                // Without cgroups Slurm reports a memory kill as FAILED by signal 9; slurmstepd says why in the job's output.
+                if (e.Phase == SlurmPhase.Failed && e.Signal == 9 && (MemoryKilled(LogPath(id, r.N, stderr: true)) || MemoryKilled(r.StdoutPath)))
+                    e = e with { Phase = SlurmPhase.OutOfMemory };
+                if (e.Node is { Length: > 0 }) _ = _store.AttemptSlurmAsync(id, r.N, null, e.Node); // a short job may end before any poll saw it run
+                var (exit, reason, outcome) = SlurmOutcome(e, r);
+                if (e.JobId.Length > 0) SlurmJobCompleted?.Invoke(outcome);
+                Ended(r, exit, reason, now);
+                break;
+        }
+    }
+
+    private static bool MemoryKilled(string path)
+    {
+        try
+        {
+            using var f = File.OpenRead(path);
+            f.Seek(Math.Max(0, f.Length - 8192), SeekOrigin.Begin);
+            var tail = new StreamReader(f).ReadToEnd();
+            return tail.Contains("Exceeded job memory limit", StringComparison.Ordinal) || tail.Contains("exceeded memory limit", StringComparison.Ordinal);
+        }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>Slurm's end state as an exit and a reason. Only COMPLETED with exit code 0 is a success.</summary>
+    private static (ProcessExit Exit, string? Reason, string MetricOutcome) SlurmOutcome(SlurmReport.Ended e, Running r) => e.Phase switch
+    {
+        SlurmPhase.Succeeded when e.ExitCode == 0 => (new ProcessExit(0, null), null, "succeeded"),
+        SlurmPhase.Succeeded or SlurmPhase.Failed => (new ProcessExit(e.ExitCode, e.Signal is > 0 ? e.Signal : null), null, "failed"),
+        SlurmPhase.TimedOut => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Timeout, "timeout"),
+        SlurmPhase.OutOfMemory => (new ProcessExit(e.ExitCode, e.Signal ?? 9), Reasons.OutOfMemory, "failed"),
+        SlurmPhase.Cancelled when r.Cancelling => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Cancelled, "cancelled"),
+        SlurmPhase.Cancelled => (new ProcessExit(e.ExitCode, e.Signal), Reasons.CancelledBySlurm, "cancelled"),
+        _ => (new ProcessExit(null, null), Reasons.Lost, "failed"), // node failure, preemption, a job Slurm has no record of
+    };
 
     /// <summary>
     /// An attempt that could not start: recorded as started, then failed at once (exit 127, as a shell
@@ -663,10 +781,16 @@ public sealed class Engine : IAsyncDisposable
             if (t.State == TaskState.Queued)
             {
                 if (proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill); // started, never recorded
+                if (_slurmClasses.Contains(t.Class)) _slurmLookFirst.Add(t.Id);
                 Add(t.Id, t.Class, t.After, t.Asks, now);
                 continue;
             }
             var a = t.LastAttempt;
+            if (_slurmClasses.Contains(t.Class))
+            {
+                RecoverSlurm(t, a, now, toEnd);
+                continue;
+            }
             var run = new Running
             {
                 Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
@@ -706,11 +830,32 @@ public sealed class Engine : IAsyncDisposable
     }
 
     /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
-    private static ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
-        ResourceRequest.Local(cls, asks, slurmBound: false);
+    private ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
+        ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls));
 
     /// <summary>Why a task could never run here, or null. Safe from any thread: it reads only the pool's totals.</summary>
-    public string? WhyNeverFits(TaskSpec spec) => _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));
+    public string? WhyNeverFits(TaskSpec spec)
+    {
+        if (_slurmClasses.Contains(spec.Class) && _slurm is null)
+            return $"runs on Slurm (class {spec.Class}) and sbatch was not found on this machine";
+        return _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));
+    }
+
+    /// <summary>A Slurm job outlives the daemon: follow it again by its job id (or find it by its comment).</summary>
+    private void RecoverSlurm(ActiveTask t, AttemptRecord? a, DateTimeOffset now, List<(Running, ProcessExit, string?)> toEnd)
+    {
+        var run = new Running
+        {
+            Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
+            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), OnSlurm = true, SlurmJobId = a?.SlurmJobId,
+            DoneFile = _store.SpecOf(t.Id)?.Spec.DoneFile == true,
+        };
+        _attemptsSoFar[t.Id] = run.N;
+        _scheduler.AddRunning(t.Id, t.Class, t.Seq);
+        _running[t.Id] = run;
+        if (_slurm is null) toEnd.Add((run, new ProcessExit(null, null), Reasons.Lost));
+        else _slurm.Track(t.Id.Value, run.N, run.SlurmJobId);
+    }
 
     private static ProcessExit? ReadExitFile(string? path)
     {
@@ -750,6 +895,7 @@ public sealed class Engine : IAsyncDisposable
         _wake.Set();
         _loop?.Join();
         _launcher.Dispose();
+        _slurm?.Dispose();
         await Task.CompletedTask;
     }
 }

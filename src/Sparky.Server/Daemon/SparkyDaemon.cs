@@ -53,6 +53,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
         Engine.QueueWaitObserved = Metrics.ObserveWait;
         Engine.TaskCompletedObserved = (cls, _, seconds) => { if (seconds > 0) Metrics.ObserveDuration(cls, seconds); };
+        Engine.SlurmJobSubmitted = Metrics.SlurmJobSubmitted;
+        Engine.SlurmJobCompleted = Metrics.SlurmJobCompleted;
+        Engine.SlurmPollError = Metrics.SlurmPollError;
     }
 
     /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.</summary>
@@ -81,7 +84,11 @@ public sealed class SparkyDaemon : IAsyncDisposable
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             d.Engine.Start();
             d._drop = new DropDirectory(d);
-            if (d.Gpus.Gpus.Count > 0) d._gpuSampler = new Timer(_ => d.SampleGpus(), null, TimeSpan.Zero, TimeSpan.FromSeconds(2));
+            if (d.Gpus.Gpus.Count > 0)
+            {
+                d.SampleGpus(); // the first readings are there before anyone can scrape
+                d._gpuSampler = new Timer(_ => d.SampleGpus(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
+            }
         }
         catch
         {

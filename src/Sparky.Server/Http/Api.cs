@@ -48,9 +48,9 @@ internal static class Api
         app.MapMetrics("/metrics", d.Metrics.Registry);
 
         app.MapGet("/slurm/status/{id}", (string id) =>
-            !TaskId.TryParse(id, out var tid) || d.Store.StateOf(tid) is null
-                ? Problems.NotFound("no such task")
-                : Problems.NotFound($"task {tid} has no Slurm job"));
+            !TaskId.TryParse(id, out var tid) || d.Store.Get(tid) is not { } t ? Problems.NotFound("no such task")
+            : TaskJson.Slurm(t, d.Engine.SlurmViewOf(tid)) is { } view ? Results.Json(view)
+            : Problems.NotFound($"task {tid} has no Slurm job"));
 
         // ---- native ----
         app.MapPost("/api/v1/tasks", async (HttpRequest req) =>
@@ -82,14 +82,14 @@ internal static class Api
             var page = d.Store.List(st, @class, lim, cursor, desc);
             return Results.Json(new JsonObject
             {
-                ["tasks"] = new JsonArray(page.Select(t => (JsonNode?)TaskJson.Task(t)).ToArray()),
+                ["tasks"] = new JsonArray(page.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id))).ToArray()),
                 ["next_cursor"] = page.Count == lim ? page[^1].Seq : null,
             });
         });
 
         app.MapGet("/api/v1/tasks/{id}", (string id) =>
             ParseId(id, out var tid) is { } bad ? bad
-            : d.Store.Get(tid) is { } t ? Results.Json(TaskJson.Task(t))
+            : d.Store.Get(tid) is { } t ? Results.Json(TaskJson.Task(t, d.Engine.SlurmViewOf(tid)))
             : Problems.NotFound($"no task '{tid}'"));
 
         app.MapDelete("/api/v1/tasks/{id}", async (string id) =>

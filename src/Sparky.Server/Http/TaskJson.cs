@@ -7,7 +7,8 @@ namespace Sparky.Server.Http;
 /// <summary>How tasks look on the wire and in done files.</summary>
 public static class TaskJson
 {
-    public static JsonObject Task(TaskRecord t)
+    /// <param name="slurm">Slurm's last word on the task's current job, where the daemon follows one.</param>
+    public static JsonObject Task(TaskRecord t, Sparky.Execution.Slurm.SlurmView? slurm = null)
     {
         var o = new JsonObject
         {
@@ -32,6 +33,7 @@ public static class TaskJson
             ["host"] = t.AttemptList.LastOrDefault()?.Host,
             ["cursor"] = t.Seq,
         };
+        if (Slurm(t, slurm) is { } sl) o["slurm"] = sl;
         if (t.AttemptList.Count > 0)
         {
             o["attempt_list"] = new JsonArray(t.AttemptList.Select(a => (JsonNode?)new JsonObject
@@ -45,9 +47,21 @@ public static class TaskJson
                 ["host"] = a.Host,
                 ["outcome"] = a.Outcome,
                 ["reason"] = a.Reason,
+                ["slurm_job_id"] = a.SlurmJobId,
             }).ToArray());
         }
         return o;
+    }
+
+    /// <summary>The Slurm view of a task: its last job's id, Slurm state and node; null if it never had a job.</summary>
+    public static JsonObject? Slurm(TaskRecord t, Sparky.Execution.Slurm.SlurmView? live)
+    {
+        var last = t.AttemptList.LastOrDefault();
+        var jobId = live?.JobId ?? last?.SlurmJobId;
+        if (jobId is null) return null;
+        // The daemon forgets a job once it ended; then the stored outcome stands in for Slurm's state.
+        var state = live?.State ?? (t.State.IsTerminal() ? t.State.Name().ToUpperInvariant() : "UNKNOWN");
+        return new JsonObject { ["id"] = t.Id.Value, ["job_id"] = jobId, ["state"] = state, ["node"] = live?.Node ?? last?.Host };
     }
 
     /// <summary>The replaced system's done file: the envelope as sent (extensions kept) plus the result.</summary>

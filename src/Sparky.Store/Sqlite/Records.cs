@@ -24,7 +24,7 @@ public sealed record TaskRecord(
     string? ResultJson,
     IReadOnlyList<AttemptRecord> AttemptList);
 
-/// <summary>One attempt: a process (or later, a Slurm job) that ran the task once.</summary>
+/// <summary>One attempt: a process, or a Slurm job, that ran the task once.</summary>
 public sealed record AttemptRecord(
     int N,
     long StartedAt,
@@ -36,7 +36,8 @@ public sealed record AttemptRecord(
     string? Host,
     string? Outcome,
     string? Reason,
-    string? ExitFile);
+    string? ExitFile,
+    string? SlurmJobId = null);
 
 /// <summary>The lightweight view of a task the engine keeps for every unfinished task after a restart.</summary>
 public sealed record ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<string> After, int Attempts, int Retries, AttemptRecord? LastAttempt,

@@ -52,6 +52,10 @@ internal static class Schema
         """
         ALTER TABLE tasks ADD COLUMN resources TEXT;
         """,
+        // v3: an attempt run as a Slurm job keeps its job id (the host column gets its node).
+        """
+        ALTER TABLE attempts ADD COLUMN slurm_job_id TEXT;
+        """,
     ];
 
     public static int Current => Migrations.Length;

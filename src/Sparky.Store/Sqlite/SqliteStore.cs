@@ -82,6 +82,9 @@ public sealed class SqliteStore : IAsyncDisposable
     public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson) =>
         Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson));
 
+    /// <summary>Records what Slurm said about a running attempt: its job id once sbatch answered, the node once it runs.</summary>
+    public Task<WriteResult> AttemptSlurmAsync(TaskId id, int n, string? jobId, string? node) => Enqueue(new SlurmOp(id, n, jobId, node));
+
     /// <summary>Ends a task that has no attempt running: a failed dependency, or a cancel while queued.</summary>
     public Task<WriteResult> FinishAsync(TaskId id, string cls, TaskState from, TaskState to, string reason, long at) =>
         Enqueue(new FinishOp(id, cls, from, to, reason, at));
@@ -175,7 +178,7 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Prepared statements, reused for every batch.</summary>
     private sealed class Commands
     {
-        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue;
+        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm;
         private readonly SqliteCommand[] _all;
 
         public Commands(SqliteConnection c)
@@ -190,9 +193,13 @@ public sealed class SqliteStore : IAsyncDisposable
                 """, "$id", "$class", "$name", "$spec", "$envelope", "$after", "$retries", "$at", "$resources");
             Start = Make(c, "UPDATE tasks SET state = 1, attempts = $n, started_at = $at, reason = NULL WHERE id = $id", "$id", "$n", "$at");
             StartAttempt = Make(c, """
-                INSERT OR REPLACE INTO attempts (task_id, n, started_at, pid, pid_start, host, exit_file)
-                VALUES ($id, $n, $at, $pid, $pid_start, $host, $exit_file)
-                """, "$id", "$n", "$at", "$pid", "$pid_start", "$host", "$exit_file");
+                INSERT OR REPLACE INTO attempts (task_id, n, started_at, pid, pid_start, host, exit_file, slurm_job_id)
+                VALUES ($id, $n, $at, $pid, $pid_start, $host, $exit_file, $slurm)
+                """, "$id", "$n", "$at", "$pid", "$pid_start", "$host", "$exit_file", "$slurm");
+            Slurm = Make(c, """
+                UPDATE attempts SET slurm_job_id = COALESCE($job, slurm_job_id), host = COALESCE($node, host)
+                WHERE task_id = $id AND n = $n
+                """, "$id", "$n", "$job", "$node");
             End = Make(c, """
                 UPDATE tasks SET state = $state, reason = $reason, exit_code = $exit, signal = $signal,
                     finished_at = $finished, result = COALESCE($result, result)
@@ -207,7 +214,7 @@ public sealed class SqliteStore : IAsyncDisposable
                 UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL
                 WHERE id = $id AND state = $from AND state >= 2
                 """, "$id", "$from");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue];
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm];
         }
 
         public void Bind(SqliteTransaction tx)
@@ -272,11 +279,20 @@ public sealed class SqliteStore : IAsyncDisposable
         public override WriteResult Apply(Commands c)
         {
             Run(c.Start, id.Value, a.N, a.StartedAt);
-            Run(c.StartAttempt, id.Value, a.N, a.StartedAt, a.Pid, a.PidStart, a.Host, a.ExitFile);
+            Run(c.StartAttempt, id.Value, a.N, a.StartedAt, a.Pid, a.PidStart, a.Host, a.ExitFile, a.SlurmJobId);
             return WriteResult.Ok;
         }
 
         public override void Committed(Counters counters) => counters.Move(cls, from, TaskState.Running);
+    }
+
+    private sealed class SlurmOp(TaskId id, int n, string? jobId, string? node) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Slurm, id.Value, n, jobId, node);
+            return WriteResult.Ok;
+        }
     }
 
     private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result) : WriteOp
@@ -341,7 +357,7 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     /// <summary>The columns <see cref="ReadAttempt"/> reads, in its order.</summary>
-    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file";
+    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id";
 
     private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result";
 
@@ -458,7 +474,7 @@ public sealed class SqliteStore : IAsyncDisposable
 
     private static AttemptRecord ReadAttempt(SqliteDataReader r, int o) => new(
         r.GetInt32(o), r.GetInt64(o + 1), NLong(r, o + 2), NInt(r, o + 3), NInt(r, o + 4), NInt(r, o + 5), NLong(r, o + 6),
-        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10));
+        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11));
 
     private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
         r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),

@@ -9,7 +9,7 @@ internal static class Views
     public static void TaskTable(IEnumerable<JsonNode?> tasks)
     {
         var table = new Table().Border(TableBorder.Rounded);
-        foreach (var h in new[] { "id", "name", "class", "state", "runtime", "exit", "tries", "host" }) table.AddColumn(new TableColumn(h).NoWrap());
+        foreach (var h in new[] { "id", "name", "class", "state", "runtime", "exit", "tries", "where" }) table.AddColumn(new TableColumn(h).NoWrap());
         table.AddColumn("command");
         foreach (var t in tasks)
         {
@@ -17,10 +17,15 @@ internal static class Views
             table.AddRow(
                 Esc(t["id"]), Esc(t["name"]), Esc(t["class"]), State((string?)t["state"], (string?)t["reason"]),
                 Esc(Runtime(t)), Esc(t["exit_code"] ?? (t["signal"] is { } sig ? "sig " + sig : null)),
-                Esc(t["attempts"]), Esc(t["host"]), Esc(Clip(CommandText(t), 32)));
+                Esc(t["attempts"]), Esc(Where(t)), Esc(Clip(CommandText(t), 32)));
         }
         AnsiConsole.Write(table);
     }
+
+    /// <summary>The host, or for a Slurm job its job id and Slurm state (and node once it runs).</summary>
+    private static string? Where(JsonNode t) => t["slurm"] is { } s
+        ? $"slurm {(string?)s["job_id"]} {(string?)s["state"]}" + (s["node"] is { } n ? $" on {n}" : "")
+        : (string?)t["host"];
 
     public static void GpuTable(JsonObject found)
     {
@@ -62,9 +67,9 @@ internal static class Views
         AnsiConsole.Write(grid);
         if (t["attempt_list"] is JsonArray attempts && attempts.Count > 0)
         {
-            var table = new Table().Border(TableBorder.Simple).AddColumns("attempt", "started", "ended", "exit", "signal", "pid", "host", "outcome", "reason");
+            var table = new Table().Border(TableBorder.Simple).AddColumns("attempt", "started", "ended", "exit", "signal", "pid", "host", "slurm job", "outcome", "reason");
             foreach (var a in attempts)
-                table.AddRow(Esc(a?["n"]), Esc(a?["started_at"]), Esc(a?["ended_at"]), Esc(a?["exit_code"]), Esc(a?["signal"]), Esc(a?["pid"]), Esc(a?["host"]), Esc(a?["outcome"]), Esc(a?["reason"]));
+                table.AddRow(Esc(a?["n"]), Esc(a?["started_at"]), Esc(a?["ended_at"]), Esc(a?["exit_code"]), Esc(a?["signal"]), Esc(a?["pid"]), Esc(a?["host"]), Esc(a?["slurm_job_id"]), Esc(a?["outcome"]), Esc(a?["reason"]));
             AnsiConsole.Write(table);
         }
     }

@@ -1,0 +1,362 @@
+using System.Collections.Concurrent;
+using CliWrap;
+using CliWrap.Buffered;
+
+namespace Sparky.Execution.Slurm;
+
+/// <summary>How the executor talks to Slurm.</summary>
+public sealed record SlurmExecutorOptions(TimeSpan PollInterval, TimeSpan CommandTimeout)
+{
+    /// <summary>Longest wait between polls while Slurm fails or is slow.</summary>
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Polls a job may be missing from every record before it is reported lost (never succeeded).</summary>
+    public int UnknownPollsBeforeLost { get; init; } = 5;
+    /// <summary>sbatch tries per attempt before the attempt fails.</summary>
+    public int SubmitTries { get; init; } = 6;
+}
+
+/// <summary>What the executor learned, for the engine's loop.</summary>
+public abstract record SlurmReport(string TaskId, int Attempt)
+{
+    public sealed record Submitted(string TaskId, int Attempt, string JobId) : SlurmReport(TaskId, Attempt);
+    public sealed record Started(string TaskId, int Attempt, string JobId, string? Node) : SlurmReport(TaskId, Attempt);
+    public sealed record Ended(string TaskId, int Attempt, string JobId, SlurmPhase Phase, int? ExitCode, int? Signal, string? Node, string State)
+        : SlurmReport(TaskId, Attempt);
+    public sealed record SubmitFailed(string TaskId, int Attempt, string Error) : SlurmReport(TaskId, Attempt);
+}
+
+/// <summary>The last Slurm state seen for a task's current job, for <c>sparky ls</c> and <c>/slurm/status</c>.</summary>
+public sealed record SlurmView(string? JobId, string State, string? Node);
+
+/// <summary>
+/// Runs tasks as Slurm jobs. One thread owns every Slurm command: sbatch per attempt (retried with backoff,
+/// and never twice for one attempt: before a retry it looks for a live job with the attempt's comment), one
+/// batched squeue per poll interval for all jobs, one batched sacct (accounting on) or scontrol (off) for the
+/// jobs that ended, scancel for cancels. Polls back off while Slurm fails or is slow.
+/// </summary>
+public sealed class SlurmExecutor : IDisposable
+{
+    private sealed class Job(string taskId, int attempt)
+    {
+        public string TaskId { get; } = taskId;
+        public int Attempt { get; } = attempt;
+        public string? JobId { get; set; }
+        public bool ReportedRunning { get; set; }
+        public int UnknownPolls { get; set; }
+        public bool CancelWanted { get; set; }
+    }
+
+    private sealed class PendingSubmit(SbatchRequest request, bool lookFirst)
+    {
+        public SbatchRequest Request { get; } = request;
+        /// <summary>Look for a live job with this task's comment even before the first sbatch (a task recovered as queued
+        /// may have been submitted by a daemon that died before recording it).</summary>
+        public bool LookFirst { get; } = lookFirst;
+        public int Tries { get; set; }
+        public DateTimeOffset NotBefore { get; set; }
+    }
+
+    private readonly SlurmExecutorOptions _options;
+    private readonly Action<SlurmReport> _report;
+    private readonly TimeProvider _clock;
+    private readonly ConcurrentQueue<Action> _inbox = new();
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+    private readonly List<PendingSubmit> _submits = new();
+    // By task id: a task has at most one attempt in flight.
+    private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SlurmView> _views = new(StringComparer.Ordinal);
+    private TimeSpan _interval;
+    private DateTimeOffset _nextPoll;
+    private bool? _accounting;
+    private long _statusCalls, _detailCalls, _submitCalls, _pollErrors;
+
+    public SlurmExecutor(SlurmExecutorOptions options, Action<SlurmReport> report, TimeProvider? clock = null)
+    {
+        _options = options;
+        _report = report;
+        _clock = clock ?? TimeProvider.System;
+        _interval = options.PollInterval;
+        _thread = new Thread(Loop) { IsBackground = true, Name = "sparky-slurm" };
+        _thread.Start();
+    }
+
+    /// <summary>Whether sbatch is on this machine's PATH: Slurm-bound classes are refused without it.</summary>
+    public static bool SbatchFound() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(d => File.Exists(Path.Combine(d, "sbatch")));
+
+    /// <summary>squeue calls so far (one per poll, whatever the number of jobs).</summary>
+    public long StatusCalls => Interlocked.Read(ref _statusCalls);
+    /// <summary>sacct or scontrol calls so far (one per poll in which jobs ended).</summary>
+    public long DetailCalls => Interlocked.Read(ref _detailCalls);
+    public long SubmitCalls => Interlocked.Read(ref _submitCalls);
+    public long PollErrors => Interlocked.Read(ref _pollErrors);
+    public Action? PollErrorObserved { get; set; }
+
+    public SlurmView? ViewOf(string taskId) => _views.TryGetValue(taskId, out var v) ? v : null;
+
+    public void Submit(SbatchRequest request, bool lookFirst = false) => Post(() =>
+    {
+        _jobs[request.TaskId] = new Job(request.TaskId, request.Attempt);
+        _views[request.TaskId] = new SlurmView(null, "SUBMITTING", null);
+        _submits.Add(new PendingSubmit(request, lookFirst) { NotBefore = _clock.GetUtcNow() });
+    });
+
+    /// <summary>Follows a job a previous daemon submitted. Without a job id (the daemon died between sbatch and
+    /// recording it) the job is found by its comment, or reported lost.</summary>
+    public void Track(string taskId, int attempt, string? jobId) => Post(() =>
+    {
+        _jobs[taskId] = new Job(taskId, attempt) { JobId = jobId };
+        _views[taskId] = new SlurmView(jobId, "UNKNOWN", null);
+        _nextPoll = _clock.GetUtcNow();
+    });
+
+    /// <summary>scancel the task's job; one not submitted yet is cancelled as soon as sbatch answers.</summary>
+    public void Cancel(string taskId) => Post(() =>
+    {
+        if (!_jobs.TryGetValue(taskId, out var job)) return;
+        job.CancelWanted = true;
+        if (job.JobId is not null) _ = Run("scancel", [job.JobId]);
+        else if (_submits.RemoveAll(s => s.Request.TaskId == taskId) > 0)
+        {
+            _jobs.Remove(taskId);
+            _views.TryRemove(taskId, out _);
+            _report(new SlurmReport.Ended(taskId, job.Attempt, "", SlurmPhase.Cancelled, null, null, null, "CANCELLED"));
+        }
+    });
+
+    private void Post(Action action)
+    {
+        _inbox.Enqueue(action);
+        _wake.Set();
+    }
+
+    private void Loop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                while (_inbox.TryDequeue(out var action)) action();
+                SubmitDue();
+                var now = _clock.GetUtcNow();
+                if (_jobs.Values.Any(j => j.JobId is not null || !_submits.Any(s => s.Request.TaskId == j.TaskId)) && now >= _nextPoll)
+                {
+                    Poll();
+                    _nextPoll = _clock.GetUtcNow() + _interval;
+                }
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine($"sparky: slurm: {e.GetType().Name}: {e.Message}");
+            }
+            var wait = _nextPoll - _clock.GetUtcNow();
+            foreach (var s in _submits) if (s.NotBefore - _clock.GetUtcNow() < wait) wait = s.NotBefore - _clock.GetUtcNow();
+            if (_jobs.Count == 0 && _submits.Count == 0) wait = Timeout.InfiniteTimeSpan;
+            else if (wait < TimeSpan.FromMilliseconds(1)) wait = TimeSpan.FromMilliseconds(1);
+            _wake.WaitOne(wait);
+        }
+    }
+
+    private void SubmitDue()
+    {
+        var now = _clock.GetUtcNow();
+        foreach (var s in _submits.Where(s => s.NotBefore <= now).ToList())
+        {
+            var r = s.Request;
+            // A retry may follow an sbatch that timed out after Slurm took the job: look before submitting again.
+            if ((s.Tries > 0 || s.LookFirst) && FindLiveJobByComment(r.TaskId) is { } existing)
+            {
+                _submits.Remove(s);
+                Submitted(r.TaskId, existing);
+                continue;
+            }
+            s.Tries++;
+            Interlocked.Increment(ref _submitCalls);
+            string script;
+            try { script = SbatchScript.Render(r); }
+            catch (ArgumentException e)
+            {
+                // A spec Slurm cannot take (a log path it cannot name, an env key that is no shell name): no retry helps.
+                _submits.Remove(s);
+                _jobs.Remove(r.TaskId);
+                _views.TryRemove(r.TaskId, out _);
+                _report(new SlurmReport.SubmitFailed(r.TaskId, r.Attempt, "cannot write the batch script: " + e.Message));
+                continue;
+            }
+            var result = Run("sbatch", ["--parsable"], stdin: script);
+            string? error = result.Error;
+            if (result.Ok)
+            {
+                try
+                {
+                    var job = SlurmQueries.ParseSbatch(result.Stdout);
+                    _submits.Remove(s);
+                    Submitted(r.TaskId, job.JobId);
+                    continue;
+                }
+                catch (FormatException e) { error = e.Message; }
+            }
+            if (s.Tries >= _options.SubmitTries)
+            {
+                _submits.Remove(s);
+                _jobs.Remove(r.TaskId);
+                _views.TryRemove(r.TaskId, out _);
+                _report(new SlurmReport.SubmitFailed(r.TaskId, r.Attempt, $"sbatch failed {s.Tries} times: {error}"));
+                continue;
+            }
+            s.NotBefore = now + Backoff(s.Tries);
+        }
+    }
+
+    private void Submitted(string taskId, string jobId)
+    {
+        if (!_jobs.TryGetValue(taskId, out var job)) return;
+        job.JobId = jobId;
+        _views[taskId] = new SlurmView(jobId, "PENDING", null);
+        _report(new SlurmReport.Submitted(taskId, job.Attempt, jobId));
+        if (job.CancelWanted) _ = Run("scancel", [jobId]);
+    }
+
+    private TimeSpan Backoff(int tries)
+    {
+        var seconds = Math.Min(_options.MaxBackoff.TotalSeconds, 0.5 * Math.Pow(2, tries - 1));
+        return TimeSpan.FromSeconds(seconds * (0.8 + 0.4 * Random.Shared.NextDouble()));
+    }
+
+    private string? FindLiveJobByComment(string taskId)
+    {
+        var rows = Squeue();
+        return rows?.FirstOrDefault(j => j.TaskId == taskId && !SlurmStates.IsTerminal(j.Phase))?.JobId;
+    }
+
+    private IReadOnlyList<SlurmJob>? Squeue()
+    {
+        Interlocked.Increment(ref _statusCalls);
+        var r = Run("squeue", SlurmQueries.SqueueArgs);
+        if (!r.Ok) return null;
+        var rows = SlurmQueries.ParseSqueue(r.Stdout);
+        foreach (var skipped in rows.Skipped) Console.Error.WriteLine($"sparky: slurm: squeue line {skipped.LineNumber} skipped: {skipped.Reason}");
+        return rows;
+    }
+
+    /// <summary>One squeue for every job; then one detail lookup for those that ended or went missing.</summary>
+    private void Poll()
+    {
+        var rows = Squeue();
+        if (rows is null)
+        {
+            Interlocked.Increment(ref _pollErrors);
+            PollErrorObserved?.Invoke();
+            _interval = TimeSpan.FromTicks(Math.Min(_options.MaxBackoff.Ticks, _interval.Ticks * 2));
+            return;
+        }
+        _interval = _options.PollInterval;
+        var byJobId = new Dictionary<string, SlurmJob>(StringComparer.Ordinal);
+        foreach (var row in rows) byJobId[row.JobId] = row;
+        var toLookUp = new List<Job>();
+        foreach (var job in _jobs.Values.ToList())
+        {
+            if (job.JobId is null)
+            {
+                if (_submits.Any(s => s.Request.TaskId == job.TaskId)) continue;
+                // Recovered without a job id: adopt a live job carrying its comment, else it never got one.
+                var found = rows.FirstOrDefault(j => j.TaskId == job.TaskId && !SlurmStates.IsTerminal(j.Phase));
+                if (found is not null) Submitted(job.TaskId, found.JobId);
+                else End(job, SlurmPhase.Unknown, null, null, null, "NO_JOB");
+                continue;
+            }
+            if (!byJobId.TryGetValue(job.JobId, out var row)) { toLookUp.Add(job); continue; }
+            var phase = row.Phase;
+            _views[job.TaskId] = new SlurmView(job.JobId, row.State, row.Node);
+            if (phase == SlurmPhase.Running && !job.ReportedRunning)
+            {
+                job.ReportedRunning = true;
+                _report(new SlurmReport.Started(job.TaskId, job.Attempt, job.JobId, row.Node));
+            }
+            // squeue has no exit codes: an ended job's outcome comes from the lookup (COMPLETED alone is not a success).
+            if (SlurmStates.IsTerminal(phase) || phase == SlurmPhase.CompletedUnverified) toLookUp.Add(job);
+        }
+        if (toLookUp.Count > 0) LookUp(toLookUp, byJobId);
+    }
+
+    /// <summary>Exit codes come from sacct where accounting is on, else from scontrol (while the controller remembers the job).</summary>
+    private void LookUp(List<Job> jobs, Dictionary<string, SlurmJob> fromSqueue)
+    {
+        Interlocked.Increment(ref _detailCalls);
+        IReadOnlyList<SlurmJob>? details = null;
+        var ids = jobs.Select(j => j.JobId!).ToList();
+        if (_accounting != false)
+        {
+            var r = Run("sacct", SlurmQueries.SacctArgs(ids));
+            if (r.Ok) { _accounting = true; details = SlurmQueries.ParseSacct(r.Stdout); }
+            else if (_accounting is null) _accounting = false; // sacct answers only where accounting is on
+        }
+        if (details is null && _accounting == false)
+        {
+            // Every job the controller remembers, in one call.
+            var r = Run("scontrol", SlurmQueries.ScontrolArgs());
+            if (r.Ok) details = SlurmQueries.ParseScontrol(r.Stdout);
+        }
+        var byId = new Dictionary<string, SlurmJob>(StringComparer.Ordinal);
+        foreach (var d in details ?? []) byId[d.JobId] = d;
+        foreach (var job in jobs)
+        {
+            if (byId.TryGetValue(job.JobId!, out var d) && SlurmStates.IsTerminal(d.Phase))
+            {
+                End(job, d.Phase, d.ExitCode, d.Signal, d.Node, d.State);
+                continue;
+            }
+            if (byId.ContainsKey(job.JobId!) || fromSqueue.ContainsKey(job.JobId!)) continue; // still known, not ended: look again
+            // Missing everywhere: unknown, looked up again; reported lost only after several polls, never succeeded.
+            job.UnknownPolls++;
+            _views[job.TaskId] = new SlurmView(job.JobId, "UNKNOWN", null);
+            if (job.UnknownPolls >= _options.UnknownPollsBeforeLost) End(job, SlurmPhase.Unknown, null, null, null, "UNKNOWN");
+        }
+    }
+
+    private void End(Job job, SlurmPhase phase, int? exitCode, int? signal, string? node, string state)
+    {
+        _jobs.Remove(job.TaskId);
+        _views[job.TaskId] = new SlurmView(job.JobId, state, node);
+        _report(new SlurmReport.Ended(job.TaskId, job.Attempt, job.JobId ?? "", phase, exitCode, signal, node, state));
+    }
+
+    private readonly record struct CommandResult(bool Ok, string Stdout, string Stderr, string? Error);
+
+    /// <summary>Runs a Slurm command with a timeout; the daemon's own settings (SPARKY_*, its token) stay out of the job's environment.</summary>
+    private CommandResult Run(string exe, IReadOnlyList<string> args, string? stdin = null)
+    {
+        using var cts = new CancellationTokenSource(_options.CommandTimeout);
+        try
+        {
+            var cmd = CliWrap.Cli.Wrap(exe).WithArguments(args).WithValidation(CommandResultValidation.None)
+                .WithEnvironmentVariables(e =>
+                {
+                    foreach (var key in Environment.GetEnvironmentVariables().Keys.Cast<string>())
+                        if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) e.Set(key, null);
+                    foreach (var (k, v) in SlurmQueries.Environment) e.Set(k, v);
+                });
+            if (stdin is not null) cmd = cmd.WithStandardInputPipe(PipeSource.FromString(stdin, new System.Text.UTF8Encoding(false)));
+            var r = cmd.ExecuteBufferedAsync(cts.Token).GetAwaiter().GetResult();
+            return new CommandResult(r.ExitCode == 0, r.StandardOutput, r.StandardError, r.ExitCode == 0 ? null : $"{exe} exited {r.ExitCode}: {r.StandardError.Trim()}");
+        }
+        catch (OperationCanceledException)
+        {
+            return new CommandResult(false, "", "", $"{exe} timed out after {_options.CommandTimeout.TotalSeconds:0.#} s");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new CommandResult(false, "", "", $"cannot run {exe}: {e.Message}");
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _wake.Set();
+        _thread.Join();
+    }
+}

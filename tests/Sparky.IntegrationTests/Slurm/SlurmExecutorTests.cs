@@ -1,0 +1,192 @@
+using System.Text.Json.Nodes;
+using Sparky.IntegrationTests.Support;
+
+namespace Sparky.IntegrationTests.Slurm;
+
+/// <summary>Sparky's Slurm executor against a real single-node Slurm (slurmctld + slurmd + munge on loopback).</summary>
+[Collection(SlurmCollection.Name)]
+public sealed class SlurmExecutorTests(SlurmCluster cluster)
+{
+    private static Task<TestDaemon> StartAsync(Dictionary<string, string>? extra = null)
+    {
+        var settings = new Dictionary<string, string> { ["slurm_poll_seconds"] = "0.3", ["gpu_slurm_slots"] = "16", ["slurm_command_timeout_seconds"] = "20" };
+        foreach (var (k, v) in extra ?? []) settings[k] = v;
+        return TestDaemon.StartAsync(settings);
+    }
+
+    private static JsonObject SlurmTask(TestDaemon d, string shell, JsonObject? extra = null)
+    {
+        var payload = new JsonObject { ["command"] = shell, ["cwd"] = d.WorkDir };
+        foreach (var (k, v) in extra ?? []) payload[k] = v?.DeepClone();
+        return new JsonObject { ["class"] = "gpu_slurm", ["payload"] = payload };
+    }
+
+    private async Task<string> JobIdOfAsync(TestDaemon d, string id, double seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            var t = await d.GetTaskAsync(id);
+            if ((string?)t["slurm"]?["job_id"] is { } job) return job;
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"task {id} got no Slurm job in {seconds}s\n{cluster.Logs()}");
+    }
+
+    [Fact]
+    public async Task A_task_runs_as_a_slurm_job_with_its_exit_code_node_env_and_logs()
+    {
+        await using var d = await StartAsync();
+        var ok = (await d.SubmitAsync(SlurmTask(d, "echo \"hello $GREETING from $SLURM_JOB_ID\"",
+            new JsonObject { ["env"] = new JsonObject { ["GREETING"] = "there" } })))[0];
+        var bad = (await d.SubmitAsync(SlurmTask(d, "echo oops >&2; exit 3")))[0];
+
+        var t = await d.WaitAsync(ok, 60);
+        Assert.Equal("succeeded", (string?)t["state"]);
+        Assert.Equal(0, (int?)t["exit_code"]);
+        var attempt = t["attempt_list"]![0]!;
+        var jobId = (string)attempt["slurm_job_id"]!;
+        Assert.Matches("^[0-9]+$", jobId);
+        Assert.Equal(Environment.MachineName, (string?)attempt["host"]);
+        Assert.Equal($"hello there from {jobId}\n", await d.Http.GetStringAsync($"api/v1/tasks/{ok}/logs"));
+        var job = await cluster.ShowJobAsync(jobId);
+        Assert.Equal($"sparky:{ok}", job!["Comment"]);
+
+        var status = JsonNode.Parse(await d.Http.GetStringAsync($"slurm/status/{ok}"))!;
+        Assert.Equal(jobId, (string?)status["job_id"]);
+        Assert.Equal("COMPLETED", (string?)status["state"]);
+
+        var f = await d.WaitAsync(bad, 60);
+        Assert.Equal("failed", (string?)f["state"]);
+        Assert.Equal("exit_code", (string?)f["reason"]);
+        Assert.Equal(3, (int?)f["exit_code"]);
+        Assert.Equal("oops\n", await d.Http.GetStringAsync($"api/v1/tasks/{bad}/logs?stream=stderr"));
+
+        // sparky ls shows where it ran: the Slurm job id and its state.
+        var ls = await SparkyCli.RunAsync(["ls", "--server", d.Daemon.Url]);
+        Assert.Equal(0, ls.ExitCode);
+        Assert.Contains($"slurm {jobId} COMPLETED", ls.Stdout);
+
+        var metrics = await d.Http.GetStringAsync("metrics");
+        Assert.Contains("sparky_slurm_jobs_submitted_total 2", metrics);
+        Assert.Contains("sparky_slurm_jobs_completed_total{outcome=\"succeeded\"} 1", metrics);
+        Assert.Contains("sparky_slurm_jobs_completed_total{outcome=\"failed\"} 1", metrics);
+    }
+
+    [Fact]
+    public async Task Hostile_names_env_values_and_arguments_reach_the_job_intact_and_run_nothing()
+    {
+        await using var d = await StartAsync();
+        var hostile = "a\n#SBATCH --partition=evil\n$(touch PWNED) `touch PWNED2` '; touch PWNED3; '";
+        var body = new JsonObject
+        {
+            ["class"] = "gpu_slurm",
+            ["name"] = "#SBATCH --wrap='touch PWNED4' $(touch PWNED4) `touch PWNED4`",
+            ["payload"] = new JsonObject
+            {
+                ["command"] = new JsonArray("/bin/sh", "-c", "printf '%s' \"$HOSTILE\" > env.txt; printf '%s' \"$1\" > arg.txt", "sh", hostile),
+                ["cwd"] = d.WorkDir,
+                ["env"] = new JsonObject { ["HOSTILE"] = hostile },
+            },
+        };
+        var id = (await d.SubmitAsync(body))[0];
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(id, 60))["state"]);
+        Assert.Equal(hostile, File.ReadAllText(Path.Combine(d.WorkDir, "env.txt")));
+        Assert.Equal(hostile, File.ReadAllText(Path.Combine(d.WorkDir, "arg.txt")));
+        foreach (var f in new[] { "PWNED", "PWNED2", "PWNED3", "PWNED4" })
+            Assert.False(File.Exists(Path.Combine(d.WorkDir, f)) || File.Exists(Path.Combine(cluster.Dir, f)), $"{f} was created");
+        var job = await cluster.ShowJobAsync((string)(await d.GetTaskAsync(id))["attempt_list"]![0]!["slurm_job_id"]!);
+        Assert.Equal("debug", job!["Partition"]);
+    }
+
+    [Fact]
+    public async Task A_job_past_its_time_limit_is_reported_as_timed_out()
+    {
+        // Slurm counts limits in whole minutes and checks them every 30 s: this takes 60-100 s.
+        await using var d = await StartAsync();
+        var id = (await d.SubmitAsync(SlurmTask(d, "sleep 300", new JsonObject { ["timeout_seconds"] = 5 })))[0];
+        var jobId = await JobIdOfAsync(d, id);
+        Assert.Equal("00:01:00", (await cluster.ShowJobAsync(jobId))!["TimeLimit"]);
+        var t = await d.WaitAsync(id, 180);
+        Assert.Equal("failed", (string?)t["state"]);
+        Assert.Equal("timeout", (string?)t["reason"]);
+        Assert.Equal("TIMEOUT", (await cluster.ShowJobAsync(jobId))!["JobState"]);
+    }
+
+    [Fact]
+    public async Task Cancel_runs_scancel_and_the_task_ends_cancelled()
+    {
+        await using var d = await StartAsync();
+        var id = (await d.SubmitAsync(SlurmTask(d, "sleep 60")))[0];
+        var jobId = await JobIdOfAsync(d, id);
+        await cluster.WaitForJobAsync(jobId, 30, "RUNNING");
+        var r = await d.Http.DeleteAsync($"api/v1/tasks/{id}");
+        Assert.True(r.IsSuccessStatusCode);
+        var t = await d.WaitAsync(id, 30);
+        Assert.Equal("cancelled", (string?)t["state"]);
+        Assert.Equal("CANCELLED", (await cluster.ShowJobAsync(jobId))!["JobState"]);
+    }
+
+    [Fact]
+    public async Task A_job_killed_for_memory_is_reported_as_out_of_memory()
+    {
+        await using var d = await StartAsync();
+        var id = (await d.SubmitAsync(SlurmTask(d, "python3 -c 'x = bytearray(300 * 1024 * 1024); import time; time.sleep(10)'",
+            new JsonObject { ["resources"] = new JsonObject { ["memory_mb"] = 20 } })))[0];
+        var t = await d.WaitAsync(id, 60);
+        Assert.Equal("failed", (string?)t["state"]);
+        Assert.Equal("out_of_memory", (string?)t["reason"]);
+    }
+
+    [Fact]
+    public async Task With_the_controller_stopped_tasks_keep_their_true_outcome_and_a_submission_waits_for_it()
+    {
+        await using var d = await StartAsync();
+        var running = (await d.SubmitAsync(SlurmTask(d, "sleep 3; exit 0")))[0];
+        var failing = (await d.SubmitAsync(SlurmTask(d, "sleep 3; exit 5")))[0];
+        await cluster.WaitForJobAsync(await JobIdOfAsync(d, running), 30, "RUNNING");
+        await JobIdOfAsync(d, failing);
+
+        await cluster.StopControllerAsync();
+        // Submitted while Slurm is down: sbatch fails and is retried with backoff.
+        var late = (await d.SubmitAsync(SlurmTask(d, "echo late")))[0];
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!System.Text.RegularExpressions.Regex.IsMatch(await d.Http.GetStringAsync("metrics"), "sparky_slurm_poll_errors_total [1-9]"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no poll error was counted while the controller was down");
+            await Task.Delay(200);
+        }
+        Assert.Equal("running", (string?)(await d.GetTaskAsync(running))["state"]);
+        await cluster.StartControllerAsync();
+
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(running, 90))["state"]);
+        var f = await d.WaitAsync(failing, 90);
+        Assert.Equal(("failed", 5), ((string?)f["state"], (int?)f["exit_code"]));
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(late, 120))["state"]);
+        // Never two Slurm jobs for one attempt.
+        var (_, queue, _) = await cluster.RunAsync("squeue", "-h", "-a", "--states=all", "-o", "%k");
+        Assert.Single(queue.Split('\n'), l => l.Trim() == $"sparky:{late}");
+    }
+
+    [Fact]
+    public async Task A_restarted_daemon_follows_its_running_jobs_instead_of_submitting_them_again()
+    {
+        var root = TestDaemon.NewRoot();
+        string id, jobId;
+        var settings = new Dictionary<string, string> { ["slurm_poll_seconds"] = "0.3", ["gpu_slurm_slots"] = "16" };
+        await using (var d = await TestDaemon.StartAsync(settings, root))
+        {
+            id = (await d.SubmitAsync(SlurmTask(d, "sleep 4; echo done")))[0];
+            jobId = await JobIdOfAsync(d, id);
+        }
+        await using (var d = await TestDaemon.StartAsync(settings, root))
+        {
+            var t = await d.WaitAsync(id, 60);
+            Assert.Equal("succeeded", (string?)t["state"]);
+            var attempts = (JsonArray)t["attempt_list"]!;
+            Assert.Equal(jobId, (string?)Assert.Single(attempts)!["slurm_job_id"]);
+            Assert.Equal("done\n", await d.Http.GetStringAsync($"api/v1/tasks/{id}/logs"));
+        }
+        Directory.Delete(root, true);
+    }
+}
