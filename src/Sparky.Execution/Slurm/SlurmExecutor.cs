@@ -276,8 +276,10 @@ public sealed class SlurmExecutor : IDisposable
                 job.ReportedRunning = true;
                 _report(new SlurmReport.Started(job.TaskId, job.Attempt, job.JobId, row.Node));
             }
-            // squeue has no exit codes: an ended job's outcome comes from the lookup (COMPLETED alone is not a success).
-            if (SlurmStates.IsTerminal(phase) || phase == SlurmPhase.CompletedUnverified) toLookUp.Add(job);
+            // Slurm marks a job COMPLETED only when every process exited 0 (anything else is FAILED, TIMEOUT, ...):
+            // that is an exit code, so it needs no lookup. Other ends need one for their exit code and signal.
+            if (phase == SlurmPhase.CompletedUnverified && row.State == "COMPLETED") End(job, SlurmPhase.Succeeded, 0, 0, row.Node, row.State);
+            else if (SlurmStates.IsTerminal(phase) || phase == SlurmPhase.CompletedUnverified) toLookUp.Add(job);
         }
         if (toLookUp.Count > 0) LookUp(toLookUp, byJobId);
     }
