@@ -37,6 +37,8 @@ public sealed class Scheduler
         public Phase Phase { get; set; }
         public int PendingDeps { get; set; }
         public List<TaskId>? Dependants { get; set; }
+        /// <summary>Dependencies not finished when it was added (for a chain start, see <see cref="ChainClasses"/>).</summary>
+        public List<TaskId>? Deps { get; set; }
         public DateTimeOffset DueAt { get; set; }
     }
 
@@ -51,8 +53,19 @@ public sealed class Scheduler
     private readonly Dictionary<string, ClassQueue> _classes = new(StringComparer.Ordinal);
     private readonly PriorityQueue<TaskId, DateTimeOffset> _delayed = new();
     private readonly List<(TaskId, long)> _deferred = new();
+    private readonly HashSet<TaskId> _chainCandidates = new();
 
     public ResourcePool Pool { get; }
+
+    /// <summary>
+    /// Classes whose tasks may start while their dependencies still run, when every one of those is of a chain
+    /// class too and <see cref="CanChainOn"/> says its outcome is final: Slurm then holds the job
+    /// (<c>--dependency=afterok</c>) and starts it the moment the dependencies succeed, without a round trip
+    /// through Sparky. If a dependency fails instead, the early-started task gets <see cref="Decision.FailRunning"/>.
+    /// </summary>
+    public IReadOnlySet<string> ChainClasses { get; init; } = new HashSet<string>();
+    /// <summary>Whether a running task's current attempt is its last (no retry could follow it).</summary>
+    public Func<TaskId, bool> CanChainOn { get; init; } = _ => false;
     /// <summary>Most tasks running at once across all classes (the <c>max_concurrency</c> setting).</summary>
     public int MaxRunning { get; set; } = int.MaxValue;
     public int TotalRunning { get; private set; }
@@ -95,10 +108,15 @@ public sealed class Scheduler
         {
             if (!_nodes.TryGetValue(dep, out var d)) continue;
             (d.Dependants ??= []).Add(id);
+            (node.Deps ??= []).Add(dep);
             node.PendingDeps++;
         }
         if (node.PendingDeps == 0) MakeReady(node);
-        else node.Phase = Phase.Waiting;
+        else
+        {
+            node.Phase = Phase.Waiting;
+            if (Chainable(node)) MakeReady(node);
+        }
         return [];
     }
 
@@ -124,7 +142,11 @@ public sealed class Scheduler
             _delayed.Dequeue();
             if (_nodes.TryGetValue(id, out var n) && n.Phase == Phase.Delayed && n.DueAt == due) MakeReady(n);
         }
+        foreach (var id in _chainCandidates)
+            if (_nodes.TryGetValue(id, out var c) && c.Phase == Phase.Waiting && Chainable(c)) MakeReady(c);
+        _chainCandidates.Clear();
         List<Start>? starts = null;
+        List<TaskId>? chained = null;
         foreach (var q in _classes.Values)
         {
             Node? oldestBlocked = null;
@@ -154,10 +176,14 @@ public sealed class Scheduler
                 q.Running++;
                 TotalRunning++;
                 (starts ??= []).Add(new Start(id, alloc));
+                if (n.Dependants is not null) (chained ??= []).AddRange(n.Dependants);
             }
             foreach (var (id, seq) in _deferred) q.Ready.Enqueue(id, seq);
             _deferred.Clear();
         }
+        // Dependants of what just started may chain on it, once the caller has started it (CanChainOn asks about the
+        // attempt it starts now): they are looked at on the next pass.
+        if (chained is not null) _chainCandidates.UnionWith(chained);
         return starts ?? (IReadOnlyList<Start>)[];
     }
 
@@ -227,13 +253,36 @@ public sealed class Scheduler
             if (cur.Dependants is null) continue;
             foreach (var depId in cur.Dependants)
             {
-                // A dependant can't be running: it would have needed this dependency to succeed.
-                if (!_nodes.Remove(depId, out var d)) continue;
+                if (!_nodes.TryGetValue(depId, out var d)) continue;
+                if (d.Phase == Phase.Running)
+                {
+                    // Started early on a chain: the caller stops it, then reports it Finished, which fails its own dependants.
+                    decisions.Add(new Decision.FailRunning(depId, Reasons.DependencyFailed));
+                    continue;
+                }
+                _nodes.Remove(depId);
                 decisions.Add(new Decision.Fail(depId, Reasons.DependencyFailed));
                 stack.Push(d);
             }
         }
     }
+
+    /// <summary>A waiting task may start now if it is of a chain class and every unfinished dependency is a running
+    /// chain-class task on its last attempt.</summary>
+    private bool Chainable(Node n)
+    {
+        if (n.Deps is null || !ChainClasses.Contains(n.Class)) return false;
+        foreach (var dep in n.Deps)
+        {
+            if (!_nodes.TryGetValue(dep, out var d)) continue; // finished: it succeeded, or this node would be gone
+            if (d.Phase != Phase.Running || !ChainClasses.Contains(d.Class) || !CanChainOn(dep)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>The unfinished dependencies of a task that starts on a chain (empty for any other start).</summary>
+    public IReadOnlyList<TaskId> RunningDepsOf(TaskId id) =>
+        _nodes.TryGetValue(id, out var n) && n.Deps is not null ? n.Deps.Where(_nodes.ContainsKey).ToList() : [];
 
     private void ReleaseOf(Node n)
     {
@@ -257,6 +306,8 @@ public sealed class Scheduler
 /// <summary>What the scheduler decided, for the engine to carry out.</summary>
 public abstract record Decision
 {
+    /// <summary>A task started early on a chain whose dependency failed: stop it and fail it for <paramref name="Reason"/>.</summary>
+    public sealed record FailRunning(TaskId Id, string Reason) : Decision;
     /// <summary>The task ends as failed without running, for <paramref name="Reason"/>.</summary>
     public sealed record Fail(TaskId Id, string Reason) : Decision;
 }

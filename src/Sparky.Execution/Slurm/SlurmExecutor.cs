@@ -46,9 +46,11 @@ public sealed class SlurmExecutor : IDisposable
         public bool CancelWanted { get; set; }
     }
 
-    private sealed class PendingSubmit(SbatchRequest request, bool lookFirst)
+    private sealed class PendingSubmit(SbatchRequest request, bool lookFirst, IReadOnlyList<string> afterTasks)
     {
         public SbatchRequest Request { get; } = request;
+        /// <summary>Tasks whose jobs this one waits for (afterok), resolved to job ids just before sbatch.</summary>
+        public IReadOnlyList<string> AfterTasks { get; } = afterTasks;
         /// <summary>Look for a live job with this task's comment even before the first sbatch (a task recovered as queued
         /// may have been submitted by a daemon that died before recording it).</summary>
         public bool LookFirst { get; } = lookFirst;
@@ -67,6 +69,9 @@ public sealed class SlurmExecutor : IDisposable
     // By task id: a task has at most one attempt in flight.
     private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SlurmView> _views = new(StringComparer.Ordinal);
+    // How recently ended jobs ended, for dependants submitted just after (afterok needs a live job id).
+    private readonly Dictionary<string, SlurmPhase> _ended = new(StringComparer.Ordinal);
+    private readonly Queue<string> _endedOrder = new();
     private TimeSpan _interval;
     private DateTimeOffset _nextPoll;
     private bool? _accounting;
@@ -97,11 +102,11 @@ public sealed class SlurmExecutor : IDisposable
 
     public SlurmView? ViewOf(string taskId) => _views.TryGetValue(taskId, out var v) ? v : null;
 
-    public void Submit(SbatchRequest request, bool lookFirst = false) => Post(() =>
+    public void Submit(SbatchRequest request, bool lookFirst = false, IReadOnlyList<string>? afterTasks = null) => Post(() =>
     {
         _jobs[request.TaskId] = new Job(request.TaskId, request.Attempt);
         _views[request.TaskId] = new SlurmView(null, "SUBMITTING", null);
-        _submits.Add(new PendingSubmit(request, lookFirst) { NotBefore = _clock.GetUtcNow() });
+        _submits.Add(new PendingSubmit(request, lookFirst, afterTasks ?? []) { NotBefore = _clock.GetUtcNow() });
     });
 
     /// <summary>Follows a job a previous daemon submitted. Without a job id (the daemon died between sbatch and
@@ -173,6 +178,13 @@ public sealed class SlurmExecutor : IDisposable
                 Submitted(r.TaskId, existing);
                 continue;
             }
+            if (ResolveAfter(s) is not { } afterJobs)
+            {
+                // A dependency's sbatch has not answered yet, or it ended badly (the engine is stopping this one).
+                s.NotBefore = now + TimeSpan.FromMilliseconds(200);
+                continue;
+            }
+            r = r with { AfterOkJobIds = afterJobs };
             s.Tries++;
             Interlocked.Increment(ref _submitCalls);
             string script;
@@ -209,6 +221,23 @@ public sealed class SlurmExecutor : IDisposable
             }
             s.NotBefore = now + Backoff(s.Tries);
         }
+    }
+
+    /// <summary>Job ids for afterok: a dependency that is gone ended as Succeeded (needs no wait); one still being
+    /// submitted, or one that ended otherwise, holds the submission back (null).</summary>
+    private List<string>? ResolveAfter(PendingSubmit s)
+    {
+        var ids = new List<string>();
+        foreach (var dep in s.AfterTasks)
+        {
+            if (_jobs.TryGetValue(dep, out var j))
+            {
+                if (j.JobId is null) return null;
+                ids.Add(j.JobId);
+            }
+            else if (_ended.TryGetValue(dep, out var phase) && phase != SlurmPhase.Succeeded) return null;
+        }
+        return ids;
     }
 
     private void Submitted(string taskId, string jobId)
@@ -322,6 +351,9 @@ public sealed class SlurmExecutor : IDisposable
     private void End(Job job, SlurmPhase phase, int? exitCode, int? signal, string? node, string state)
     {
         _jobs.Remove(job.TaskId);
+        _ended[job.TaskId] = phase;
+        _endedOrder.Enqueue(job.TaskId);
+        if (_endedOrder.Count > 10_000) _ended.Remove(_endedOrder.Dequeue());
         _views[job.TaskId] = new SlurmView(job.JobId, state, node);
         _report(new SlurmReport.Ended(job.TaskId, job.Attempt, job.JobId ?? "", phase, exitCode, signal, node, state));
     }

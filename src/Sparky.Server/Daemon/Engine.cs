@@ -59,6 +59,8 @@ public sealed class Engine : IAsyncDisposable
         /// <summary>Run by Slurm, not by a process of ours (no pid; Slurm enforces the time limit).</summary>
         public bool OnSlurm;
         public string? SlurmJobId;
+        /// <summary>Started early on a chain and stopped because a dependency failed.</summary>
+        public bool DependencyFailed;
     }
 
     /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
@@ -121,7 +123,14 @@ public sealed class Engine : IAsyncDisposable
         _launcher = new ProcessLauncher(() => _wake.Set());
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
-        _scheduler = new Scheduler(config.ClassLimits, pool);
+        _slurmClasses = config.SlurmClasses;
+        // A Slurm task may be submitted while the Slurm jobs it depends on still run (afterok), once their
+        // outcome is final: a retry would get a new job id that the held job does not wait for.
+        _scheduler = new Scheduler(config.ClassLimits, pool)
+        {
+            ChainClasses = _slurmClasses,
+            CanChainOn = dep => _running.TryGetValue(dep, out var r) && r.OnSlurm && r.N > r.Retries,
+        };
         if (config.MaxConcurrency > 0) _scheduler.MaxRunning = config.MaxConcurrency;
         foreach (var cls in SparkyConfig.Classes)
         {
@@ -132,7 +141,6 @@ public sealed class Engine : IAsyncDisposable
         }
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         _reattachClasses = config.ReattachClasses;
-        _slurmClasses = config.SlurmClasses;
         DataDir = Path.GetFullPath(config.DataDir);
         _logsDir = Path.Combine(DataDir, "logs");
         _runDir = Path.Combine(DataDir, "run");
@@ -391,6 +399,14 @@ public sealed class Engine : IAsyncDisposable
         foreach (var d in decisions)
         {
             if (d is Decision.Fail fail) Finished(fail.Id, TaskState.Queued, TaskState.Failed, fail.Reason, now);
+            else if (d is Decision.FailRunning stop && _running.TryGetValue(stop.Id, out var r) && !r.Cancelling)
+            {
+                // Its Slurm job waits on a dependency that will never succeed: take it away; it ends as dependency_failed.
+                r.DependencyFailed = true;
+                r.Cancelling = true;
+                if (r.OnSlurm) _slurm?.Cancel(stop.Id.Value);
+                else ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
+            }
         }
     }
 
@@ -594,7 +610,8 @@ public sealed class Engine : IAsyncDisposable
         _slurm.Submit(new SbatchRequest(
             id.Value, n, spec.CommandLine, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
             _config.SlurmPartition, _config.SlurmAccount, run.StdoutPath, LogPath(id, n, stderr: true),
-            [], null, _config.SbatchOptionsFor(spec.Class)), lookFirst: _slurmLookFirst.Remove(id));
+            [], null, _config.SbatchOptionsFor(spec.Class)), lookFirst: _slurmLookFirst.Remove(id),
+            afterTasks: _scheduler.RunningDepsOf(id).Select(d => d.Value).ToList());
         _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
             new AttemptRecord(n, run.StartedAt, null, null, null, null, null, null, null, null, null));
     }
@@ -684,7 +701,8 @@ public sealed class Engine : IAsyncDisposable
         // retry): the group id cannot be reused while any member lives.
         if ((r.Cancelling || r.TimedOut) && r.Pid > 0) ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
         TaskState outcome;
-        if (r.Cancelling) { outcome = TaskState.Cancelled; reason = Reasons.Cancelled; }
+        if (r.DependencyFailed) { outcome = TaskState.Failed; reason = Reasons.DependencyFailed; }
+        else if (r.Cancelling) { outcome = TaskState.Cancelled; reason = Reasons.Cancelled; }
         else if (r.TimedOut) { outcome = TaskState.Failed; reason = Reasons.Timeout; } // even if it exited 0 on SIGTERM
         else if (reason is null && exit.ExitCode == 0) outcome = TaskState.Succeeded;
         else
@@ -697,7 +715,7 @@ public sealed class Engine : IAsyncDisposable
         double seconds = (endedAt - r.StartedAt) / 1000.0;
         Observe(r.Class, seconds, overload: reason is Reasons.Timeout or Reasons.Signal or Reasons.NonZeroExit, now);
 
-        if (outcome == TaskState.Failed && r.N <= r.Retries)
+        if (outcome == TaskState.Failed && r.N <= r.Retries && !r.DependencyFailed)
         {
             var due = now + _retry.Delay(r.N, _random.NextDouble());
             _scheduler.RetryAt(r.Id, due);

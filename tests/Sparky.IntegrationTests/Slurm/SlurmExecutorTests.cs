@@ -114,6 +114,38 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
     }
 
     [Fact]
+    public async Task A_dependant_is_submitted_with_afterok_while_its_dependency_runs_and_stopped_if_it_fails()
+    {
+        await using var d = await StartAsync();
+        var body = new JsonArray
+        {
+            new JsonObject { ["id"] = "chain-a", ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = "sleep 3; echo a > a.txt", ["cwd"] = d.WorkDir } },
+            new JsonObject { ["id"] = "chain-b", ["class"] = "gpu_slurm", ["after"] = new JsonArray("chain-a"),
+                ["payload"] = new JsonObject { ["command"] = "cat a.txt", ["cwd"] = d.WorkDir } },
+            new JsonObject { ["id"] = "bad-a", ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = "sleep 3; exit 1", ["cwd"] = d.WorkDir } },
+            new JsonObject { ["id"] = "bad-b", ["class"] = "gpu_slurm", ["after"] = new JsonArray("bad-a"),
+                ["payload"] = new JsonObject { ["command"] = "touch must-not-run", ["cwd"] = d.WorkDir } },
+        };
+        await d.SubmitAsync(body);
+        var aJob = await JobIdOfAsync(d, "chain-a");
+        var bJob = await JobIdOfAsync(d, "chain-b");
+        // Slurm holds b for a: submitted before a ended, with the dependency on a's job.
+        var b = await cluster.ShowJobAsync(bJob);
+        Assert.StartsWith($"afterok:{aJob}", b!["Dependency"]);
+        var badB = await cluster.ShowJobAsync(await JobIdOfAsync(d, "bad-b"));
+        Assert.StartsWith("afterok:", badB!["Dependency"]);
+
+        var done = await d.WaitAsync("chain-b", 60);
+        Assert.Equal("succeeded", (string?)done["state"]);
+        Assert.Equal("a\n", await d.Http.GetStringAsync("api/v1/tasks/chain-b/logs"));
+
+        var stopped = await d.WaitAsync("bad-b", 60);
+        Assert.Equal(("failed", "dependency_failed"), ((string?)stopped["state"], (string?)stopped["reason"]));
+        Assert.Equal("CANCELLED", (await cluster.ShowJobAsync((string)stopped["attempt_list"]![0]!["slurm_job_id"]!))!["JobState"]);
+        Assert.False(File.Exists(Path.Combine(d.WorkDir, "must-not-run")));
+    }
+
+    [Fact]
     public async Task Cancel_runs_scancel_and_the_task_ends_cancelled()
     {
         await using var d = await StartAsync();
