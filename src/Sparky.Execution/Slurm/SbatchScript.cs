@@ -15,7 +15,15 @@ public sealed record SbatchRequest(
     string TaskId, int Attempt, IReadOnlyList<string> Argv, IReadOnlyDictionary<string, string> Env, string? Cwd,
     string? Name, double? Cpus, long MemoryMb, int Gpus, double? TimeoutSeconds,
     string? Partition, string? Account, string StdoutPath, string StderrPath,
-    IReadOnlyList<string> AfterOkJobIds, string? ArraySpec, IReadOnlyList<string> ExtraOptions);
+    IReadOnlyList<string> AfterOkJobIds, string? ArraySpec, IReadOnlyList<string> ExtraOptions)
+{
+    /// <summary>Tasks with the same group (the elements of one Sparky array, same spec) may go to Slurm as one job array.</summary>
+    public string? ArrayGroup { get; init; }
+    public int? ArrayIndex { get; init; }
+}
+
+/// <summary>One element of a Slurm job array: the Sparky task it runs and that task's own log files.</summary>
+public sealed record ArrayElement(int Index, string TaskId, string StdoutPath, string StderrPath);
 
 /// <summary>
 /// Renders a bash batch script for <c>sbatch</c>. Pure: no I/O. Write the result as UTF-8 without a BOM.
@@ -50,7 +58,22 @@ public static partial class SbatchScript
         return TaskId.TryParse(id, out _) ? id : null;
     }
 
-    public static string Render(SbatchRequest r)
+    public static string Render(SbatchRequest r) => Render(r, null);
+
+    /// <summary>
+    /// One script for a Slurm job array (<c>--array</c> lists the elements' indices): every element runs the same
+    /// command with its own task id, <c>SPARKY_ARRAY_INDEX</c> and log files, chosen by <c>SLURM_ARRAY_TASK_ID</c>.
+    /// <paramref name="common"/>'s output paths take Slurm's own messages (use <c>%A_%a</c> in them); its comment names
+    /// the first element's task.
+    /// </summary>
+    public static string RenderArray(SbatchRequest common, IReadOnlyList<ArrayElement> elements)
+    {
+        if (elements is null || elements.Count == 0) throw new ArgumentException("an array needs at least one element", nameof(elements));
+        var spec = string.Join(',', elements.Select(e => e.Index.ToString(CultureInfo.InvariantCulture)));
+        return Render(common with { TaskId = elements[0].TaskId, ArraySpec = spec }, elements);
+    }
+
+    private static string Render(SbatchRequest r, IReadOnlyList<ArrayElement>? elements)
     {
         ArgumentNullException.ThrowIfNull(r);
         var comment = Comment(r.TaskId);
@@ -101,8 +124,27 @@ public static partial class SbatchScript
                 throw new ArgumentException($"invalid environment variable name '{Printable(key)}' (must match {EnvKeyPattern})", nameof(r));
             sb.Append("export ").Append(key).Append('=').Append(Quote(value, $"value of {key}")).Append('\n');
         }
-        sb.Append("export SPARKY_TASK_ID=").Append(Quote(r.TaskId, "task id"))
-          .Append(" SPARKY_ATTEMPT=").Append(Quote(r.Attempt.ToString(CultureInfo.InvariantCulture), "attempt")).Append('\n');
+        if (elements is null)
+        {
+            sb.Append("export SPARKY_TASK_ID=").Append(Quote(r.TaskId, "task id"))
+              .Append(" SPARKY_ATTEMPT=").Append(Quote(r.Attempt.ToString(CultureInfo.InvariantCulture), "attempt")).Append('\n');
+        }
+        else
+        {
+            // Each element picks its task by index; its output goes to that task's files, not to Slurm's.
+            sb.Append("case \"${SLURM_ARRAY_TASK_ID:-}\" in\n");
+            foreach (var e in elements)
+            {
+                Comment(e.TaskId); // validates the id
+                var index = e.Index.ToString(CultureInfo.InvariantCulture);
+                sb.Append("  ").Append(index).Append(") export SPARKY_TASK_ID=").Append(Quote(e.TaskId, "task id"))
+                  .Append(" SPARKY_ARRAY_INDEX=").Append(index)
+                  .Append("; exec >>").Append(Quote(e.StdoutPath, "stdout path")).Append(" 2>>").Append(Quote(e.StderrPath, "stderr path"))
+                  .Append(" ;;\n");
+            }
+            sb.Append("  *) echo \"sparky: no task for array element ${SLURM_ARRAY_TASK_ID:-}\" >&2; exit 1 ;;\nesac\n");
+            sb.Append("export SPARKY_ATTEMPT=").Append(Quote(r.Attempt.ToString(CultureInfo.InvariantCulture), "attempt")).Append('\n');
+        }
         sb.Append("exec");
         foreach (var arg in r.Argv) sb.Append(' ').Append(Quote(arg, "argument"));
         sb.Append('\n');

@@ -19,9 +19,9 @@ public sealed record SlurmExecutorOptions(TimeSpan PollInterval, TimeSpan Comman
 public abstract record SlurmReport(string TaskId, int Attempt)
 {
     public sealed record Submitted(string TaskId, int Attempt, string JobId) : SlurmReport(TaskId, Attempt);
-    public sealed record Started(string TaskId, int Attempt, string JobId, string? Node) : SlurmReport(TaskId, Attempt);
-    public sealed record Ended(string TaskId, int Attempt, string JobId, SlurmPhase Phase, int? ExitCode, int? Signal, string? Node, string State)
-        : SlurmReport(TaskId, Attempt);
+    public sealed record Started(string TaskId, int Attempt, string JobId, string? Node, DateTimeOffset? At) : SlurmReport(TaskId, Attempt);
+    public sealed record Ended(string TaskId, int Attempt, string JobId, SlurmPhase Phase, int? ExitCode, int? Signal, string? Node, string State,
+        DateTimeOffset? StartedAt = null, DateTimeOffset? EndedAt = null) : SlurmReport(TaskId, Attempt);
     public sealed record SubmitFailed(string TaskId, int Attempt, string Error) : SlurmReport(TaskId, Attempt);
 }
 
@@ -51,6 +51,8 @@ public sealed class SlurmExecutor : IDisposable
         public SbatchRequest Request { get; } = request;
         /// <summary>Tasks whose jobs this one waits for (afterok), resolved to job ids just before sbatch.</summary>
         public IReadOnlyList<string> AfterTasks { get; } = afterTasks;
+        /// <summary>Sent as part of a job array whose sbatch failed: the array may exist anyway, under this task's comment.</summary>
+        public string? ArrayCommentTask { get; set; }
         /// <summary>Look for a live job with this task's comment even before the first sbatch (a task recovered as queued
         /// may have been submitted by a daemon that died before recording it).</summary>
         public bool LookFirst { get; } = lookFirst;
@@ -106,7 +108,9 @@ public sealed class SlurmExecutor : IDisposable
     {
         _jobs[request.TaskId] = new Job(request.TaskId, request.Attempt);
         _views[request.TaskId] = new SlurmView(null, "SUBMITTING", null);
-        _submits.Add(new PendingSubmit(request, lookFirst, afterTasks ?? []) { NotBefore = _clock.GetUtcNow() });
+        // An array element waits a moment for its siblings, which the engine starts in the same pass: they go as one job array.
+        var wait = request.ArrayGroup is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(20);
+        _submits.Add(new PendingSubmit(request, lookFirst, afterTasks ?? []) { NotBefore = _clock.GetUtcNow() + wait });
     });
 
     /// <summary>Follows a job a previous daemon submitted. Without a job id (the daemon died between sbatch and
@@ -168,6 +172,8 @@ public sealed class SlurmExecutor : IDisposable
     private void SubmitDue()
     {
         var now = _clock.GetUtcNow();
+        AdoptOrSplitFailedArrays(now);
+        SubmitArrays(now);
         foreach (var s in _submits.Where(s => s.NotBefore <= now).ToList())
         {
             var r = s.Request;
@@ -220,6 +226,71 @@ public sealed class SlurmExecutor : IDisposable
                 continue;
             }
             s.NotBefore = now + Backoff(s.Tries);
+        }
+    }
+
+    /// <summary>
+    /// Elements of one Sparky array that are due together go to Slurm as one job array: one sbatch instead of N,
+    /// elements tracked as <c>&lt;job&gt;_&lt;index&gt;</c>. Retries, chained tasks and recovered ones go one by one.
+    /// </summary>
+    private void SubmitArrays(DateTimeOffset now)
+    {
+        // A group goes when its first element is due; siblings posted a moment later come along.
+        var groups = _submits
+            .Where(s => s.Request.ArrayGroup is not null && s.Request.ArrayIndex is not null
+                        && s.Tries == 0 && !s.LookFirst && s.AfterTasks.Count == 0 && s.ArrayCommentTask is null)
+            .GroupBy(s => s.Request.ArrayGroup!)
+            .Where(g => g.Min(s => s.NotBefore) <= now && g.Count() > 1 && g.Select(s => s.Request.ArrayIndex).Distinct().Count() == g.Count())
+            .ToList();
+        foreach (var g in groups)
+        {
+            var members = g.OrderBy(s => s.Request.ArrayIndex).ToList();
+            var first = members[0].Request;
+            var elements = members.Select(m => new ArrayElement(m.Request.ArrayIndex!.Value, m.Request.TaskId, m.Request.StdoutPath, m.Request.StderrPath)).ToList();
+            // Slurm's own messages for each element (a kill, a time limit) go beside the first element's logs.
+            var slurmLog = Path.Combine(Path.GetDirectoryName(first.StdoutPath)!, "slurm-%A_%a.out");
+            var env = first.Env.Where(kv => kv.Key != "SPARKY_ARRAY_INDEX").ToDictionary(kv => kv.Key, kv => kv.Value);
+            string script;
+            try { script = SbatchScript.RenderArray(first with { StdoutPath = slurmLog, StderrPath = slurmLog, Env = env }, elements); }
+            catch (ArgumentException) { continue; } // each goes on its own, where the error is reported
+            foreach (var m in members) m.Tries++;
+            Interlocked.Increment(ref _submitCalls);
+            var result = Run("sbatch", ["--parsable"], stdin: script);
+            string? arrayJob = null;
+            if (result.Ok) { try { arrayJob = SlurmQueries.ParseSbatch(result.Stdout).JobId; } catch (FormatException) { } }
+            foreach (var m in members)
+            {
+                if (arrayJob is not null)
+                {
+                    _submits.Remove(m);
+                    Submitted(m.Request.TaskId, $"{arrayJob}_{m.Request.ArrayIndex}");
+                }
+                else
+                {
+                    m.ArrayCommentTask = first.TaskId;
+                    m.NotBefore = now + Backoff(1);
+                }
+            }
+        }
+    }
+
+    /// <summary>After a failed array sbatch: if Slurm took the array anyway (found by its comment) its elements are
+    /// adopted; otherwise each element is submitted on its own.</summary>
+    private void AdoptOrSplitFailedArrays(DateTimeOffset now)
+    {
+        var due = _submits.Where(s => s.ArrayCommentTask is not null && s.NotBefore <= now).ToList();
+        if (due.Count == 0) return;
+        var rows = Squeue();
+        if (rows is null) { foreach (var s in due) s.NotBefore = now + Backoff(2); return; }
+        foreach (var s in due)
+        {
+            var live = rows.FirstOrDefault(j => j.TaskId == s.ArrayCommentTask && !SlurmStates.IsTerminal(j.Phase));
+            if (live is not null)
+            {
+                _submits.Remove(s);
+                Submitted(s.Request.TaskId, $"{live.BaseJobId}_{s.Request.ArrayIndex}");
+            }
+            else s.ArrayCommentTask = null; // no array: this one goes alone, its own comment checked before each retry
         }
     }
 
@@ -284,7 +355,12 @@ public sealed class SlurmExecutor : IDisposable
         }
         _interval = _options.PollInterval;
         var byJobId = new Dictionary<string, SlurmJob>(StringComparer.Ordinal);
-        foreach (var row in rows) byJobId[row.JobId] = row;
+        foreach (var row in rows)
+        {
+            byJobId[row.JobId] = row;
+            // A pending array prints as one row, "123_[5-9]": each element it covers is pending.
+            foreach (var index in PendingIndices(row.ArrayTask)) byJobId[$"{row.BaseJobId}_{index}"] = row;
+        }
         var toLookUp = new List<Job>();
         foreach (var job in _jobs.Values.ToList())
         {
@@ -303,11 +379,11 @@ public sealed class SlurmExecutor : IDisposable
             if (phase == SlurmPhase.Running && !job.ReportedRunning)
             {
                 job.ReportedRunning = true;
-                _report(new SlurmReport.Started(job.TaskId, job.Attempt, job.JobId, row.Node));
+                _report(new SlurmReport.Started(job.TaskId, job.Attempt, job.JobId, row.Node, row.Start));
             }
             // Slurm marks a job COMPLETED only when every process exited 0 (anything else is FAILED, TIMEOUT, ...):
             // that is an exit code, so it needs no lookup. Other ends need one for their exit code and signal.
-            if (phase == SlurmPhase.CompletedUnverified && row.State == "COMPLETED") End(job, SlurmPhase.Succeeded, 0, 0, row.Node, row.State);
+            if (phase == SlurmPhase.CompletedUnverified && row.State == "COMPLETED") End(job, SlurmPhase.Succeeded, 0, 0, row.Node, row.State, row.Start, row.End);
             else if (SlurmStates.IsTerminal(phase) || phase == SlurmPhase.CompletedUnverified) toLookUp.Add(job);
         }
         if (toLookUp.Count > 0) LookUp(toLookUp, byJobId);
@@ -337,7 +413,7 @@ public sealed class SlurmExecutor : IDisposable
         {
             if (byId.TryGetValue(job.JobId!, out var d) && SlurmStates.IsTerminal(d.Phase))
             {
-                End(job, d.Phase, d.ExitCode, d.Signal, d.Node, d.State);
+                End(job, d.Phase, d.ExitCode, d.Signal, d.Node, d.State, d.Start, d.End);
                 continue;
             }
             if (byId.ContainsKey(job.JobId!) || fromSqueue.ContainsKey(job.JobId!)) continue; // still known, not ended: look again
@@ -348,14 +424,31 @@ public sealed class SlurmExecutor : IDisposable
         }
     }
 
-    private void End(Job job, SlurmPhase phase, int? exitCode, int? signal, string? node, string state)
+    private void End(Job job, SlurmPhase phase, int? exitCode, int? signal, string? node, string state,
+        DateTimeOffset? startedAt = null, DateTimeOffset? endedAt = null)
     {
         _jobs.Remove(job.TaskId);
         _ended[job.TaskId] = phase;
         _endedOrder.Enqueue(job.TaskId);
         if (_endedOrder.Count > 10_000) _ended.Remove(_endedOrder.Dequeue());
         _views[job.TaskId] = new SlurmView(job.JobId, state, node);
-        _report(new SlurmReport.Ended(job.TaskId, job.Attempt, job.JobId ?? "", phase, exitCode, signal, node, state));
+        _report(new SlurmReport.Ended(job.TaskId, job.Attempt, job.JobId ?? "", phase, exitCode, signal, node, state, startedAt, endedAt));
+    }
+
+    /// <summary>The indices of a pending array range such as <c>5-9</c>, <c>1,3,5</c>, <c>0-99:2%4</c>; none for a single element.</summary>
+    internal static IEnumerable<int> PendingIndices(string? arrayTask)
+    {
+        if (arrayTask is null || !(arrayTask.Contains('-') || arrayTask.Contains(','))) yield break;
+        var spec = arrayTask.Split('%')[0];
+        foreach (var part in spec.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var stepSplit = part.Split(':');
+            int step = stepSplit.Length > 1 && int.TryParse(stepSplit[1], out var st) && st > 0 ? st : 1;
+            var bounds = stepSplit[0].Split('-');
+            if (!int.TryParse(bounds[0], out var lo)) continue;
+            int hi = bounds.Length > 1 && int.TryParse(bounds[1], out var h) ? h : lo;
+            for (int i = lo; i <= hi && i - lo <= 1_000_000; i += step) yield return i;
+        }
     }
 
     private readonly record struct CommandResult(bool Ok, string Stdout, string Stderr, string? Error);

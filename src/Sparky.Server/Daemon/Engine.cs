@@ -607,13 +607,24 @@ public sealed class Engine : IAsyncDisposable
         _running[id] = run;
         var env = new Dictionary<string, string>(spec.Env, StringComparer.Ordinal) { ["SPARKY_INSTANCE"] = _instance };
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
-        _slurm.Submit(new SbatchRequest(
+        var request = new SbatchRequest(
             id.Value, n, spec.CommandLine, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
             _config.SlurmPartition, _config.SlurmAccount, run.StdoutPath, LogPath(id, n, stderr: true),
-            [], null, _config.SbatchOptionsFor(spec.Class)), lookFirst: _slurmLookFirst.Remove(id),
+            [], null, _config.SbatchOptionsFor(spec.Class));
+        // First attempts of one array's elements may go to Slurm together as a job array.
+        if (spec.ArrayIndex is { } index && n == 1 && _known.TryGetValue(id, out var known))
+            request = request with { ArrayGroup = ArrayGroupOf(spec, known.SubmittedAt), ArrayIndex = index };
+        _slurm.Submit(request, lookFirst: _slurmLookFirst.Remove(id),
             afterTasks: _scheduler.RunningDepsOf(id).Select(d => d.Value).ToList());
         _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
             new AttemptRecord(n, run.StartedAt, null, null, null, null, null, null, null, null, null));
+    }
+
+    /// <summary>Elements of one array share their spec but for the index (and when they were submitted).</summary>
+    private static string ArrayGroupOf(TaskSpec spec, long submittedAt)
+    {
+        var env = spec.Env.Where(kv => kv.Key != "SPARKY_ARRAY_INDEX").ToDictionary(kv => kv.Key, kv => kv.Value);
+        return submittedAt + ":" + SpecJson.Serialize(spec with { ArrayIndex = null, Env = env });
     }
 
     /// <summary>What the Slurm executor learned about an attempt.</summary>
@@ -630,7 +641,7 @@ public sealed class Engine : IAsyncDisposable
                 _events.Publish(Event(SparkyEvent.TaskStarted, id, r.Class, new JsonObject { ["attempt"] = r.N, ["slurm_job_id"] = s.JobId }));
                 break;
             case SlurmReport.Started st:
-                _ = _store.AttemptSlurmAsync(id, r.N, st.JobId, st.Node);
+                _ = _store.AttemptSlurmAsync(id, r.N, st.JobId, st.Node, st.At?.ToUnixTimeMilliseconds());
                 break;
             case SlurmReport.SubmitFailed f:
                 Console.Error.WriteLine($"sparky: cannot submit {id} to Slurm: {f.Error}");
@@ -641,7 +652,9 @@ public sealed class Engine : IAsyncDisposable
                 // Without cgroups Slurm reports a memory kill as FAILED by signal 9; slurmstepd says why in the job's output.
                 if (e.Phase == SlurmPhase.Failed && e.Signal == 9 && (MemoryKilled(LogPath(id, r.N, stderr: true)) || MemoryKilled(r.StdoutPath)))
                     e = e with { Phase = SlurmPhase.OutOfMemory };
-                if (e.Node is { Length: > 0 }) _ = _store.AttemptSlurmAsync(id, r.N, null, e.Node); // a short job may end before any poll saw it run
+                // Slurm's own node and times (a short job may end before any poll saw it run).
+                _ = _store.AttemptSlurmAsync(id, r.N, null, e.Node is { Length: > 0 } ? e.Node : null,
+                    e.StartedAt?.ToUnixTimeMilliseconds(), e.EndedAt?.ToUnixTimeMilliseconds());
                 var (exit, reason, outcome) = SlurmOutcome(e, r);
                 if (e.JobId.Length > 0) SlurmJobCompleted?.Invoke(outcome);
                 Ended(r, exit, reason, now);

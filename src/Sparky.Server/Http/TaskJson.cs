@@ -48,6 +48,8 @@ public static class TaskJson
                 ["outcome"] = a.Outcome,
                 ["reason"] = a.Reason,
                 ["slurm_job_id"] = a.SlurmJobId,
+                ["slurm_started_at"] = Iso(a.SlurmStartedAt),
+                ["slurm_ended_at"] = Iso(a.SlurmEndedAt),
             }).ToArray());
         }
         return o;

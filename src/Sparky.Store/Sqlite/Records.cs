@@ -37,7 +37,9 @@ public sealed record AttemptRecord(
     string? Outcome,
     string? Reason,
     string? ExitFile,
-    string? SlurmJobId = null);
+    string? SlurmJobId = null,
+    long? SlurmStartedAt = null,
+    long? SlurmEndedAt = null);
 
 /// <summary>The lightweight view of a task the engine keeps for every unfinished task after a restart.</summary>
 public sealed record ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<string> After, int Attempts, int Retries, AttemptRecord? LastAttempt,

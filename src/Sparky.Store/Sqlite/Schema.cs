@@ -52,9 +52,11 @@ internal static class Schema
         """
         ALTER TABLE tasks ADD COLUMN resources TEXT;
         """,
-        // v3: an attempt run as a Slurm job keeps its job id (the host column gets its node).
+        // v3: an attempt run as a Slurm job keeps its job id and Slurm's own start and end (unix ms); host gets its node.
         """
         ALTER TABLE attempts ADD COLUMN slurm_job_id TEXT;
+        ALTER TABLE attempts ADD COLUMN slurm_started_at INTEGER;
+        ALTER TABLE attempts ADD COLUMN slurm_ended_at INTEGER;
         """,
     ];
 

@@ -83,7 +83,8 @@ public sealed class SqliteStore : IAsyncDisposable
         Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson));
 
     /// <summary>Records what Slurm said about a running attempt: its job id once sbatch answered, the node once it runs.</summary>
-    public Task<WriteResult> AttemptSlurmAsync(TaskId id, int n, string? jobId, string? node) => Enqueue(new SlurmOp(id, n, jobId, node));
+    public Task<WriteResult> AttemptSlurmAsync(TaskId id, int n, string? jobId, string? node, long? startedAt = null, long? endedAt = null) =>
+        Enqueue(new SlurmOp(id, n, jobId, node, startedAt, endedAt));
 
     /// <summary>Ends a task that has no attempt running: a failed dependency, or a cancel while queued.</summary>
     public Task<WriteResult> FinishAsync(TaskId id, string cls, TaskState from, TaskState to, string reason, long at) =>
@@ -197,9 +198,10 @@ public sealed class SqliteStore : IAsyncDisposable
                 VALUES ($id, $n, $at, $pid, $pid_start, $host, $exit_file, $slurm)
                 """, "$id", "$n", "$at", "$pid", "$pid_start", "$host", "$exit_file", "$slurm");
             Slurm = Make(c, """
-                UPDATE attempts SET slurm_job_id = COALESCE($job, slurm_job_id), host = COALESCE($node, host)
+                UPDATE attempts SET slurm_job_id = COALESCE($job, slurm_job_id), host = COALESCE($node, host),
+                    slurm_started_at = COALESCE($start, slurm_started_at), slurm_ended_at = COALESCE($end, slurm_ended_at)
                 WHERE task_id = $id AND n = $n
-                """, "$id", "$n", "$job", "$node");
+                """, "$id", "$n", "$job", "$node", "$start", "$end");
             End = Make(c, """
                 UPDATE tasks SET state = $state, reason = $reason, exit_code = $exit, signal = $signal,
                     finished_at = $finished, result = COALESCE($result, result)
@@ -286,11 +288,11 @@ public sealed class SqliteStore : IAsyncDisposable
         public override void Committed(Counters counters) => counters.Move(cls, from, TaskState.Running);
     }
 
-    private sealed class SlurmOp(TaskId id, int n, string? jobId, string? node) : WriteOp
+    private sealed class SlurmOp(TaskId id, int n, string? jobId, string? node, long? startedAt, long? endedAt) : WriteOp
     {
         public override WriteResult Apply(Commands c)
         {
-            Run(c.Slurm, id.Value, n, jobId, node);
+            Run(c.Slurm, id.Value, n, jobId, node, startedAt, endedAt);
             return WriteResult.Ok;
         }
     }
@@ -357,7 +359,7 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     /// <summary>The columns <see cref="ReadAttempt"/> reads, in its order.</summary>
-    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id";
+    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id, slurm_started_at, slurm_ended_at";
 
     private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result";
 
@@ -474,7 +476,7 @@ public sealed class SqliteStore : IAsyncDisposable
 
     private static AttemptRecord ReadAttempt(SqliteDataReader r, int o) => new(
         r.GetInt32(o), r.GetInt64(o + 1), NLong(r, o + 2), NInt(r, o + 3), NInt(r, o + 4), NInt(r, o + 5), NLong(r, o + 6),
-        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11));
+        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11), NLong(r, o + 12), NLong(r, o + 13));
 
     private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
         r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),

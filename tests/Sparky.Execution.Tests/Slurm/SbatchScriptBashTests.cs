@@ -150,4 +150,28 @@ public sealed class SbatchScriptBashTests : IDisposable
         foreach (var (key, value) in env) Assert.Equal(value, seen[key]);
         AssertNothingRan();
     }
+
+    [Fact]
+    public void An_array_script_runs_each_element_as_its_own_task_with_its_own_logs()
+    {
+        var common = new SbatchRequest("t0", 1, ["sh", "-c", "echo \"$SPARKY_TASK_ID $SPARKY_ARRAY_INDEX $SPARKY_ATTEMPT\"; echo err >&2"],
+            new Dictionary<string, string>(), _root, "arr", null, 0, 0, null, null, null,
+            Path.Combine(_root, "slurm-%A_%a.out"), Path.Combine(_root, "slurm-%A_%a.out"), [], null, []);
+        var elements = new[] { 0, 3, 7 }.Select(i => new ArrayElement(i, $"task-{i}", Path.Combine(_root, $"task-{i}.out"), Path.Combine(_root, $"task-{i}.err"))).ToList();
+        var script = SbatchScript.RenderArray(common, elements);
+        Assert.Contains("#SBATCH --array=0,3,7\n", script);
+        Assert.Contains("#SBATCH --comment=sparky:task-0\n", script);
+        foreach (var e in elements)
+        {
+            Environment.SetEnvironmentVariable("SLURM_ARRAY_TASK_ID", e.Index.ToString());
+            try { Assert.Equal(0, Bash(script).ExitCode); }
+            finally { Environment.SetEnvironmentVariable("SLURM_ARRAY_TASK_ID", null); }
+            Assert.Equal($"{e.TaskId} {e.Index} 1\n", File.ReadAllText(e.StdoutPath));
+            Assert.Equal("err\n", File.ReadAllText(e.StderrPath));
+        }
+        // An index the script does not know fails loudly instead of running some task.
+        Environment.SetEnvironmentVariable("SLURM_ARRAY_TASK_ID", "5");
+        try { Assert.Equal(1, Bash(script).ExitCode); }
+        finally { Environment.SetEnvironmentVariable("SLURM_ARRAY_TASK_ID", null); }
+    }
 }

@@ -48,6 +48,11 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
         var jobId = (string)attempt["slurm_job_id"]!;
         Assert.Matches("^[0-9]+$", jobId);
         Assert.Equal(Environment.MachineName, (string?)attempt["host"]);
+        // Slurm's own times are kept beside Sparky's (submitted at started_at, ran from slurm_started_at).
+        var slurmStart = DateTimeOffset.Parse((string)attempt["slurm_started_at"]!);
+        var slurmEnd = DateTimeOffset.Parse((string)attempt["slurm_ended_at"]!);
+        Assert.InRange(slurmEnd - slurmStart, TimeSpan.Zero, TimeSpan.FromSeconds(30));
+        Assert.InRange(slurmStart, DateTimeOffset.Parse((string)attempt["started_at"]!).AddSeconds(-2), DateTimeOffset.Parse((string)attempt["ended_at"]!).AddSeconds(1));
         Assert.Equal($"hello there from {jobId}\n", await d.Http.GetStringAsync($"api/v1/tasks/{ok}/logs"));
         var job = await cluster.ShowJobAsync(jobId);
         Assert.Equal($"sparky:{ok}", job!["Comment"]);
@@ -143,6 +148,30 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
         Assert.Equal(("failed", "dependency_failed"), ((string?)stopped["state"], (string?)stopped["reason"]));
         Assert.Equal("CANCELLED", (await cluster.ShowJobAsync((string)stopped["attempt_list"]![0]!["slurm_job_id"]!))!["JobState"]);
         Assert.False(File.Exists(Path.Combine(d.WorkDir, "must-not-run")));
+    }
+
+    [Fact]
+    public async Task An_array_goes_to_slurm_as_one_job_array_with_each_element_in_its_own_task()
+    {
+        await using var d = await StartAsync();
+        var body = SlurmTask(d, "echo \"element $SPARKY_ARRAY_INDEX of $SPARKY_TASK_ID on $SLURM_ARRAY_TASK_ID\"");
+        body["array"] = "0-3";
+        var ids = await d.SubmitAsync(body);
+        Assert.Equal(4, ids.Count);
+        var jobs = new List<string>();
+        foreach (var id in ids)
+        {
+            var t = await d.WaitAsync(id, 90);
+            Assert.Equal("succeeded", (string?)t["state"]);
+            int index = (int)t["array_index"]!;
+            jobs.Add((string)t["attempt_list"]![0]!["slurm_job_id"]!);
+            Assert.Equal($"element {index} of {id} on {index}\n", await d.Http.GetStringAsync($"api/v1/tasks/{id}/logs"));
+        }
+        // One sbatch: every element is <array job>_<index> of the same array job.
+        var bases = jobs.Select(j => j.Split('_')[0]).Distinct().ToList();
+        Assert.Single(bases);
+        Assert.Equal(["0", "1", "2", "3"], jobs.Select(j => j.Split('_')[1]).Order());
+        Assert.Contains("sparky_slurm_jobs_submitted_total 4", await d.Http.GetStringAsync("metrics"));
     }
 
     [Fact]
