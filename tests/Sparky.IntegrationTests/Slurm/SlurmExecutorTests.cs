@@ -175,6 +175,30 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
     }
 
     [Fact]
+    public async Task A_job_slurm_forgot_is_unknown_then_lost_and_retried_never_succeeded()
+    {
+        await using var d = await StartAsync();
+        var id = (await d.SubmitAsync(SlurmTask(d, "if [ -e first ]; then echo second; else touch first; sleep 30; fi",
+            new JsonObject { ["retries"] = 1 })))[0];
+        var jobId = await JobIdOfAsync(d, id);
+        await cluster.WaitForJobAsync(jobId, 30, "RUNNING");
+        // The controller loses every record: stop it, wipe its saved state, start it afresh.
+        await cluster.StopControllerAsync();
+        foreach (var f in Directory.EnumerateFileSystemEntries(Path.Combine(cluster.Dir, "state")))
+        {
+            if (Directory.Exists(f)) Directory.Delete(f, true); else File.Delete(f);
+        }
+        await cluster.StartControllerAsync();
+        var t = await d.WaitAsync(id, 120);
+        var attempts = (JsonArray)t["attempt_list"]!;
+        Assert.Equal("lost", (string?)attempts[0]!["reason"]);
+        Assert.Null((int?)attempts[0]!["exit_code"]);
+        Assert.Equal("succeeded", (string?)t["state"]);
+        Assert.Equal(2, attempts.Count);
+        Assert.NotEqual(jobId, (string?)attempts[1]!["slurm_job_id"]);
+    }
+
+    [Fact]
     public async Task Cancel_runs_scancel_and_the_task_ends_cancelled()
     {
         await using var d = await StartAsync();
