@@ -25,25 +25,11 @@ internal static class Api
             var parsed = EnvelopeParser.Parse(node, d.Engine.KnownClasses);
             if (!parsed.Ok) return Problems.BadRequest(parsed.Error);
             var sub = parsed.Submission!;
-            return await Submit(d, [sub with { Spec = sub.Spec with { DoneFile = true } }], ids => Results.Ok(new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = IdArray(ids) }));
+            return Reply(await Commands.SubmitAsync(d, [sub with { Spec = sub.Spec with { DoneFile = true } }],
+                ids => new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = Commands.IdArray(ids) }));
         });
 
-        app.MapGet("/queue/status", () =>
-        {
-            var c = d.Store.Counters;
-            long pending = c.Total(TaskState.Queued), running = c.Total(TaskState.Running);
-            long succeeded = c.Total(TaskState.Succeeded), failed = c.Total(TaskState.Failed) + c.Total(TaskState.Cancelled);
-            return Results.Json(new JsonObject
-            {
-                ["pending"] = pending,
-                ["running"] = running,
-                ["done"] = succeeded,
-                ["failed"] = failed,
-                ["submitted"] = pending + running + succeeded + failed,
-                ["processed"] = succeeded + failed,
-                ["completed"] = succeeded,
-            });
-        });
+        app.MapGet("/queue/status", () => Results.Json(Commands.QueueStatus(d)));
 
         app.MapMetrics("/metrics", d.Metrics.Registry);
 
@@ -57,52 +43,15 @@ internal static class Api
         {
             var (node, error) = await BodyReader.ReadJsonAsync(req, d.Config.MaxBodyBytes);
             if (error is not null) return error;
-            var items = node is JsonArray arr ? arr.ToList() : [node];
-            if (items.Count == 0) return Problems.BadRequest("the array is empty");
-            var subs = new List<Submission>(items.Count);
-            for (int i = 0; i < items.Count; i++)
-            {
-                var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses);
-                if (!parsed.Ok) return Problems.BadRequest(items.Count == 1 ? parsed.Error : $"task [{i}]: {parsed.Error}");
-                subs.Add(parsed.Submission!);
-            }
-            return await Submit(d, subs, ids => Results.Json(new JsonObject { ["ids"] = IdArray(ids) }, statusCode: 201));
+            return Reply(await Commands.SubmitAsync(d, node));
         });
 
         app.MapGet("/api/v1/tasks", (string? state, string? @class, int? limit, long? cursor, string? order) =>
-        {
-            TaskState? st = null;
-            if (state is not null)
-            {
-                if (!TaskStates.TryParse(state, out var s)) return Problems.BadRequest("state must be one of queued, running, succeeded, failed, cancelled");
-                st = s;
-            }
-            int lim = Math.Clamp(limit ?? 100, 1, 10_000);
-            bool desc = order == "desc";
-            var page = d.Store.List(st, @class, lim, cursor, desc);
-            return Results.Json(new JsonObject
-            {
-                ["tasks"] = new JsonArray(page.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id))).ToArray()),
-                ["next_cursor"] = page.Count == lim ? page[^1].Seq : null,
-            });
-        });
+            Reply(Commands.List(d, state, @class, limit, cursor, order)));
 
-        app.MapGet("/api/v1/tasks/{id}", (string id) =>
-            ParseId(id, out var tid) is { } bad ? bad
-            : d.Store.Get(tid) is { } t ? Results.Json(TaskJson.Task(t, d.Engine.SlurmViewOf(tid)))
-            : Problems.NotFound($"no task '{tid}'"));
+        app.MapGet("/api/v1/tasks/{id}", (string id) => Reply(Commands.Get(d, id)));
 
-        app.MapDelete("/api/v1/tasks/{id}", async (string id) =>
-        {
-            if (ParseId(id, out var tid) is { } bad) return bad;
-            return await d.Engine.CancelAsync(tid) switch
-            {
-                CommandOutcome.Done => Results.Json(new JsonObject { ["ok"] = true, ["id"] = tid.Value }, statusCode: 202),
-                CommandOutcome.NotFound => Problems.NotFound($"no task '{tid}'"),
-                CommandOutcome.AlreadyFinished => Problems.Conflict($"task {tid} has already finished"),
-                _ => Problems.Unavailable("the store is unavailable"),
-            };
-        });
+        app.MapDelete("/api/v1/tasks/{id}", async (string id) => Reply(await Commands.CancelAsync(d, id)));
 
         app.MapPost("/api/v1/tasks/{id}/retry", async (string id) =>
         {
@@ -170,29 +119,22 @@ internal static class Api
             : Problems.Unavailable("starting"));
     }
 
-    private static async Task<IResult> Submit(SparkyDaemon d, IReadOnlyList<Submission> subs, Func<IReadOnlyList<TaskId>, IResult> ok) =>
-        await d.Engine.SubmitAsync(subs) switch
-        {
-            SubmitOutcome.Accepted a => ok(a.Ids),
-            SubmitOutcome.Invalid i => Problems.BadRequest(i.Reason),
-            SubmitOutcome.Conflict c => Problems.Conflict(c.Reason),
-            SubmitOutcome.QueueFull q => new QueueFullResult(q.Queued, q.Bound),
-            SubmitOutcome.Unavailable u => Problems.Unavailable(u.Reason),
-            _ => throw new InvalidOperationException(),
-        };
+    /// <summary>A command's answer as HTTP: its JSON with its status, or a problem (429 with Retry-After).</summary>
+    private static IResult Reply(Answer a) =>
+        a.Ok ? Results.Json(a.Body, statusCode: a.Status)
+        : a.Status == 429 ? new QueueFullResult(a.Detail!)
+        : Problems.Of(a.Status, a.Detail!);
 
     private static IResult? ParseId(string text, out TaskId id) =>
         TaskId.TryParse(text, out id) ? null : Problems.BadRequest($"invalid task id (must match {TaskId.Pattern})");
 
-    private static JsonArray IdArray(IReadOnlyList<TaskId> ids) => new(ids.Select(i => (JsonNode?)i.Value).ToArray());
-
     /// <summary>429 with Retry-After: the queue is over its bound; the client should slow down, not give up.</summary>
-    private sealed class QueueFullResult(long queued, long bound) : IResult
+    private sealed class QueueFullResult(string detail) : IResult
     {
         public Task ExecuteAsync(HttpContext ctx)
         {
             ctx.Response.Headers.RetryAfter = "1";
-            return Results.Problem($"the queue holds {queued} tasks; its bound is {bound} (SPARKY_MAX_QUEUED)", statusCode: 429, title: "Too many requests").ExecuteAsync(ctx);
+            return Results.Problem(detail, statusCode: 429, title: "Too many requests").ExecuteAsync(ctx);
         }
     }
 }

@@ -1,0 +1,107 @@
+using System.Text.Json.Nodes;
+using Sparky.Core.Tasks;
+using Sparky.Server.Http;
+
+namespace Sparky.Server.Daemon;
+
+/// <summary>
+/// What a command answers, whatever door it came through: a JSON body with a success status, or an
+/// HTTP-like error status with one line of detail. HTTP turns it into a response or a problem, ZeroMQ
+/// into a <c>&lt;type&gt;.ok</c> or <c>error</c> reply, so both say the same thing.
+/// </summary>
+public readonly record struct Answer(int Status, JsonNode? Body, string? Detail = null)
+{
+    public bool Ok => Status < 400;
+    public static Answer Of(JsonNode body, int status = 200) => new(status, body);
+    public static Answer Error(int status, string detail) => new(status, null, detail);
+}
+
+/// <summary>The task commands shared by the HTTP API and the ZeroMQ command socket. Thread-safe.</summary>
+public static class Commands
+{
+    /// <summary>One envelope or an array of them, as <c>POST /api/v1/tasks</c> takes: 201 <c>{"ids":[…]}</c>.</summary>
+    public static async Task<Answer> SubmitAsync(SparkyDaemon d, JsonNode? node)
+    {
+        var items = node is JsonArray arr ? arr.ToList() : [node];
+        if (items.Count == 0) return Answer.Error(400, "the array is empty");
+        var subs = new List<Submission>(items.Count);
+        for (int i = 0; i < items.Count; i++)
+        {
+            var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses);
+            if (!parsed.Ok) return Answer.Error(400, items.Count == 1 ? parsed.Error! : $"task [{i}]: {parsed.Error}");
+            subs.Add(parsed.Submission!);
+        }
+        return await SubmitAsync(d, subs, ids => new JsonObject { ["ids"] = IdArray(ids) }, 201);
+    }
+
+    /// <summary>Parsed submissions to the engine; <paramref name="ok"/> shapes the success body.</summary>
+    public static async Task<Answer> SubmitAsync(SparkyDaemon d, IReadOnlyList<Submission> subs, Func<IReadOnlyList<TaskId>, JsonNode> ok, int okStatus = 200) =>
+        await d.Engine.SubmitAsync(subs) switch
+        {
+            SubmitOutcome.Accepted a => Answer.Of(ok(a.Ids), okStatus),
+            SubmitOutcome.Invalid i => Answer.Error(400, i.Reason),
+            SubmitOutcome.Conflict c => Answer.Error(409, c.Reason),
+            SubmitOutcome.QueueFull q => Answer.Error(429, $"the queue holds {q.Queued} tasks; its bound is {q.Bound} (SPARKY_MAX_QUEUED)"),
+            SubmitOutcome.Unavailable u => Answer.Error(503, u.Reason),
+            _ => throw new InvalidOperationException(),
+        };
+
+    /// <summary>The replaced orchestrator's <c>/queue/status</c> counters: from counters, never a scan.</summary>
+    public static JsonObject QueueStatus(SparkyDaemon d)
+    {
+        var c = d.Store.Counters;
+        long pending = c.Total(TaskState.Queued), running = c.Total(TaskState.Running);
+        long succeeded = c.Total(TaskState.Succeeded), failed = c.Total(TaskState.Failed) + c.Total(TaskState.Cancelled);
+        return new JsonObject
+        {
+            ["pending"] = pending,
+            ["running"] = running,
+            ["done"] = succeeded,
+            ["failed"] = failed,
+            ["submitted"] = pending + running + succeeded + failed,
+            ["processed"] = succeeded + failed,
+            ["completed"] = succeeded,
+        };
+    }
+
+    /// <summary>One task, as <c>GET /api/v1/tasks/{id}</c>.</summary>
+    public static Answer Get(SparkyDaemon d, string id) =>
+        !TaskId.TryParse(id, out var tid) ? BadId()
+        : d.Store.Get(tid) is { } t ? Answer.Of(TaskJson.Task(t, d.Engine.SlurmViewOf(tid)))
+        : Answer.Error(404, $"no task '{tid}'");
+
+    /// <summary>Cancels a queued or running task, as <c>DELETE /api/v1/tasks/{id}</c>: 202 once it is signalled.</summary>
+    public static async Task<Answer> CancelAsync(SparkyDaemon d, string id)
+    {
+        if (!TaskId.TryParse(id, out var tid)) return BadId();
+        return await d.Engine.CancelAsync(tid) switch
+        {
+            CommandOutcome.Done => Answer.Of(new JsonObject { ["ok"] = true, ["id"] = tid.Value }, 202),
+            CommandOutcome.NotFound => Answer.Error(404, $"no task '{tid}'"),
+            CommandOutcome.AlreadyFinished => Answer.Error(409, $"task {tid} has already finished"),
+            _ => Answer.Error(503, "the store is unavailable"),
+        };
+    }
+
+    /// <summary>A page of tasks, as <c>GET /api/v1/tasks?state=&amp;class=&amp;limit=&amp;cursor=&amp;order=</c>.</summary>
+    public static Answer List(SparkyDaemon d, string? state, string? cls, int? limit, long? cursor, string? order)
+    {
+        TaskState? st = null;
+        if (state is not null)
+        {
+            if (!TaskStates.TryParse(state, out var s)) return Answer.Error(400, "state must be one of queued, running, succeeded, failed, cancelled");
+            st = s;
+        }
+        int lim = Math.Clamp(limit ?? 100, 1, 10_000);
+        var page = d.Store.List(st, cls, lim, cursor, order == "desc");
+        return Answer.Of(new JsonObject
+        {
+            ["tasks"] = new JsonArray(page.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id))).ToArray()),
+            ["next_cursor"] = page.Count == lim ? page[^1].Seq : null,
+        });
+    }
+
+    public static JsonArray IdArray(IReadOnlyList<TaskId> ids) => new(ids.Select(i => (JsonNode?)i.Value).ToArray());
+
+    private static Answer BadId() => Answer.Error(400, $"invalid task id (must match {TaskId.Pattern})");
+}
