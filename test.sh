@@ -5,13 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-# Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), and
-# the Prometheus server that the metrics test scrapes with, a C compiler, Slurm and munge (the Slurm
+# Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), pyzmq and
+# msgpack for the Python client's test, the Prometheus server that the metrics test scrapes with, a C compiler, Slurm and munge (the Slurm
 # tests start their own slurmctld/slurmd/munged on loopback; their packages' services stay off).
 missing=()
 command -v nq >/dev/null || missing+=(nq)
 { command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
 command -v python3 >/dev/null || missing+=(python3)
+# The ZeroMQ tests drive the daemon from Python (examples/python/sparky_client.py); Debian's modules are
+# for /usr/bin/python3, which the tests use where the python3 on PATH (a pyenv shim) lacks them.
+{ python3 -c 'import zmq, msgpack' || /usr/bin/python3 -c 'import zmq, msgpack'; } 2>/dev/null || missing+=(python3-zmq python3-msgpack)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
 command -v slurmctld >/dev/null || missing+=(slurm-wlm)  # tests/slurm/cluster.sh: a real single-node Slurm

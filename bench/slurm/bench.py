@@ -72,6 +72,7 @@ def sparky_run(n, env, log, work, dll):
     data = os.path.join(work, "sparky-data")
     denv = {k: v for k, v in env.items() if not k.startswith("SPARKY_")}
     daemon = subprocess.Popen(["dotnet", dll, "serve", "--data", data, "--http", f"127.0.0.1:{port}",
+                               "--zmq", "tcp://127.0.0.1:0", "--zmq-events", "tcp://127.0.0.1:0",
                                "--gpu-slurm-slots", "100000", "--slurm-poll-seconds", str(POLL_S)],
                               env=denv, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sparky.err"), "w"))
     try:

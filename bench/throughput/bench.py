@@ -240,6 +240,7 @@ class Daemon:
         self.starts += 1
         logf = open(os.path.join(self.logdir, f"daemon-{self.starts}.log"), "wb")
         args = ["dotnet", self.dll, "serve", "--data", self.data, "--http", f"127.0.0.1:{self.port}",
+                "--zmq", "tcp://127.0.0.1:0", "--zmq-events", "tcp://127.0.0.1:0",  # free ports: no clash with a running daemon
                 "--cpu-short-slots", "2", *self.extra]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKY_") and k not in ("DSPY_MODE", "DSPY_MAX_CONCURRENCY", "ENV_QUEUE_DIR")}
         env["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1"

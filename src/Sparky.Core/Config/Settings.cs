@@ -48,6 +48,9 @@ public sealed class SparkyConfig
 
     public string DataDir => this["data"];
     public string Http => this["http"];
+    /// <summary>The ZeroMQ command (ROUTER) and event (PUB) endpoints, tcp://HOST:PORT.</summary>
+    public string Zmq => this["zmq"];
+    public string ZmqEvents => this["zmq_events"];
     public string? Token => this["token"] is { Length: > 0 } t ? t : null;
     public long MaxQueued => long.Parse(this["max_queued"], CultureInfo.InvariantCulture);
     public long MaxBodyBytes => long.Parse(this["max_body_mb"], CultureInfo.InvariantCulture) * 1024 * 1024;
@@ -103,6 +106,8 @@ public sealed class SparkyConfig
             _ => Modes.Laptop, OneOf(Modes.All), "DSPY_MODE"),
         new("data", "data directory: SQLite store, logs, drop directory", c => c.DefaultDataDir, NonEmpty, "ENV_QUEUE_DIR"),
         new("http", "HTTP listen address HOST:PORT", _ => "127.0.0.1:9097", HostPort),
+        new("zmq", "ZeroMQ command socket (ROUTER) tcp://HOST:PORT; port 0 picks a free one", _ => "tcp://127.0.0.1:5555", ZmqEndpoint),
+        new("zmq_events", "ZeroMQ event socket (PUB) tcp://HOST:PORT; port 0 picks a free one", _ => "tcp://127.0.0.1:5556", ZmqEndpoint),
         new("token", "bearer token, required on any non-loopback address", _ => "", _ => null),
         new("max_queued", "queued tasks before submissions get 429", _ => "1000000", Long(1, long.MaxValue)),
         new("max_body_mb", "largest HTTP request body, in MiB", _ => "16", Long(1, 1024)),
@@ -204,6 +209,18 @@ public sealed class SparkyConfig
         int colon = v.LastIndexOf(':');
         if (colon <= 0) return "expected HOST:PORT, such as 127.0.0.1:9097";
         return int.TryParse(v[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is >= 0 and <= 65535
+            ? null : "the port must be a number from 0 to 65535";
+    }
+
+    /// <summary>tcp://HOST:PORT, where HOST is an IP address, a name or [IPv6]; port 0 means "pick a free one".</summary>
+    private static string? ZmqEndpoint(string v)
+    {
+        const string Example = "expected tcp://HOST:PORT, such as tcp://127.0.0.1:5555";
+        if (!v.StartsWith("tcp://", StringComparison.Ordinal)) return Example;
+        var hostPort = v["tcp://".Length..];
+        int colon = hostPort.LastIndexOf(':');
+        if (colon <= 0 || hostPort[..colon].Any(c => char.IsWhiteSpace(c) || c is '/' or '?' or '#')) return Example;
+        return int.TryParse(hostPort[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is >= 0 and <= 65535
             ? null : "the port must be a number from 0 to 65535";
     }
 

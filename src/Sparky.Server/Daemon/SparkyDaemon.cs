@@ -13,6 +13,7 @@ using Sparky.Server.Events;
 using Sparky.Server.Http;
 using Sparky.Server.Intake;
 using Sparky.Server.Metrics;
+using Sparky.Server.Zmq;
 using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Daemon;
@@ -31,12 +32,18 @@ public sealed class SparkyDaemon : IAsyncDisposable
     /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
     public GpuDiscovery Gpus { get; }
     public string Url { get; private set; } = "";
+    /// <summary>The ZeroMQ command (ROUTER) endpoint bound, with the real port where the setting said 0.</summary>
+    public string ZmqEndpoint => _commands?.Endpoint ?? "";
+    /// <summary>The ZeroMQ event (PUB) endpoint bound, with the real port where the setting said 0.</summary>
+    public string ZmqEventsEndpoint => _events?.Endpoint ?? "";
 
     private WebApplication? _app;
     private FileStream? _lock;
     private DropDirectory? _drop;
     private DoneFiles? _done;
     private Timer? _gpuSampler;
+    private CommandSocket? _commands;
+    private EventSocket? _events;
 
     private SparkyDaemon(SparkyConfig config)
     {
@@ -58,13 +65,18 @@ public sealed class SparkyDaemon : IAsyncDisposable
         Engine.SlurmPollError = Metrics.SlurmPollError;
     }
 
-    /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.</summary>
+    /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.
+    /// ZeroMQ off loopback needs CURVE keys, which a token does not replace.</summary>
     public static string? CheckBinding(SparkyConfig config)
     {
         var host = HostOf(config.Http);
-        return !IsLoopback(host) && config.Token is null
-            ? $"refusing to listen on {config.Http} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1"
-            : null;
+        if (!IsLoopback(host) && config.Token is null)
+            return $"refusing to listen on {config.Http} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1";
+        foreach (var (name, endpoint) in new[] { ("zmq", config.Zmq), ("zmq_events", config.ZmqEvents) })
+            if (!ZmqBind.IsLoopback(endpoint))
+                return $"refusing to bind {name} to {endpoint}: a ZeroMQ endpoint off loopback needs CURVE keys (sparky keys), " +
+                    $"which this version does not support yet; use tcp://127.0.0.1:PORT";
+        return null;
     }
 
     public static async Task<SparkyDaemon> StartAsync(SparkyConfig config, Action<string>? log = null)
@@ -81,6 +93,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
             // The port first: if it is taken, nothing has been recovered or started. Until the engine
             // is ready, /readyz and submissions answer 503.
             await d.StartHttpAsync();
+            d._events = EventSocket.Start(d.Events, config.ZmqEvents); // before the engine: no event is missed
+            d._commands = CommandSocket.Start(d, config.Zmq);
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             d.Engine.Start();
             d._drop = new DropDirectory(d);
@@ -95,7 +109,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             await d.DisposeAsync();
             throw;
         }
-        log?.Invoke($"sparky: serving on {d.Url} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
+        log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}, events {d.ZmqEventsEndpoint} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
             $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, ready in {started.ElapsedMilliseconds} ms)");
         return d;
     }
@@ -192,7 +206,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
             using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2))) await _app.StopAsync(cts.Token);
             await _app.DisposeAsync();
         }
+        _commands?.Dispose();
         await Engine.DisposeAsync();
+        _events?.Dispose();
         _done?.Dispose();
         await Store.DisposeAsync();
         Gpus.Dispose();

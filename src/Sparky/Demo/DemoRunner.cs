@@ -21,6 +21,8 @@ internal static class DemoRunner
         {
             ["data"] = Path.Combine(root, "data"),
             ["http"] = "127.0.0.1:0",
+            ["zmq"] = "tcp://127.0.0.1:0", // free ports: never collides with a running daemon
+            ["zmq_events"] = "tcp://127.0.0.1:0",
             ["retry_base_seconds"] = "0.2",
         });
         if (config is null) throw new CliException("invalid configuration: " + string.Join("; ", errors), 2);

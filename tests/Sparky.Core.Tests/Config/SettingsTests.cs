@@ -94,4 +94,29 @@ public sealed class SettingsTests
         Assert.Contains(errors, e => e.StartsWith("max_queued = 'lots' from SPARKY_MAX_QUEUED") && e.Contains("allowed"));
         Assert.Contains(errors, e => e.Contains("unknown setting 'bogus'"));
     }
+
+    [Theory]
+    [InlineData("tcp://127.0.0.1:5555", null)]
+    [InlineData("tcp://127.0.0.1:0", null)]
+    [InlineData("tcp://localhost:7000", null)]
+    [InlineData("tcp://[::1]:7000", null)]
+    [InlineData("tcp://10.0.0.5:7000", null)] // valid as a value; the daemon refuses it without CURVE
+    [InlineData("127.0.0.1:5555", "tcp://HOST:PORT")]
+    [InlineData("ipc:///tmp/sparky", "tcp://HOST:PORT")]
+    [InlineData("tcp://:5555", "tcp://HOST:PORT")]
+    [InlineData("tcp://127.0.0.1", "tcp://HOST:PORT")]
+    [InlineData("tcp://127.0.0.1:*", "port must be")]
+    [InlineData("tcp://127.0.0.1:65536", "port must be")]
+    [InlineData("tcp://a b:1", "tcp://HOST:PORT")]
+    public void Zmq_endpoints_are_tcp_host_port(string value, string? problem)
+    {
+        var defaults = SparkyConfig.Resolve(D(), D(), D(), "sparky.toml", Ctx).Config!;
+        Assert.Equal(("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556"), (defaults.Zmq, defaults.ZmqEvents));
+        foreach (var (name, env) in new[] { ("zmq", "SPARKY_ZMQ"), ("zmq_events", "SPARKY_ZMQ_EVENTS") })
+        {
+            var (c, errors) = SparkyConfig.Resolve(D(), D((env, value)), D(), "sparky.toml", Ctx);
+            if (problem is null) Assert.Equal(value, c!.Settings[name].Value);
+            else Assert.Contains(errors, e => e.StartsWith($"{name} = '{value}' from {env}") && e.Contains(problem));
+        }
+    }
 }

@@ -22,7 +22,7 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public static async Task<DaemonProcess> StartAsync(string dataDir, int port, params string[] extra)
     {
-        var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}" };
+        var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}", "--zmq", "tcp://127.0.0.1:0", "--zmq-events", "tcp://127.0.0.1:0" };
         args.AddRange(extra);
         var psi = SparkyCli.StartInfo(args);
         var p = Process.Start(psi)!;

@@ -39,6 +39,8 @@ public sealed class TestDaemon : IAsyncDisposable
         {
             ["data"] = Path.Combine(root, "data"),
             ["http"] = "127.0.0.1:0",
+            ["zmq"] = "tcp://127.0.0.1:0",
+            ["zmq_events"] = "tcp://127.0.0.1:0",
             ["retry_base_seconds"] = "0.05",
             ["kill_grace_seconds"] = "1",
         };

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""A small client for Sparky's ZeroMQ + MessagePack channels (pyzmq + msgpack).
+
+Commands go to the daemon's ROUTER socket (``zmq``, default tcp://127.0.0.1:5555) from a DEALER socket,
+as two frames: an empty delimiter, then a MessagePack map ``{"v": 1, "type", "corr", "ts", "body"}``.
+Each reply carries the request's ``corr`` and has type ``<type>.ok`` (its body is the answer) or ``error``
+(its body is ``{"status": <HTTP-like code>, "detail": "..."}``, raised here as :class:`SparkyError`).
+
+Events come from the PUB socket (``zmq_events``, default tcp://127.0.0.1:5556) as two frames: the topic
+(``task.queued``, ``task.started``, ``task.finished``, ...) and a MessagePack map ``{"v": 1, "type", "ts", "body"}``.
+
+    from sparky_client import Client, follow
+    events = follow("tcp://127.0.0.1:5556", prefix="task.", timeout=30)
+    with Client("tcp://127.0.0.1:5555") as c:
+        [tid] = c.submit({"payload": {"command": ["echo", "hi"]}})
+        for topic, body in events:
+            if body["id"] == tid and topic == "task.finished":
+                print(body["state"]); break
+        print(c.status(tid)["exit_code"], c.status())   # one task; the queue's counters
+
+CLI: ``python3 sparky_client.py submit -- echo hi``, ``... status [ID]``, ``... cancel ID``,
+``... list [--state S] [--class C] [--limit N]``, ``... ping``, ``... events [--prefix task.]``.
+The addresses come from --zmq / --events, else $SPARKY_ZMQ / $SPARKY_ZMQ_EVENTS, else the defaults.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+import uuid
+
+import msgpack
+import zmq
+
+DEFAULT_ZMQ = "tcp://127.0.0.1:5555"
+DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
+
+
+class SparkyError(Exception):
+    """An ``error`` reply: ``status`` is HTTP-like (400, 404, 409, 413, 429, 503), ``detail`` says why."""
+
+    def __init__(self, status, detail):
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+class Client:
+    """Commands over one DEALER socket. Not thread-safe: use one Client per thread (as with any ZeroMQ socket)."""
+
+    def __init__(self, addr=None, timeout=10.0, context=None):
+        self.addr = addr or os.environ.get("SPARKY_ZMQ") or DEFAULT_ZMQ
+        self.timeout = timeout
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(self.addr)
+        # corr values unique to this client, so a late reply to a timed-out request is recognised and dropped.
+        self._prefix = uuid.uuid4().hex[:8]
+        self._seq = itertools.count(1)
+        self.sent = 0       # requests sent
+        self.matched = 0    # replies whose corr was the one awaited
+        self.stray = 0      # replies dropped: corr of an earlier, timed-out request
+
+    def request(self, type_, body=None):
+        """Sends one request and waits for the reply with its corr; returns the reply's body."""
+        corr = f"{self._prefix}-{next(self._seq)}"
+        msg = {"v": 1, "type": type_, "corr": corr, "ts": _now_ms()}
+        if body is not None:
+            msg["body"] = body
+        self._sock.send_multipart([b"", msgpack.packb(msg, use_bin_type=True)])
+        self.sent += 1
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._sock.poll(int(left * 1000)):
+                raise TimeoutError(f"no reply to {type_} from {self.addr} within {self.timeout}s")
+            frames = self._sock.recv_multipart()
+            if len(frames) != 2 or frames[0] != b"":
+                self.stray += 1
+                continue
+            reply = msgpack.unpackb(frames[1], raw=False)
+            if reply.get("corr") != corr:
+                self.stray += 1
+                continue
+            self.matched += 1
+            if reply.get("type") == "error":
+                err = reply.get("body") or {}
+                raise SparkyError(err.get("status"), err.get("detail"))
+            return reply.get("body")
+
+    def submit(self, envelope_or_list):
+        """One envelope (``{"id"?, "class"?, "payload": {"command", ...}}``, as the HTTP API takes) or a list; returns the ids."""
+        return self.request("submit", envelope_or_list)["ids"]
+
+    def status(self, id=None):
+        """One task (as GET /api/v1/tasks/ID), or with no id the queue's counters (as GET /queue/status)."""
+        return self.request("status", {"id": id} if id is not None else None)
+
+    def cancel(self, id):
+        """Cancels a queued or running task; raises SparkyError 409 if it has already finished."""
+        return self.request("cancel", {"id": id})
+
+    def list(self, **filters):
+        """A page of tasks: state=, class_= (or **{"class": ...}), limit=, cursor=, order="desc". Returns {"tasks", "next_cursor"}."""
+        if "class_" in filters:
+            filters["class"] = filters.pop("class_")
+        return self.request("list", {k: v for k, v in filters.items() if v is not None})
+
+    def ping(self):
+        """{"pong": True, "time_ms": <the daemon's clock>}."""
+        return self.request("ping")
+
+    def close(self):
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def follow(events_addr=None, prefix="task.", timeout=None, context=None):
+    """Subscribes now and returns an iterator of (topic, body). It ends after ``timeout`` seconds without an event
+    (None: never). ZeroMQ subscriptions take a moment to reach the publisher: events sent in the first few
+    milliseconds after this call can be missed, so subscribe before submitting."""
+    addr = events_addr or os.environ.get("SPARKY_ZMQ_EVENTS") or DEFAULT_EVENTS
+    ctx = context or zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sock.connect(addr)
+
+    def events():
+        try:
+            while True:
+                if not sock.poll(None if timeout is None else int(timeout * 1000)):
+                    return
+                frames = sock.recv_multipart()
+                if len(frames) != 2:
+                    continue
+                msg = msgpack.unpackb(frames[1], raw=False)
+                yield frames[0].decode(), msg.get("body")
+        finally:
+            sock.close()
+
+    return events()
+
+
+def _main(argv):
+    p = argparse.ArgumentParser(prog="sparky_client.py", description="Talk to Sparky over ZeroMQ + MessagePack.")
+    p.add_argument("--zmq", help=f"command endpoint (default $SPARKY_ZMQ or {DEFAULT_ZMQ})")
+    p.add_argument("--events", help=f"event endpoint (default $SPARKY_ZMQ_EVENTS or {DEFAULT_EVENTS})")
+    p.add_argument("--timeout", type=float, default=10.0)
+    sub = p.add_subparsers(dest="verb", required=True)
+    s = sub.add_parser("submit", help="queue one task: submit [--class C] -- CMD ARGS...")
+    s.add_argument("--class", dest="cls")
+    s.add_argument("--name")
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    st = sub.add_parser("status", help="one task, or the queue's counters")
+    st.add_argument("id", nargs="?")
+    c = sub.add_parser("cancel", help="cancel a task")
+    c.add_argument("id")
+    ls = sub.add_parser("list", help="a page of tasks")
+    ls.add_argument("--state")
+    ls.add_argument("--class", dest="cls")
+    ls.add_argument("--limit", type=int)
+    sub.add_parser("ping", help="the daemon's clock")
+    ev = sub.add_parser("events", help="print events as JSON lines until interrupted")
+    ev.add_argument("--prefix", default="task.")
+    a = p.parse_args(argv)
+
+    if a.verb == "events":
+        try:
+            for topic, body in follow(a.events, a.prefix):
+                print(json.dumps({"topic": topic, "body": body}), flush=True)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    with Client(a.zmq, timeout=a.timeout) as client:
+        try:
+            if a.verb == "submit":
+                cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+                if not cmd:
+                    p.error("submit needs a command: submit -- CMD ARGS...")
+                env = {"payload": {"command": cmd, "cwd": os.getcwd()}}
+                if a.cls:
+                    env["class"] = a.cls
+                if a.name:
+                    env["name"] = a.name
+                print("\n".join(client.submit(env)))
+            elif a.verb == "status":
+                print(json.dumps(client.status(a.id), indent=2))
+            elif a.verb == "cancel":
+                print(json.dumps(client.cancel(a.id)))
+            elif a.verb == "list":
+                print(json.dumps(client.list(state=a.state, class_=a.cls, limit=a.limit), indent=2))
+            elif a.verb == "ping":
+                print(json.dumps(client.ping()))
+        except SparkyError as e:
+            print(f"sparky_client: {e}", file=sys.stderr)
+            return 1
+        except TimeoutError as e:
+            print(f"sparky_client: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
