@@ -36,12 +36,7 @@ with Client(zmq_addr, timeout=15) as c:
         if finished >= {ok, fail, long_}:
             break
     for name, tid in out["ids"].items():
-        t = c.status(tid)
-        for _ in range(100):  # task.finished can come a moment before the store shows the end
-            if t["state"] in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(0.02)
-            t = c.status(tid)
+        t = c.status(tid)  # task.finished is published once the end is stored: no waiting needed
         out["status"][name] = {"state": t["state"], "exit_code": t["exit_code"], "id": t["id"]}
     out["counters"] = c.status()
     out["listed"] = [t["id"] for t in c.list(limit=10)["tasks"]]

@@ -420,9 +420,14 @@ public sealed class Engine : IAsyncDisposable
         TaskCompletedObserved?.Invoke(cls, to.Name(), 0);
         var body = new JsonObject { ["state"] = to.Name(), ["reason"] = reason };
         if (spec?.DoneFile == true) body["done_file"] = true;
-        _events.Publish(Event(SparkyEvent.TaskFinished, id, cls, body));
+        PublishOnceStored(write, Event(SparkyEvent.TaskFinished, id, cls, body));
         return write;
     }
+
+    /// <summary>An end is announced once it is committed: whoever reacts to task.finished (a client asking for
+    /// the status, the done-file writer) reads the end, not the state before it.</summary>
+    private void PublishOnceStored(Task<WriteResult> write, SparkyEvent e) =>
+        write.ContinueWith(_ => _events.Publish(e), TaskContinuationOptions.ExecuteSynchronously);
 
     /// <summary>
     /// A queued task's cancel is answered once it is stored, so a restart cannot run it. A running
@@ -742,7 +747,8 @@ public sealed class Engine : IAsyncDisposable
         }
 
         string? result = outcome == TaskState.Succeeded ? ResultLine.Read(r.StdoutPath) : null;
-        DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result), r.ExitFile);
+        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result);
+        DeleteExitFileOnceStored(endWrite, r.ExitFile);
         Remember(r.Id, outcome);
         TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
         var body = new JsonObject
@@ -751,7 +757,7 @@ public sealed class Engine : IAsyncDisposable
             ["attempt"] = r.N, ["duration_ms"] = endedAt - r.StartedAt,
         };
         if (r.DoneFile) body["done_file"] = true;
-        _events.Publish(Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
+        PublishOnceStored(endWrite, Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
         Apply(_scheduler.Finished(r.Id, outcome), now);
     }
 
