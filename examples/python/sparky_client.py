@@ -21,6 +21,12 @@ Events come from the PUB socket (``zmq_events``, default tcp://127.0.0.1:5556) a
 CLI: ``python3 sparky_client.py submit -- echo hi``, ``... status [ID]``, ``... cancel ID``,
 ``... list [--state S] [--class C] [--limit N]``, ``... ping``, ``... events [--prefix task.]``.
 The addresses come from --zmq / --events, else $SPARKY_ZMQ / $SPARKY_ZMQ_EVENTS, else the defaults.
+
+CURVE: where the daemon binds with CURVE (off loopback, or ``zmq_curve = on``), pass the public key that
+``sparky keys`` printed (Z85, 40 characters; also in ``<data>/sparky.pub``): ``Client(addr, server_key=KEY)``,
+``follow(addr, server_key=KEY)``, or ``--server-key KEY`` / ``$SPARKY_ZMQ_SERVER_KEY`` (a key or a .pub file).
+The client makes a throwaway key pair of its own. With no key or a wrong one, the daemon never answers: the
+request times out.
 """
 
 import argparse
@@ -51,15 +57,29 @@ def _now_ms():
     return int(time.time() * 1000)
 
 
+def _curve_client(sock, server_key):
+    """Makes ``sock`` a CURVE client of the server whose public key (Z85) is ``server_key``; None: plain."""
+    if server_key is None:
+        return
+    if not zmq.has("curve"):
+        raise RuntimeError("this libzmq was built without CURVE (libsodium); it cannot talk to a CURVE endpoint")
+    key = server_key.encode() if isinstance(server_key, str) else bytes(server_key)
+    if len(key) != 40:
+        raise ValueError("server_key must be the daemon's public key in Z85: 40 characters (sparky keys prints it)")
+    sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()  # any pair: the daemon checks only its own key
+    sock.curve_serverkey = key
+
+
 class Client:
     """Commands over one DEALER socket. Not thread-safe: use one Client per thread (as with any ZeroMQ socket)."""
 
-    def __init__(self, addr=None, timeout=10.0, context=None):
+    def __init__(self, addr=None, timeout=10.0, context=None, server_key=None):
         self.addr = addr or os.environ.get("SPARKY_ZMQ") or DEFAULT_ZMQ
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        _curve_client(self._sock, server_key)  # before connect: the handshake takes the keys set then
         self._sock.connect(self.addr)
         # corr values unique to this client, so a late reply to a timed-out request is recognised and dropped.
         self._prefix = uuid.uuid4().hex[:8]
@@ -127,7 +147,7 @@ class Client:
         self.close()
 
 
-def follow(events_addr=None, prefix="task.", timeout=None, context=None):
+def follow(events_addr=None, prefix="task.", timeout=None, context=None, server_key=None):
     """Subscribes now and returns an iterator of (topic, body). It ends after ``timeout`` seconds without an event
     (None: never). ZeroMQ subscriptions take a moment to reach the publisher: events sent in the first few
     milliseconds after this call can be missed, so subscribe before submitting."""
@@ -135,6 +155,7 @@ def follow(events_addr=None, prefix="task.", timeout=None, context=None):
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
+    _curve_client(sock, server_key)
     sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
     sock.connect(addr)
 
@@ -159,6 +180,7 @@ def _main(argv):
     p.add_argument("--zmq", help=f"command endpoint (default $SPARKY_ZMQ or {DEFAULT_ZMQ})")
     p.add_argument("--events", help=f"event endpoint (default $SPARKY_ZMQ_EVENTS or {DEFAULT_EVENTS})")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--server-key", help="the daemon's CURVE public key, or its .pub file (default $SPARKY_ZMQ_SERVER_KEY; none: plain)")
     sub = p.add_subparsers(dest="verb", required=True)
     s = sub.add_parser("submit", help="queue one task: submit [--class C] -- CMD ARGS...")
     s.add_argument("--class", dest="cls")
@@ -176,15 +198,19 @@ def _main(argv):
     ev = sub.add_parser("events", help="print events as JSON lines until interrupted")
     ev.add_argument("--prefix", default="task.")
     a = p.parse_args(argv)
+    key = a.server_key or os.environ.get("SPARKY_ZMQ_SERVER_KEY") or None
+    if key is not None and os.path.isfile(key):
+        with open(key) as f:
+            key = f.read().strip()
 
     if a.verb == "events":
         try:
-            for topic, body in follow(a.events, a.prefix):
+            for topic, body in follow(a.events, a.prefix, server_key=key):
                 print(json.dumps({"topic": topic, "body": body}), flush=True)
         except KeyboardInterrupt:
             pass
         return 0
-    with Client(a.zmq, timeout=a.timeout) as client:
+    with Client(a.zmq, timeout=a.timeout, server_key=key) as client:
         try:
             if a.verb == "submit":
                 cmd = a.command[1:] if a.command[:1] == ["--"] else a.command

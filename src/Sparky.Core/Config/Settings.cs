@@ -51,6 +51,10 @@ public sealed class SparkyConfig
     /// <summary>The ZeroMQ command (ROUTER) and event (PUB) endpoints, tcp://HOST:PORT.</summary>
     public string Zmq => this["zmq"];
     public string ZmqEvents => this["zmq_events"];
+    /// <summary>CURVE on the ZeroMQ sockets: on, off, or auto (on for an endpoint off loopback).</summary>
+    public string ZmqCurve => this["zmq_curve"];
+    /// <summary>The server's secret key file; empty: <c>&lt;data&gt;/sparky.key</c> where it exists.</summary>
+    public string? ZmqCurveKey => this["zmq_curve_key"] is { Length: > 0 } k ? k : null;
     public string? Token => this["token"] is { Length: > 0 } t ? t : null;
     public long MaxQueued => long.Parse(this["max_queued"], CultureInfo.InvariantCulture);
     public long MaxBodyBytes => long.Parse(this["max_body_mb"], CultureInfo.InvariantCulture) * 1024 * 1024;
@@ -108,6 +112,9 @@ public sealed class SparkyConfig
         new("http", "HTTP listen address HOST:PORT", _ => "127.0.0.1:9097", HostPort),
         new("zmq", "ZeroMQ command socket (ROUTER) tcp://HOST:PORT; port 0 picks a free one", _ => "tcp://127.0.0.1:5555", ZmqEndpoint),
         new("zmq_events", "ZeroMQ event socket (PUB) tcp://HOST:PORT; port 0 picks a free one", _ => "tcp://127.0.0.1:5556", ZmqEndpoint),
+        new("zmq_curve", "CURVE encryption on the ZeroMQ sockets: on, off, or auto (on for an endpoint off loopback, which requires it)",
+            _ => "auto", OneOf(["auto", "on", "off"])),
+        new("zmq_curve_key", "the daemon's CURVE secret key file (sparky keys writes one); empty: <data>/sparky.key if it exists", _ => "", NoNewline),
         new("token", "bearer token, required on any non-loopback address", _ => "", _ => null),
         new("max_queued", "queued tasks before submissions get 429", _ => "1000000", Long(1, long.MaxValue)),
         new("max_body_mb", "largest HTTP request body, in MiB", _ => "16", Long(1, 1024)),

@@ -36,6 +36,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public string ZmqEndpoint => _commands?.Endpoint ?? "";
     /// <summary>The ZeroMQ event (PUB) endpoint bound, with the real port where the setting said 0.</summary>
     public string ZmqEventsEndpoint => _events?.Endpoint ?? "";
+    /// <summary>The public key (Z85) clients need where a ZeroMQ socket is bound with CURVE; null where none is.</summary>
+    public string? ZmqCurvePublicKey { get; private set; }
 
     private WebApplication? _app;
     private FileStream? _lock;
@@ -66,22 +68,19 @@ public sealed class SparkyDaemon : IAsyncDisposable
     }
 
     /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.
-    /// ZeroMQ off loopback needs CURVE keys, which a token does not replace.</summary>
+    /// ZeroMQ off loopback needs CURVE keys (a token does not replace them), and a key that can be read.</summary>
     public static string? CheckBinding(SparkyConfig config)
     {
         var host = HostOf(config.Http);
         if (!IsLoopback(host) && config.Token is null)
             return $"refusing to listen on {config.Http} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1";
-        foreach (var (name, endpoint) in new[] { ("zmq", config.Zmq), ("zmq_events", config.ZmqEvents) })
-            if (!ZmqBind.IsLoopback(endpoint))
-                return $"refusing to bind {name} to {endpoint}: a ZeroMQ endpoint off loopback needs CURVE keys (sparky keys), " +
-                    $"which this version does not support yet; use tcp://127.0.0.1:PORT";
-        return null;
+        return CurveKeys.PlanFor(config).Problem;
     }
 
     public static async Task<SparkyDaemon> StartAsync(SparkyConfig config, Action<string>? log = null)
     {
         if (CheckBinding(config) is { } refusal) throw new InvalidOperationException(refusal);
+        var curve = CurveKeys.PlanFor(config);
         Directory.CreateDirectory(config.DataDir);
         var dataLock = Lock(config.DataDir);
         SparkyDaemon d;
@@ -93,8 +92,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
             // The port first: if it is taken, nothing has been recovered or started. Until the engine
             // is ready, /readyz and submissions answer 503.
             await d.StartHttpAsync();
-            d._events = EventSocket.Start(d.Events, config.ZmqEvents); // before the engine: no event is missed
-            d._commands = CommandSocket.Start(d, config.Zmq);
+            d._events = EventSocket.Start(d.Events, config.ZmqEvents, curve.Events); // before the engine: no event is missed
+            d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands);
+            d.ZmqCurvePublicKey = curve.PublicKey;
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             d.Engine.Start();
             d._drop = new DropDirectory(d);
@@ -109,8 +109,10 @@ public sealed class SparkyDaemon : IAsyncDisposable
             await d.DisposeAsync();
             throw;
         }
-        log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}, events {d.ZmqEventsEndpoint} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
-            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, ready in {started.ElapsedMilliseconds} ms)");
+        string Curve(bool on) => on ? " (CURVE)" : "";
+        log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}{Curve(curve.Commands is not null)}, events {d.ZmqEventsEndpoint}{Curve(curve.Events is not null)} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
+            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, ready in {started.ElapsedMilliseconds} ms)" +
+            (d.ZmqCurvePublicKey is { } pub ? $"; CURVE public key {pub}" : ""));
         return d;
     }
 

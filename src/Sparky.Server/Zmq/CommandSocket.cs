@@ -45,8 +45,8 @@ public sealed class CommandSocket : IDisposable
         _poller = new NetMQPoller { _router, _replies };
     }
 
-    /// <summary>Binds (port 0: a free port) and starts the socket thread. Throws InvalidOperationException with one line if it can't bind.</summary>
-    public static CommandSocket Start(SparkyDaemon d, string endpoint)
+    /// <summary>Binds (port 0: a free port; with CURVE where a certificate is given) and starts the socket thread. Throws InvalidOperationException with one line if it can't bind.</summary>
+    public static CommandSocket Start(SparkyDaemon d, string endpoint, NetMQCertificate? curve = null)
     {
         var router = new RouterSocket();
         try
@@ -57,6 +57,7 @@ public sealed class CommandSocket : IDisposable
             // Up to twice the limit is read and answered with 413; past that ZeroMQ drops the peer's connection,
             // so a huge message never sits in memory.
             router.Options.MaxMsgSize = 2 * d.Config.MaxBodyBytes;
+            CurveKeys.Serve(router, curve); // a peer without the server's public key never completes the handshake
             var bound = ZmqBind.Bind(router, endpoint, "command");
             var s = new CommandSocket(d, router, bound);
             s._poller.RunAsync("sparky-zmq-commands", isBackgroundThread: true);

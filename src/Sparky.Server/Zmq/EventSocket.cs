@@ -31,14 +31,15 @@ public sealed class EventSocket : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Binds (port 0: a free port), subscribes to the hub and starts the socket thread.</summary>
-    public static EventSocket Start(EventHub hub, string endpoint)
+    /// <summary>Binds (port 0: a free port; with CURVE where a certificate is given), subscribes to the hub and starts the socket thread.</summary>
+    public static EventSocket Start(EventHub hub, string endpoint, NetMQ.NetMQCertificate? curve = null)
     {
         var pub = new PublisherSocket();
         try
         {
             pub.Options.Linger = TimeSpan.Zero;
             pub.Options.SendHighWatermark = 100_000;
+            CurveKeys.Serve(pub, curve);
             return new EventSocket(pub, ZmqBind.Bind(pub, endpoint, "event"), hub);
         }
         catch

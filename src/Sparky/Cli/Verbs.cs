@@ -35,6 +35,7 @@ internal static class Verbs
         root.Subcommands.Add(Retry());
         root.Subcommands.Add(Config());
         root.Subcommands.Add(GpusVerb());
+        root.Subcommands.Add(Keys());
         return root;
     }
 
@@ -329,6 +330,42 @@ internal static class Verbs
                 table.AddRow(Views.Esc(s.Name), Views.Esc(Show(s)), Views.Esc(s.Origin), Views.Esc(def.EnvName), Views.Esc(def.Help));
             }
             AnsiConsole.Write(table);
+            return Task.FromResult(0);
+        });
+        return c;
+    }
+
+    private static Command Keys()
+    {
+        var dir = new Option<string?>("--dir") { Description = "where to write sparky.key and sparky.pub (default: the data directory)" };
+        var force = new Option<bool>("--force") { Description = "replace an existing key (clients then need the new public key)" };
+        var c = new Command("keys", "Make the daemon's CURVE key pair for the ZeroMQ sockets (needed off loopback).") { dir, force };
+        AddSettingFlags(c);
+        c.SetAction((p, ct) =>
+        {
+            var target = p.GetValue(dir) ?? LoadConfig(p).DataDir;
+            string pub;
+            try { pub = Sparky.Server.Zmq.CurveKeys.Generate(target, p.GetValue(force)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException(e.Message.Split('\n')[0], 2); }
+            string secretPath = Path.GetFullPath(Path.Combine(target, Sparky.Server.Zmq.CurveKeys.SecretFile));
+            string publicPath = Path.GetFullPath(Path.Combine(target, Sparky.Server.Zmq.CurveKeys.PublicFile));
+            if (p.GetValue(Json))
+            {
+                Console.WriteLine(new JsonObject { ["public_key"] = pub, ["secret_key_file"] = secretPath, ["public_key_file"] = publicPath }.ToJsonString());
+                return Task.FromResult(0);
+            }
+            Console.WriteLine($"""
+                wrote {secretPath} (secret, mode 0600) and {publicPath}
+                public key: {pub}
+
+                The daemon binds its ZeroMQ sockets with CURVE off loopback (or everywhere with zmq_curve = on), using
+                <data>/sparky.key or the file zmq_curve_key names. A client needs the public key above and a key pair
+                of its own (any, made fresh):
+                  python:  Client("tcp://HOST:5555", server_key="{pub}")   # examples/python/sparky_client.py
+                  pyzmq:   s.curve_publickey, s.curve_secretkey = zmq.curve_keypair(); s.curve_serverkey = b"{pub}"
+                  NetMQ:   s.Options.CurveCertificate = new NetMQCertificate(); s.Options.CurveServerKey = NetMQCertificate.FromPublicKey("{pub}").PublicKey
+                A client without the right public key gets no answer (ZeroMQ drops the handshake silently).
+                """);
             return Task.FromResult(0);
         });
         return c;

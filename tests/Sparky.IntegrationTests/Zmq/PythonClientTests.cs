@@ -102,4 +102,49 @@ public sealed class PythonClientTests(ITestOutputHelper output)
         Assert.Equal(1, missing.Code);
         Assert.Contains("404: no task 'nope'", missing.Stderr);
     }
+
+    [Fact]
+    public async Task A_python_client_with_the_server_key_talks_to_a_curve_daemon_and_one_without_times_out()
+    {
+        var python = await RequirePythonAsync();
+        var root = TestDaemon.NewRoot();
+        var publicKey = Sparky.Server.Zmq.CurveKeys.Generate(Path.Combine(root, "data"), force: false);
+        await using var d = await TestDaemon.StartAsync(new() { ["zmq_curve"] = "on" }, root);
+        var examples = Path.Combine(SlurmCluster.RepoRoot(), "examples", "python");
+        // pyzmq's CURVE needs a libzmq built with libsodium; say so plainly if this one lacks it.
+        const string Script = """
+            import json, sys, time
+            sys.path.insert(0, sys.argv[1])
+            import zmq
+            from sparky_client import Client, follow
+            cmd, events, key, cwd = sys.argv[2:6]
+            assert zmq.has("curve"), "this pyzmq's libzmq has no CURVE (libsodium)"
+            out = {}
+            sub = follow(events, prefix="task.", timeout=20, server_key=key)
+            time.sleep(0.5)  # the subscription reaches the publisher after the handshake
+            with Client(cmd, timeout=10, server_key=key) as c:
+                out["pong"] = c.ping()["pong"]
+                [tid] = c.submit({"payload": {"command": ["true"], "cwd": cwd}})
+                for topic, body in sub:
+                    if body["id"] == tid and topic == "task.finished":
+                        out["finished"] = body["state"]
+                        break
+            for name, k in (("plain", None), ("wrong", zmq.curve_keypair()[0].decode())):
+                with Client(cmd, timeout=1.5, server_key=k) as c:
+                    try:
+                        c.ping()
+                        out[name] = "answered"
+                    except TimeoutError:
+                        out[name] = "timed out"
+            print(json.dumps(out))
+            """;
+        var r = await RunAsync(python, "-c", Script, examples, d.Daemon.ZmqEndpoint, d.Daemon.ZmqEventsEndpoint, publicKey, d.WorkDir);
+        output.WriteLine(r.Stdout + r.Stderr);
+        Assert.True(r.Code == 0, r.Stderr);
+        var seen = JsonNode.Parse(r.Stdout)!;
+        Assert.True((bool)seen["pong"]!);
+        Assert.Equal("succeeded", (string)seen["finished"]!);
+        Assert.Equal("timed out", (string)seen["plain"]!);
+        Assert.Equal("timed out", (string)seen["wrong"]!);
+    }
 }

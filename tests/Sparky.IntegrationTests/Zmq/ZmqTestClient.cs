@@ -14,10 +14,21 @@ public sealed class ZmqTestClient : IDisposable
     public DealerSocket Socket { get; } = new();
     private int _corr;
 
-    public ZmqTestClient(string endpoint)
+    /// <param name="serverKey">The daemon's CURVE public key (Z85): the client makes a key pair of its own and
+    /// does the CURVE handshake. Null: plain.</param>
+    public ZmqTestClient(string endpoint, string? serverKey = null)
     {
         Socket.Options.Linger = TimeSpan.Zero;
+        CurveClient(Socket, serverKey);
         Socket.Connect(endpoint);
+    }
+
+    /// <summary>Makes a socket a CURVE client of the server with this public key (before it connects); null: plain.</summary>
+    public static void CurveClient(NetMQSocket socket, string? serverKey)
+    {
+        if (serverKey is null) return;
+        socket.Options.CurveCertificate = new NetMQCertificate();
+        socket.Options.CurveServerKey = NetMQCertificate.FromPublicKey(serverKey).PublicKey;
     }
 
     public static byte[] Pack(JsonNode json) => MessagePackSerializer.ConvertFromJson(json.ToJsonString());
