@@ -1,0 +1,456 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using MessagePack;
+using NetMQ;
+using NetMQ.Sockets;
+
+// Round trips and event delivery of a real `sparky serve` over ZeroMQ and HTTP, on loopback. See bench/README.md.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+bool small = false;
+string? sparky = null, python = null, clientDir = null, resultsDir = null;
+for (int i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--small": small = true; break;
+        case "--sparky" when i + 1 < args.Length: sparky = args[++i]; break;
+        case "--python" when i + 1 < args.Length: python = args[++i]; break;
+        case "--client" when i + 1 < args.Length: clientDir = args[++i]; break;
+        case "--results" when i + 1 < args.Length: resultsDir = args[++i]; break;
+        default:
+            Console.Error.WriteLine($"ipc bench: unknown argument '{args[i]}' (use --small; run.sh passes the rest)");
+            return 64;
+    }
+}
+if (sparky is null || !File.Exists(sparky)) { Console.Error.WriteLine($"ipc bench: no sparky.dll at '{sparky}' (run bench/ipc/run.sh)"); return 1; }
+
+int trips = small ? 500 : 5000, warmTrips = small ? 300 : 2000, events = small ? 50 : 500, warmEvents = small ? 10 : 30;
+int pyTrips = small ? 300 : 2000;
+var scratch = Path.Combine(Path.GetTempPath(), "sparky-bench-ipc-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(scratch);
+var results = new JsonObject
+{
+    ["bench"] = "ipc",
+    ["mode"] = small ? "small" : "full",
+    ["started_at"] = DateTimeOffset.UtcNow.ToString("O"),
+    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = LoadAvg() },
+};
+var rows = new List<Row>();
+Console.WriteLine($"ipc bench ({(small ? "small" : "full")}): {trips} round trips of each kind after {warmTrips} warm-up, {events} events after {warmEvents}; " +
+    $"{Environment.ProcessorCount} CPUs, load {LoadAvg()}; data in {scratch}");
+
+Daemon? d = null;
+try
+{
+    d = Daemon.Start(sparky, Path.Combine(scratch, "data"), curve: false);
+    Console.WriteLine($"  daemon pid {d.Pid}: {d.Http}, zmq {d.Zmq}, events {d.Events}");
+
+    // ---- (a) round trips, the four kinds interleaved in blocks so a neighbour's burst hurts them alike
+    using var zmq = new ZmqClient(d.Zmq, null);
+    using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10), UseProxy = false })
+        { BaseAddress = new Uri(d.Http + "/") };
+    var kinds = new (string Name, Func<long> Once)[]
+    {
+        ("zmq ping (DEALER)", () => zmq.Request("ping", null)),
+        ("zmq status, no id", () => zmq.Request("status", null)),
+        ("http GET /healthz", () => HttpGet(http, "healthz")),
+        ("http GET /queue/status", () => HttpGet(http, "queue/status")),
+    };
+    var samples = kinds.Select(_ => new List<double>(trips)).ToArray();
+    for (int i = 0; i < warmTrips; i++) foreach (var k in kinds) k.Once();
+    const int Block = 50;
+    for (int done = 0; done < trips; done += Block)
+        for (int k = 0; k < kinds.Length; k++)
+            for (int i = 0; i < Math.Min(Block, trips - done); i++)
+                samples[k].Add(Us(kinds[k].Once()));
+    for (int k = 0; k < kinds.Length; k++) rows.Add(Row.Of("round trip", kinds[k].Name, samples[k]));
+
+    // ---- pyzmq's round trip: what a user's script sees, with the example client
+    if (!string.IsNullOrEmpty(python) && clientDir is not null) rows.Add(PythonPing(python, clientDir, d.Zmq, pyTrips));
+    else Console.WriteLine("  (no python3 with pyzmq and msgpack: the Python row is skipped)");
+
+    // ---- (b) event delivery: ZeroMQ PUB against SSE, the same events, both subscribed before anything is sent
+    var watcher = new EventWatcher(d.Events, d.Http);
+    watcher.WaitSubscribed();
+    var submitRtt = new List<double>();
+    var lat = new Dictionary<string, List<double>>();
+    var sseMinusZmq = new List<double>();
+    var work = Path.Combine(scratch, "work");
+    Directory.CreateDirectory(work);
+    var envelope = new JsonObject { ["payload"] = new JsonObject { ["command"] = new JsonArray("true"), ["cwd"] = work } };
+    for (int i = 0; i < warmEvents + events; i++)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        long tReply = zmq.Submit(envelope, out var id);
+        var arrivals = watcher.Await(id, TimeSpan.FromSeconds(30));
+        if (i < warmEvents) continue;
+        submitRtt.Add(Us(tReply - t0));
+        foreach (var ((ch, topic), t) in arrivals)
+            (lat.TryGetValue($"{ch} {topic}", out var l) ? l : lat[$"{ch} {topic}"] = []).Add(Us(t - t0));
+        foreach (var topic in new[] { "task.queued", "task.started" })
+            sseMinusZmq.Add(Us(arrivals[("sse", topic)] - arrivals[("zmq", topic)]));
+    }
+    rows.Add(Row.Of("submit → event", "zmq submit round trip (durable ack)", submitRtt));
+    foreach (var topic in new[] { "task.queued", "task.started" })
+        foreach (var ch in new[] { "zmq", "sse" })
+            rows.Add(Row.Of("submit → event", $"{(ch == "zmq" ? "zmq PUB" : "SSE")} {topic}", lat[$"{ch} {topic}"]));
+    rows.Add(Row.Of("submit → event", "SSE minus zmq PUB, the same event", sseMinusZmq));
+    watcher.Dispose(); // before the daemon goes: its streams end
+    d.Stop();
+
+    // ---- ZeroMQ with CURVE: a second daemon, zmq_curve = on, its key made by `sparky keys`
+    var keyDir = Path.Combine(scratch, "data-curve");
+    var keys = Run("dotnet", sparky, "keys", "--dir", keyDir, "--json");
+    var serverKey = (string)JsonNode.Parse(keys)!["public_key"]!;
+    d = Daemon.Start(sparky, keyDir, curve: true);
+    using (var curve = new ZmqClient(d.Zmq, serverKey))
+    {
+        var curveSamples = new List<double>(trips);
+        for (int i = 0; i < warmTrips; i++) curve.Request("ping", null);
+        for (int i = 0; i < trips; i++) curveSamples.Add(Us(curve.Request("ping", null)));
+        rows.Add(Row.Of("round trip", "zmq ping, CURVE", curveSamples));
+    }
+    d.Stop();
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"ipc bench: {e.GetType().Name}: {e.Message}");
+    d?.Kill();
+    return 1;
+}
+finally
+{
+    try { Directory.Delete(scratch, true); } catch (IOException) { }
+}
+
+// ---- the table, the targets, the JSON
+Console.WriteLine();
+Console.WriteLine($"{"",-22} {"what",-38} {"n",6} {"p50 µs",9} {"p99 µs",9} {"max µs",9}");
+foreach (var g in rows.GroupBy(r => r.Group))
+{
+    foreach (var r in g) Console.WriteLine($"{(r == g.First() ? g.Key : ""),-22} {r.Name,-38} {r.N,6} {r.P50,9:F0} {r.P99,9:F0} {r.Max,9:F0}");
+}
+var zmqTrips = rows.Where(r => r.Name is "zmq ping (DEALER)" or "zmq status, no id").ToList();
+var targets = new JsonArray();
+void Target(string what, double value, double goal, string shown)
+{
+    bool met = value < goal;
+    Console.WriteLine($"target: {what}: {(met ? "met" : "MISSED")} ({shown})");
+    targets.Add(new JsonObject { ["target"] = what, ["value_us"] = Math.Round(value, 1), ["goal_us"] = goal, ["met"] = met });
+}
+Console.WriteLine();
+Target("zmq round trip p50 < 150 µs", zmqTrips.Max(r => r.P50), 150, string.Join(", ", zmqTrips.Select(r => $"{r.Name} {r.P50:F0} µs")));
+Target("zmq round trip p99 < 1 ms", zmqTrips.Max(r => r.P99), 1000, string.Join(", ", zmqTrips.Select(r => $"{r.Name} {r.P99:F0} µs")));
+results["rows"] = new JsonArray(rows.Select(r => (JsonNode)r.Json()).ToArray());
+results["targets"] = targets;
+((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
+Console.WriteLine($"load at the end: {LoadAvg()}");
+if (resultsDir is not null)
+{
+    Directory.CreateDirectory(resultsDir);
+    var path = Path.Combine(resultsDir, $"ipc-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
+    File.WriteAllText(path, results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine($"results: {path}");
+}
+return 0;
+
+static double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+
+static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+
+static long HttpGet(HttpClient http, string path)
+{
+    long t0 = Stopwatch.GetTimestamp();
+    using var resp = http.GetAsync(path).GetAwaiter().GetResult();
+    resp.Content.ReadAsByteArrayAsync().GetAwaiter().GetResult();
+    long t = Stopwatch.GetTimestamp() - t0;
+    if (!resp.IsSuccessStatusCode) throw new InvalidOperationException($"GET /{path}: {(int)resp.StatusCode}");
+    return t;
+}
+
+static string Run(string file, params string[] args)
+{
+    var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var a in args) psi.ArgumentList.Add(a);
+    using var p = Process.Start(psi)!;
+    var err = p.StandardError.ReadToEndAsync();
+    var output = p.StandardOutput.ReadToEnd();
+    p.WaitForExit();
+    if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {p.ExitCode}: {err.Result.Trim()}");
+    return output;
+}
+
+static Row PythonPing(string python, string clientDir, string endpoint, int n)
+{
+    const string Script = """
+        import json, sys, time
+        sys.path.insert(0, sys.argv[1])
+        from sparky_client import Client
+        n = int(sys.argv[3])
+        with Client(sys.argv[2], timeout=10) as c:
+            for _ in range(n):
+                c.ping()
+            out = []
+            for _ in range(n):
+                t = time.perf_counter_ns()
+                c.ping()
+                out.append((time.perf_counter_ns() - t) / 1000)
+        print(json.dumps(out))
+        """;
+    var us = JsonSerializer.Deserialize<List<double>>(Run(python, "-c", Script, clientDir, endpoint, n.ToString()))!;
+    return Row.Of("round trip", "python ping (pyzmq, sparky_client)", us);
+}
+
+internal sealed record Row(string Group, string Name, int N, double P50, double P99, double Max)
+{
+    public static Row Of(string group, string name, List<double> us)
+    {
+        var s = us.Order().ToArray();
+        double P(double q) => s[Math.Clamp((int)Math.Ceiling(q * s.Length) - 1, 0, s.Length - 1)];
+        return new(group, name, s.Length, P(0.50), P(0.99), s[^1]);
+    }
+
+    public JsonObject Json() => new()
+    {
+        ["group"] = Group, ["name"] = Name, ["n"] = N,
+        ["p50_us"] = Math.Round(P50, 1), ["p99_us"] = Math.Round(P99, 1), ["max_us"] = Math.Round(Max, 1),
+    };
+}
+
+/// <summary>A `sparky serve` child process on free ports, read from its serving line.</summary>
+internal sealed class Daemon
+{
+    private readonly Process _p;
+    public string Http { get; }
+    public string Zmq { get; }
+    public string Events { get; }
+    public int Pid => _p.Id;
+
+    private Daemon(Process p, string http, string zmq, string events) => (_p, Http, Zmq, Events) = (p, http, zmq, events);
+
+    public static Daemon Start(string dll, string data, bool curve)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { dll, "serve", "--data", data, "--http", "127.0.0.1:0", "--zmq", "tcp://127.0.0.1:0",
+                     "--zmq-events", "tcp://127.0.0.1:0", "--zmq-curve", curve ? "on" : "auto" })
+            psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        var serving = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stderr = new StringBuilder();
+        // Read to the end, so the daemon never blocks on a full pipe.
+        p.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) { serving.TrySetException(new InvalidOperationException($"the daemon exited: {stderr}")); return; }
+            lock (stderr) stderr.AppendLine(e.Data);
+            if (e.Data.Contains("sparky: serving on")) serving.TrySetResult(e.Data);
+        };
+        p.OutputDataReceived += (_, _) => { };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        if (!serving.Task.Wait(TimeSpan.FromSeconds(60)))
+        {
+            p.Kill();
+            throw new TimeoutException("the daemon did not start within 60 s");
+        }
+        var m = Regex.Match(serving.Task.Result, @"serving on (http://\S+), zmq (tcp://\S+)(?: \(CURVE\))?, events (tcp://\S+?)(?: \(CURVE\))? ");
+        if (!m.Success) { p.Kill(); throw new InvalidOperationException($"unexpected serving line: {serving.Task.Result}"); }
+        return new Daemon(p, m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value);
+    }
+
+    /// <summary>SIGTERM, as a user stops it; SIGKILL if it has not exited in 10 s.</summary>
+    public void Stop()
+    {
+        if (_p.HasExited) throw new InvalidOperationException($"the daemon (pid {Pid}) died during the run: exit {_p.ExitCode}");
+        using (var kill = Process.Start("kill", ["-TERM", Pid.ToString()])) kill.WaitForExit();
+        if (!_p.WaitForExit(10_000)) Kill();
+    }
+
+    public void Kill()
+    {
+        try { if (!_p.HasExited) _p.Kill(); } catch (InvalidOperationException) { }
+    }
+}
+
+/// <summary>A DEALER speaking the wire: [empty][{"v":1,"type","corr","ts","body"}], written and read with MessagePack's primitives.</summary>
+internal sealed class ZmqClient : IDisposable
+{
+    private readonly DealerSocket _s = new();
+    private readonly ArrayBufferWriter<byte> _buf = new(4096);
+    private long _corr;
+
+    public ZmqClient(string endpoint, string? serverKey)
+    {
+        _s.Options.Linger = TimeSpan.Zero;
+        if (serverKey is not null)
+        {
+            _s.Options.CurveCertificate = new NetMQCertificate();
+            _s.Options.CurveServerKey = NetMQCertificate.FromPublicKey(serverKey).PublicKey;
+        }
+        _s.Connect(endpoint);
+    }
+
+    /// <summary>One request; returns its round trip in Stopwatch ticks. Throws unless the reply is the request's and ok.</summary>
+    public long Request(string type, JsonNode? body)
+    {
+        var (sent, received, _) = Exchange(type, body);
+        return received - sent;
+    }
+
+    /// <summary>Submits one envelope; returns when the reply arrived (Stopwatch ticks) and the task's id.</summary>
+    public long Submit(JsonNode envelope, out string id)
+    {
+        var (_, received, reply) = Exchange("submit", envelope);
+        id = (string)reply!["ids"]![0]!;
+        return received;
+    }
+
+    private (long Sent, long Received, JsonNode? Body) Exchange(string type, JsonNode? body)
+    {
+        long corr = ++_corr;
+        _buf.ResetWrittenCount();
+        var w = new MessagePackWriter(_buf);
+        w.WriteMapHeader(body is null ? 4 : 5);
+        w.Write("v"); w.Write(1);
+        w.Write("type"); w.Write(type);
+        w.Write("corr"); w.Write(corr);
+        w.Write("ts"); w.Write(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (body is not null)
+        {
+            w.Write("body");
+            w.WriteRaw(MessagePackSerializer.ConvertFromJson(body.ToJsonString()));
+        }
+        w.Flush();
+        var frame = _buf.WrittenSpan.ToArray();
+
+        long sent = Stopwatch.GetTimestamp();
+        _s.SendFrameEmpty(more: true);
+        _s.SendFrame(frame);
+        List<byte[]>? frames = null;
+        if (!_s.TryReceiveMultipartBytes(TimeSpan.FromSeconds(10), ref frames, 2))
+            throw new TimeoutException($"no reply to {type} within 10 s");
+        long received = Stopwatch.GetTimestamp();
+        // Checked after the clock stops: a real client decodes too, but this one's decoding (through JSON) is not the daemon's cost.
+        var reply = JsonNode.Parse(MessagePackSerializer.ConvertToJson(frames![1]))!;
+        if ((long?)reply["corr"] != corr || (string?)reply["type"] != type + ".ok")
+            throw new InvalidOperationException($"unexpected reply to {type}: {reply.ToJsonString()}");
+        return (sent, received, reply["body"]);
+    }
+
+    public void Dispose() => _s.Dispose();
+}
+
+/// <summary>
+/// Watches the ZeroMQ PUB socket and the SSE stream at once, each on its own thread, stamping each event's arrival
+/// (Stopwatch) by channel, task id and topic.
+/// </summary>
+internal sealed class EventWatcher : IDisposable
+{
+    private readonly ConcurrentDictionary<(string Id, string Channel, string Topic), long> _seen = new();
+    private readonly SemaphoreSlim _arrived = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SubscriberSocket _sub = new();
+    private readonly HttpClient _http;
+    private readonly Thread _zmqThread, _sseThread;
+    private readonly ManualResetEventSlim _sseOpen = new();
+
+    public EventWatcher(string events, string http)
+    {
+        _sub.Options.Linger = TimeSpan.Zero;
+        _sub.Connect(events);
+        _sub.Subscribe("task.");
+        _http = new HttpClient { BaseAddress = new Uri(http + "/"), Timeout = Timeout.InfiniteTimeSpan };
+        _zmqThread = new Thread(ReadZmq) { IsBackground = true, Name = "bench-zmq-sub" };
+        _sseThread = new Thread(ReadSse) { IsBackground = true, Name = "bench-sse" };
+        _zmqThread.Start();
+        _sseThread.Start();
+    }
+
+    private static readonly string[] Wanted = ["task.queued", "task.started", "task.finished"];
+
+    private void Record(string channel, string topic, string id, long t)
+    {
+        if (!Wanted.Contains(topic)) return;
+        _seen.TryAdd((id, channel, topic), t);
+        _arrived.Release();
+    }
+
+    private void ReadZmq()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            List<byte[]>? frames = null;
+            try { if (!_sub.TryReceiveMultipartBytes(TimeSpan.FromMilliseconds(100), ref frames, 2)) continue; }
+            catch (ObjectDisposedException) { return; }
+            long t = Stopwatch.GetTimestamp();
+            var msg = JsonNode.Parse(MessagePackSerializer.ConvertToJson(frames![1]))!;
+            Record("zmq", Encoding.UTF8.GetString(frames[0]), (string)msg["body"]!["id"]!, t);
+        }
+    }
+
+    private void ReadSse()
+    {
+        try
+        {
+            using var resp = _http.GetAsync("api/v1/events", HttpCompletionOption.ResponseHeadersRead, _stop.Token).GetAwaiter().GetResult();
+            resp.EnsureSuccessStatusCode();
+            using var reader = new StreamReader(resp.Content.ReadAsStream(_stop.Token));
+            _sseOpen.Set();
+            string? topic = null;
+            while (reader.ReadLine() is { } line)
+            {
+                if (line.StartsWith("event: ", StringComparison.Ordinal)) topic = line[7..];
+                else if (line.StartsWith("data: ", StringComparison.Ordinal) && topic is not null)
+                {
+                    long t = Stopwatch.GetTimestamp();
+                    Record("sse", topic, (string)JsonNode.Parse(line[6..])!["body"]!["id"]!, t);
+                }
+            }
+        }
+        catch (Exception) when (_stop.IsCancellationRequested) { }
+        catch (Exception e) { Console.Error.WriteLine($"ipc bench: the SSE stream broke: {e.Message}"); } // Await then times out
+    }
+
+    /// <summary>Both channels open; a ZeroMQ subscription takes a moment to reach the publisher.</summary>
+    public void WaitSubscribed()
+    {
+        if (!_sseOpen.Wait(TimeSpan.FromSeconds(10))) throw new TimeoutException("the SSE stream did not open");
+        Thread.Sleep(500);
+    }
+
+    /// <summary>Waits until both channels have the task's queued, started and finished (so the next sample starts
+    /// on an idle daemon); returns the queued and started arrivals by (channel, topic).</summary>
+    public Dictionary<(string Channel, string Topic), long> Await(string id, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            if (new[] { "zmq", "sse" }.All(ch => Wanted.All(topic => _seen.ContainsKey((id, ch, topic))))) break;
+            var left = deadline - Stopwatch.GetTimestamp();
+            if (left <= 0) throw new TimeoutException($"the events of {id} did not all arrive within {timeout.TotalSeconds} s");
+            _arrived.Wait(TimeSpan.FromMilliseconds(50));
+        }
+        var a = new Dictionary<(string Channel, string Topic), long>();
+        foreach (var ch in new[] { "zmq", "sse" })
+            foreach (var topic in Wanted.Take(2))
+                a[(ch, topic)] = _seen[(id, ch, topic)];
+        foreach (var key in _seen.Keys.Where(k => k.Id == id).ToList()) _seen.TryRemove(key, out _);
+        return a;
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _zmqThread.Join(1000);
+        _sub.Dispose();
+        _http.Dispose();
+        _sseThread.Join(1000);
+    }
+}
