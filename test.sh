@@ -42,7 +42,7 @@ dotnet build Sparky.slnx -c Release -nologo -clp:ErrorsOnly
 
 log=$(mktemp)
 status=0
-for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.IntegrationTests; do
+for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.IntegrationTests; do
   echo "== $proj"
   out=$(mktemp)
   dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
