@@ -59,3 +59,7 @@ public static class SpecJson
     public static string Serialize(TaskSpec spec) => JsonSerializer.Serialize(spec, Options);
     public static TaskSpec Deserialize(string json) => JsonSerializer.Deserialize<TaskSpec>(json, Options)!;
 }
+
+/// <summary>A plan as stored: its file (text, where it was read, the folder relative paths start from) and the
+/// plan engine's state as JSON. <see cref="Status"/> is <c>running</c>, <c>succeeded</c> or <c>stopped</c>.</summary>
+public sealed record PlanRow(string Name, string? Path, string? BaseDir, string Text, string Status, string StateJson, long UpdatedAt);

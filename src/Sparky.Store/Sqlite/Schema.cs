@@ -58,6 +58,18 @@ internal static class Schema
         ALTER TABLE attempts ADD COLUMN slurm_started_at INTEGER;
         ALTER TABLE attempts ADD COLUMN slurm_ended_at INTEGER;
         """,
+        // v4: plans (SPEC §5): the file as submitted and the engine's state (PlanJson.State), one row per plan name.
+        """
+        CREATE TABLE plans (
+            name       TEXT PRIMARY KEY,
+            path       TEXT,
+            base_dir   TEXT,
+            text       TEXT NOT NULL,
+            status     TEXT NOT NULL,                  -- running | succeeded | stopped
+            state      TEXT NOT NULL,                  -- PlanJson.State
+            updated_at INTEGER NOT NULL                -- unix ms
+        );
+        """,
     ];
 
     public static int Current => Migrations.Length;

@@ -93,6 +93,10 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Queues a finished task again with the same spec (a replay); its attempts so far are kept.</summary>
     public Task<WriteResult> RequeueAsync(TaskId id, string cls, TaskState from, Action? onCommitted = null) => Enqueue(new RequeueOp(id, cls, from, onCommitted));
 
+    /// <summary>Stores a plan's file and state (insert or replace by name). Awaited and durable: the plan runner
+    /// stores a decision before carrying it out.</summary>
+    public Task<WriteResult> UpsertPlanAsync(PlanRow plan) => Enqueue(new PlanOp(plan));
+
     private Task<WriteResult> Enqueue(WriteOp op)
     {
         if (!_writes.Writer.TryWrite(op)) return Task.FromResult(new WriteResult(WriteStatus.Unavailable, "the store is closed"));
@@ -179,7 +183,7 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Prepared statements, reused for every batch.</summary>
     private sealed class Commands
     {
-        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm;
+        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan;
         private readonly SqliteCommand[] _all;
 
         public Commands(SqliteConnection c)
@@ -216,7 +220,13 @@ public sealed class SqliteStore : IAsyncDisposable
                 UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL
                 WHERE id = $id AND state = $from AND state >= 2
                 """, "$id", "$from");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm];
+            Plan = Make(c, """
+                INSERT INTO plans (name, path, base_dir, text, status, state, updated_at)
+                VALUES ($name, $path, $base, $text, $status, $state, $at)
+                ON CONFLICT(name) DO UPDATE SET path = excluded.path, base_dir = excluded.base_dir, text = excluded.text,
+                    status = excluded.status, state = excluded.state, updated_at = excluded.updated_at
+                """, "$name", "$path", "$base", "$text", "$status", "$state", "$at");
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan];
         }
 
         public void Bind(SqliteTransaction tx)
@@ -322,6 +332,17 @@ public sealed class SqliteStore : IAsyncDisposable
         public override void Committed(Counters counters)
         {
             if (_changed) counters.Move(cls, from, to);
+        }
+    }
+
+    private sealed class PlanOp(PlanRow p) : WriteOp
+    {
+        public override bool Awaited => true;
+
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Plan, p.Name, p.Path, p.BaseDir, p.Text, p.Status, p.StateJson, p.UpdatedAt);
+            return WriteResult.Ok;
         }
     }
 
@@ -449,6 +470,19 @@ public sealed class SqliteStore : IAsyncDisposable
                     r.GetInt32(5), r.GetInt32(6), attempts.GetValueOrDefault(id), ResourceRequest.FromStored(r.IsDBNull(7) ? null : r.GetString(7))));
             }
         }
+        return list;
+    }
+
+    /// <summary>Every stored plan, by name.</summary>
+    public IReadOnlyList<PlanRow> LoadPlans()
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT name, path, base_dir, text, status, state, updated_at FROM plans ORDER BY name";
+        using var r = cmd.ExecuteReader();
+        var list = new List<PlanRow>();
+        while (r.Read())
+            list.Add(new PlanRow(r.GetString(0), NStr(r, 1), NStr(r, 2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetInt64(6)));
         return list;
     }
 

@@ -67,7 +67,7 @@ public sealed class SqliteStoreTests : IDisposable
     {
         await using (var store = SqliteStore.Open(DbPath))
         {
-            Assert.Equal(3, store.SchemaVersion);
+            Assert.Equal(4, store.SchemaVersion);
             using var conn = store.OpenRead();
             using var cmd = conn.CreateCommand();
             cmd.CommandText = "PRAGMA journal_mode";
@@ -84,6 +84,20 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Contains("newer Sparky", e.Message);
     }
 
+    [Fact]
+    public async Task Plans_are_upserted_by_name_and_survive_a_reopen()
+    {
+        await using (var store = SqliteStore.Open(DbPath))
+        {
+            Assert.Empty(store.LoadPlans());
+            Assert.Equal(WriteStatus.Ok, (await store.UpsertPlanAsync(new PlanRow("p", "/x/p.yaml", "/x", "name: p", "running", "{}", 1))).Status);
+            Assert.Equal(WriteStatus.Ok, (await store.UpsertPlanAsync(new PlanRow("p", "/x/p.yaml", "/x", "name: p", "stopped", "{\"v\":1}", 2))).Status);
+        }
+        await using var reopened = SqliteStore.Open(DbPath);
+        var row = Assert.Single(reopened.LoadPlans());
+        Assert.Equal(new PlanRow("p", "/x/p.yaml", "/x", "name: p", "stopped", "{\"v\":1}", 2), row);
+    }
+
     /// <summary>A database written by each released schema must open and migrate: fixtures are checked in.</summary>
     [Theory]
     [InlineData("schema-v1.db")]
@@ -92,7 +106,7 @@ public sealed class SqliteStoreTests : IDisposable
         Directory.CreateDirectory(_dir);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), DbPath);
         await using var store = SqliteStore.Open(DbPath);
-        Assert.Equal(3, store.SchemaVersion); // migrated to the current schema
+        Assert.Equal(4, store.SchemaVersion); // migrated to the current schema
         var t = store.Get(TaskId.Parse("fixture-1"))!;
         Assert.Equal(TaskState.Succeeded, t.State);
         Assert.Equal(["echo", "hi"], t.Spec.Argv);
