@@ -28,6 +28,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public SqliteStore Store { get; }
     public EventHub Events { get; } = new();
     public Engine Engine { get; }
+    /// <summary>Plans (SPEC §5): started by <c>POST /api/v1/plans</c>, resumed at start.</summary>
+    public Sparky.Server.Plans.PlanRunner Plans { get; private set; } = null!;
     public SparkyMetrics Metrics { get; }
     /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
     public GpuDiscovery Gpus { get; }
@@ -96,7 +98,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
             d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands);
             d.ZmqCurvePublicKey = curve.PublicKey;
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
+            d.Plans = new Sparky.Server.Plans.PlanRunner(d); // subscribes: ends found by recovery reach it
             d.Engine.Start();
+            d.Plans.Start(); // after the engine's recovery: the task states it reads are the recovered ones
             d._drop = new DropDirectory(d);
             if (d.Gpus.Gpus.Count > 0)
             {
@@ -209,6 +213,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             await _app.DisposeAsync();
         }
         _commands?.Dispose();
+        if (Plans is not null) await Plans.DisposeAsync();
         await Engine.DisposeAsync();
         _events?.Dispose();
         _done?.Dispose();

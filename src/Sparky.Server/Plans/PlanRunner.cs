@@ -1,0 +1,532 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Sparky.Core.Events;
+using Sparky.Core.Tasks;
+using Sparky.Plans;
+using Sparky.Server.Daemon;
+using Sparky.Server.Events;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.Server.Plans;
+
+/// <summary>A plan as the runner holds it: immutable, replaced on every change (readers take it as it is).</summary>
+public sealed record PlanRun(string Name, Plan Plan, PlanState State, PlanStatus Status, string Text, string? Path, string BaseDir, long UpdatedAt);
+
+/// <summary>
+/// Runs plans (SPEC §5) on the daemon: carries out <see cref="PlanEngine"/>'s decisions (submissions through
+/// <see cref="Commands.SubmitAsync(SparkyDaemon, JsonNode?)"/>, gate checks, stop and block), learns outcomes from
+/// <c>task.finished</c> events, and stores the state after every change. One per daemon; every change goes through
+/// one loop (one message at a time), so the state needs no lock; readers see the last <see cref="PlanRun"/> stored
+/// in <see cref="Get"/>. A restart calls <see cref="PlanEngine.Decide"/> on the stored state, never
+/// <see cref="PlanEngine.Begin"/>: nothing that finished runs again.
+/// </summary>
+public sealed class PlanRunner : IAsyncDisposable
+{
+    public const string PhaseTopic = "plan.phase";
+    public const string GateTopic = "gate.result";
+    private const int TailChars = 4000;
+    private const double DefaultCheckTimeoutSeconds = 600;
+
+    private readonly SparkyDaemon _d;
+    private readonly ConcurrentDictionary<string, PlanRun> _plans = new(StringComparer.Ordinal);
+    /// <summary>Task (element) id → where it belongs. Touched only by the loop.</summary>
+    private readonly Dictionary<string, TaskRef> _tasks = new(StringComparer.Ordinal);
+    private readonly Channel<Func<Task>> _inbox = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly EventHub.Subscription _sub;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop, _pump;
+
+    private sealed record TaskRef(string Plan, string Phase, string Workstream, int Attempt, IReadOnlyList<string> AllIds);
+
+    public PlanRunner(SparkyDaemon d)
+    {
+        _d = d;
+        // Subscribed before the engine starts: no end is missed, even one recovery finds.
+        _sub = d.Events.Subscribe(100_000, e => e.Topic == SparkyEvent.TaskFinished);
+    }
+
+    private string DataDir => _d.Config.DataDir;
+
+    /// <summary>Loads the stored plans and resumes the running ones; then follows task ends.</summary>
+    public void Start()
+    {
+        _inbox.Writer.TryWrite(RecoverAsync);
+        _loop = Task.Run(LoopAsync);
+        _pump = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var e in _sub.Reader.ReadAllAsync(_stop.Token))
+                    if ((string?)e.Body["id"] is { } id) _inbox.Writer.TryWrite(() => TaskEndedAsync(id));
+            }
+            catch (OperationCanceledException) { }
+        });
+    }
+
+    private async Task LoopAsync()
+    {
+        await foreach (var work in _inbox.Reader.ReadAllAsync())
+        {
+            try { await work(); }
+            catch (Exception e) { Console.Error.WriteLine($"sparky: plans: {e}"); }
+        }
+    }
+
+    private Task<T> Post<T>(Func<Task<T>> work)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_inbox.Writer.TryWrite(async () =>
+            {
+                try { tcs.TrySetResult(await work()); }
+                catch (Exception e) { tcs.TrySetException(e); }
+            }))
+            tcs.TrySetResult(default!);
+        return tcs.Task;
+    }
+
+    // ---------- reads ----------
+
+    public PlanRun? Get(string name) => _plans.GetValueOrDefault(name);
+
+    public IReadOnlyList<PlanRun> All() => _plans.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+
+    /// <summary>One line per plan for <c>GET /api/v1/plans</c>.</summary>
+    public static JsonObject Summary(PlanRun r) => new()
+    {
+        ["name"] = r.Name,
+        ["status"] = PlanJson.Name(r.Status),
+        ["current_phase"] = PlanEngine.Decide(r.Plan, r.State).CurrentPhase,
+        ["updated_at"] = r.UpdatedAt,
+    };
+
+    /// <summary>The report tree (<see cref="PlanJson.Report"/>) with what the daemon knows: each task's id, state,
+    /// attempts, duration and reason, where the plan file lives.</summary>
+    public JsonObject Report(PlanRun r)
+    {
+        var report = PlanJson.Report(r.Plan, r.State);
+        report["path"] = r.Path;
+        report["base_dir"] = r.BaseDir;
+        report["updated_at"] = r.UpdatedAt;
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var phases = (JsonArray)report["phases"]!;
+        for (int k = 0; k < r.Plan.Phases.Count; k++)
+        {
+            var phase = r.Plan.Phases[k];
+            var wsNodes = (JsonArray)phases[k]!["workstreams"]!;
+            for (int i = 0; i < phase.Workstreams.Count; i++)
+            {
+                var ws = phase.Workstreams[i];
+                var rec = r.State.Of(phase.Name, ws.Name);
+                if (rec.Attempt == 0 || rec.Hash != ws.Hash) continue;
+                var envelopes = PlanEnvelopes.For(r.Plan, phase, ws, rec.Attempt, r.BaseDir);
+                var taskNodes = (JsonArray)wsNodes[i]!["tasks"]!;
+                for (int j = 0; j < envelopes.Count && j < taskNodes.Count; j++)
+                {
+                    var node = taskNodes[j]!.AsObject();
+                    var elements = envelopes[j].TaskIds.Select(id => TaskId.TryParse(id, out var tid) ? _d.Store.Get(tid) : null).ToList();
+                    node["id"] = envelopes[j].Id;
+                    if (elements.Count == 1) Describe(node, elements[0], now);
+                    else
+                    {
+                        var arr = new JsonArray();
+                        foreach (var (e, id) in elements.Zip(envelopes[j].TaskIds))
+                        {
+                            var o = new JsonObject { ["id"] = id };
+                            Describe(o, e, now);
+                            arr.Add(o);
+                        }
+                        node["elements"] = arr;
+                        var states = elements.Select(e => e?.State).ToList();
+                        node["state"] = states.Any(s => s is null || !s.Value.IsTerminal()) ? (states.Any(s => s == TaskState.Running) ? "running" : "queued")
+                            : states.All(s => s == TaskState.Succeeded) ? "succeeded" : "failed";
+                    }
+                }
+            }
+        }
+        return report;
+    }
+
+    private static void Describe(JsonObject node, TaskRecord? t, long now)
+    {
+        if (t is null) { node["state"] = "not_submitted"; return; }
+        node["state"] = t.State.Name();
+        node["attempts"] = t.Attempts;
+        node["reason"] = t.Reason;
+        node["exit_code"] = t.ExitCode;
+        node["started_at"] = t.StartedAt;
+        node["finished_at"] = t.FinishedAt;
+        node["duration_seconds"] = t.StartedAt is { } s ? Math.Round(((t.FinishedAt ?? now) - s) / 1000.0, 3) : null;
+    }
+
+    // ---------- starting ----------
+
+    /// <summary>What <see cref="StartAsync"/> answers: 202 with the name, or 400/409 with every problem, one per line.</summary>
+    public sealed record StartResult(int Status, string? Name, string? Detail, IReadOnlyList<string> Errors);
+
+    /// <summary>Parses and checks a plan, begins a run (resuming what is kept) and stores it before anything is submitted.</summary>
+    public Task<StartResult> StartAsync(string text, string? path, string? baseDir, string? fromPhase)
+    {
+        var file = path is { Length: > 0 } ? System.IO.Path.GetFileName(path) : "plan.yaml";
+        var parsed = PlanFile.Parse(text, path ?? file);
+        if (!parsed.Ok) return Task.FromResult(Bad(parsed.Errors.Select(e => e.ToString()).ToList()));
+        var plan = parsed.Plan!;
+        var errors = new List<string>();
+        var known = _d.Engine.KnownClasses;
+        foreach (var phase in plan.Phases)
+            foreach (var ws in phase.Workstreams)
+                foreach (var t in ws.Tasks)
+                    if (t.Class is { } cls && !known.Contains(cls))
+                        errors.Add($"{path ?? file}:{t.Pos}: unknown class '{cls}' (known: {string.Join(", ", known.Order())})");
+        var dir = baseDir ?? (path is { Length: > 0 } && System.IO.Path.IsPathRooted(path) ? System.IO.Path.GetDirectoryName(path) : null);
+        if (dir is null || !System.IO.Path.IsPathRooted(dir)) errors.Add("base_dir must be an absolute path (the plan file's folder)");
+        if (fromPhase is not null && plan.IndexOf(fromPhase) < 0)
+            errors.Add($"no phase named '{fromPhase}' (phases: {string.Join(", ", plan.Phases.Select(p => p.Name))})");
+        if (errors.Count > 0) return Task.FromResult(Bad(errors));
+
+        return Post(async () =>
+        {
+            var stored = _plans.GetValueOrDefault(plan.Name);
+            if (stored is { Status: PlanStatus.Running })
+                return new StartResult(409, plan.Name, $"plan '{plan.Name}' is already running (at phase {PlanEngine.Decide(stored.Plan, stored.State).CurrentPhase})", []);
+            var state = PlanEngine.Begin(plan, stored?.State ?? PlanState.Empty, fromPhase);
+            var run = new PlanRun(plan.Name, plan, state, PlanStatus.Running, text, path, dir!, Now());
+            // Still-running workstreams kept by Begin: their tasks' ends must find them.
+            foreach (var phase in plan.Phases)
+                foreach (var ws in phase.Workstreams)
+                    if (state.Of(phase.Name, ws.Name) is { Status: WorkstreamStatus.Running } r) Track(run, phase, ws, r.Attempt);
+            if (!await SaveAsync(run)) return new StartResult(503, plan.Name, "the store is unavailable", []);
+            await DriveAsync(run.Name);
+            return new StartResult(202, plan.Name, null, []);
+        });
+
+        static StartResult Bad(IReadOnlyList<string> errors) => new(400, null, string.Join('\n', errors), errors);
+    }
+
+    // ---------- the loop's work ----------
+
+    private async Task RecoverAsync()
+    {
+        foreach (var row in _d.Store.LoadPlans())
+        {
+            var parsed = PlanFile.Parse(row.Text, row.Path ?? "plan.yaml");
+            if (!parsed.Ok) { Console.Error.WriteLine($"sparky: plans: stored plan '{row.Name}' no longer parses: {parsed.Errors[0]}"); continue; }
+            PlanState state;
+            try { state = PlanJson.ReadState(JsonNode.Parse(row.StateJson)); }
+            catch (Exception e) when (e is FormatException or System.Text.Json.JsonException) { Console.Error.WriteLine($"sparky: plans: '{row.Name}': {e.Message}"); continue; }
+            var status = Enum.TryParse<PlanStatus>(row.Status, true, out var s) ? s : PlanStatus.Stopped;
+            var run = new PlanRun(row.Name, parsed.Plan!, state, status, row.Text, row.Path, row.BaseDir ?? DataDir, row.UpdatedAt);
+            _plans[run.Name] = run;
+        }
+        foreach (var run in _plans.Values.Where(r => r.Status == PlanStatus.Running).ToList())
+        {
+            var current = run;
+            foreach (var phase in run.Plan.Phases)
+            {
+                foreach (var ws in phase.Workstreams)
+                {
+                    var r = current.State.Of(phase.Name, ws.Name);
+                    if (r.Status != WorkstreamStatus.Running || r.Hash != ws.Hash) continue;
+                    var envelopes = Track(current, phase, ws, r.Attempt);
+                    var first = TaskId.Parse(envelopes[0].TaskIds[0]);
+                    if (_d.Store.StateOf(first) is null)
+                    {
+                        // Stored as running, but the daemon stopped before the submission: submit it now (same ids).
+                        var failure = await SubmitAsync(envelopes);
+                        if (failure is not null) current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, false, failure));
+                        continue;
+                    }
+                    // Ended while the daemon was down?
+                    if (OutcomeOf(envelopes.SelectMany(e => e.TaskIds).ToList()) is { } o)
+                        current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, o.Ok, o.Reason));
+                }
+                if (current.State.GateOf(phase.Name) is { Status: GateStatus.Running } g && g.Key == phase.GateKey)
+                    StartGate(current, phase);
+            }
+            await SaveAsync(current);
+            await DriveAsync(current.Name);
+        }
+    }
+
+    private async Task TaskEndedAsync(string id)
+    {
+        if (!_tasks.TryGetValue(id, out var t) || _plans.GetValueOrDefault(t.Plan) is not { } run) return;
+        var rec = run.State.Of(t.Phase, t.Workstream);
+        if (rec.Status != WorkstreamStatus.Running || rec.Attempt != t.Attempt) return;
+        if (OutcomeOf(t.AllIds) is not { } o) return;
+        var next = Update(run, run.State.Finished(t.Phase, t.Workstream, t.Attempt, o.Ok, o.Reason));
+        await SaveAsync(next);
+        await DriveAsync(next.Name);
+    }
+
+    private async Task GateDoneAsync(string name, string phaseName, string key, IReadOnlyList<CheckResult> results)
+    {
+        if (_plans.GetValueOrDefault(name) is not { } run || run.Plan.FindPhase(phaseName) is not { } phase || phase.GateKey != key) return;
+        if (run.State.GateOf(phaseName) is not { Status: GateStatus.Running } g || g.Key != key) return;
+        var state = run.State.GateFinished(phase, results);
+        var rec = state.GateOf(phaseName);
+        var next = Update(run, state);
+        await SaveAsync(next);
+        _d.Events.Publish(new SparkyEvent(GateTopic, Now(), new JsonObject
+        {
+            ["plan"] = name,
+            ["phase"] = phaseName,
+            ["passed"] = rec.Status == GateStatus.Passed,
+            ["reason"] = rec.Reason,
+            ["checks"] = new JsonArray(results.Select((r, i) => (JsonNode?)new JsonObject
+            {
+                ["check"] = i < phase.Gate.Count ? phase.Gate[i].Describe() : null,
+                ["passed"] = r.Passed,
+                ["output"] = r.Output,
+            }).ToArray()),
+        }));
+        await DriveAsync(name);
+    }
+
+    /// <summary>Carries out the engine's decisions until it waits for an outcome, succeeds or stops.</summary>
+    private async Task DriveAsync(string name)
+    {
+        for (int guard = 0; guard < 1000; guard++)
+        {
+            var run = _plans[name];
+            var step = PlanEngine.Decide(run.Plan, run.State);
+            var state = run.State;
+            foreach (var decision in step.Decisions) state = state.Apply(run.Plan, decision);
+            var status = step.Status;
+            if (step.Decisions.Count == 0 && status == run.Status) return;
+            run = Update(run, state, status);
+            await SaveAsync(run);
+            if (status != PlanStatus.Running) return;
+
+            bool changed = false;
+            foreach (var decision in step.Decisions)
+            {
+                switch (decision)
+                {
+                    case CancelWorkstream c:
+                        // The ids of the superseded spec: PlanEnvelopes.For needs the workstream as it was, which
+                        // only the task map still knows.
+                        foreach (var (id, _) in _tasks.Where(kv => kv.Value.Plan == name && kv.Value.Phase == c.Phase && kv.Value.Workstream == c.Workstream && kv.Value.Attempt == c.Attempt).ToList())
+                            if (TaskId.TryParse(id, out var tid)) await _d.Engine.CancelAsync(tid);
+                        break;
+                    case SubmitWorkstream s:
+                    {
+                        var envelopes = Track(run, s.Phase, s.Workstream, s.Attempt);
+                        if (await SubmitAsync(envelopes) is { } failure)
+                        {
+                            run = Update(_plans[name], _plans[name].State.Finished(s.Phase.Name, s.Workstream.Name, s.Attempt, false, failure));
+                            changed = true;
+                        }
+                        break;
+                    }
+                    case RunGate g:
+                        StartGate(run, g.Phase);
+                        break;
+                }
+            }
+            if (!changed) return;
+            await SaveAsync(_plans[name]);
+        }
+    }
+
+    /// <summary>Null when submitted (or already there: a 409 after a crash), else why not.</summary>
+    private async Task<string?> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
+    {
+        var batch = new JsonArray(envelopes.Select(e => (JsonNode?)e.Envelope.DeepClone()).ToArray());
+        var answer = await Commands.SubmitAsync(_d, batch);
+        return answer.Ok || answer.Status == 409 ? null : $"submission refused ({answer.Status}): {answer.Detail}";
+    }
+
+    private IReadOnlyList<TaskEnvelope> Track(PlanRun run, Phase phase, Workstream ws, int attempt)
+    {
+        var envelopes = PlanEnvelopes.For(run.Plan, phase, ws, attempt, run.BaseDir);
+        var all = envelopes.SelectMany(e => e.TaskIds).ToList();
+        var r = new TaskRef(run.Name, phase.Name, ws.Name, attempt, all);
+        foreach (var id in all) _tasks[id] = r;
+        return envelopes;
+    }
+
+    /// <summary>The workstream's outcome from the store: null while a task has not ended (or is not there).</summary>
+    private (bool Ok, string? Reason)? OutcomeOf(IReadOnlyList<string> ids)
+    {
+        var records = new List<(string Id, TaskState State)>();
+        foreach (var id in ids)
+        {
+            if (_d.Store.StateOf(TaskId.Parse(id)) is not { } s) return null;
+            records.Add((id, s));
+        }
+        var ok = PlanEngine.Outcome(records.Select(r => r.State));
+        if (ok is null) return null;
+        if (ok.Value) return (true, null);
+        var bad = records.First(r => r.State != TaskState.Succeeded);
+        var why = _d.Store.Get(TaskId.Parse(bad.Id))?.Reason;
+        return (false, $"task {bad.Id} {bad.State.Name()}" + (why is { Length: > 0 } ? $" ({why})" : ""));
+    }
+
+    // ---------- gates ----------
+
+    private void StartGate(PlanRun run, Phase phase)
+    {
+        var env = run.Plan.Env;
+        var baseDir = run.BaseDir;
+        var key = phase.GateKey;
+        _ = Task.Run(async () =>
+        {
+            var results = new List<CheckResult>();
+            foreach (var check in phase.Gate)
+            {
+                CheckResult r;
+                try { r = await RunCheckAsync(check, env, baseDir, _stop.Token); }
+                catch (OperationCanceledException) { return; }
+                catch (Exception e) { r = new CheckResult(false, e.Message); }
+                results.Add(r);
+                if (!r.Passed) break;
+            }
+            _inbox.Writer.TryWrite(() => GateDoneAsync(run.Name, phase.Name, key, results));
+        });
+    }
+
+    private static async Task<CheckResult> RunCheckAsync(GateCheck check, IReadOnlyDictionary<string, string> env, string baseDir, CancellationToken ct)
+    {
+        switch (check)
+        {
+            case MetricCheck m:
+            {
+                var file = System.IO.Path.GetFullPath(m.File, baseDir);
+                string? text = File.Exists(file) ? await File.ReadAllTextAsync(file, ct) : null;
+                return Gates.EvaluateMetric(m, text);
+            }
+            case FileCheck f:
+            {
+                var info = new FileInfo(System.IO.Path.GetFullPath(f.Path, baseDir));
+                return Gates.EvaluateFile(f, info.Exists, info.Exists ? info.Length : 0);
+            }
+            case RunCheck r:
+                return await RunProcessAsync(r, env, baseDir, ct);
+            default:
+                return new CheckResult(false, $"unknown check {check.GetType().Name}");
+        }
+    }
+
+    private static async Task<CheckResult> RunProcessAsync(RunCheck r, IReadOnlyDictionary<string, string> env, string baseDir, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo { WorkingDirectory = baseDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (r.Shell is { } sh) { psi.FileName = "/bin/sh"; psi.ArgumentList.Add("-c"); psi.ArgumentList.Add(sh); }
+        else
+        {
+            var argv = r.Argv ?? [];
+            if (argv.Count == 0) return new CheckResult(false, "empty command");
+            psi.FileName = argv[0];
+            foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
+        }
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        var output = new StringBuilder();
+        void Append(string? line)
+        {
+            if (line is null) return;
+            lock (output)
+            {
+                output.Append(line).Append('\n');
+                if (output.Length > 4 * TailChars) output.Remove(0, output.Length - TailChars);
+            }
+        }
+        using var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, e) => Append(e.Data);
+        p.ErrorDataReceived += (_, e) => Append(e.Data);
+        try { p.Start(); }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            return new CheckResult(false, $"cannot start {psi.FileName}: {e.Message}");
+        }
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(r.TimeoutSeconds ?? DefaultCheckTimeoutSeconds));
+        bool timedOut = false;
+        try { await p.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException)
+        {
+            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            if (ct.IsCancellationRequested) throw;
+            timedOut = true;
+        }
+        if (!timedOut) p.WaitForExit(); // the output's last lines
+        string tail;
+        lock (output) tail = output.Length > TailChars ? output.ToString(output.Length - TailChars, TailChars) : output.ToString();
+        return Gates.FromRun(timedOut ? -1 : p.ExitCode, tail.TrimEnd(), timedOut);
+    }
+
+    // ---------- state, events, report ----------
+
+    /// <summary>Replaces the plan's state (and status); publishes <c>plan.phase</c> for every phase whose status changed.</summary>
+    private PlanRun Update(PlanRun run, PlanState state, PlanStatus? status = null)
+    {
+        var next = run with { State = state, Status = status ?? run.Status, UpdatedAt = Now() };
+        bool phaseChanged = false;
+        foreach (var phase in run.Plan.Phases)
+        {
+            var before = PlanEngine.StatusOf(run.Plan, run.State, phase);
+            var after = PlanEngine.StatusOf(next.Plan, next.State, phase);
+            if (before == after) continue;
+            phaseChanged = true;
+            string? what = after switch
+            {
+                PhaseStatus.Running => "started",
+                PhaseStatus.Gating => "gating",
+                PhaseStatus.Passed => "passed",
+                PhaseStatus.Failed => "failed",
+                PhaseStatus.Blocked => "blocked",
+                _ => null,
+            };
+            if (what is null) continue;
+            _d.Events.Publish(new SparkyEvent(PhaseTopic, next.UpdatedAt, new JsonObject
+            {
+                ["plan"] = run.Name,
+                ["phase"] = phase.Name,
+                ["status"] = what,
+                ["reason"] = next.State.BlockedPhases.GetValueOrDefault(phase.Name) ?? (what == "failed" ? PlanEngine.Decide(next.Plan, next.State).Decisions.OfType<PlanStopped>().FirstOrDefault()?.Reason : null),
+            }));
+        }
+        _plans[run.Name] = next;
+        if (phaseChanged || next.Status != run.Status) WriteReport(next);
+        return next;
+    }
+
+    private async Task<bool> SaveAsync(PlanRun run)
+    {
+        _plans[run.Name] = run;
+        var row = new PlanRow(run.Name, run.Path, run.BaseDir, run.Text, PlanJson.Name(run.Status), PlanJson.State(run.State).ToJsonString(), run.UpdatedAt);
+        var w = await _d.Store.UpsertPlanAsync(row);
+        if (w.Status != WriteStatus.Ok) Console.Error.WriteLine($"sparky: plans: storing '{run.Name}': {w.Detail}");
+        return w.Status == WriteStatus.Ok;
+    }
+
+    private void WriteReport(PlanRun run)
+    {
+        try
+        {
+            var dir = System.IO.Path.Combine(DataDir, "plans", run.Name);
+            Directory.CreateDirectory(dir);
+            var tmp = System.IO.Path.Combine(dir, "report.json.tmp");
+            File.WriteAllText(tmp, Report(run).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            File.Move(tmp, System.IO.Path.Combine(dir, "report.json"), overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"sparky: plans: report for '{run.Name}': {e.Message}");
+        }
+    }
+
+    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _sub.Dispose();
+        _inbox.Writer.TryComplete();
+        if (_pump is not null) await _pump;
+        if (_loop is not null) await _loop;
+    }
+}
