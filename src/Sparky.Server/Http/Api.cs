@@ -111,6 +111,31 @@ internal static class Api
             return Results.Empty;
         });
 
+        // ---- plans (SPEC §5) ----
+        app.MapPost("/api/v1/plans", async (HttpRequest req) =>
+        {
+            var (node, error) = await BodyReader.ReadJsonAsync(req, d.Config.MaxBodyBytes);
+            if (error is not null) return error;
+            if (node is not JsonObject o || o["text"] is not JsonValue tv || tv.GetValueKind() != JsonValueKind.String)
+                return Problems.BadRequest("send {\"text\": <the plan file>, \"path\"?, \"base_dir\"?, \"from\"?}");
+            string? Str(string key) => o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
+            var r = await d.Plans.StartAsync(tv.GetValue<string>(), Str("path"), Str("base_dir"), Str("from"));
+            if (r is null) return Problems.Unavailable("the daemon is stopping");
+            return r.Status switch
+            {
+                202 => Results.Json(new JsonObject { ["ok"] = true, ["name"] = r.Name, ["status"] = "running" }, statusCode: 202),
+                400 => Results.Problem(r.Detail, statusCode: 400, title: "Bad request",
+                    extensions: new Dictionary<string, object?> { ["errors"] = r.Errors }),
+                _ => Problems.Of(r.Status, r.Detail!),
+            };
+        });
+
+        app.MapGet("/api/v1/plans", () =>
+            Results.Json(new JsonObject { ["plans"] = new JsonArray(d.Plans.All().Select(p => (JsonNode?)Sparky.Server.Plans.PlanRunner.Summary(p)).ToArray()) }));
+
+        app.MapGet("/api/v1/plans/{name}", (string name) =>
+            d.Plans.Get(name) is { } run ? Results.Json(d.Plans.Report(run)) : Problems.NotFound($"no plan '{name}'"));
+
         app.MapGet("/api/v1/gpus", () => Results.Json(GpuJson.Of(d.Gpus, d.Gpus.Gpus.Count > 0 ? d.Gpus.Sample() : [])));
 
         app.MapGet("/healthz", () => Results.Json(new JsonObject { ["ok"] = true }));
