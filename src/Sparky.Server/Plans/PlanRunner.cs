@@ -46,6 +46,7 @@ public sealed class PlanRunner : IAsyncDisposable
         _d = d;
         // Subscribed before the engine starts: no end is missed, even one recovery finds.
         _sub = d.Events.Subscribe(100_000, e => e.Topic == SparkyEvent.TaskFinished);
+        Load(); // before the engine is ready (and /readyz says so): GET /api/v1/plans/{name} finds every stored plan
     }
 
     private string DataDir => _d.Config.DataDir;
@@ -107,6 +108,8 @@ public sealed class PlanRunner : IAsyncDisposable
     public JsonObject Report(PlanRun r)
     {
         var report = PlanJson.Report(r.Plan, r.State);
+        // The runner's status, not the engine's reading of the state: "stopped" only once the later phases are blocked.
+        report["status"] = PlanJson.Name(r.Status);
         report["path"] = r.Path;
         report["base_dir"] = r.BaseDir;
         report["updated_at"] = r.UpdatedAt;
@@ -207,7 +210,7 @@ public sealed class PlanRunner : IAsyncDisposable
 
     // ---------- the loop's work ----------
 
-    private async Task RecoverAsync()
+    private void Load()
     {
         foreach (var row in _d.Store.LoadPlans())
         {
@@ -220,6 +223,10 @@ public sealed class PlanRunner : IAsyncDisposable
             var run = new PlanRun(row.Name, parsed.Plan!, state, status, row.Text, row.Path, row.BaseDir ?? DataDir, row.UpdatedAt);
             _plans[run.Name] = run;
         }
+    }
+
+    private async Task RecoverAsync()
+    {
         foreach (var run in _plans.Values.Where(r => r.Status == PlanStatus.Running).ToList())
         {
             var current = run;
@@ -334,8 +341,14 @@ public sealed class PlanRunner : IAsyncDisposable
     /// <summary>Null when submitted (or already there: a 409 after a crash), else why not.</summary>
     private async Task<string?> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
     {
-        var batch = new JsonArray(envelopes.Select(e => (JsonNode?)e.Envelope.DeepClone()).ToArray());
-        var answer = await Commands.SubmitAsync(_d, batch);
+        // As a client would send it: parsed from text (numbers built in code as int don't read as double).
+        var batch = JsonNode.Parse(new JsonArray(envelopes.Select(e => (JsonNode?)e.Envelope.DeepClone()).ToArray()).ToJsonString());
+        Answer answer;
+        try { answer = await Commands.SubmitAsync(_d, batch); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+        {
+            return $"submission failed: {e.Message}";
+        }
         return answer.Ok || answer.Status == 409 ? null : $"submission refused ({answer.Status}): {answer.Detail}";
     }
 
@@ -489,8 +502,9 @@ public sealed class PlanRunner : IAsyncDisposable
                 ["reason"] = next.State.BlockedPhases.GetValueOrDefault(phase.Name) ?? (what == "failed" ? PlanEngine.Decide(next.Plan, next.State).Decisions.OfType<PlanStopped>().FirstOrDefault()?.Reason : null),
             }));
         }
-        _plans[run.Name] = next;
+        // The report file first: whoever sees the new state through the API finds the file already written.
         if (phaseChanged || next.Status != run.Status) WriteReport(next);
+        _plans[run.Name] = next;
         return next;
     }
 
