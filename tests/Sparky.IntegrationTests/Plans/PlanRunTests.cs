@@ -225,4 +225,36 @@ public sealed class PlanRunTests
             try { Directory.Delete(root, true); } catch (IOException) { }
         }
     }
+
+    [Fact]
+    public async Task The_cli_runs_a_plan_follows_it_and_shows_its_status()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        var file = Path.Combine(d.WorkDir, "gated.yaml");
+        await File.WriteAllTextAsync(file, Gated);
+        var server = new[] { "--server", d.Daemon.Url };
+
+        var stopped = await SparkyCli.RunAsync(["plan", "run", file, .. server]);
+        Assert.True(stopped.ExitCode == 1, stopped.Stdout + stopped.Stderr);
+        Assert.Contains("stopped at phase one:", stopped.Stderr);
+        Assert.Contains("phase two: blocked", stopped.Stdout);
+
+        await File.WriteAllTextAsync(Path.Combine(d.WorkDir, "ready.txt"), "yes\n");
+        var ok = await SparkyCli.RunAsync(["plan", "run", file, .. server]);
+        Assert.True(ok.ExitCode == 0, ok.Stdout + ok.Stderr);
+        Assert.Equal(["a", "b", "c"], Runs(d.WorkDir));
+
+        var status = await SparkyCli.RunAsync(["plan", "status", "gated", .. server]);
+        Assert.Equal(0, status.ExitCode);
+        Assert.Contains("phase one", status.Stdout);
+        Assert.Contains("pass", status.Stdout);
+        var table = await SparkyCli.RunAsync(["plan", "status", "--json", .. server]);
+        Assert.Equal("succeeded", (string?)JsonNode.Parse(table.Stdout)!["plans"]![0]!["status"]);
+
+        var bad = Path.Combine(d.WorkDir, "bad.yaml");
+        await File.WriteAllTextAsync(bad, "name: bad\ncolour: blue\nphases: []\n");
+        var refused = await SparkyCli.RunAsync(["plan", "run", bad, .. server]);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("bad.yaml:2:1:", refused.Stderr);
+    }
 }

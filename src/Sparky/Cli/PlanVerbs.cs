@@ -1,0 +1,190 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+using Sparky.Plans;
+
+namespace Sparky.Cli;
+
+/// <summary><c>sparky plan run FILE [--from PHASE]</c> and <c>sparky plan status [NAME]</c> (SPEC §5).</summary>
+internal static class PlanVerbs
+{
+    public static Command Build(Option<string?> server, Option<bool> json)
+    {
+        var plan = new Command("plan", "Plans: phases of parallel workstreams behind gates, resumable.");
+        plan.Subcommands.Add(Run(server, json));
+        plan.Subcommands.Add(Status(server, json));
+        return plan;
+    }
+
+    private static Command Run(Option<string?> server, Option<bool> json)
+    {
+        var file = new Argument<string>("file") { Description = "the plan file (YAML)" };
+        var from = new Option<string?>("--from") { Description = "run this phase and every later one again" };
+        var c = new Command("run", "Run a plan (again: resume) and follow it; exit 0 when every phase and gate passed.") { file, from };
+        c.SetAction(async (p, ct) =>
+        {
+            var path = Path.GetFullPath(p.GetValue(file)!);
+            string text;
+            try { text = await File.ReadAllTextAsync(path, ct); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read {path}: {e.Message}", 2); }
+            // The file's own errors, all of them, before anything is sent.
+            var parsed = PlanFile.Parse(text, path);
+            if (!parsed.Ok)
+            {
+                foreach (var e in parsed.Errors) Console.Error.WriteLine(e);
+                return 2;
+            }
+            using var client = new DaemonClient(p.GetValue(server));
+            var body = new JsonObject { ["text"] = text, ["path"] = path, ["base_dir"] = Path.GetDirectoryName(path) };
+            if (p.GetValue(from) is { } f) body["from"] = f;
+            JsonNode started;
+            try { started = await client.PostAsync("api/v1/plans", body, ct); }
+            catch (CliException e) when (e.Message.StartsWith("400")) { throw new CliException(e.Message, 2); }
+            var name = (string?)started["name"] ?? throw client.NotSparky();
+            bool asJson = p.GetValue(json);
+            var report = await FollowAsync(client, name, live: !asJson && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive, lines: !asJson, ct);
+            if (asJson) Console.WriteLine(report.ToJsonString());
+            if ((string?)report["status"] == "succeeded")
+            {
+                if (!asJson) Console.WriteLine($"plan {name} succeeded");
+                return 0;
+            }
+            Console.Error.WriteLine($"stopped at phase {(string?)report["current_phase"]}: {(string?)report["reason"]}");
+            return 1;
+        });
+        return c;
+    }
+
+    /// <summary>Polls the plan every 300 ms until it succeeded or stopped: a live tree on a terminal, else a line per change.</summary>
+    private static async Task<JsonNode> FollowAsync(DaemonClient client, string name, bool live, bool lines, CancellationToken ct)
+    {
+        var path = $"api/v1/plans/{Uri.EscapeDataString(name)}";
+        JsonNode report = await client.GetAsync(path, ct);
+        bool Done(JsonNode r) => (string?)r["status"] is "succeeded" or "stopped";
+        if (live)
+        {
+            await AnsiConsole.Live(Tree(report)).AutoClear(false).StartAsync(async ctx =>
+            {
+                while (!Done(report))
+                {
+                    await Task.Delay(300, ct);
+                    report = await client.GetAsync(path, ct);
+                    ctx.UpdateTarget(Tree(report));
+                }
+            });
+            return report;
+        }
+        var seen = new Dictionary<string, string>();
+        while (true)
+        {
+            if (lines)
+                foreach (var (key, line) in Lines(report))
+                    if (!seen.TryGetValue(key, out var old) || old != line)
+                    {
+                        seen[key] = line;
+                        Console.WriteLine(line);
+                    }
+            if (Done(report)) return report;
+            await Task.Delay(300, ct);
+            report = await client.GetAsync(path, ct);
+        }
+    }
+
+    /// <summary>One line per phase, workstream and gate, keyed, for the not-a-terminal view.</summary>
+    private static IEnumerable<(string Key, string Line)> Lines(JsonNode report)
+    {
+        foreach (var ph in (JsonArray)report["phases"]!)
+        {
+            var phase = (string)ph!["name"]!;
+            yield return (phase, $"phase {phase}: {(string?)ph["status"]}" + (ph["blocked_reason"] is { } b ? $" ({b})" : ""));
+            foreach (var ws in (JsonArray)ph["workstreams"]!)
+                yield return ($"{phase}/{ws!["name"]}", $"  {phase}/{(string?)ws["name"]}: {(string?)ws["status"]}" + (ws["reason"] is { } r ? $" ({r})" : ""));
+            var gate = ph["gate"]!;
+            if (((JsonArray)gate["checks"]!).Count > 0)
+                yield return ($"{phase}#gate", $"  {phase} gate: {(string?)gate["status"]}" + (gate["reason"] is { } gr ? $" ({gr})" : ""));
+        }
+    }
+
+    private static Command Status(Option<string?> server, Option<bool> json)
+    {
+        var name = new Argument<string?>("name") { Description = "a plan (none: every plan)", Arity = ArgumentArity.ZeroOrOne };
+        var c = new Command("status", "A plan as a tree (phases, workstreams, tasks, gate checks), or a table of plans.") { name };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(server));
+            bool asJson = p.GetValue(json);
+            if (p.GetValue(name) is { } n)
+            {
+                var report = await client.GetAsync($"api/v1/plans/{Uri.EscapeDataString(n)}", ct);
+                if (asJson) Console.WriteLine(report.ToJsonString());
+                else AnsiConsole.Write(Tree(report));
+                return 0;
+            }
+            var list = await client.GetAsync("api/v1/plans", ct);
+            if (asJson) { Console.WriteLine(list.ToJsonString()); return 0; }
+            var plans = (JsonArray?)list["plans"] ?? throw client.NotSparky();
+            if (plans.Count == 0) { Console.WriteLine("no plans"); return 0; }
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("plan", "status", "phase", "updated");
+            foreach (var pl in plans)
+                table.AddRow(Views.Esc(pl!["name"]), Styled((string?)pl["status"]), Views.Esc(pl["current_phase"]),
+                    Views.Esc(pl["updated_at"] is { } u ? DateTimeOffset.FromUnixTimeMilliseconds((long)u).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss") : null));
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return c;
+    }
+
+    /// <summary>phases → workstreams → tasks (state, duration, attempts), and each gate check with its result and output tail.</summary>
+    public static IRenderable Tree(JsonNode report)
+    {
+        var root = new Tree(new Markup($"[bold]{Markup.Escape((string?)report["name"] ?? "?")}[/] {Styled((string?)report["status"])}" +
+            (report["reason"] is { } why ? $" [grey]{Markup.Escape((string)why!)}[/]" : "")));
+        foreach (var ph in (JsonArray)report["phases"]!)
+        {
+            var phase = root.AddNode(new Markup($"phase [bold]{Markup.Escape((string)ph!["name"]!)}[/] {Styled((string?)ph["status"])}" +
+                (ph["blocked_reason"] is { } b ? $" [grey]{Markup.Escape((string)b!)}[/]" : "")));
+            foreach (var ws in (JsonArray)ph["workstreams"]!)
+            {
+                var w = phase.AddNode(new Markup($"{Markup.Escape((string)ws!["name"]!)} {Styled((string?)ws["status"])}" +
+                    ((int?)ws["attempt"] is > 1 and var a ? $" [grey]run {a}[/]" : "") +
+                    (ws["reason"] is { } r ? $" [grey]{Markup.Escape((string)r!)}[/]" : "")));
+                foreach (var t in (JsonArray)ws["tasks"]!)
+                {
+                    if (t!["state"] is null) continue;
+                    var line = $"{Markup.Escape((string)t["name"]!)} {Styled((string?)t["state"])}";
+                    if (t["duration_seconds"] is { } dur) line += $" {(double)dur:0.0}s";
+                    if ((int?)t["attempts"] is > 1 and var tries) line += $" [grey]{tries} attempts[/]";
+                    if (t["reason"] is { } tr && (string?)t["state"] != "succeeded") line += $" [grey]{Markup.Escape((string)tr!)}[/]";
+                    line += $" [grey]{Markup.Escape((string?)t["id"] ?? "")}[/]";
+                    w.AddNode(new Markup(line));
+                }
+            }
+            var gate = ph["gate"]!;
+            var checks = (JsonArray)gate["checks"]!;
+            if (checks.Count == 0) continue;
+            var g = phase.AddNode(new Markup($"gate {Styled((string?)gate["status"])}"));
+            foreach (var ch in checks)
+            {
+                var mark = (bool?)ch!["passed"] switch { true => "[green]pass[/]", false => "[red]FAIL[/]", null => "[grey]-[/]" };
+                var node = g.AddNode(new Markup($"{mark} {Markup.Escape((string?)ch["name"] ?? (string)ch["check"]!)}"));
+                if (ch["output"] is { } output && ((string)output!).Length > 0)
+                {
+                    var tail = ((string)output!).TrimEnd().Split('\n').TakeLast(5);
+                    node.AddNode(new Markup($"[grey]{Markup.Escape(string.Join('\n', tail))}[/]"));
+                }
+            }
+        }
+        return root;
+    }
+
+    private static string Styled(string? status) => status switch
+    {
+        "succeeded" or "passed" => $"[green]{status}[/]",
+        "failed" or "stopped" or "cancelled" => $"[red]{status}[/]",
+        "blocked" => $"[yellow]{status}[/]",
+        "running" or "gating" => $"[blue]{status}[/]",
+        null => "",
+        _ => $"[grey]{Markup.Escape(status)}[/]",
+    };
+}
