@@ -29,7 +29,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public EventHub Events { get; } = new();
     public Engine Engine { get; }
     /// <summary>Plans (SPEC §5): started by <c>POST /api/v1/plans</c>, resumed at start.</summary>
-    public Sparky.Server.Plans.PlanRunner Plans { get; private set; } = null!;
+    /// <para>Null until the engine has recovered (HTTP is up before that and answers 503 meanwhile).</para>
+    public Sparky.Server.Plans.PlanRunner? Plans { get; private set; }
     public SparkyMetrics Metrics { get; }
     /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
     public GpuDiscovery Gpus { get; }

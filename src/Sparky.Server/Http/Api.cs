@@ -119,6 +119,7 @@ internal static class Api
             if (node is not JsonObject o || o["text"] is not JsonValue tv || tv.GetValueKind() != JsonValueKind.String)
                 return Problems.BadRequest("send {\"text\": <the plan file>, \"path\"?, \"base_dir\"?, \"from\"?}");
             string? Str(string key) => o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
+            if (d.Plans is null) return Problems.Unavailable("the daemon is starting");
             var r = await d.Plans.StartAsync(tv.GetValue<string>(), Str("path"), Str("base_dir"), Str("from"));
             if (r is null) return Problems.Unavailable("the daemon is stopping");
             return r.Status switch
@@ -130,10 +131,11 @@ internal static class Api
             };
         });
 
-        app.MapGet("/api/v1/plans", () =>
+        app.MapGet("/api/v1/plans", () => d.Plans is null ? Problems.Unavailable("the daemon is starting") :
             Results.Json(new JsonObject { ["plans"] = new JsonArray(d.Plans.All().Select(p => (JsonNode?)Sparky.Server.Plans.PlanRunner.Summary(p)).ToArray()) }));
 
         app.MapGet("/api/v1/plans/{name}", (string name) =>
+            d.Plans is null ? Problems.Unavailable("the daemon is starting") :
             d.Plans.Get(name) is { } run ? Results.Json(d.Plans.Report(run)) : Problems.NotFound($"no plan '{name}'"));
 
         app.MapGet("/api/v1/gpus", () => Results.Json(GpuJson.Of(d.Gpus, d.Gpus.Gpus.Count > 0 ? d.Gpus.Sample() : [])));

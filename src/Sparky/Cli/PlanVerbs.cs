@@ -57,7 +57,7 @@ internal static class PlanVerbs
     }
 
     /// <summary>Polls the plan every 300 ms until it succeeded or stopped: a live tree on a terminal, else a line per change.</summary>
-    private static async Task<JsonNode> FollowAsync(DaemonClient client, string name, bool live, bool lines, CancellationToken ct)
+    internal static async Task<JsonNode> FollowAsync(DaemonClient client, string name, bool live, bool lines, CancellationToken ct)
     {
         var path = $"api/v1/plans/{Uri.EscapeDataString(name)}";
         JsonNode report = await client.GetAsync(path, ct);

@@ -7,11 +7,15 @@ using Sparky.Server.Daemon;
 namespace Sparky.Demo;
 
 /// <summary>
-/// <c>sparky demo</c>: an embedded daemon on a temporary data dir runs <c>examples/demo/tasks.json</c>
-/// through the real HTTP API and the real process runner, shows progress, then a summary.
+/// <c>sparky demo</c>: an embedded daemon on a temporary data dir runs the sample plan <c>examples/plans/demo.yaml</c>
+/// (three phases, a fan-out, a task that succeeds on its retry, gates with a metric) through the real HTTP API, the
+/// plan runner and the real process runner, with a live view, then a summary.
 /// </summary>
 internal static class DemoRunner
 {
+    /// <summary>The sample plan's output directory, which the demo points at its own temporary one.</summary>
+    private const string DefaultOut = "out: /tmp/sparky-plan-demo";
+
     public static async Task<int> RunAsync(bool keep, bool json, CancellationToken ct)
     {
         var root = Path.Combine(Path.GetTempPath(), "sparky-demo-" + Guid.NewGuid().ToString("N")[..8]);
@@ -30,51 +34,33 @@ internal static class DemoRunner
         {
             await using var daemon = await SparkyDaemon.StartAsync(config, json ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
             using var client = new DaemonClient(daemon.Url);
-            var plan = LoadExample();
-            if (!json) AnsiConsole.MarkupLine($"[bold]demo:[/] {Markup.Escape((string?)plan["about"] ?? "")}");
+            var text = LoadExample();
+            if (!text.Contains(DefaultOut, StringComparison.Ordinal)) throw new CliException("the demo plan has no 'out' variable to point at a temporary directory");
+            text = text.Replace(DefaultOut, "out: " + Path.Combine(work, "out"), StringComparison.Ordinal);
+            if (!json) AnsiConsole.MarkupLine("[bold]demo:[/] examples/plans/demo.yaml: prepare → process (8 shards, a task that fails once, a chain) → evaluate (metric gate)");
 
-            var idsByKey = new Dictionary<string, List<string>>();
-            var all = new List<string>();
-            foreach (var t in (JsonArray)plan["tasks"]!)
-            {
-                var body = new JsonObject
-                {
-                    ["name"] = (string?)t!["name"],
-                    ["payload"] = new JsonObject
-                    {
-                        ["command"] = (string?)t["command"],
-                        ["cwd"] = work,
-                        ["retries"] = (int?)t["retries"] ?? 0,
-                    },
-                };
-                if ((string?)t["array"] is { } array) body["array"] = array;
-                if (t["after"] is JsonArray after)
-                    body["after"] = new JsonArray(after.SelectMany(k => idsByKey[(string)k!]).Select(x => (JsonNode?)x).ToArray());
-                var reply = await client.PostAsync("api/v1/tasks", body, ct);
-                var ids = ((JsonArray)reply["ids"]!).Select(x => (string)x!).ToList();
-                idsByKey[(string)t["key"]!] = ids;
-                all.AddRange(ids);
-            }
-
-            var done = await Waiter.WaitAsync(client, all, progress: !json, "demo", ct);
-            var tasks = all.Select(id => done[id]).ToList();
-            int failed = tasks.Count(t => (string?)t["state"] != "succeeded");
+            var started = await client.PostAsync("api/v1/plans", new JsonObject { ["text"] = text, ["path"] = "examples/plans/demo.yaml", ["base_dir"] = work }, ct);
+            var name = (string?)started["name"] ?? throw client.NotSparky();
+            bool live = !json && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+            var report = await PlanVerbs.FollowAsync(client, name, live, lines: !json, ct);
+            bool ok = (string?)report["status"] == "succeeded";
+            var tasks = await client.GetAsync("api/v1/tasks?limit=1000", ct);
             if (json)
             {
-                Console.WriteLine(new JsonObject { ["data"] = root, ["tasks"] = new JsonArray(tasks.Select(t => t.DeepClone()).ToArray()) }.ToJsonString());
+                Console.WriteLine(new JsonObject { ["data"] = root, ["plan"] = report.DeepClone(), ["tasks"] = tasks["tasks"]!.DeepClone() }.ToJsonString());
             }
             else
             {
-                Views.TaskTable(tasks);
-                var merge = done[idsByKey["merge"][0]];
-                var flaky = done[idsByKey["flaky"][0]];
-                AnsiConsole.MarkupLine($"merge result: [bold]{Markup.Escape(merge["result"]?.ToJsonString() ?? "none")}[/]; flaky task took {flaky["attempts"]} attempts");
-                AnsiConsole.MarkupLine(failed == 0
-                    ? $"[green]demo passed:[/] {tasks.Count} tasks succeeded"
-                    : $"[red]demo failed:[/] {failed} of {tasks.Count} tasks did not succeed");
+                if (!live) AnsiConsole.Write(PlanVerbs.Tree(report));
+                var list = ((JsonArray)tasks["tasks"]!).ToList();
+                Views.TaskTable(list);
+                var flaky = list.FirstOrDefault(t => ((string?)t!["id"])?.Contains("flaky", StringComparison.Ordinal) == true);
+                AnsiConsole.MarkupLine(ok
+                    ? $"[green]demo passed:[/] plan {Markup.Escape(name)} succeeded, {list.Count} tasks" + (flaky is null ? "" : $"; the flaky task took {flaky["attempts"]} attempts")
+                    : $"[red]demo failed:[/] stopped at phase {Markup.Escape((string?)report["current_phase"] ?? "?")}: {Markup.Escape((string?)report["reason"] ?? "")}");
                 if (keep) AnsiConsole.MarkupLine($"[grey]data kept in {Markup.Escape(root)}[/]");
             }
-            return failed == 0 ? 0 : 1;
+            return ok ? 0 : 1;
         }
         finally
         {
@@ -82,11 +68,11 @@ internal static class DemoRunner
         }
     }
 
-    private static JsonNode LoadExample()
+    private static string LoadExample()
     {
-        using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream("demo.tasks.json")
-            ?? throw new CliException("the demo example is missing from this build");
-        return JsonNode.Parse(s)!;
+        using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream("demo.plan.yaml")
+            ?? throw new CliException("the demo plan is missing from this build");
+        return new StreamReader(s).ReadToEnd();
     }
 
     private static void TryDelete(string dir)

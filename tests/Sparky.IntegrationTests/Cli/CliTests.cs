@@ -115,7 +115,15 @@ public sealed class CliTests
     {
         var r = await SparkyCli.RunAsync(["demo"]);
         Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
-        Assert.Contains("demo passed: 10 tasks succeeded", r.Stdout);
-        Assert.Contains("merge result: {\"shards\":8}; flaky task took 2 attempts", r.Stdout);
+        Assert.Contains("demo passed: plan demo succeeded, 13 tasks; the flaky task took 2 attempts", r.Stdout);
+        // The three phases passed their gates, the metric one included.
+        foreach (var phase in new[] { "prepare", "process", "evaluate" }) Assert.Contains($"phase {phase} passed", r.Stdout);
+        Assert.Contains("accuracy = 1.000 (>= 0.99)", r.Stdout);
+
+        var json = await SparkyCli.RunAsync(["demo", "--json"]);
+        Assert.Equal(0, json.ExitCode);
+        var o = System.Text.Json.Nodes.JsonNode.Parse(json.Stdout)!;
+        Assert.Equal("succeeded", (string?)o["plan"]!["status"]);
+        Assert.Equal(13, ((System.Text.Json.Nodes.JsonArray)o["tasks"]!).Count);
     }
 }
