@@ -274,8 +274,7 @@ public sealed class PlanRunner : IAsyncDisposable
         if (run.State.GateOf(phaseName) is not { Status: GateStatus.Running } g || g.Key != key) return;
         var state = run.State.GateFinished(phase, results);
         var rec = state.GateOf(phaseName);
-        var next = Update(run, state);
-        await SaveAsync(next);
+        // The gate's result first, then the phase it decided (passed or failed).
         _d.Events.Publish(new SparkyEvent(GateTopic, Now(), new JsonObject
         {
             ["plan"] = name,
@@ -289,6 +288,8 @@ public sealed class PlanRunner : IAsyncDisposable
                 ["output"] = r.Output,
             }).ToArray()),
         }));
+        var next = Update(run, state);
+        await SaveAsync(next);
         await DriveAsync(name);
     }
 

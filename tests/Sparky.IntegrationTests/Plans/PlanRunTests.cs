@@ -57,11 +57,22 @@ public sealed class PlanRunTests
                 gate:
                   - run: test -s runs.log && echo gate-ok
             """;
+        using var events = d.Daemon.Events.Subscribe(filter: e => e.Topic is "plan.phase" or "gate.result");
         var (status, body) = await PostPlanAsync(d.Http, plan, d.WorkDir);
         Assert.Equal(202, status);
         Assert.Equal("e2e", (string?)body!["name"]);
         var report = await WaitPlanAsync(d.Http, "e2e");
         Assert.Equal("succeeded", (string?)report["status"]);
+
+        // plan.phase for each phase's steps and gate.result per gate, in order.
+        var seen = new List<string>();
+        while (events.Reader.TryRead(out var e))
+            seen.Add(e.Topic == "gate.result"
+                ? $"gate {(string?)e.Body["phase"]} {((bool)e.Body["passed"]! ? "passed" : "failed")}"
+                : $"phase {(string?)e.Body["phase"]} {(string?)e.Body["status"]}");
+        Assert.Equal(["phase prep started", "phase prep gating", "gate prep passed", "phase prep passed",
+                      "phase train started", "phase train gating", "gate train passed", "phase train passed"],
+            seen.Where(x => !x.EndsWith("running")).ToList());
         Assert.Equal(["a", "b", "m", "t1", "t2"], Runs(d.WorkDir));
         var prep = Phase(report, "prep");
         Assert.Equal("passed", (string?)prep["status"]);
