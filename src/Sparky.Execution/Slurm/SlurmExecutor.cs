@@ -44,6 +44,8 @@ public sealed class SlurmExecutor : IDisposable
         public bool ReportedRunning { get; set; }
         public int UnknownPolls { get; set; }
         public bool CancelWanted { get; set; }
+        /// <summary>Waiting in the submission list for its sbatch.</summary>
+        public bool Submitting { get; set; }
     }
 
     private sealed class PendingSubmit(SbatchRequest request, bool lookFirst, IReadOnlyList<string> afterTasks)
@@ -106,7 +108,7 @@ public sealed class SlurmExecutor : IDisposable
 
     public void Submit(SbatchRequest request, bool lookFirst = false, IReadOnlyList<string>? afterTasks = null) => Post(() =>
     {
-        _jobs[request.TaskId] = new Job(request.TaskId, request.Attempt);
+        _jobs[request.TaskId] = new Job(request.TaskId, request.Attempt) { Submitting = true };
         _views[request.TaskId] = new SlurmView(null, "SUBMITTING", null);
         // An array element waits a moment for its siblings, which the engine starts in the same pass: they go as one job array.
         var wait = request.ArrayGroup is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(20);
@@ -151,7 +153,7 @@ public sealed class SlurmExecutor : IDisposable
                 while (_inbox.TryDequeue(out var action)) action();
                 SubmitDue();
                 var now = _clock.GetUtcNow();
-                if (_jobs.Values.Any(j => j.JobId is not null || !_submits.Any(s => s.Request.TaskId == j.TaskId)) && now >= _nextPoll)
+                if (now >= _nextPoll && AnythingToPoll())
                 {
                     Poll();
                     _nextPoll = _clock.GetUtcNow() + _interval;
@@ -161,12 +163,22 @@ public sealed class SlurmExecutor : IDisposable
             {
                 Console.Error.WriteLine($"sparky: slurm: {e.GetType().Name}: {e.Message}");
             }
-            var wait = _nextPoll - _clock.GetUtcNow();
-            foreach (var s in _submits) if (s.NotBefore - _clock.GetUtcNow() < wait) wait = s.NotBefore - _clock.GetUtcNow();
-            if (_jobs.Count == 0 && _submits.Count == 0) wait = Timeout.InfiniteTimeSpan;
-            else if (wait < TimeSpan.FromMilliseconds(1)) wait = TimeSpan.FromMilliseconds(1);
-            _wake.WaitOne(wait);
+            _wake.WaitOne(NextWait());
         }
+    }
+
+    /// <summary>Jobs Slurm knows of (or that a recovery must look for): not those still waiting for their sbatch.</summary>
+    private bool AnythingToPoll() => _jobs.Values.Any(j => !j.Submitting);
+
+    /// <summary>Until the next poll (only when there is something to poll) or the next due sbatch; forever when idle.</summary>
+    private TimeSpan NextWait()
+    {
+        var now = _clock.GetUtcNow();
+        TimeSpan? wait = AnythingToPoll() ? _nextPoll - now : null;
+        foreach (var s in _submits)
+            if (wait is null || s.NotBefore - now < wait) wait = s.NotBefore - now;
+        if (wait is null) return Timeout.InfiniteTimeSpan;
+        return wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait.Value;
     }
 
     private void SubmitDue()
@@ -315,6 +327,7 @@ public sealed class SlurmExecutor : IDisposable
     {
         if (!_jobs.TryGetValue(taskId, out var job)) return;
         job.JobId = jobId;
+        job.Submitting = false;
         _views[taskId] = new SlurmView(jobId, "PENDING", null);
         _report(new SlurmReport.Submitted(taskId, job.Attempt, jobId));
         if (job.CancelWanted) _ = Run("scancel", [jobId]);
@@ -366,7 +379,7 @@ public sealed class SlurmExecutor : IDisposable
         {
             if (job.JobId is null)
             {
-                if (_submits.Any(s => s.Request.TaskId == job.TaskId)) continue;
+                if (job.Submitting) continue;
                 // Recovered without a job id: adopt a live job carrying its comment, else it never got one.
                 var found = rows.FirstOrDefault(j => j.TaskId == job.TaskId && !SlurmStates.IsTerminal(j.Phase));
                 if (found is not null) Submitted(job.TaskId, found.JobId);

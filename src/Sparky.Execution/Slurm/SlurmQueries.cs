@@ -84,7 +84,13 @@ public static partial class SlurmQueries
 
     /// <summary>Parses squeue output produced with <see cref="SqueueArgs"/>.</summary>
     /// <param name="zone">The cluster's time zone, which Slurm's times are in; null: this machine's.</param>
-    public static SlurmJobList ParseSqueue(string? text, TimeZoneInfo? zone = null)
+    public static SlurmJobList ParseSqueue(string? text, TimeZoneInfo? zone = null) =>
+        ParseRows(text, SqueueFormat, f => new SlurmJob(f[0].Trim(), f[1].Trim(), NodeOrNull(f[2]), NullIfNone(f[6]), null, null,
+            ParseTime(f[3], zone), ParseTime(f[4], zone), NullIfNone(f[5])));
+
+    /// <summary>Seven '|'-separated fields a line, job id and state first (squeue's and sacct's shape here; the
+    /// comment is last, so a '|' inside it does no harm). Lines that do not fit are skipped with the reason.</summary>
+    private static SlurmJobList ParseRows(string? text, string format, Func<string[], SlurmJob> job)
     {
         var jobs = new List<SlurmJob>();
         var skipped = new List<SkippedLine>();
@@ -94,10 +100,9 @@ public static partial class SlurmQueries
             n++;
             if (line.Length == 0) continue;
             var f = line.Split('|', 7);
-            if (f.Length < 7) { skipped.Add(new(n, line, $"expected 7 '|'-separated fields ({SqueueFormat}), found {f.Length}")); continue; }
+            if (f.Length < 7) { skipped.Add(new(n, line, $"expected 7 '|'-separated fields ({format}), found {f.Length}")); continue; }
             if (Invalid(f[0], f[1]) is { } why) { skipped.Add(new(n, line, why)); continue; }
-            jobs.Add(new SlurmJob(f[0].Trim(), f[1].Trim(), NodeOrNull(f[2]), NullIfNone(f[6]), null, null,
-                ParseTime(f[3], zone), ParseTime(f[4], zone), NullIfNone(f[5])));
+            jobs.Add(job(f));
         }
         return new SlurmJobList(jobs, skipped);
     }
@@ -105,24 +110,13 @@ public static partial class SlurmQueries
     // ---- sacct ----
 
     /// <summary>Parses sacct output produced with <see cref="SacctArgs"/>.</summary>
-    public static SlurmJobList ParseSacct(string? text, TimeZoneInfo? zone = null)
-    {
-        var jobs = new List<SlurmJob>();
-        var skipped = new List<SkippedLine>();
-        int n = 0;
-        foreach (var line in Lines(text ?? ""))
+    public static SlurmJobList ParseSacct(string? text, TimeZoneInfo? zone = null) =>
+        ParseRows(text, SacctFields, f =>
         {
-            n++;
-            if (line.Length == 0) continue;
-            var f = line.Split('|', 7);
-            if (f.Length < 7) { skipped.Add(new(n, line, $"expected 7 '|'-separated fields ({SacctFields}), found {f.Length}")); continue; }
-            if (Invalid(f[0], f[1]) is { } why) { skipped.Add(new(n, line, why)); continue; }
             var (code, signal) = ParseExitCode(f[2]);
-            jobs.Add(new SlurmJob(f[0].Trim(), f[1].Trim(), NodeOrNull(f[3]), NullIfNone(f[6]), code, signal,
-                ParseTime(f[4], zone), ParseTime(f[5], zone), null));
-        }
-        return new SlurmJobList(jobs, skipped);
-    }
+            return new SlurmJob(f[0].Trim(), f[1].Trim(), NodeOrNull(f[3]), NullIfNone(f[6]), code, signal,
+                ParseTime(f[4], zone), ParseTime(f[5], zone), null);
+        });
 
     // ---- scontrol show job ----
 

@@ -30,7 +30,7 @@ public enum CommandOutcome { Done, NotFound, AlreadyFinished, NotFinished, Unava
 /// submissions, process exits, cancels and timers into store writes, process starts and events.
 /// Everything that touches scheduler state runs on this loop, so none of it needs a lock.
 /// </summary>
-public sealed class Engine : IAsyncDisposable
+public sealed partial class Engine : IAsyncDisposable
 {
     private abstract record Command;
     private sealed record AddedCmd(IReadOnlyList<(TaskId Id, TaskSpec Spec, long SubmittedAt, int Attempts)> Tasks) : Command;
@@ -593,105 +593,6 @@ public sealed class Engine : IAsyncDisposable
     }
 
     /// <summary>
-    /// Hands the attempt to Slurm: recorded as started now (Sparky's "running" covers Slurm's PENDING), its job
-    /// id once sbatch answers. Output goes to the same log files a local attempt writes, so <c>sparky logs</c>
-    /// reads them while the job runs (on a shared file system when the job runs on another node).
-    /// </summary>
-    private void StartOnSlurm(TaskId id, TaskSpec spec, int n, DateTimeOffset now)
-    {
-        var run = new Running
-        {
-            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnSlurm = true,
-        };
-        if (_slurm is null)
-        {
-            FailStart(run, $"class {spec.Class} runs on Slurm and sbatch was not found", now);
-            return;
-        }
-        _running[id] = run;
-        var env = new Dictionary<string, string>(spec.Env, StringComparer.Ordinal) { ["SPARKY_INSTANCE"] = _instance };
-        if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
-        var request = new SbatchRequest(
-            id.Value, n, spec.CommandLine, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
-            _config.SlurmPartition, _config.SlurmAccount, run.StdoutPath, LogPath(id, n, stderr: true),
-            [], null, _config.SbatchOptionsFor(spec.Class));
-        // First attempts of one array's elements may go to Slurm together as a job array.
-        if (spec.ArrayIndex is { } index && n == 1 && _known.TryGetValue(id, out var known))
-            request = request with { ArrayGroup = ArrayGroupOf(spec, known.SubmittedAt), ArrayIndex = index };
-        _slurm.Submit(request, lookFirst: _slurmLookFirst.Remove(id),
-            afterTasks: _scheduler.RunningDepsOf(id).Select(d => d.Value).ToList());
-        _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
-            new AttemptRecord(n, run.StartedAt, null, null, null, null, null, null, null, null, null));
-    }
-
-    /// <summary>Elements of one array share their spec but for the index (and when they were submitted).</summary>
-    private static string ArrayGroupOf(TaskSpec spec, long submittedAt)
-    {
-        var env = spec.Env.Where(kv => kv.Key != "SPARKY_ARRAY_INDEX").ToDictionary(kv => kv.Key, kv => kv.Value);
-        return submittedAt + ":" + SpecJson.Serialize(spec with { ArrayIndex = null, Env = env });
-    }
-
-    /// <summary>What the Slurm executor learned about an attempt.</summary>
-    private void OnSlurm(SlurmReport report, DateTimeOffset now)
-    {
-        var id = TaskId.Parse(report.TaskId);
-        if (!_running.TryGetValue(id, out var r) || r.N != report.Attempt || !r.OnSlurm) return;
-        switch (report)
-        {
-            case SlurmReport.Submitted s:
-                r.SlurmJobId = s.JobId;
-                SlurmJobSubmitted?.Invoke();
-                _ = _store.AttemptSlurmAsync(id, r.N, s.JobId, null);
-                _events.Publish(Event(SparkyEvent.TaskStarted, id, r.Class, new JsonObject { ["attempt"] = r.N, ["slurm_job_id"] = s.JobId }));
-                break;
-            case SlurmReport.Started st:
-                _ = _store.AttemptSlurmAsync(id, r.N, st.JobId, st.Node, st.At?.ToUnixTimeMilliseconds());
-                break;
-            case SlurmReport.SubmitFailed f:
-                Console.Error.WriteLine($"sparky: cannot submit {id} to Slurm: {f.Error}");
-                try { File.AppendAllText(LogPath(id, r.N, stderr: true), "sparky: " + f.Error + "\n"); } catch (IOException) { }
-                Ended(r, new ProcessExit(null, null), Reasons.SubmitFailed, now);
-                break;
-            case SlurmReport.Ended e:
-                // Without cgroups Slurm reports a memory kill as FAILED by signal 9; slurmstepd says why in the job's output.
-                if (e.Phase == SlurmPhase.Failed && e.Signal == 9 && (MemoryKilled(LogPath(id, r.N, stderr: true)) || MemoryKilled(r.StdoutPath)))
-                    e = e with { Phase = SlurmPhase.OutOfMemory };
-                // Slurm's own node and times (a short job may end before any poll saw it run).
-                _ = _store.AttemptSlurmAsync(id, r.N, null, e.Node is { Length: > 0 } ? e.Node : null,
-                    e.StartedAt?.ToUnixTimeMilliseconds(), e.EndedAt?.ToUnixTimeMilliseconds());
-                var (exit, reason, outcome) = SlurmOutcome(e, r);
-                if (e.JobId.Length > 0) SlurmJobCompleted?.Invoke(outcome);
-                Ended(r, exit, reason, now);
-                break;
-        }
-    }
-
-    private static bool MemoryKilled(string path)
-    {
-        try
-        {
-            using var f = File.OpenRead(path);
-            f.Seek(Math.Max(0, f.Length - 8192), SeekOrigin.Begin);
-            var tail = new StreamReader(f).ReadToEnd();
-            return tail.Contains("Exceeded job memory limit", StringComparison.Ordinal) || tail.Contains("exceeded memory limit", StringComparison.Ordinal);
-        }
-        catch (IOException) { return false; }
-    }
-
-    /// <summary>Slurm's end state as an exit and a reason. Only COMPLETED with exit code 0 is a success.</summary>
-    private static (ProcessExit Exit, string? Reason, string MetricOutcome) SlurmOutcome(SlurmReport.Ended e, Running r) => e.Phase switch
-    {
-        SlurmPhase.Succeeded when e.ExitCode == 0 => (new ProcessExit(0, null), null, "succeeded"),
-        SlurmPhase.Succeeded or SlurmPhase.Failed => (new ProcessExit(e.ExitCode, e.Signal is > 0 ? e.Signal : null), null, "failed"),
-        SlurmPhase.TimedOut => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Timeout, "timeout"),
-        SlurmPhase.OutOfMemory => (new ProcessExit(e.ExitCode, e.Signal ?? 9), Reasons.OutOfMemory, "failed"),
-        SlurmPhase.Cancelled when r.Cancelling => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Cancelled, "cancelled"),
-        SlurmPhase.Cancelled => (new ProcessExit(e.ExitCode, e.Signal), Reasons.CancelledBySlurm, "cancelled"),
-        _ => (new ProcessExit(null, null), Reasons.Lost, "failed"), // node failure, preemption, a job Slurm has no record of
-    };
-
-    /// <summary>
     /// An attempt that could not start: recorded as started, then failed at once (exit 127, as a shell
     /// says "not found"), so the attempt history and the counters stay right and the retry policy applies.
     /// </summary>
@@ -876,22 +777,6 @@ public sealed class Engine : IAsyncDisposable
         if (_slurmClasses.Contains(spec.Class) && _slurm is null)
             return $"runs on Slurm (class {spec.Class}) and sbatch was not found on this machine";
         return _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));
-    }
-
-    /// <summary>A Slurm job outlives the daemon: follow it again by its job id (or find it by its comment).</summary>
-    private void RecoverSlurm(ActiveTask t, AttemptRecord? a, DateTimeOffset now, List<(Running, ProcessExit, string?)> toEnd)
-    {
-        var run = new Running
-        {
-            Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), OnSlurm = true, SlurmJobId = a?.SlurmJobId,
-            DoneFile = _store.SpecOf(t.Id)?.Spec.DoneFile == true,
-        };
-        _attemptsSoFar[t.Id] = run.N;
-        _scheduler.AddRunning(t.Id, t.Class, t.Seq);
-        _running[t.Id] = run;
-        if (_slurm is null) toEnd.Add((run, new ProcessExit(null, null), Reasons.Lost));
-        else _slurm.Track(t.Id.Value, run.N, run.SlurmJobId);
     }
 
     private static ProcessExit? ReadExitFile(string? path)
