@@ -34,6 +34,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public SparkyMetrics Metrics { get; }
     /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
     public GpuDiscovery Gpus { get; }
+    /// <summary>The GPUs as the sampler last read them (every 2 s): what the API shows, without a read per request.</summary>
+    public IReadOnlyList<GpuInfo> GpuReadings { get; private set; } = [];
     public string Url { get; private set; } = "";
     /// <summary>The ZeroMQ command (ROUTER) endpoint bound, with the real port where the setting said 0.</summary>
     public string ZmqEndpoint => _commands?.Endpoint ?? "";
@@ -127,6 +129,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         try
         {
             var gpus = Gpus.Sample();
+            GpuReadings = gpus;
             Metrics.SetGpus(gpus.Select(g => (g.Index.ToString(), g.UtilizationRatio, g.MemoryUsedBytes, g.MemoryTotalBytes ?? 0)));
             var utils = gpus.Where(g => g.UtilizationRatio is not null).Select(g => g.UtilizationRatio!.Value).ToList();
             Engine.GpuUtilization = utils.Count > 0 ? utils.Average() : null;

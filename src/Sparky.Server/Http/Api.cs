@@ -138,7 +138,7 @@ internal static class Api
             d.Plans is null ? Problems.Unavailable("the daemon is starting") :
             d.Plans.Get(name) is { } run ? Results.Json(d.Plans.Report(run)) : Problems.NotFound($"no plan '{name}'"));
 
-        app.MapGet("/api/v1/gpus", () => Results.Json(GpuJson.Of(d.Gpus, d.Gpus.Gpus.Count > 0 ? d.Gpus.Sample() : [])));
+        app.MapGet("/api/v1/gpus", () => Results.Json(GpuJson.Of(d.Gpus, d.GpuReadings)));
 
         app.MapGet("/healthz", () => Results.Json(new JsonObject { ["ok"] = true }));
         app.MapGet("/readyz", () => d.Engine.Ready
