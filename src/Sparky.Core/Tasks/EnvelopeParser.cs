@@ -245,8 +245,15 @@ public static class EnvelopeParser
     private static string? Str(JsonNode? n) =>
         n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 
-    private static double? Num(JsonNode? n) =>
-        n is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+    /// <summary>A JSON number, whether parsed from text or built in code (where an int does not read as a double).</summary>
+    private static double? Num(JsonNode? n)
+    {
+        if (n is not JsonValue v || v.GetValueKind() != JsonValueKind.Number) return null;
+        if (v.TryGetValue<double>(out var d)) return d;
+        if (v.TryGetValue<long>(out var l)) return l;
+        if (v.TryGetValue<int>(out var i)) return i;
+        return double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     private static string Kind(JsonNode? n) => n switch
     {

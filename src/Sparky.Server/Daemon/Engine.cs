@@ -160,6 +160,9 @@ public sealed partial class Engine : IAsyncDisposable
 
     public int Limit(string cls) => _scheduler.Limit(cls);
 
+    /// <summary>The environment tasks start from: the daemon's, without its own SPARKY_ settings (the token is a secret).</summary>
+    public IReadOnlyDictionary<string, string> BaseEnvironment => _baseEnv;
+
     /// <summary>The GPUs' mean utilisation (0..1), or null: fed to the GPU classes' limiters. Any thread.</summary>
     public double? GpuUtilization
     {

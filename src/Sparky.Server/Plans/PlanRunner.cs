@@ -33,7 +33,8 @@ public sealed class PlanRunner : IAsyncDisposable
     private readonly SparkyDaemon _d;
     private readonly ConcurrentDictionary<string, PlanRun> _plans = new(StringComparer.Ordinal);
     /// <summary>Task (element) id → where it belongs. Touched only by the loop.</summary>
-    private readonly Dictionary<string, TaskRef> _tasks = new(StringComparer.Ordinal);
+    /// <summary>Plan task ids → where they belong. Written by the loop, read by the event filter on publishers' threads.</summary>
+    private readonly ConcurrentDictionary<string, TaskRef> _tasks = new(StringComparer.Ordinal);
     private readonly Channel<Func<Task>> _inbox = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
     private readonly EventHub.Subscription _sub;
     private readonly CancellationTokenSource _stop = new();
@@ -45,7 +46,8 @@ public sealed class PlanRunner : IAsyncDisposable
     {
         _d = d;
         // Subscribed before the engine starts: no end is missed, even one recovery finds.
-        _sub = d.Events.Subscribe(100_000, e => e.Topic == SparkyEvent.TaskFinished);
+        // Only plan tasks' ends: the loop is not woken for every other task the daemon runs.
+        _sub = d.Events.Subscribe(100_000, e => e.Topic == SparkyEvent.TaskFinished && (string?)e.Body["id"] is { } id && _tasks.ContainsKey(id));
         Load(); // before the engine is ready (and /readyz says so): GET /api/v1/plans/{name} finds every stored plan
     }
 
@@ -229,32 +231,40 @@ public sealed class PlanRunner : IAsyncDisposable
     {
         foreach (var run in _plans.Values.Where(r => r.Status == PlanStatus.Running).ToList())
         {
-            var current = run;
-            foreach (var phase in run.Plan.Phases)
-            {
-                foreach (var ws in phase.Workstreams)
-                {
-                    var r = current.State.Of(phase.Name, ws.Name);
-                    if (r.Status != WorkstreamStatus.Running || r.Hash != ws.Hash) continue;
-                    var envelopes = Track(current, phase, ws, r.Attempt);
-                    var first = TaskId.Parse(envelopes[0].TaskIds[0]);
-                    if (_d.Store.StateOf(first) is null)
-                    {
-                        // Stored as running, but the daemon stopped before the submission: submit it now (same ids).
-                        var failure = await SubmitAsync(envelopes);
-                        if (failure is not null) current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, false, failure));
-                        continue;
-                    }
-                    // Ended while the daemon was down?
-                    if (OutcomeOf(envelopes.SelectMany(e => e.TaskIds).ToList()) is { } o)
-                        current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, o.Ok, o.Reason));
-                }
-                if (current.State.GateOf(phase.Name) is { Status: GateStatus.Running } g && g.Key == phase.GateKey)
-                    StartGate(current, phase);
-            }
-            await SaveAsync(current);
-            await DriveAsync(current.Name);
+            // One plan that cannot be resumed (an unreadable store row) must not keep the others from resuming.
+            try { await ResumeAsync(run); }
+            catch (Exception e) { Console.Error.WriteLine($"sparky: plans: cannot resume {run.Name}: {e.Message}"); }
         }
+    }
+
+    /// <summary>Resumes one plan: its workstreams that ended while the daemon was down, its gate if one was running.</summary>
+    private async Task ResumeAsync(PlanRun run)
+    {
+        var current = run;
+        foreach (var phase in run.Plan.Phases)
+        {
+            foreach (var ws in phase.Workstreams)
+            {
+                var r = current.State.Of(phase.Name, ws.Name);
+                if (r.Status != WorkstreamStatus.Running || r.Hash != ws.Hash) continue;
+                var envelopes = Track(current, phase, ws, r.Attempt);
+                var first = TaskId.Parse(envelopes[0].TaskIds[0]);
+                if (_d.Store.StateOf(first) is null)
+                {
+                    // Stored as running, but the daemon stopped before the submission: submit it now (same ids).
+                    var failure = await SubmitAsync(envelopes);
+                    if (failure is not null) current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, false, failure));
+                    continue;
+                }
+                // Ended while the daemon was down?
+                if (OutcomeOf(envelopes.SelectMany(e => e.TaskIds).ToList()) is { } o)
+                    current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, o.Ok, o.Reason));
+            }
+            if (current.State.GateOf(phase.Name) is { Status: GateStatus.Running } g && g.Key == phase.GateKey)
+                StartGate(current, phase);
+        }
+        await SaveAsync(current);
+        await DriveAsync(current.Name);
     }
 
     private async Task TaskEndedAsync(string id)
@@ -342,14 +352,8 @@ public sealed class PlanRunner : IAsyncDisposable
     /// <summary>Null when submitted (or already there: a 409 after a crash), else why not.</summary>
     private async Task<string?> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
     {
-        // As a client would send it: parsed from text (numbers built in code as int don't read as double).
-        var batch = JsonNode.Parse(new JsonArray(envelopes.Select(e => (JsonNode?)e.Envelope.DeepClone()).ToArray()).ToJsonString());
-        Answer answer;
-        try { answer = await Commands.SubmitAsync(_d, batch); }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
-        {
-            return $"submission failed: {e.Message}";
-        }
+        var batch = new JsonArray(envelopes.Select(e => (JsonNode?)e.Envelope.DeepClone()).ToArray());
+        var answer = await Commands.SubmitAsync(_d, batch);
         return answer.Ok || answer.Status == 409 ? null : $"submission refused ({answer.Status}): {answer.Detail}";
     }
 
@@ -368,7 +372,8 @@ public sealed class PlanRunner : IAsyncDisposable
         var records = new List<(string Id, TaskState State)>();
         foreach (var id in ids)
         {
-            if (_d.Store.StateOf(TaskId.Parse(id)) is not { } s) return null;
+            // The first one not ended answers "not yet": an array's ends don't each read every element.
+            if (_d.Store.StateOf(TaskId.Parse(id)) is not { } s || !s.IsTerminal()) return null;
             records.Add((id, s));
         }
         var ok = PlanEngine.Outcome(records.Select(r => r.State));
@@ -383,7 +388,9 @@ public sealed class PlanRunner : IAsyncDisposable
 
     private void StartGate(PlanRun run, Phase phase)
     {
-        var env = run.Plan.Env;
+        // What a task gets: the daemon's environment without its own settings (the token is a secret), then the plan's.
+        var env = new Dictionary<string, string>(_d.Engine.BaseEnvironment, StringComparer.Ordinal);
+        foreach (var (k, v) in run.Plan.Env) env[k] = v;
         var baseDir = run.BaseDir;
         var key = phase.GateKey;
         _ = Task.Run(async () =>
@@ -435,6 +442,7 @@ public sealed class PlanRunner : IAsyncDisposable
             psi.FileName = argv[0];
             foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
         }
+        psi.Environment.Clear();
         foreach (var (k, v) in env) psi.Environment[k] = v;
         var output = new StringBuilder();
         void Append(string? line)

@@ -268,4 +268,29 @@ public sealed class PlanRunTests
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("bad.yaml:2:1:", refused.Stderr);
     }
+
+    [Fact]
+    public async Task A_gate_runs_with_the_plans_env_and_not_the_daemons_own_settings()
+    {
+        // A SPARKY_ variable of the daemon's (such as its token) must not reach a gate, as it does not reach a task.
+        Environment.SetEnvironmentVariable("SPARKY_GATE_PROBE", "secret");
+        try
+        {
+            await using var d = await TestDaemon.StartAsync();
+            const string plan = """
+                name: gate-env
+                env:
+                  STAGE: checked
+                phases:
+                  - name: one
+                    workstreams:
+                      - {name: w, run: "true"}
+                    gate:
+                      - run: test -z "$SPARKY_GATE_PROBE" && test "$STAGE" = checked
+                """;
+            Assert.Equal(202, (await PostPlanAsync(d.Http, plan, d.WorkDir)).Status);
+            Assert.Equal("succeeded", (string?)(await WaitPlanAsync(d.Http, "gate-env"))["status"]);
+        }
+        finally { Environment.SetEnvironmentVariable("SPARKY_GATE_PROBE", null); }
+    }
 }
