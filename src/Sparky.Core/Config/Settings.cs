@@ -80,6 +80,24 @@ public sealed class SparkyConfig
         ? new HashSet<string> { Tasks.Classes.GpuSlurm, Tasks.Classes.Gpu }
         : new HashSet<string> { Tasks.Classes.GpuSlurm };
 
+    /// <summary>Classes whose tasks run on workers over ZeroMQ (<c>sparky worker --connect</c>): those of
+    /// <c>worker_classes</c> and of <c>pilot_classes</c>.</summary>
+    public IReadOnlySet<string> WorkerClasses => List("worker_classes").Concat(List("pilot_classes")).ToHashSet(StringComparer.Ordinal);
+    /// <summary>Worker classes for which Sparky itself starts workers, as pilot jobs on Slurm.</summary>
+    public IReadOnlySet<string> PilotClasses => List("pilot_classes").ToHashSet(StringComparer.Ordinal);
+    public int PilotMaxWorkers => int.Parse(this["pilot_max_workers"], CultureInfo.InvariantCulture);
+    public int PilotSlots => int.Parse(this["pilot_slots"], CultureInfo.InvariantCulture);
+    public TimeSpan PilotIdleTimeout => Seconds("pilot_idle_timeout");
+    public TimeSpan PilotWalltime => Seconds("pilot_walltime");
+    public TimeSpan PilotDrain => Seconds("pilot_drain");
+    public string? PilotConnect => this["pilot_connect"] is { Length: > 0 } v ? v : null;
+    public string? PilotCommand => this["pilot_command"] is { Length: > 0 } v ? v : null;
+    public TimeSpan WorkerHeartbeat => Seconds("worker_heartbeat");
+    public TimeSpan WorkerTimeout => Seconds("worker_timeout");
+
+    private IEnumerable<string> List(string name) => this[name].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    private TimeSpan Seconds(string name) => TimeSpan.FromSeconds(Tasks.Durations.TryParseSeconds(this[name], out var s) ? s : 0);
+
     public string? SlurmPartition => this["slurm_partition"] is { Length: > 0 } v ? v : null;
     public string? SlurmAccount => this["slurm_account"] is { Length: > 0 } v ? v : null;
     public TimeSpan SlurmPollInterval => TimeSpan.FromSeconds(double.Parse(this["slurm_poll_seconds"], CultureInfo.InvariantCulture));
@@ -139,6 +157,21 @@ public sealed class SparkyConfig
         new("slurm_command_timeout_seconds", "how long an sbatch, squeue or scancel may take before it counts as failed", _ => "30", Double(1, 600)),
         new("gpu_sbatch_options", "extra sbatch options for gpu tasks on Slurm, such as --qos=high --constraint=a100", _ => "", SbatchOptions),
         new("gpu_slurm_sbatch_options", "extra sbatch options for gpu_slurm tasks", _ => "", SbatchOptions),
+        new("worker_classes", "classes whose tasks go to workers (sparky worker --connect) instead of running here; comma-separated",
+            _ => "", ClassList),
+        new("pilot_classes", "classes whose tasks go to pilot workers that Sparky starts as Slurm jobs when work is queued; comma-separated",
+            _ => "", ClassList),
+        new("pilot_max_workers", "most pilot jobs at once (pilot.max_workers in sparky.toml)", _ => "4", Long(0, 100_000)),
+        new("pilot_slots", "tasks one pilot runs at once (it asks Slurm for as many CPUs)", _ => "4", Long(1, 4096)),
+        new("pilot_idle_timeout", "a pilot with nothing to do for this long ends its job, such as 60 or 5m", _ => "60", Duration(1, 7 * 86400)),
+        new("pilot_walltime", "a pilot job's time limit (sbatch --time), such as 1h", _ => "1h", Duration(10, 30 * 86400)),
+        new("pilot_drain", "how long before its walltime a pilot stops taking tasks, so the ones it runs can finish", _ => "2m", Duration(0, 30 * 86400)),
+        new("pilot_connect", "the command endpoint pilots connect to; empty: the one the daemon bound (0.0.0.0 becomes this host's name)",
+            _ => "", v => v.Length == 0 ? null : ZmqEndpoint(v)),
+        new("pilot_command", "how a pilot job starts sparky, such as /opt/sparky/bin/sparky; empty: this daemon's own executable", _ => "", NoNewline),
+        new("pilot_sbatch_options", "extra sbatch options for pilot jobs", _ => "", SbatchOptions),
+        new("worker_heartbeat", "how often workers say they are alive", _ => "1", Duration(0.05, 3600)),
+        new("worker_timeout", "a worker not heard from for this long is lost and its tasks are queued again", _ => "10", Duration(0.2, 86400)),
         new("visible_gpus", "GPUs Sparky may hand out: indices and/or UUIDs, comma-separated; empty: all found", _ => "", _ => null),
         new("nvml_library", "NVML library tried first for GPU discovery; empty: skip NVML", _ => "libnvidia-ml.so.1", _ => null),
         new("nvidia_smi", "nvidia-smi used where NVML is missing; empty: skip it", _ => "nvidia-smi", _ => null),
@@ -208,6 +241,16 @@ public sealed class SparkyConfig
     private static string? SbatchOptions(string v) =>
         NoNewline(v) ?? (v.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(o => !o.StartsWith("--", StringComparison.Ordinal)) is { } bad
             ? $"each option must start with -- (got '{bad}'); write --opt=value" : null);
+
+    private static string? ClassList(string v)
+    {
+        foreach (var c in v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (!Classes.Contains(c)) return $"unknown class '{c}' (classes: {string.Join(", ", Classes)})";
+        return null;
+    }
+
+    private static Func<string, string?> Duration(double min, double max) => v =>
+        (min == 0 && v.Trim() == "0") || (Tasks.Durations.TryParseSeconds(v, out var s) && s >= min && s <= max) ? null : $"allowed: a duration from {min} s to {max} s, such as 30, 90s, 5m or 1h";
 
     private static string? NonEmpty(string v) => string.IsNullOrWhiteSpace(v) ? "must not be empty" : null;
 

@@ -10,4 +10,7 @@ public sealed record SparkyEvent(string Topic, long TsMs, JsonObject Body)
     public const string TaskStarted = "task.started";
     public const string TaskFinished = "task.finished";
     public const string TaskRetrying = "task.retrying";
+    public const string WorkerJoined = "worker.joined";
+    public const string WorkerLeft = "worker.left";
+    public const string WorkerLost = "worker.lost";
 }

@@ -85,8 +85,9 @@ public sealed class Scheduler
     public int ReadyCount(string cls) => _classes.TryGetValue(cls, out var q) ? q.Ready.Count : 0;
     public IEnumerable<string> Classes => _classes.Keys;
 
-    /// <summary>Sets a class's limit (its limiter moved). Lowering it never stops what runs: fewer start next.</summary>
-    public void SetLimit(string cls, int limit) => Queue(cls).Limit = Math.Max(1, limit);
+    /// <summary>Sets a class's limit (its limiter moved, or its workers came and went). Lowering it never stops what
+    /// runs: fewer start next. 0 holds the class's tasks (a worker class with no worker connected).</summary>
+    public void SetLimit(string cls, int limit) => Queue(cls).Limit = Math.Max(0, limit);
 
     /// <summary>Why the task could never run here, or null; call before <see cref="Add"/>.</summary>
     public string? WhyNeverFits(ResourceRequest request) => Pool.WhyNeverFits(request);

@@ -57,6 +57,8 @@ public static class Reasons
     public const string Timeout = "timeout";
     public const string Cancelled = "cancelled";
     public const string Lost = "lost";
+    /// <summary>The worker running it stopped heartbeating (or left without finishing it); queued again.</summary>
+    public const string WorkerLost = "worker_lost";
     public const string SpawnFailed = "spawn_failed";
     /// <summary>sbatch kept failing (Slurm down or refusing the job) through every try.</summary>
     public const string SubmitFailed = "submit_failed";

@@ -9,7 +9,8 @@ public sealed record LaunchSpec(
     string? Cwd,
     string StdoutPath,
     string StderrPath,
-    bool RecordStartTime = true);
+    bool RecordStartTime = true,
+    IReadOnlyList<string>? Prefix = null);
 
 /// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
 public readonly record struct ProcessExit(int? ExitCode, int? Signal)
@@ -63,9 +64,16 @@ public sealed unsafe class ProcessLauncher : IDisposable
         var exe = ResolveExecutable(spec.Argv[0], spec.Env);
         if (exe is null) return new LaunchResult.Failed($"command not found: {spec.Argv[0]}");
         if (spec.Cwd is not null && !Directory.Exists(spec.Cwd)) return new LaunchResult.Failed($"working directory does not exist: {spec.Cwd}");
+        IReadOnlyList<string> args = spec.Argv;
+        if (spec.Prefix is { Count: > 0 } prefix)
+        {
+            // The command runs under the prefix (setpriv), found here so a missing one still reads "command not found".
+            args = [.. prefix, exe, .. spec.Argv.Skip(1)];
+            exe = prefix[0];
+        }
 
         using var arena = new NativeArena();
-        byte** argv = arena.StringArray(spec.Argv);
+        byte** argv = arena.StringArray(args);
         byte** envp = arena.StringArray(spec.Env.Select(kv => kv.Key + "=" + kv.Value).ToArray());
         nint fa = arena.Alloc(Libc.FileActionsSize);
         nint attr = arena.Alloc(Libc.SpawnAttrSize);

@@ -7,6 +7,7 @@ using Sparky.Core.Limiting;
 using Sparky.Execution.Host;
 using Sparky.Core.Scheduling;
 using Sparky.Core.Tasks;
+using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
 using Sparky.Server.Events;
@@ -37,6 +38,7 @@ public sealed partial class Engine : IAsyncDisposable
     private sealed record ExitedCmd(TaskId Id, int Attempt, ProcessExit Exit, string? Reason) : Command;
     private sealed record CancelCmd(TaskId Id, TaskCompletionSource<CommandOutcome> Reply) : Command;
     private sealed record SlurmCmd(SlurmReport Report) : Command;
+    // WorkerMsgCmd: Engine.Workers.cs
 
     /// <summary>An attempt in flight: a process we started, or one a previous daemon started and we re-attached.</summary>
     private sealed class Running
@@ -61,6 +63,16 @@ public sealed partial class Engine : IAsyncDisposable
         public string? SlurmJobId;
         /// <summary>Started early on a chain and stopped because a dependency failed.</summary>
         public bool DependencyFailed;
+        /// <summary>Run by a worker over ZeroMQ: <see cref="Worker"/> is its session, null while it waits for a credit.</summary>
+        public bool OnWorker;
+        public string? Worker;
+        public string? WorkerName;
+        /// <summary>Found running on a worker after a restart: ended as worker_lost unless that worker says hello by then.</summary>
+        public DateTimeOffset? AdoptBy;
+        public TaskSpec? Spec;
+        public int Gpus;
+        /// <summary>The result line the worker read from the attempt's output.</summary>
+        public string? Result;
     }
 
     /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
@@ -124,6 +136,8 @@ public sealed partial class Engine : IAsyncDisposable
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _slurmClasses = config.SlurmClasses;
+        _workerClasses = config.WorkerClasses;
+        if (config.PilotClasses.Count > 0) _pilotPlanner = new PilotPlanner(config.PilotMaxWorkers, config.PilotSlots);
         // A Slurm task may be submitted while the Slurm jobs it depends on still run (afterok), once their
         // outcome is final: a retry would get a new job id that the held job does not wait for.
         _scheduler = new Scheduler(config.ClassLimits, pool)
@@ -138,6 +152,12 @@ public sealed partial class Engine : IAsyncDisposable
             var l = config.ClassLimit(cls);
             _limiters[cls] = Limiters.Create(l.Limiter, l.Min, l.Max, l.Max);
             _scheduler.SetLimit(cls, _limiters[cls].Limit);
+        }
+        // A worker class runs as many at once as its workers have slots: none until one connects.
+        foreach (var cls in _workerClasses)
+        {
+            _limiters.Remove(cls);
+            _scheduler.SetLimit(cls, 0);
         }
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         _reattachClasses = config.ReattachClasses;
@@ -320,8 +340,10 @@ public sealed partial class Engine : IAsyncDisposable
             while (reader.TryRead(out var cmd)) Guard(() => Handle(cmd, now));
             now = _clock.GetUtcNow();
             Guard(() => CheckTimers(now));
+            Guard(() => CheckWorkers(now));
             Guard(() => FeedPressure(now));
             Guard(() => StartWhatFits(now));
+            Guard(() => ManagePilots(now));
 
             if (reader.TryPeek(out _)) continue;
             // A slow poll while children run is only a safety net: SIGCHLD wakes us.
@@ -349,7 +371,9 @@ public sealed partial class Engine : IAsyncDisposable
             if (r.Deadline is { } d && !r.TimedOut && (next is null || d < next)) next = d;
             if (r.KillAt is { } k && (next is null || k < next)) next = k;
             if (r.Reattached && (next is null || now.AddMilliseconds(500) < next)) next = now.AddMilliseconds(500);
+            if (r.AdoptBy is { } a && (next is null || a < next)) next = a;
         }
+        if (NextWorkerWake() is { } w && (next is null || w < next)) next = w;
         if (next is null) return null;
         var delay = next.Value - now;
         return delay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : delay;
@@ -372,7 +396,10 @@ public sealed partial class Engine : IAsyncDisposable
                 if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
                 break;
             case SlurmCmd slurm:
-                Guard(() => OnSlurm(slurm.Report, now));
+                Guard(() => { if (!OnPilotReport(slurm.Report, now)) OnSlurm(slurm.Report, now); });
+                break;
+            case WorkerMsgCmd worker:
+                OnWorkerMessage(worker, now);
                 break;
             case CancelCmd cancel:
                 try { Cancel(cancel.Id, cancel.Reply, now); }
@@ -408,7 +435,7 @@ public sealed partial class Engine : IAsyncDisposable
                 r.DependencyFailed = true;
                 r.Cancelling = true;
                 if (r.OnSlurm) _slurm?.Cancel(stop.Id.Value);
-                else ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
+                else Signal(r, Signals.Kill);
             }
         }
     }
@@ -438,7 +465,25 @@ public sealed partial class Engine : IAsyncDisposable
     /// </summary>
     private void Cancel(TaskId id, TaskCompletionSource<CommandOutcome> reply, DateTimeOffset now)
     {
-        if (_running.TryGetValue(id, out var r))
+        if (_running.TryGetValue(id, out var r) && r.OnWorker && (r.AdoptBy is not null || TakeBackUndispatched(r)))
+        {
+            // Not on any worker now (waiting for a credit, or for its worker to come back after a restart): ends here.
+            if (r.AdoptBy is not null)
+            {
+                r.AdoptBy = null;
+                r.Cancelling = true;
+                Ended(r, new ProcessExit(null, null), Reasons.Cancelled, now);
+                reply.TrySetResult(CommandOutcome.Done);
+                return;
+            }
+            var freed = _scheduler.Finished(id, TaskState.Cancelled);
+            Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now)
+                .ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),
+                    TaskContinuationOptions.ExecuteSynchronously);
+            Apply(freed, now);
+            return;
+        }
+        if (r is not null)
         {
             if (!r.Cancelling)
             {
@@ -446,7 +491,7 @@ public sealed partial class Engine : IAsyncDisposable
                 if (r.OnSlurm) _slurm?.Cancel(id.Value); // ends when Slurm reports it CANCELLED
                 else
                 {
-                    ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
+                    Signal(r, Signals.Term);
                     r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
                 }
             }
@@ -473,12 +518,12 @@ public sealed partial class Engine : IAsyncDisposable
             if (r.Deadline is { } d && d <= now && !r.TimedOut && !r.Cancelling)
             {
                 r.TimedOut = true;
-                ProcessLauncher.SignalGroup(r.Pid, Signals.Term);
+                Signal(r, Signals.Term);
                 r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
             }
             if (r.KillAt is { } k && k <= now)
             {
-                ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
+                Signal(r, Signals.Kill);
                 r.KillAt = null;
             }
             if (r.Reattached && !ProcessTable.IsSameProcess(r.Pid, r.PidStart)) (reattachedGone ??= []).Add(r);
@@ -490,6 +535,13 @@ public sealed partial class Engine : IAsyncDisposable
             var exit = ReadExitFile(r.ExitFile);
             Ended(r, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null, now);
         }
+    }
+
+    /// <summary>Signals an attempt's whole process group, here or on its worker.</summary>
+    private void Signal(Running r, int signal)
+    {
+        if (r.OnWorker) SignalWorkerTask(r, signal);
+        else ProcessLauncher.SignalGroup(r.Pid, signal);
     }
 
     private void StartWhatFits(DateTimeOffset now)
@@ -546,6 +598,11 @@ public sealed partial class Engine : IAsyncDisposable
         {
             Directory.CreateDirectory(dir);
             _shardsMade.Add(dir);
+        }
+        if (IsWorkerClass(spec.Class))
+        {
+            StartOnWorker(id, spec, n, now);
+            return;
         }
         if (_slurmClasses.Contains(spec.Class))
         {
@@ -618,6 +675,7 @@ public sealed partial class Engine : IAsyncDisposable
         // No exit code and no signal (the status was reaped elsewhere): we don't know how it ended.
         if (exit is { ExitCode: null, Signal: null }) reason ??= Reasons.Lost;
         _running.Remove(r.Id);
+        if (r.OnWorker && _workers.Get(r.Worker) is { } holder) _workers.Release(holder, r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
         // Children that ignored SIGTERM must not outlive a cancelled or timed-out attempt (nor overlap its
         // retry): the group id cannot be reused while any member lives.
@@ -637,9 +695,12 @@ public sealed partial class Engine : IAsyncDisposable
         double seconds = (endedAt - r.StartedAt) / 1000.0;
         Observe(r.Class, seconds, overload: reason is Reasons.Timeout or Reasons.Signal or Reasons.NonZeroExit, now);
 
-        if (outcome == TaskState.Failed && r.N <= r.Retries && !r.DependencyFailed)
+        // A task its worker took down with it is queued again at once, without using a retry (a few times at most).
+        bool requeueLost = reason == Reasons.WorkerLost && outcome == TaskState.Failed && _lostRequeues.GetValueOrDefault(r.Id) < MaxLostRequeues;
+        if (requeueLost) _lostRequeues[r.Id] = _lostRequeues.GetValueOrDefault(r.Id) + 1;
+        if (outcome == TaskState.Failed && (r.N <= r.Retries + _lostRequeues.GetValueOrDefault(r.Id) || requeueLost) && !r.DependencyFailed)
         {
-            var due = now + _retry.Delay(r.N, _random.NextDouble());
+            var due = requeueLost ? now : now + _retry.Delay(r.N, _random.NextDouble());
             _scheduler.RetryAt(r.Id, due);
             DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null), r.ExitFile);
             _events.Publish(Event(SparkyEvent.TaskRetrying, r.Id, r.Class, new JsonObject
@@ -650,7 +711,8 @@ public sealed partial class Engine : IAsyncDisposable
             return;
         }
 
-        string? result = outcome == TaskState.Succeeded ? ResultLine.Read(r.StdoutPath) : null;
+        string? result = outcome != TaskState.Succeeded ? null : r.OnWorker ? r.Result : ResultLine.Read(r.StdoutPath);
+        _lostRequeues.Remove(r.Id);
         var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result);
         DeleteExitFileOnceStored(endWrite, r.ExitFile);
         Remember(r.Id, outcome);
@@ -668,6 +730,7 @@ public sealed partial class Engine : IAsyncDisposable
     /// <summary>An attempt ended: its run time and whether it failed feed its class's limiter.</summary>
     private void Observe(string cls, double seconds, bool overload, DateTimeOffset now)
     {
+        if (IsWorkerClass(cls)) return; // its workers' slots are its limit
         if (!_limiters.TryGetValue(cls, out var limiter)) return;
         // Still counted as running in the scheduler until the caller releases it: that is "itself included".
         int limit = limiter.OnSample(new LimiterSample(TimeSpan.FromSeconds(seconds), TimeSpan.Zero, overload,
@@ -727,6 +790,11 @@ public sealed partial class Engine : IAsyncDisposable
                 continue;
             }
             var a = t.LastAttempt;
+            if (IsWorkerClass(t.Class))
+            {
+                RecoverOnWorker(t, a, now);
+                continue;
+            }
             if (_slurmClasses.Contains(t.Class))
             {
                 RecoverSlurm(t, a, now, toEnd);
@@ -772,11 +840,14 @@ public sealed partial class Engine : IAsyncDisposable
 
     /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
     private ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
-        ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls));
+        ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls) || IsWorkerClass(cls));
 
     /// <summary>Why a task could never run here, or null. Safe from any thread: it reads only the pool's totals.</summary>
     public string? WhyNeverFits(TaskSpec spec)
     {
+        if (_config.PilotClasses.Contains(spec.Class) && _slurm is null)
+            return $"runs on pilot workers (class {spec.Class}), which Sparky starts with sbatch, and sbatch was not found on this machine";
+        if (IsWorkerClass(spec.Class)) return null; // waits for a worker
         if (_slurmClasses.Contains(spec.Class) && _slurm is null)
             return $"runs on Slurm (class {spec.Class}) and sbatch was not found on this machine";
         return _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));

@@ -70,6 +70,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         Engine.SlurmJobSubmitted = Metrics.SlurmJobSubmitted;
         Engine.SlurmJobCompleted = Metrics.SlurmJobCompleted;
         Engine.SlurmPollError = Metrics.SlurmPollError;
+        Engine.WorkerCountChanged = Metrics.SetWorkers;
     }
 
     /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.
@@ -100,6 +101,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             d._events = EventSocket.Start(d.Events, config.ZmqEvents, curve.Events); // before the engine: no event is missed
             d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands);
             d.ZmqCurvePublicKey = curve.PublicKey;
+            d.Engine.Workers = new WorkerLink(d._commands.Send, d._commands.Endpoint, curve.Commands?.PublicKeyZ85);
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             d.Plans = new Sparky.Server.Plans.PlanRunner(d); // subscribes: ends found by recovery reach it
             d.Engine.Start();

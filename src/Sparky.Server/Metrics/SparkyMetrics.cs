@@ -67,6 +67,8 @@ public sealed class SparkyMetrics
         });
     }
 
+    public void SetWorkers(int n) => _workers.Set(n);
+
     public void ObserveDuration(string cls, double seconds) => _duration.WithLabels(cls).Observe(seconds);
     public void ObserveWait(string cls, double seconds) => _wait.WithLabels(cls).Observe(seconds);
 

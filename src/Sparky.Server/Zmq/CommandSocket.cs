@@ -152,6 +152,17 @@ public sealed class CommandSocket : IDisposable
                 // The counters live in memory: no need to leave the socket thread.
                 ReplyNow(ref identity, Ok(req, Commands.QueueStatus(_d)));
                 return;
+            case var t when Wire.IsWorkerType(t):
+                // A worker's message goes to the engine's loop, which owns every task; its answers come back by Send.
+                JsonObject? args;
+                try { args = Wire.ReadBody(req.Body) as JsonObject; }
+                catch (Exception ex) when (ex is MsgPackJsonException or MessagePack.MessagePackSerializationException or EndOfStreamException)
+                {
+                    ReplyNow(ref identity, Error(req.Corr.Span, 400, "body: " + ex.Message));
+                    return;
+                }
+                _d.Engine.OnWorkerMessage(identity.ToArray(), req.Type, req.Corr.ToArray(), args);
+                return;
             default:
                 if (_stopping) { ReplyNow(ref identity, Error(req.Corr.Span, 503, "the daemon is stopping")); return; }
                 // Copies: the frame goes back to NetMQ when this returns.
@@ -286,6 +297,16 @@ public sealed class CommandSocket : IDisposable
         if (args?[key] is not { } node) return null;
         if (node is JsonValue v && v.TryGetValue(out long l)) { value = l; return null; }
         return Answer.Error(400, $"{key} must be an integer");
+    }
+
+    /// <summary>Sends a message to a peer (a worker) from any thread; dropped if the socket is gone.</summary>
+    public void Send(byte[] identity, byte[] body)
+    {
+        try
+        {
+            if (!_replies.IsDisposed) _replies.Enqueue(new Outgoing(identity, body));
+        }
+        catch (Exception e) when (e is ObjectDisposedException or TerminatingException or NetMQException) { }
     }
 
     private void Post(Outgoing o)

@@ -4,8 +4,8 @@ using MessagePack;
 
 namespace Sparky.Server.Zmq;
 
-/// <summary>The requests the command socket knows. Workers' <c>hello</c> and friends go here later.</summary>
-public enum RequestType { Submit, Status, Cancel, List, Ping }
+/// <summary>The requests the command socket knows: clients' first, then workers' (see <c>docs/workers.md</c>).</summary>
+public enum RequestType { Submit, Status, Cancel, List, Ping, Hello, Heartbeat, Credit, Finished, Draining, Bye }
 
 /// <summary>
 /// A request's envelope <c>{"v":1, "type", "corr", "ts", "body"}</c>, read in place: <see cref="Corr"/> and
@@ -17,7 +17,7 @@ public readonly record struct Request(RequestType Type, ReadOnlyMemory<byte> Cor
 public static class Wire
 {
     public const int Version = 1;
-    public static readonly string[] TypeNames = ["submit", "status", "cancel", "list", "ping"];
+    public static readonly string[] TypeNames = ["submit", "status", "cancel", "list", "ping", "hello", "heartbeat", "credit", "finished", "draining", "bye"];
     private static readonly string[] OkNames = TypeNames.Select(t => t + ".ok").ToArray();
 
     /// <summary>Reads an envelope. On a problem, returns why; <paramref name="corr"/> is still the request's
@@ -91,7 +91,16 @@ public static class Wire
         : t.SequenceEqual("cancel"u8) ? RequestType.Cancel
         : t.SequenceEqual("list"u8) ? RequestType.List
         : t.SequenceEqual("ping"u8) ? RequestType.Ping
+        : t.SequenceEqual("hello"u8) ? RequestType.Hello
+        : t.SequenceEqual("heartbeat"u8) ? RequestType.Heartbeat
+        : t.SequenceEqual("credit"u8) ? RequestType.Credit
+        : t.SequenceEqual("finished"u8) ? RequestType.Finished
+        : t.SequenceEqual("draining"u8) ? RequestType.Draining
+        : t.SequenceEqual("bye"u8) ? RequestType.Bye
         : null;
+
+    /// <summary>Whether a request comes from a worker, and so goes to the engine's loop.</summary>
+    public static bool IsWorkerType(RequestType t) => t >= RequestType.Hello;
 
     /// <summary>The reader runs over one contiguous frame, so a slice of its sequence is one piece of memory.</summary>
     private static ReadOnlyMemory<byte> Slice(ReadOnlySequence<byte> part) => part.First;
@@ -121,6 +130,22 @@ public static class Wire
         w.Write("detail");
         w.Write(detail);
         w.Flush();
+    }
+
+    /// <summary>Any message <c>{"v":1, "type", "corr", "ts", "body"}</c>: what a worker sends, and what the daemon
+    /// sends a worker unasked (a <c>task</c>, a <c>kill</c>; <paramref name="corr"/> empty is nil).</summary>
+    public static void WriteMessage(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, JsonNode? body)
+    {
+        var w = Head(buffer, type, corr);
+        MsgPackJson.Write(ref w, body);
+        w.Flush();
+    }
+
+    /// <summary>A whole message as JSON (<c>v</c>, <c>type</c>, <c>corr</c>, <c>ts</c>, <c>body</c>): for a worker, which reads few.</summary>
+    public static JsonObject? ReadMessage(ReadOnlyMemory<byte> frame)
+    {
+        var r = new MessagePackReader(frame);
+        return MsgPackJson.Read(ref r) as JsonObject;
     }
 
     /// <summary>The pong: the daemon's clock, in unix ms.</summary>

@@ -31,8 +31,7 @@ internal static class ConfigLoader
             try
             {
                 var table = TomlSerializer.Deserialize<TomlTable>(File.ReadAllText(path))!;
-                foreach (var (k, v) in table)
-                    file[k] = Convert.ToString(v, CultureInfo.InvariantCulture) ?? "";
+                Flatten(table, "", file);
             }
             catch (Exception e)
             {
@@ -41,6 +40,17 @@ internal static class ConfigLoader
             break;
         }
         return SparkyConfig.Resolve(flags, env, file, origin, context);
+    }
+
+    /// <summary>A table names its settings' prefix: <c>[pilot] max_workers = 8</c> (or <c>pilot.max_workers = 8</c>) is
+    /// <c>pilot_max_workers</c>.</summary>
+    private static void Flatten(TomlTable table, string prefix, Dictionary<string, string> into)
+    {
+        foreach (var (k, v) in table)
+        {
+            if (v is TomlTable inner) Flatten(inner, prefix + k + "_", into);
+            else into[prefix + k] = Convert.ToString(v, CultureInfo.InvariantCulture) ?? "";
+        }
     }
 
     /// <summary>For <c>mode = auto</c>: does a Slurm controller answer (<c>sinfo</c> exits 0 within 3 s), is there a GPU?</summary>

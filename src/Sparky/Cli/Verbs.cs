@@ -36,6 +36,7 @@ internal static class Verbs
         root.Subcommands.Add(Config());
         root.Subcommands.Add(GpusVerb());
         root.Subcommands.Add(Keys());
+        root.Subcommands.Add(WorkerVerb.Build());
         root.Subcommands.Add(PlanVerbs.Build(Server, Json));
         return root;
     }

@@ -1,0 +1,393 @@
+using System.Buffers;
+using System.Text.Json.Nodes;
+using Sparky.Core.Events;
+using Sparky.Core.Tasks;
+using Sparky.Core.Workers;
+using Sparky.Execution.Processes;
+using Sparky.Server.Zmq;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.Server.Daemon;
+
+/// <summary>How the engine reaches workers: the command socket's send (any thread), and what pilots need to connect.</summary>
+public sealed record WorkerLink(Action<byte[], byte[]> Send, string Endpoint, string? ServerPublicKey);
+
+/// <summary>
+/// The engine's worker half: tasks of worker classes go to workers connected over ZeroMQ (see <c>docs/workers.md</c>).
+/// A worker says hello with what it offers and pulls with credits; the daemon gives it at most that many tasks, and
+/// hears back one <c>finished</c> per task. A worker silent past <c>worker_timeout</c> is lost: the tasks it held end
+/// as <c>worker_lost</c> and are queued again at once. Everything here runs on the engine's loop thread.
+/// </summary>
+public sealed partial class Engine
+{
+    private sealed record WorkerMsgCmd(byte[] Identity, RequestType Type, byte[] Corr, JsonObject? Body) : Command;
+
+    /// <summary>A lost worker's tasks are queued again without using their retries, this many times at most.</summary>
+    private const int MaxLostRequeues = 5;
+
+    private readonly WorkerPool _workers = new();
+    private readonly Dictionary<string, byte[]> _workerIdentity = new(StringComparer.Ordinal);
+    /// <summary>Attempts of worker classes started and waiting for a worker's credit.</summary>
+    private readonly List<Running> _awaitingWorker = new();
+    private readonly Dictionary<TaskId, int> _lostRequeues = new();
+    private readonly ArrayBufferWriter<byte> _workerBuffer = new(4096);
+    private IReadOnlySet<string> _workerClasses = new HashSet<string>();
+
+    /// <summary>Set by the daemon once its command socket is bound; null: no worker can be reached.</summary>
+    public WorkerLink? Workers { get; set; }
+    public Action<int>? WorkerCountChanged { get; set; }
+
+    /// <summary>A worker's message, from the command socket's thread.</summary>
+    public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, JsonObject? body) =>
+        Post(new WorkerMsgCmd(identity, type, corr, body));
+
+    private bool IsWorkerClass(string cls) => _workerClasses.Contains(cls);
+
+    /// <summary>Waits for a worker's credit; recorded as started once a worker takes it.</summary>
+    private void StartOnWorker(TaskId id, TaskSpec spec, int n, DateTimeOffset now)
+    {
+        var run = new Running
+        {
+            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnWorker = true, Spec = spec,
+            Gpus = spec.Gpus > 0 ? spec.Gpus : spec.Class == Classes.Gpu ? 1 : 0,
+        };
+        _running[id] = run;
+        _awaitingWorker.Add(run);
+        Dispatch(now);
+    }
+
+    /// <summary>Gives waiting attempts to workers with credits, oldest first; one that fits no worker now does not block the rest.</summary>
+    private void Dispatch(DateTimeOffset now)
+    {
+        if (_awaitingWorker.Count == 0 || _workers.Count == 0) return;
+        int kept = 0;
+        for (int i = 0; i < _awaitingWorker.Count; i++)
+        {
+            var r = _awaitingWorker[i];
+            if (!_running.TryGetValue(r.Id, out var current) || !ReferenceEquals(current, r)) continue; // cancelled meanwhile
+            var w = _workers.Assign(r.Id, r.Class, r.Gpus);
+            if (w is null) { _awaitingWorker[kept++] = r; continue; }
+            SendTask(w, r, now);
+        }
+        _awaitingWorker.RemoveRange(kept, _awaitingWorker.Count - kept);
+    }
+
+    private void SendTask(Worker w, Running r, DateTimeOffset now)
+    {
+        var spec = r.Spec!;
+        r.Worker = w.Session;
+        r.WorkerName = w.Info.Name;
+        r.StartedAt = now.ToUnixTimeMilliseconds();
+        r.Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null;
+        var env = new JsonObject();
+        foreach (var (k, v) in spec.Env) env[k] = v;
+        env["SPARKY_TASK_ID"] = r.Id.Value;
+        env["SPARKY_ATTEMPT"] = r.N.ToString();
+        if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
+        var body = new JsonObject
+        {
+            ["id"] = r.Id.Value, ["attempt"] = r.N, ["command"] = new JsonArray(spec.CommandLine.Select(a => (JsonNode?)a).ToArray()),
+            ["env"] = env, ["cwd"] = spec.Cwd, ["gpus"] = r.Gpus,
+            ["stdout"] = r.StdoutPath, ["stderr"] = LogPath(r.Id, r.N, stderr: true),
+        };
+        SendToWorker(w.Session, "task", body);
+        _ = _store.AttemptStartedAsync(r.Id, r.Class, TaskState.Queued,
+            new AttemptRecord(r.N, r.StartedAt, null, null, null, null, null, w.Info.Name, null, null, null));
+        _events.Publish(Event(SparkyEvent.TaskStarted, r.Id, r.Class, new JsonObject { ["attempt"] = r.N, ["worker"] = w.Info.Name }));
+    }
+
+    private void SendToWorker(string session, string type, JsonNode? body, byte[]? corr = null)
+    {
+        if (Workers is not { } link || !_workerIdentity.TryGetValue(session, out var identity)) return;
+        link.Send(identity, Encode(type, corr, body));
+    }
+
+    private byte[] Encode(string type, byte[]? corr, JsonNode? body)
+    {
+        _workerBuffer.ResetWrittenCount();
+        Wire.WriteMessage(_workerBuffer, type, corr ?? [], body);
+        return _workerBuffer.WrittenSpan.ToArray();
+    }
+
+    private void Reply(WorkerMsgCmd m, string type, JsonNode? body) => Workers?.Send(m.Identity, Encode(type, m.Corr, body));
+
+    private void ReplyError(WorkerMsgCmd m, int status, string detail)
+    {
+        _workerBuffer.ResetWrittenCount();
+        Wire.WriteError(_workerBuffer, m.Corr, status, detail);
+        Workers?.Send(m.Identity, _workerBuffer.WrittenSpan.ToArray());
+    }
+
+    /// <summary>A worker attempt is told to stop (cancel, timeout); its end comes back as a <c>finished</c>.</summary>
+    private void SignalWorkerTask(Running r, int signal)
+    {
+        if (r.Worker is { } session)
+            SendToWorker(session, "kill", new JsonObject { ["id"] = r.Id.Value, ["attempt"] = r.N, ["signal"] = signal });
+    }
+
+    /// <summary>Takes a not yet dispatched attempt back: true if it was waiting for a worker.</summary>
+    private bool TakeBackUndispatched(Running r)
+    {
+        if (!r.OnWorker || r.Worker is not null || r.AdoptBy is not null) return false;
+        _awaitingWorker.Remove(r);
+        _running.Remove(r.Id);
+        return true;
+    }
+
+    private void OnWorkerMessage(WorkerMsgCmd m, DateTimeOffset now)
+    {
+        if (m.Type == RequestType.Hello) { Hello(m, now); return; }
+        var session = m.Body?["session"] is JsonValue sv && sv.TryGetValue(out string? s) ? s : null;
+        var w = _workers.Get(session);
+        if (w is null)
+        {
+            // The daemon restarted, or the worker was declared lost: it says hello again, listing what it runs.
+            ReplyError(m, 410, "unknown session: say hello again");
+            return;
+        }
+        _workers.Seen(w, now);
+        _workerIdentity[w.Session] = m.Identity; // a reconnected DEALER comes back under a new identity
+        switch (m.Type)
+        {
+            case RequestType.Heartbeat:
+                Reply(m, "heartbeat.ok", null);
+                break;
+            case RequestType.Credit:
+                _workers.Credit(w, Int(m.Body, "n") ?? 0);
+                Dispatch(now);
+                break;
+            case RequestType.Finished:
+                WorkerFinished(m, w, now);
+                break;
+            case RequestType.Draining:
+                _workers.Drain(w);
+                UpdateWorkerLimits();
+                Reply(m, "draining.ok", null);
+                break;
+            case RequestType.Bye:
+                if (m.Body?["abandon"] is JsonValue av && av.TryGetValue(out bool abandon) && abandon)
+                {
+                    LoseWorker(w, now, "it left with tasks running");
+                    Reply(m, "bye.ok", new JsonObject { ["left"] = true });
+                }
+                else if (w.Running.Count == 0)
+                {
+                    _workers.Remove(w.Session);
+                    _workerIdentity.Remove(w.Session);
+                    PilotGone(w, now);
+                    _events.Publish(WorkerEvent(SparkyEvent.WorkerLeft, w, null));
+                    WorkersChanged(now);
+                    Reply(m, "bye.ok", new JsonObject { ["left"] = true });
+                }
+                else
+                {
+                    // Tasks given to it are on their way: it runs them first, then says bye again.
+                    _workers.Drain(w);
+                    UpdateWorkerLimits();
+                    Reply(m, "bye.ok", new JsonObject { ["left"] = false, ["running"] = w.Running.Count });
+                }
+                break;
+        }
+    }
+
+    private void WorkerFinished(WorkerMsgCmd m, Worker w, DateTimeOffset now)
+    {
+        var b = m.Body!;
+        if (b["id"] is not JsonValue iv || !iv.TryGetValue(out string? idText) || !TaskId.TryParse(idText, out var id) || Int(b, "attempt") is not { } attempt)
+        {
+            ReplyError(m, 400, "finished needs id and attempt");
+            return;
+        }
+        Reply(m, "finished.ok", new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
+        _workers.Credit(w, Int(b, "credit") ?? 0);
+        if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt)
+        {
+            r.Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null;
+            string? reason = b["reason"] is JsonValue wv && wv.TryGetValue(out string? why) ? why : null;
+            Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now);
+        }
+        Dispatch(now);
+    }
+
+    private void Hello(WorkerMsgCmd m, DateTimeOffset now)
+    {
+        if (_workerClasses.Count == 0)
+        {
+            ReplyError(m, 409, "this daemon sends no class to workers: set worker_classes (or pilot_classes) on the daemon");
+            return;
+        }
+        if (ParseHello(m.Body, out var info, out int credits, out var held) is { } problem)
+        {
+            ReplyError(m, 400, "hello: " + problem);
+            return;
+        }
+        var session = Guid.NewGuid().ToString("N");
+        var (joined, replaced) = _workers.Join(session, info, credits, now);
+        _workerIdentity[session] = m.Identity;
+        var heldSet = held.ToHashSet();
+        if (replaced is not null)
+        {
+            // The same worker again (restarted, or reconnected after being thought lost). What it still runs moves to
+            // the new session; what it no longer mentions died with the old one and is queued again.
+            _workerIdentity.Remove(replaced.Session);
+            foreach (var id in replaced.Running.Keys.ToList())
+            {
+                if (!_running.TryGetValue(id, out var r) || r.Worker != replaced.Session) continue;
+                if (heldSet.Contains((id.Value, r.N))) { r.Worker = session; _workers.Adopt(joined, id, r.Gpus); }
+                else Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
+            }
+        }
+        var kill = new JsonArray();
+        foreach (var (idText, attempt) in held)
+        {
+            var id = TaskId.Parse(idText);
+            if (_running.TryGetValue(id, out var r) && r.OnWorker && r.N == attempt && r.Worker == session) continue; // moved over above
+            if (_running.TryGetValue(id, out r) && r.OnWorker && r.N == attempt && r.AdoptBy is not null && r.WorkerName == info.Name)
+            {
+                // Running there since before this daemon started: follow it again.
+                r.AdoptBy = null;
+                r.Worker = session;
+                _workers.Adopt(joined, id, r.Gpus);
+                continue;
+            }
+            // Queued again (or finished) meanwhile: the worker must not run it beside the new attempt.
+            kill.Add(new JsonObject { ["id"] = idText, ["attempt"] = attempt });
+        }
+        Reply(m, "hello.ok", new JsonObject
+        {
+            ["session"] = session, ["heartbeat_ms"] = (long)_config.WorkerHeartbeat.TotalMilliseconds,
+            ["timeout_ms"] = (long)_config.WorkerTimeout.TotalMilliseconds, ["kill"] = kill,
+        });
+        PilotConnected(joined);
+        _events.Publish(WorkerEvent(SparkyEvent.WorkerJoined, joined, null));
+        WorkersChanged(now);
+    }
+
+    private static string? ParseHello(JsonObject? b, out WorkerInfo info, out int credits, out List<(string, int)> held)
+    {
+        info = null!;
+        credits = 0;
+        held = [];
+        if (b is null) return "the body must be a map";
+        if (b["name"] is not JsonValue nv || !nv.TryGetValue(out string? name) || !TaskId.TryParse(name, out _))
+            return "name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+        string host = b["host"] is JsonValue hv && hv.TryGetValue(out string? h) && h.Length is > 0 and <= 255 && !h.Any(char.IsControl) ? h : name;
+        int slots = Int(b, "slots") ?? 1;
+        if (slots is < 1 or > 100_000) return "slots must be from 1 to 100000";
+        int gpus = Int(b, "gpus") ?? 0;
+        if (gpus is < 0 or > 4096) return "gpus must be from 0 to 4096";
+        long memory = b["memory_mb"] is JsonValue mv && mv.TryGetValue(out long mb) ? mb : 0;
+        HashSet<string>? classes = null;
+        if (b["classes"] is JsonArray ca)
+        {
+            classes = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var c in ca)
+            {
+                if (c is not JsonValue cv || !cv.TryGetValue(out string? cls)) return "classes must be a list of class names";
+                classes.Add(cls);
+            }
+        }
+        string? pilot = b["pilot"] is JsonValue pv && pv.TryGetValue(out string? p) ? p : null;
+        credits = Int(b, "credits") ?? slots;
+        if (b["running"] is JsonArray ra)
+        {
+            foreach (var e in ra)
+            {
+                if (e is not JsonObject o || o["id"] is not JsonValue iv || !iv.TryGetValue(out string? id) || !TaskId.TryParse(id, out _) || Int(o, "attempt") is not { } a)
+                    return "running must be a list of {id, attempt}";
+                held.Add((id, a));
+            }
+        }
+        info = new WorkerInfo(name, host, slots, gpus, memory, classes, pilot);
+        return null;
+    }
+
+    private static int? Int(JsonObject? b, string key) =>
+        b?[key] is JsonValue v && v.TryGetValue(out long l) ? (int)Math.Clamp(l, int.MinValue, int.MaxValue) : null;
+
+    /// <summary>A worker went quiet (or left mid-task): its tasks end as worker_lost and are queued again.</summary>
+    private void LoseWorker(Worker w, DateTimeOffset now, string why)
+    {
+        var held = _workers.Remove(w.Session);
+        _workerIdentity.Remove(w.Session);
+        Console.Error.WriteLine($"sparky: worker {w.Info.Name} lost ({why}); {held.Count} task(s) queued again");
+        foreach (var id in held)
+            if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session)
+                Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
+        PilotGone(w, now);
+        _events.Publish(WorkerEvent(SparkyEvent.WorkerLost, w, new JsonArray(held.Select(i => (JsonNode?)i.Value).ToArray())));
+        WorkersChanged(now);
+    }
+
+    /// <summary>Timers of the worker half: silent workers, and attempts a restarted daemon found running on a worker that never came back.</summary>
+    private void CheckWorkers(DateTimeOffset now)
+    {
+        if (_workerClasses.Count == 0) return;
+        foreach (var w in _workers.Silent(now, _config.WorkerTimeout))
+            LoseWorker(w, now, $"silent for {(now - w.LastSeen).TotalSeconds:0.#} s");
+        List<Running>? orphans = null;
+        foreach (var r in _running.Values)
+            if (r.AdoptBy is { } by && by <= now) (orphans ??= []).Add(r);
+        if (orphans is null) return;
+        foreach (var r in orphans)
+        {
+            r.AdoptBy = null;
+            Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
+        }
+    }
+
+    private DateTimeOffset? NextWorkerWake()
+    {
+        if (_workerClasses.Count == 0) return null;
+        DateTimeOffset? next = _workers.NextSilence(_config.WorkerTimeout);
+        if (_pilotPlanner is not null && (_awaitingWorker.Count > 0 || _config.PilotClasses.Any(c => _scheduler.ReadyCount(c) > 0)))
+        {
+            var check = _nextPilotCheck;
+            if (next is null || check < next) next = check;
+        }
+        return next;
+    }
+
+    private void WorkersChanged(DateTimeOffset now)
+    {
+        UpdateWorkerLimits();
+        WorkerCountChanged?.Invoke(_workers.Count);
+        Dispatch(now);
+    }
+
+    /// <summary>A worker class runs as many tasks at once as its workers have slots.</summary>
+    private void UpdateWorkerLimits()
+    {
+        foreach (var cls in _workerClasses) _scheduler.SetLimit(cls, _workers.Capacity(cls));
+    }
+
+    private SparkyEvent WorkerEvent(string topic, Worker w, JsonArray? tasks)
+    {
+        var body = new JsonObject
+        {
+            ["name"] = w.Info.Name, ["host"] = w.Info.Host, ["slots"] = w.Info.Slots, ["gpus"] = w.Info.Gpus,
+            ["pilot"] = w.Info.Pilot, ["workers"] = _workers.Count,
+        };
+        if (tasks is not null) body["tasks"] = tasks;
+        return new SparkyEvent(topic, _clock.GetUtcNow().ToUnixTimeMilliseconds(), body);
+    }
+
+    /// <summary>After a restart: an attempt a worker was running is followed again if that worker says hello in time.</summary>
+    private void RecoverOnWorker(ActiveTask t, AttemptRecord? a, DateTimeOffset now)
+    {
+        var spec = _store.SpecOf(t.Id)?.Spec;
+        var run = new Running
+        {
+            Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
+            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), DoneFile = spec?.DoneFile == true, OnWorker = true, Spec = spec,
+            Gpus = spec?.Gpus is > 0 and var g ? g : t.Class == Classes.Gpu ? 1 : 0, WorkerName = a?.Host,
+            // A worker hears nothing for one timeout before it says hello again; give it two.
+            AdoptBy = now + 2 * _config.WorkerTimeout,
+        };
+        if (spec?.TimeoutSeconds is { } timeout) run.Deadline = DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt).AddSeconds(timeout);
+        _attemptsSoFar[t.Id] = run.N;
+        _scheduler.AddRunning(t.Id, t.Class, t.Seq);
+        _running[t.Id] = run;
+    }
+}

@@ -1,0 +1,396 @@
+using System.Buffers;
+using System.Text.Json.Nodes;
+using NetMQ;
+using NetMQ.Sockets;
+using Sparky.Execution.Processes;
+using Sparky.Server.Daemon;
+using Sparky.Server.Zmq;
+
+namespace Sparky.Server.Workers;
+
+/// <summary>What <c>sparky worker</c> was told.</summary>
+public sealed record WorkerOptions
+{
+    public required string Connect { get; init; }
+    public required string Name { get; init; }
+    public string Host { get; init; } = Environment.MachineName;
+    public int Slots { get; init; } = Environment.ProcessorCount;
+    /// <summary>The classes it takes; null: every worker class of the daemon.</summary>
+    public IReadOnlyList<string>? Classes { get; init; }
+    /// <summary>GPUs it hands out whole, as CUDA_VISIBLE_DEVICES names them (indices or UUIDs).</summary>
+    public IReadOnlyList<string> Gpus { get; init; } = [];
+    /// <summary>With nothing to run (or no daemon answering) for this long, it leaves; null: never.</summary>
+    public TimeSpan? IdleTimeout { get; init; }
+    /// <summary>It ends at this age (a pilot's Slurm time limit), draining <see cref="Drain"/> before.</summary>
+    public TimeSpan? Walltime { get; init; }
+    public TimeSpan Drain { get; init; }
+    /// <summary>The daemon's CURVE public key (Z85), where its command socket uses CURVE.</summary>
+    public string? ServerKey { get; init; }
+    /// <summary>The pilot job it runs in, if Sparky started it.</summary>
+    public string? Pilot { get; init; }
+}
+
+/// <summary>
+/// <c>sparky worker</c>: a DEALER that says hello to the daemon's command socket, pulls tasks with credits (one per free
+/// slot), runs each as a process group of its own (the local executor's launcher), and reports each end once, resending
+/// it until the daemon acknowledges it. It heartbeats; if the daemon forgets it (a restart, or it was declared lost),
+/// it says hello again listing what it runs, and kills what the daemon no longer wants. One thread (a NetMQPoller's)
+/// owns the socket, the launcher and all state.
+/// </summary>
+public sealed class WorkerAgent : IDisposable
+{
+    private sealed class Job(string id, int attempt, string stdout, List<string> gpus)
+    {
+        public string Id { get; } = id;
+        public int Attempt { get; } = attempt;
+        public string Stdout { get; } = stdout;
+        public List<string> Gpus { get; } = gpus;
+        public int Pid { get; set; }
+        /// <summary>The daemon no longer counts it as running here: its end is not reported.</summary>
+        public bool Disowned { get; set; }
+    }
+
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
+
+    private readonly WorkerOptions _o;
+    private readonly Action<string> _log;
+    private readonly DealerSocket _dealer = new();
+    private readonly NetMQTimer _timer = new(Tick);
+    private readonly NetMQQueue<bool> _wake = new();
+    private readonly NetMQPoller _poller;
+    private readonly ProcessLauncher _launcher;
+    private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Id, int Attempt), JsonObject> _unacked = new();
+    private readonly List<string> _freeGpus;
+    private readonly Dictionary<string, string> _baseEnv;
+    private readonly IReadOnlyList<string>? _prefix;
+    private readonly ArrayBufferWriter<byte> _buffer = new(4096);
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+    private string? _session;
+    private TimeSpan _heartbeat = TimeSpan.FromSeconds(1), _timeout = TimeSpan.FromSeconds(10);
+    private DateTimeOffset _lastHeard, _lastHello = DateTimeOffset.MinValue, _lastBeat, _lastBye = DateTimeOffset.MinValue, _idleSince;
+    private bool _draining, _everConnected;
+    private volatile bool _terminate;
+    private long _corr;
+    private int _exitCode;
+
+    public WorkerAgent(WorkerOptions options, Action<string> log)
+    {
+        _o = options;
+        _log = log;
+        _freeGpus = options.Gpus.ToList();
+        _baseEnv = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
+        {
+            var key = (string)kv.Key;
+            if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) continue; // the worker's own settings, not the task's
+            _baseEnv[key] = (string?)kv.Value ?? "";
+        }
+        // A task must not outlive a worker killed with -9 (it is queued again elsewhere): setpriv makes the kernel
+        // kill it when the worker dies. Without setpriv, a restarted worker kills its predecessor's tasks instead.
+        _prefix = File.Exists("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : null;
+        _launcher = new ProcessLauncher(() => _wake.Enqueue(true));
+        _dealer.Options.Linger = TimeSpan.FromSeconds(2); // the last bye gets out
+        _dealer.Options.SendHighWatermark = 100_000;
+        if (options.ServerKey is { } serverKey)
+        {
+            _dealer.Options.CurveCertificate = new NetMQCertificate();
+            _dealer.Options.CurveServerKey = NetMQCertificate.FromPublicKey(serverKey).PublicKey;
+        }
+        _dealer.ReceiveReady += (_, _) => Guard(OnMessages);
+        _timer.Elapsed += (_, _) => Guard(OnTick);
+        _wake.ReceiveReady += (_, _) => Guard(OnWake);
+        _poller = new NetMQPoller { _dealer, _timer, _wake };
+    }
+
+    /// <summary>Runs until the worker leaves (idle, walltime, or <paramref name="stop"/>); returns its exit code.</summary>
+    public int Run(CancellationToken stop)
+    {
+        KillLeftovers();
+        _dealer.Connect(_o.Connect);
+        _lastHeard = _idleSince = DateTimeOffset.UtcNow;
+        using var reg = stop.Register(() => { _terminate = true; _wake.Enqueue(true); });
+        SendHello();
+        _poller.Run();
+        return _exitCode;
+    }
+
+    /// <summary>Tasks a previous run of this worker (same name, same host) left: queued again by the daemon, so never run on.</summary>
+    private void KillLeftovers()
+    {
+        var left = ProcessTable.FindMarked("SPARKY_WORKER", _o.Name);
+        foreach (var p in left.Values) ProcessLauncher.SignalGroup(p.Pid, Signals.Kill);
+        if (left.Count > 0) _log($"sparky worker: killed {left.Count} task(s) a previous worker named {_o.Name} left running");
+    }
+
+    private void Guard(Action a)
+    {
+        try { a(); }
+        catch (Exception e) { _log($"sparky worker: {e.GetType().Name}: {e.Message}"); }
+    }
+
+    // ---------- messages from the daemon ----------
+
+    private void OnMessages()
+    {
+        var frames = new List<byte[]>(2);
+        for (int i = 0; i < 1024 && _dealer.TryReceiveMultipartBytes(TimeSpan.Zero, ref frames, 2); i++)
+        {
+            if (frames.Count != 2 || frames[0].Length != 0) continue;
+            JsonObject? msg;
+            try { msg = Wire.ReadMessage(frames[1]); }
+            catch (Exception) { continue; }
+            if (msg is null) continue;
+            _lastHeard = DateTimeOffset.UtcNow;
+            Handle(Text(msg, "type") ?? "", msg["body"] as JsonObject);
+        }
+    }
+
+    private void Handle(string type, JsonObject? body)
+    {
+        switch (type)
+        {
+            case "hello.ok":
+                _session = Text(body, "session");
+                if (Num(body, "heartbeat_ms") is { } hb) _heartbeat = TimeSpan.FromMilliseconds(Math.Max(10, hb));
+                if (Num(body, "timeout_ms") is { } to) _timeout = TimeSpan.FromMilliseconds(Math.Max(100, to));
+                if (!_everConnected) _log($"sparky worker: {_o.Name} connected to {_o.Connect} with {_o.Slots} slot(s)");
+                _everConnected = true;
+                if (body?["kill"] is JsonArray kill)
+                    foreach (var k in kill.OfType<JsonObject>()) Disown(Text(k, "id"), (int)(Num(k, "attempt") ?? 0));
+                foreach (var f in _unacked.Values)
+                {
+                    f["session"] = _session;
+                    Send("finished", f);
+                }
+                if (_draining) Send("draining", new JsonObject());
+                break;
+            case "task":
+                if (body is not null) StartTask(body);
+                break;
+            case "kill":
+                if (Text(body, "id") is { } id && _jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt"))
+                    ProcessLauncher.SignalGroup(job.Pid, (int)(Num(body, "signal") ?? Signals.Term));
+                break;
+            case "finished.ok":
+                if (Text(body, "id") is { } done) _unacked.Remove((done, (int)(Num(body, "attempt") ?? 0)));
+                break;
+            case "bye.ok":
+                if (body?["left"] is JsonValue lv && lv.TryGetValue(out bool left) && left)
+                {
+                    _log($"sparky worker: {_o.Name} leaves ({(_draining ? "drained before its walltime" : "idle")})");
+                    Stop(0);
+                }
+                break;
+            case "error":
+                int status = (int)(Num(body, "status") ?? 0);
+                if (status == 410) { _session = null; SendHello(); }
+                else if (_session is null)
+                {
+                    // The hello itself was refused: a setup problem that retrying won't fix.
+                    _log($"sparky worker: the daemon refused this worker: {Text(body, "detail")}");
+                    Stop(2);
+                }
+                else _log($"sparky worker: the daemon says {status}: {Text(body, "detail")}");
+                break;
+        }
+    }
+
+    /// <summary>The daemon queued this attempt again elsewhere (or ended it): it must not run on here.</summary>
+    private void Disown(string? id, int attempt)
+    {
+        if (id is null) return;
+        _unacked.Remove((id, attempt));
+        if (_jobs.TryGetValue(id, out var job) && job.Attempt == attempt)
+        {
+            job.Disowned = true;
+            ProcessLauncher.SignalGroup(job.Pid, Signals.Kill);
+        }
+    }
+
+    private void StartTask(JsonObject t)
+    {
+        var id = Text(t, "id");
+        int attempt = (int)(Num(t, "attempt") ?? 0);
+        var stdout = Text(t, "stdout");
+        var stderr = Text(t, "stderr");
+        var argv = (t["command"] as JsonArray)?.Select(a => a is JsonValue v && v.TryGetValue(out string? s) ? s : null).ToList();
+        if (id is null || stdout is null || stderr is null || argv is not { Count: > 0 } || argv.Any(a => a is null))
+        {
+            _log("sparky worker: a task message without id, command or log paths; ignored");
+            return;
+        }
+        int wantGpus = (int)(Num(t, "gpus") ?? 0);
+        var gpus = _freeGpus.Take(wantGpus).ToList();
+        _freeGpus.RemoveRange(0, gpus.Count);
+        var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
+        if (t["env"] is JsonObject te)
+            foreach (var (k, v) in te)
+                if (v is JsonValue vv && vv.TryGetValue(out string? sv)) env[k] = sv;
+        env["SPARKY_WORKER"] = _o.Name;
+        env["CUDA_VISIBLE_DEVICES"] = string.Join(',', gpus);
+        if (gpus.Count > 0) env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+        var job = new Job(id, attempt, stdout, gpus);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(stdout)!);
+            Directory.CreateDirectory(Path.GetDirectoryName(stderr)!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Finish(job, new ProcessExit(127, null), $"cannot write its logs here: {e.Message}");
+            return;
+        }
+        var launch = _launcher.Launch(new LaunchSpec(argv!, env, Text(t, "cwd"), stdout, stderr, RecordStartTime: false, Prefix: _prefix),
+            exit => Finish(job, exit, null));
+        if (launch is LaunchResult.Started s)
+        {
+            job.Pid = s.Pid;
+            _jobs[id] = job;
+        }
+        else
+        {
+            var why = ((LaunchResult.Failed)launch).Reason;
+            try { File.AppendAllText(stderr, "sparky worker: " + why + "\n"); } catch (IOException) { }
+            Finish(job, new ProcessExit(127, null), why);
+        }
+    }
+
+    /// <summary>An attempt ended: its GPUs are free, and its end goes to the daemon (again after a reconnect, until acknowledged).</summary>
+    private void Finish(Job job, ProcessExit exit, string? spawnFailure)
+    {
+        if (_jobs.TryGetValue(job.Id, out var current) && ReferenceEquals(current, job)) _jobs.Remove(job.Id);
+        _freeGpus.AddRange(job.Gpus);
+        _idleSince = DateTimeOffset.UtcNow;
+        if (job.Disowned) return;
+        var body = new JsonObject
+        {
+            ["session"] = _session, ["id"] = job.Id, ["attempt"] = job.Attempt, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal,
+            ["credit"] = _draining ? 0 : 1,
+        };
+        if (spawnFailure is not null) body["reason"] = "spawn_failed";
+        else if (exit.ExitCode == 0 && ResultLine.Read(job.Stdout) is { } result) body["result"] = result;
+        _unacked[(job.Id, job.Attempt)] = body;
+        if (_session is not null) Send("finished", body);
+    }
+
+    // ---------- timers and signals ----------
+
+    private void OnWake()
+    {
+        while (_wake.TryDequeue(out _, TimeSpan.Zero)) { }
+        _launcher.Reap();
+        if (_terminate)
+        {
+            _terminate = false;
+            _log("sparky worker: stopping; tasks still running are killed and queued again by the daemon");
+            Abandon(143);
+        }
+    }
+
+    private void OnTick()
+    {
+        var now = DateTimeOffset.UtcNow;
+        _launcher.Reap(); // a safety net: SIGCHLD wakes us
+        if (_o.Walltime is { } wall)
+        {
+            if (now - _started >= wall) { _log("sparky worker: walltime reached"); Abandon(0); return; }
+            if (!_draining && now - _started >= wall - _o.Drain)
+            {
+                _draining = true;
+                _log($"sparky worker: draining ({(wall - (now - _started)).TotalSeconds:0} s of walltime left)");
+                if (_session is not null) Send("draining", new JsonObject());
+            }
+        }
+        bool idle = _jobs.Count == 0 && _unacked.Count == 0;
+        if (_session is null)
+        {
+            if (now - _lastHello >= TimeSpan.FromSeconds(1)) SendHello();
+            // Never connected, or the daemon is gone: a pilot does not wait forever.
+            if (idle && _o.IdleTimeout is { } it && now - _lastHeard >= it)
+            {
+                _log($"sparky worker: no answer from {_o.Connect} for {it.TotalSeconds:0} s; leaving");
+                Stop(_everConnected ? 0 : 1);
+            }
+            return;
+        }
+        if (now - _lastBeat >= _heartbeat)
+        {
+            _lastBeat = now;
+            Send("heartbeat", new JsonObject());
+        }
+        if (now - _lastHeard > _timeout)
+        {
+            // The daemon went quiet: say hello again; a restarted daemon follows what runs here.
+            _session = null;
+            SendHello();
+            return;
+        }
+        bool leave = _draining || (_o.IdleTimeout is { } idleFor && now - _idleSince >= idleFor);
+        if (idle && leave && now - _lastBye >= TimeSpan.FromSeconds(1))
+        {
+            _lastBye = now;
+            Send("bye", new JsonObject());
+        }
+    }
+
+    private void SendHello()
+    {
+        _lastHello = DateTimeOffset.UtcNow;
+        var running = new JsonArray();
+        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) running.Add(new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
+        foreach (var (id, attempt) in _unacked.Keys) running.Add(new JsonObject { ["id"] = id, ["attempt"] = attempt });
+        var body = new JsonObject
+        {
+            ["name"] = _o.Name, ["host"] = _o.Host, ["slots"] = _o.Slots, ["gpus"] = _o.Gpus.Count,
+            ["memory_mb"] = (Sparky.Execution.Gpus.HostMemory.Read()?.TotalBytes ?? 0) / (1024 * 1024),
+            ["credits"] = _draining ? 0 : Math.Max(0, _o.Slots - running.Count), ["running"] = running, ["pilot"] = _o.Pilot,
+        };
+        if (_o.Classes is { } classes) body["classes"] = new JsonArray(classes.Select(c => (JsonNode?)c).ToArray());
+        Send("hello", body, withSession: false);
+    }
+
+    private void Send(string type, JsonObject body, bool withSession = true)
+    {
+        if (withSession) body["session"] = _session;
+        _buffer.ResetWrittenCount();
+        var corr = new ArrayBufferWriter<byte>(16);
+        var w = new MessagePack.MessagePackWriter(corr);
+        w.Write(++_corr);
+        w.Flush();
+        Wire.WriteMessage(_buffer, type, corr.WrittenSpan, body);
+        var msg = new NetMQMessage(2);
+        msg.AppendEmptyFrame();
+        msg.Append(_buffer.WrittenSpan.ToArray());
+        _dealer.TrySendMultipartMessage(TimeSpan.Zero, msg); // while no daemon is there, ZeroMQ queues it (up to the high-water mark)
+    }
+
+    /// <summary>Leaves now: what runs is killed, and the daemon is told at once so it queues it again.</summary>
+    private void Abandon(int exitCode)
+    {
+        foreach (var j in _jobs.Values)
+        {
+            j.Disowned = true;
+            ProcessLauncher.SignalGroup(j.Pid, Signals.Kill);
+        }
+        if (_session is not null) Send("bye", new JsonObject { ["abandon"] = _jobs.Count > 0 }); // ends sent before it arrive before it
+        Stop(exitCode);
+    }
+
+    private void Stop(int exitCode)
+    {
+        _exitCode = exitCode;
+        _poller.StopAsync();
+    }
+
+    private static string? Text(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+    private static long? Num(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out long l) ? l : null;
+
+    public void Dispose()
+    {
+        _poller.Dispose();
+        _dealer.Dispose();
+        _wake.Dispose();
+        _launcher.Dispose();
+    }
+}
