@@ -20,11 +20,14 @@ public sealed class DaemonProcess : IAsyncDisposable
         Http = new HttpClient { BaseAddress = new Uri(url + "/"), Timeout = TimeSpan.FromSeconds(60) };
     }
 
-    public static async Task<DaemonProcess> StartAsync(string dataDir, int port, params string[] extra)
+    public static Task<DaemonProcess> StartAsync(string dataDir, int port, params string[] extra) => StartAsync(dataDir, port, 0, null, extra);
+
+    /// <summary>With a fixed ZeroMQ command port (workers reconnect to it after a restart) and extra environment.</summary>
+    public static async Task<DaemonProcess> StartAsync(string dataDir, int port, int zmqPort, IDictionary<string, string>? env, params string[] extra)
     {
-        var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}", "--zmq", "tcp://127.0.0.1:0", "--zmq-events", "tcp://127.0.0.1:0" };
+        var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}", "--zmq", $"tcp://127.0.0.1:{zmqPort}", "--zmq-events", "tcp://127.0.0.1:0" };
         args.AddRange(extra);
-        var psi = SparkyCli.StartInfo(args);
+        var psi = SparkyCli.StartInfo(args, env);
         var p = Process.Start(psi)!;
         var d = new DaemonProcess(p, $"http://127.0.0.1:{port}");
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (d._stderr) d._stderr.AppendLine(e.Data); };

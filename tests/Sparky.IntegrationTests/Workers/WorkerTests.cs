@@ -1,0 +1,241 @@
+using System.Text.Json.Nodes;
+using Sparky.IntegrationTests.Support;
+
+namespace Sparky.IntegrationTests.Workers;
+
+/// <summary>
+/// <c>sparky worker</c> processes on loopback pulling tasks from a daemon over ZeroMQ: several at once, one killed -9
+/// mid-task, one restarted under its name, a daemon restarted under its workers, and a worker the daemon refuses.
+/// </summary>
+public sealed class WorkerTests
+{
+    private static Dictionary<string, string> WorkerSettings(double timeout = 2) => new()
+    {
+        ["worker_classes"] = "cpu_short",
+        ["worker_heartbeat"] = "0.2",
+        ["worker_timeout"] = timeout.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    private static async Task WaitForWorkersAsync(HttpClient http, int n, double seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        string last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            last = (await http.GetStringAsync("metrics")).Split('\n').FirstOrDefault(l => l.StartsWith("sparky_workers_connected ")) ?? "";
+            if (last == $"sparky_workers_connected {n}") return;
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"expected {n} worker(s) connected; metrics say '{last}'");
+    }
+
+    private static async Task WaitForFileAsync(string path, Func<string, bool> ready, double seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (File.Exists(path) && ready(await File.ReadAllTextAsync(path))) return;
+            await Task.Delay(20);
+        }
+        throw new TimeoutException($"{path} never got what was expected; it holds: {(File.Exists(path) ? File.ReadAllText(path) : "(nothing)")}");
+    }
+
+    [Fact]
+    public async Task Several_workers_share_the_tasks_each_runs_once_and_ends_reach_the_daemon()
+    {
+        await using var d = await TestDaemon.StartAsync(WorkerSettings());
+        var marks = Path.Combine(d.WorkDir, "marks");
+        // Nothing runs before a worker connects: a worker class's limit is its workers' slots.
+        var early = await d.SubmitShellAsync($"echo \"$SPARKY_TASK_ID $SPARKY_WORKER\" >> {marks}");
+        await Task.Delay(500);
+        Assert.Equal("queued", (string?)(await d.GetTaskAsync(early))["state"]);
+
+        await using var w1 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", slots: 2);
+        await using var w2 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w2", slots: 2);
+        await using var w3 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w3", slots: 2);
+        await WaitForWorkersAsync(d.Http, 3);
+
+        var ids = new List<string> { early };
+        for (int i = 0; i < 60; i++) ids.Add(await d.SubmitShellAsync($"echo \"$SPARKY_TASK_ID $SPARKY_WORKER\" >> {marks}; sleep 0.05"));
+        var result = await d.SubmitShellAsync("echo out; echo err >&2; echo '__DSPY_RESULT__:{\"score\": 0.9}'");
+        var failing = await d.SubmitShellAsync("exit 7");
+        var slow = await d.SubmitShellAsync("sleep 30", timeout: 1);
+        var cancelled = await d.SubmitShellAsync("sleep 30");
+
+        var hosts = new HashSet<string>();
+        foreach (var id in ids)
+        {
+            var t = await d.WaitAsync(id, 60);
+            Assert.Equal("succeeded", (string?)t["state"]);
+            Assert.Equal(1, (int?)t["attempts"]);
+            hosts.Add((string)t["host"]!);
+        }
+        Assert.True(hosts.Count >= 2, $"tasks ran on {string.Join(", ", hosts)} only");
+        Assert.Subset(new HashSet<string> { "w1", "w2", "w3" }, hosts);
+        // Each task ran exactly once, on the worker the daemon recorded.
+        var lines = (await File.ReadAllLinesAsync(marks)).Select(l => l.Split(' ')).ToList();
+        Assert.Equal(ids.Count, lines.Count);
+        Assert.Equal(ids.Order(), lines.Select(l => l[0]).Order());
+        foreach (var l in lines) Assert.Equal((string)(await d.GetTaskAsync(l[0]))["host"]!, l[1]);
+
+        var r = await d.WaitAsync(result, 30);
+        Assert.Equal("{\"score\":0.9}", r["result"]?.ToJsonString());
+        Assert.StartsWith("out\n", await d.Http.GetStringAsync($"api/v1/tasks/{result}/logs"));
+        Assert.Equal("err\n", await d.Http.GetStringAsync($"api/v1/tasks/{result}/logs?stream=stderr"));
+
+        var f = await d.WaitAsync(failing, 30);
+        Assert.Equal(("failed", "exit_code", 7), ((string?)f["state"], (string?)f["reason"], (int?)f["exit_code"]));
+
+        // The daemon keeps the clock: past its timeout the worker is told to kill the task's group.
+        var s = await d.WaitAsync(slow, 30);
+        Assert.Equal(("failed", "timeout", 15), ((string?)s["state"], (string?)s["reason"], (int?)s["signal"]));
+
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); (string?)(await d.GetTaskAsync(cancelled))["state"] != "running";)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the task to cancel never started");
+            await Task.Delay(20);
+        }
+        Assert.True((await d.Http.DeleteAsync($"api/v1/tasks/{cancelled}")).IsSuccessStatusCode);
+        var c = await d.WaitAsync(cancelled, 30);
+        Assert.Equal(("cancelled", 15), ((string?)c["state"], (int?)c["signal"]));
+
+        var metrics = await d.Http.GetStringAsync("metrics");
+        Assert.Contains("sparky_workers_connected 3", metrics);
+        Assert.Contains("sparky_concurrency_limit{class=\"cpu_short\"} 6", metrics);
+    }
+
+    [Fact]
+    public async Task A_worker_killed_with_9_mid_task_is_lost_and_its_task_runs_again_elsewhere_without_using_a_retry()
+    {
+        await using var d = await TestDaemon.StartAsync(WorkerSettings(timeout: 2));
+        await using var w1 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", slots: 1);
+        await WaitForWorkersAsync(d.Http, 1);
+        var marks = Path.Combine(d.WorkDir, "marks");
+        var id = await d.SubmitShellAsync($"echo \"start $SPARKY_WORKER $SPARKY_ATTEMPT\" >> {marks}; sleep 3; echo \"end $SPARKY_WORKER\" >> {marks}", retries: 0);
+        await WaitForFileAsync(marks, t => t.Contains("start w1 1"));
+        await using var w2 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w2", slots: 1);
+        await WaitForWorkersAsync(d.Http, 2);
+
+        w1.KillHard();
+        var t = await d.WaitAsync(id, 60);
+        Assert.Equal("succeeded", (string?)t["state"]);
+        Assert.Equal(2, (int?)t["attempts"]);
+        var first = t["attempt_list"]![0]!;
+        Assert.Equal(("w1", "failed", "worker_lost"), ((string?)first["host"], (string?)first["outcome"], (string?)first["reason"]));
+        Assert.Null((int?)first["exit_code"]);
+        Assert.Equal("w2", (string?)t["attempt_list"]![1]!["host"]);
+        // The killed worker's task died with it (parent-death signal): it never got to its end.
+        await Task.Delay(3500);
+        var lines = await File.ReadAllLinesAsync(marks);
+        Assert.Equal(["start w1 1", "start w2 2", "end w2"], lines);
+        await WaitForWorkersAsync(d.Http, 1);
+    }
+
+    [Fact]
+    public async Task A_worker_restarted_under_its_name_is_not_given_a_task_twice()
+    {
+        // A long timeout: the daemon learns of the restart from the new hello, not from silence.
+        await using var d = await TestDaemon.StartAsync(WorkerSettings(timeout: 60));
+        var marks = Path.Combine(d.WorkDir, "marks");
+        var w = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", slots: 2);
+        await WaitForWorkersAsync(d.Http, 1);
+        var ids = new List<string>();
+        for (int i = 0; i < 2; i++)
+            ids.Add(await d.SubmitShellAsync($"echo \"start $SPARKY_TASK_ID $SPARKY_ATTEMPT\" >> {marks}; sleep 2; echo \"end $SPARKY_TASK_ID $SPARKY_ATTEMPT\" >> {marks}"));
+        await WaitForFileAsync(marks, t => t.Split('\n').Count(l => l.StartsWith("start")) == 2);
+        w.KillHard();
+        await w.DisposeAsync();
+        await using var again = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", slots: 2);
+
+        foreach (var id in ids)
+        {
+            var t = await d.WaitAsync(id, 60);
+            Assert.Equal("succeeded", (string?)t["state"]);
+            Assert.Equal(2, (int?)t["attempts"]);
+            Assert.Equal("worker_lost", (string?)t["attempt_list"]![0]!["reason"]);
+        }
+        await Task.Delay(500);
+        var lines = await File.ReadAllLinesAsync(marks);
+        foreach (var id in ids)
+        {
+            // Attempt 1 died with the old worker; attempt 2 ran once, to its end, on the new one.
+            Assert.Equal(1, lines.Count(l => l == $"start {id} 1"));
+            Assert.Equal(0, lines.Count(l => l == $"end {id} 1"));
+            Assert.Equal(1, lines.Count(l => l == $"start {id} 2"));
+            Assert.Equal(1, lines.Count(l => l == $"end {id} 2"));
+        }
+        Assert.Contains("sparky_workers_connected 1", await d.Http.GetStringAsync("metrics"));
+    }
+
+    [Fact]
+    public async Task A_restarted_daemon_follows_the_task_its_worker_still_runs_instead_of_running_it_again()
+    {
+        var root = TestDaemon.NewRoot();
+        var data = Path.Combine(root, "data");
+        int http = SparkyCli.FreePort(), zmq = SparkyCli.FreePort();
+        var env = new Dictionary<string, string>
+        {
+            ["SPARKY_WORKER_CLASSES"] = "cpu_short", ["SPARKY_WORKER_HEARTBEAT"] = "0.2", ["SPARKY_WORKER_TIMEOUT"] = "2",
+        };
+        var marks = Path.Combine(root, "marks");
+        var daemon = await DaemonProcess.StartAsync(data, http, zmq, env);
+        await using var w = WorkerProcess.Start($"tcp://127.0.0.1:{zmq}", "w1", slots: 1);
+        await WaitForWorkersAsync(daemon.Http, 1);
+        var submit = await SparkyCli.RunAsync(["submit", "--server", daemon.Url, "--", "sh", "-c",
+            $"echo \"start $SPARKY_ATTEMPT\" >> {marks}; sleep 4; echo \"end $SPARKY_ATTEMPT\" >> {marks}"]);
+        Assert.Equal(0, submit.ExitCode);
+        var id = submit.Stdout.Trim();
+        await WaitForFileAsync(marks, t => t.Contains("start 1"));
+
+        daemon.KillHard();
+        await daemon.DisposeAsync();
+        await using var restarted = await DaemonProcess.StartAsync(data, http, zmq, env);
+        var t = await WaitTerminalAsync(restarted, id, 60);
+        Assert.Equal("succeeded", (string?)t["state"]);
+        Assert.Equal(1, (int?)t["attempts"]);
+        Assert.Equal(0, (int?)t["exit_code"]);
+        Assert.Equal(["start 1", "end 1"], await File.ReadAllLinesAsync(marks));
+        Assert.False(w.HasExited, w.Stderr);
+    }
+
+    private static async Task<JsonNode> WaitTerminalAsync(DaemonProcess d, string id, double seconds)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var t = await d.GetAsync($"api/v1/tasks/{id}");
+            if ((string?)t["state"] is "succeeded" or "failed" or "cancelled") return t;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"task {id} still {(string?)t["state"]}: {d.Stderr}");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task A_daemon_without_worker_classes_refuses_a_worker_with_a_clear_error()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        var run = await SparkyCli.RunAsync(["worker", "--connect", d.Daemon.ZmqEndpoint, "--name", "w1"], timeoutSeconds: 30);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("worker_classes", run.Stderr);
+        Assert.Contains("sparky_workers_connected 0", await d.Http.GetStringAsync("metrics"));
+
+        var bad = await SparkyCli.RunAsync(["worker", "--connect", d.Daemon.ZmqEndpoint, "--name", "../etc"], timeoutSeconds: 30);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--name", bad.Stderr);
+        Assert.Single(bad.Stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task An_idle_worker_leaves_by_itself_and_says_so()
+    {
+        await using var d = await TestDaemon.StartAsync(WorkerSettings());
+        await using var w = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", 1, "--idle-timeout", "1");
+        await WaitForWorkersAsync(d.Http, 1);
+        var id = await d.SubmitShellAsync("true");
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(id, 30))["state"]);
+        Assert.True(await w.WaitForExitAsync(20), w.Stderr);
+        Assert.Equal(0, w.ExitCode);
+        Assert.Contains("leaves (idle)", w.Stderr);
+        await WaitForWorkersAsync(d.Http, 0);
+    }
+}
