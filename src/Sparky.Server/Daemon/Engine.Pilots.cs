@@ -26,7 +26,11 @@ public sealed partial class Engine
     private DateTimeOffset _nextPilotCheck;
     private int _pilotSeq;
     /// <summary>Makes pilot ids unique across daemon restarts (Slurm's comment names the pilot).</summary>
-    private readonly string _pilotPrefix = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString("x", CultureInfo.InvariantCulture);
+    private readonly string _pilotPrefix = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString("x", CultureInfo.InvariantCulture)
+        + Random.Shared.Next(0x10000).ToString("x4", CultureInfo.InvariantCulture);
+
+    /// <summary>The start of this daemon's pilot names (and Slurm job names): <c>pilot-&lt;hex&gt;-</c>.</summary>
+    public string PilotNamePrefix => $"pilot-{_pilotPrefix}-";
 
     /// <summary>Pilot jobs submitted and not ended, for the API and tests.</summary>
     public int PilotJobs => Volatile.Read(ref _pilotCount);
@@ -56,7 +60,7 @@ public sealed partial class Engine
 
     private void SubmitPilot()
     {
-        var id = $"pilot-{_pilotPrefix}-{++_pilotSeq}";
+        var id = PilotNamePrefix + (++_pilotSeq).ToString(CultureInfo.InvariantCulture);
         var dir = Path.Combine(_logsDir, "pilots");
         Directory.CreateDirectory(dir);
         var walltime = _config.PilotWalltime.TotalSeconds;
