@@ -206,6 +206,13 @@ public sealed class SparkyConfig
         }
         if (Modes.All.Contains(mode.Value)) (preset, presetOrigin) = (mode.Value, $"mode {mode.Value}");
         foreach (var def in Catalog.Skip(1)) resolved[def.Name] = Pick(def, preset, presetOrigin);
+        // A pilot that drains for its whole walltime connects, takes nothing and leaves, and the next one is submitted:
+        // Slurm jobs without end and no task run. Checked only between two valid values (a bad one is reported above).
+        var (wall, drain) = (resolved["pilot_walltime"], resolved["pilot_drain"]);
+        if (!errors.Any(e => e.StartsWith(wall.Name + " = ", StringComparison.Ordinal) || e.StartsWith(drain.Name + " = ", StringComparison.Ordinal))
+            && Tasks.Durations.TryParseSeconds(wall.Value, out var wallSeconds)
+            && Tasks.Durations.TryParseSeconds(drain.Value, out var drainSeconds) && drainSeconds >= wallSeconds)
+            errors.Add($"pilot_drain = '{drain.Value}' from {drain.Origin}: must be shorter than pilot_walltime ('{wall.Value}' from {wall.Origin})");
         return errors.Count > 0 ? (null, errors) : (new SparkyConfig(resolved), errors);
 
         ResolvedSetting Pick(SettingDef def, string? preset, string? presetOrigin)
