@@ -135,6 +135,15 @@ public sealed class WorkerPool
         return n;
     }
 
+    /// <summary>Credits free now for any of <paramref name="classes"/>, each worker counted once.</summary>
+    public int FreeCredits(IReadOnlySet<string> classes)
+    {
+        int n = 0;
+        foreach (var w in _bySession.Values)
+            if (!w.Draining && (w.Info.Classes is null || w.Info.Classes.Overlaps(classes))) n += w.Credits;
+        return n;
+    }
+
     /// <summary>Credits free for a class now: what connected workers could start without a new allocation.</summary>
     public int FreeCredits(string cls)
     {

@@ -69,5 +69,40 @@ public static class ProcessTable
     }
 }
 
+/// <summary>Kills what a worker's tasks left behind.</summary>
+public static class MarkedProcesses
+{
+    /// <summary>
+    /// SIGKILLs the process group of every process (leader or not) whose environment carries <c>marker=value</c>, and
+    /// the process itself (its group may have no leader left). Returns how many processes carried the mark.
+    /// </summary>
+    public static int KillAll(string marker, string value)
+    {
+        var needle = Encoding.UTF8.GetBytes(marker + "=" + value + "\0");
+        int self = Environment.ProcessId, found = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == self) continue;
+            try
+            {
+                var env = File.ReadAllBytes($"/proc/{pid}/environ");
+                // Entries are NUL-terminated: match a whole entry, at the start or after a NUL.
+                int at = env.AsSpan().IndexOf(needle);
+                if (at < 0 || (at > 0 && env[at - 1] != 0)) continue;
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                found++;
+                if (int.TryParse(fields[2], out int pgid) && pgid > 1) ProcessLauncher.SignalGroup(pgid, Signals.Kill);
+                Libc.kill(pid, Signals.Kill);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or IndexOutOfRangeException or ArgumentOutOfRangeException)
+            {
+                // gone, or not ours
+            }
+        }
+        return found;
+    }
+}
+
 /// <summary>A task process found by its marker: pid, start time, attempt number and the GPUs it holds.</summary>
 public readonly record struct MarkedProcess(int Pid, long StartTime, int Attempt, IReadOnlyList<string> Gpus);

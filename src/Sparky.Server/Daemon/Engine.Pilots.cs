@@ -40,12 +40,8 @@ public sealed partial class Engine
     {
         if (_pilotPlanner is null || _slurm is null || Workers is null || now < _nextPilotCheck) return;
         _nextPilotCheck = now.AddMilliseconds(500);
-        int backlog = 0, free = 0;
-        foreach (var cls in _config.PilotClasses)
-        {
-            backlog += _scheduler.ReadyCount(cls);
-            free += _workers.FreeCredits(cls);
-        }
+        int backlog = 0, free = _workers.FreeCredits(_config.PilotClasses); // a pilot serves every pilot class: count it once
+        foreach (var cls in _config.PilotClasses) backlog += _scheduler.ReadyCount(cls);
         foreach (var r in _awaitingWorker) if (_config.PilotClasses.Contains(r.Class)) backlog++;
         if (backlog == 0) return;
         int pending = 0, connected = 0;
@@ -87,10 +83,7 @@ public sealed partial class Engine
     private IReadOnlyList<string> PilotCommand()
     {
         if (_config.PilotCommand is { } configured) return configured.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var exe = Environment.ProcessPath ?? "sparky";
-        return Path.GetFileNameWithoutExtension(exe) == "dotnet"
-            ? [exe, Path.GetFullPath(Environment.GetCommandLineArgs()[0])]
-            : [exe];
+        return SelfCommand.Get();
     }
 
     /// <summary>pilot_connect, or the bound command endpoint; a wildcard address is no address to connect to.</summary>

@@ -66,6 +66,9 @@ public sealed class WorkerAgent : IDisposable
     private readonly IReadOnlyList<string>? _prefix;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+    /// <summary>Marks this run's tasks (SPARKY_WORKER_RUN) for the guard.</summary>
+    private readonly string _runToken = Guid.NewGuid().ToString("N");
+    private readonly System.Diagnostics.Process? _guard;
     private string? _session;
     private TimeSpan _heartbeat = TimeSpan.FromSeconds(1), _timeout = TimeSpan.FromSeconds(10);
     private DateTimeOffset _lastHeard, _lastHello = DateTimeOffset.MinValue, _lastBeat, _lastBye = DateTimeOffset.MinValue, _idleSince;
@@ -86,9 +89,12 @@ public sealed class WorkerAgent : IDisposable
             if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) continue; // the worker's own settings, not the task's
             _baseEnv[key] = (string?)kv.Value ?? "";
         }
-        // A task must not outlive a worker killed with -9 (it is queued again elsewhere): setpriv makes the kernel
-        // kill it when the worker dies. Without setpriv, a restarted worker kills its predecessor's tasks instead.
-        _prefix = File.Exists("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : null;
+        // A task must not outlive a worker killed with -9 (it is queued again elsewhere). A guard process waits on a
+        // pipe from this one; when the pipe closes, however this worker ended, it kills every process carrying this
+        // run's mark, whole process groups included. Where the guard cannot start, setpriv makes the kernel kill each
+        // task's first process when the worker dies (one more exec per task).
+        _guard = StartGuard(_runToken, log);
+        _prefix = _guard is null && File.Exists("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : null;
         _launcher = new ProcessLauncher(() => _wake.Enqueue(true));
         _dealer.Options.Linger = TimeSpan.FromSeconds(2); // the last bye gets out
         _dealer.Options.SendHighWatermark = 100_000;
@@ -228,6 +234,7 @@ public sealed class WorkerAgent : IDisposable
             foreach (var (k, v) in te)
                 if (v is JsonValue vv && vv.TryGetValue(out string? sv)) env[k] = sv;
         env["SPARKY_WORKER"] = _o.Name;
+        env["SPARKY_WORKER_RUN"] = _runToken;
         env["CUDA_VISIBLE_DEVICES"] = string.Join(',', gpus);
         if (gpus.Count > 0) env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
         var job = new Job(id, attempt, stdout, gpus);
@@ -386,11 +393,48 @@ public sealed class WorkerAgent : IDisposable
     private static string? Text(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
     private static long? Num(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out long l) ? l : null;
 
+    private static System.Diagnostics.Process? StartGuard(string token, Action<string> log)
+    {
+        var self = SelfCommand.Get();
+        var psi = new System.Diagnostics.ProcessStartInfo(self[0]) { RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in self.Skip(1)) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "worker", "--guard", token }) psi.ArgumentList.Add(a);
+        try { return System.Diagnostics.Process.Start(psi); }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            log($"sparky worker: cannot start the guard that ends tasks with the worker ({e.Message}); using setpriv instead");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The guard's side (<c>sparky worker --guard TOKEN</c>): waits until its stdin closes (the worker ended, however),
+    /// then kills every process carrying the token. It ignores SIGINT and SIGTERM, which a terminal or a job's end sends
+    /// to the worker's whole group: the pipe alone decides.
+    /// </summary>
+    public static int Guard(string token)
+    {
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => c.Cancel = true);
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => c.Cancel = true);
+        using var stdin = Console.OpenStandardInput();
+        var buffer = new byte[256];
+        while (stdin.Read(buffer) > 0) { }
+        MarkedProcesses.KillAll("SPARKY_WORKER_RUN", token);
+        return 0;
+    }
+
     public void Dispose()
     {
         _poller.Dispose();
         _dealer.Dispose();
         _wake.Dispose();
         _launcher.Dispose();
+        if (_guard is not null)
+        {
+            // Closing the pipe is the guard's signal; by now nothing of ours should be left to kill.
+            try { _guard.StandardInput.Close(); } catch (IOException) { }
+            _guard.WaitForExit(2000);
+            _guard.Dispose();
+        }
     }
 }

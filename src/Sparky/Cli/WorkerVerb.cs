@@ -20,10 +20,12 @@ internal static class WorkerVerb
         var drain = new Option<string?>("--drain") { Description = "stop taking tasks this long before --walltime (default: 0)" };
         var serverKey = new Option<string?>("--server-key") { Description = "the daemon's CURVE public key, or a file holding it (sparky.pub); needed where the daemon uses CURVE" };
         var pilot = new Option<string?>("--pilot") { Description = "the pilot job this worker runs in (set by the daemon in pilot mode)", Hidden = true };
+        var guard = new Option<string?>("--guard") { Description = "run as a worker's guard (started by the worker itself)", Hidden = true };
         var c = new Command("worker", "Run tasks of the daemon's worker classes here, pulled over ZeroMQ.")
-            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, pilot };
+            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, pilot, guard };
         c.SetAction((p, ct) =>
         {
+            if (p.GetValue(guard) is { } token) return Task.FromResult(WorkerAgent.Guard(token));
             var options = new WorkerOptions
             {
                 Connect = p.GetValue(connect) ?? Environment.GetEnvironmentVariable("SPARKY_ZMQ") ?? "tcp://127.0.0.1:5555",

@@ -226,3 +226,24 @@ public sealed class WorkerPoolTests
         Assert.Equal(4, any.Credits);
     }
 }
+
+public sealed class WorkerPoolFreeCreditsTests
+{
+    private static readonly DateTimeOffset T0 = DateTimeOffset.Parse("2026-11-24T00:00:00Z");
+
+    [Fact]
+    public void Free_credits_for_several_classes_count_each_worker_once()
+    {
+        var pool = new WorkerPool();
+        pool.Join("a", new WorkerInfo("a", "h", 4, 0, 0, null, null), 3, T0);                                     // every class
+        pool.Join("b", new WorkerInfo("b", "h", 4, 0, 0, new HashSet<string> { Classes.CpuLong }, null), 2, T0);    // one of them
+        pool.Join("c", new WorkerInfo("c", "h", 4, 0, 0, new HashSet<string> { Classes.Gpu }, null), 7, T0);        // neither
+        var d = pool.Join("d", new WorkerInfo("d", "h", 4, 0, 0, null, null), 5, T0).Joined;
+        pool.Drain(d);                                                                                              // leaving
+
+        var both = new HashSet<string> { Classes.CpuShort, Classes.CpuLong };
+        Assert.Equal(5, pool.FreeCredits(both));
+        // Summed class by class, worker a would count twice.
+        Assert.Equal(8, pool.FreeCredits(Classes.CpuShort) + pool.FreeCredits(Classes.CpuLong));
+    }
+}

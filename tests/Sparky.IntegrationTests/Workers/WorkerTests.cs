@@ -117,6 +117,12 @@ public sealed class WorkerTests
         await WaitForWorkersAsync(d.Http, 2);
 
         w1.KillHard();
+        // Its guard kills the task's whole process group (the shell and its sleep) as soon as the worker is gone.
+        for (var until = DateTime.UtcNow.AddSeconds(5); ProcessesOf(id, attempt: 1) is { Count: > 0 } left;)
+        {
+            Assert.True(DateTime.UtcNow < until, $"attempt 1 of {id} outlived its worker: pids {string.Join(", ", left)}");
+            await Task.Delay(50);
+        }
         var t = await d.WaitAsync(id, 60);
         Assert.Equal("succeeded", (string?)t["state"]);
         Assert.Equal(2, (int?)t["attempts"]);
@@ -129,6 +135,23 @@ public sealed class WorkerTests
         var lines = await File.ReadAllLinesAsync(marks);
         Assert.Equal(["start w1 1", "start w2 2", "end w2"], lines);
         await WaitForWorkersAsync(d.Http, 1);
+    }
+
+    /// <summary>Processes whose environment names this task and attempt.</summary>
+    private static List<int> ProcessesOf(string id, int attempt)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            try
+            {
+                var env = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0');
+                if (env.Contains($"SPARKY_TASK_ID={id}") && env.Contains($"SPARKY_ATTEMPT={attempt}")) found.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return found;
     }
 
     [Fact]
