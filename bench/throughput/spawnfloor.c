@@ -4,7 +4,9 @@
  * back to back, N/LANES times. Nothing is recorded, nothing is made durable: any queue that runs a
  * real process per task pays at least this.
  *
- * usage: spawnfloor N [LANES]   (exit 0 only if every /bin/true exited 0)
+ * usage: spawnfloor N [LANES [CMD ARGS...]]   (exit 0 only if every run exited 0)
+ *
+ * With CMD, each lane runs CMD ARGS (found on PATH) instead of /bin/true: bench/pilot's floor for `sleep 0.05`.
  */
 #define _GNU_SOURCE
 #include <spawn.h>
@@ -15,13 +17,15 @@
 
 extern char **environ;
 
+static char *true_argv[] = {"/bin/true", NULL};
+static char **cmd = true_argv;
+
 static int lane(long count)
 {
-    char *argv[] = {"/bin/true", NULL};
     for (long i = 0; i < count; i++) {
         pid_t pid;
         int st;
-        if (posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ) != 0) return 2;
+        if (posix_spawnp(&pid, cmd[0], NULL, NULL, cmd, environ) != 0) return 2;
         if (waitpid(pid, &st, 0) != pid) return 3;
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 4;
     }
@@ -31,12 +35,13 @@ static int lane(long count)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: spawnfloor N [LANES]\n");
+        fprintf(stderr, "usage: spawnfloor N [LANES [CMD ARGS...]]\n");
         return 64;
     }
     long n = atol(argv[1]);
     int lanes = argc > 2 ? atoi(argv[2]) : 2;
     if (n < 0 || lanes < 1) return 64;
+    if (argc > 3) cmd = argv + 3;
     pid_t kids[64];
     if (lanes > 64) lanes = 64;
     for (int l = 0; l < lanes; l++) {

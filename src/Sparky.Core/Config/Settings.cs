@@ -87,6 +87,7 @@ public sealed class SparkyConfig
     public IReadOnlySet<string> PilotClasses => List("pilot_classes").ToHashSet(StringComparer.Ordinal);
     public int PilotMaxWorkers => int.Parse(this["pilot_max_workers"], CultureInfo.InvariantCulture);
     public int PilotSlots => int.Parse(this["pilot_slots"], CultureInfo.InvariantCulture);
+    public int PilotPrefetch => int.Parse(this["pilot_prefetch"], CultureInfo.InvariantCulture);
     public TimeSpan PilotIdleTimeout => Seconds("pilot_idle_timeout");
     public TimeSpan PilotWalltime => Seconds("pilot_walltime");
     public TimeSpan PilotDrain => Seconds("pilot_drain");
@@ -163,6 +164,8 @@ public sealed class SparkyConfig
             _ => "", ClassList),
         new("pilot_max_workers", "most pilot jobs at once (pilot.max_workers in sparky.toml)", _ => "4", Long(0, 100_000)),
         new("pilot_slots", "tasks one pilot runs at once (it asks Slurm for as many CPUs)", _ => "4", Long(1, 4096)),
+        new("pilot_prefetch", "tasks a pilot holds beyond its slots so the next starts without a round trip; for many short tasks (a held task waits behind a long one)",
+            _ => "0", Long(0, 100_000)),
         new("pilot_idle_timeout", "a pilot with nothing to do for this long ends its job, such as 60 or 5m", _ => "60", Duration(1, 7 * 86400)),
         new("pilot_walltime", "a pilot job's time limit (sbatch --time), such as 1h", _ => "1h", Duration(10, 30 * 86400)),
         new("pilot_drain", "how long before its walltime a pilot stops taking tasks, so the ones it runs can finish", _ => "2m", Duration(0, 30 * 86400)),

@@ -5,7 +5,8 @@ namespace Sparky.Core.Workers;
 /// <summary>What a worker announces in its hello: who it is and what it offers.</summary>
 /// <param name="Classes">The classes it takes; null: every worker class.</param>
 /// <param name="Pilot">The pilot allocation it runs in (Sparky submitted it), or null for a worker started by hand.</param>
-public sealed record WorkerInfo(string Name, string Host, int Slots, int Gpus, long MemoryMb, IReadOnlySet<string>? Classes, string? Pilot);
+/// <param name="Prefetch">Tasks it holds beyond its slots, ready to start as a slot frees.</param>
+public sealed record WorkerInfo(string Name, string Host, int Slots, int Gpus, long MemoryMb, IReadOnlySet<string>? Classes, string? Pilot, int Prefetch = 0);
 
 /// <summary>A connected worker as the daemon sees it.</summary>
 public sealed class Worker
@@ -124,14 +125,14 @@ public sealed class WorkerPool
     public DateTimeOffset? NextSilence(TimeSpan timeout) =>
         _bySession.Count == 0 ? null : _bySession.Values.Min(w => w.LastSeen) + timeout;
 
-    /// <summary>How many tasks of a class the workers can run at once: the slots of those serving it, where a draining
+    /// <summary>How many tasks of a class the workers can take at once: the slots (and prefetch) of those serving it, where a draining
     /// worker counts only what it still runs. The class's limit in the scheduler (which counts running tasks against
     /// it); 0 with no worker for it, so its tasks wait queued.</summary>
     public int Capacity(string cls)
     {
         int n = 0;
         foreach (var w in _bySession.Values)
-            if (w.Serves(cls)) n += w.Draining ? w._running.Count : w.Info.Slots;
+            if (w.Serves(cls)) n += w.Draining ? w._running.Count : w.Info.Slots + w.Info.Prefetch;
         return n;
     }
 

@@ -67,6 +67,7 @@ public sealed partial class Engine
             "--classes", string.Join(',', _config.PilotClasses),
             "--idle-timeout", Seconds(_config.PilotIdleTimeout), "--walltime", Seconds(_config.PilotWalltime), "--drain", Seconds(_config.PilotDrain),
         };
+        if (_config.PilotPrefetch > 0) argv.AddRange(["--prefetch", _config.PilotPrefetch.ToString(CultureInfo.InvariantCulture)]);
         if (Workers!.ServerPublicKey is { } key) argv.AddRange(["--server-key", key]); // public: safe in a job script
         var request = new SbatchRequest(id, 1, argv, new Dictionary<string, string>(), null, id, _config.PilotSlots, 0, 0,
             // Slurm counts minutes: its limit falls after the pilot's own end, which drains first.

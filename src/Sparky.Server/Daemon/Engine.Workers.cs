@@ -199,7 +199,7 @@ public sealed partial class Engine
             ReplyError(m, 400, "finished needs id and attempt");
             return;
         }
-        Reply(m, "finished.ok", new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
+        // No reply: the answer to the worker's next heartbeat acknowledges it (messages are handled in order).
         _workers.Credit(w, Int(b, "credit") ?? 0);
         if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt)
         {
@@ -289,6 +289,8 @@ public sealed partial class Engine
             }
         }
         string? pilot = b["pilot"] is JsonValue pv && pv.TryGetValue(out string? p) ? p : null;
+        int prefetch = Int(b, "prefetch") ?? 0;
+        if (prefetch is < 0 or > 100_000) return "prefetch must be from 0 to 100000";
         credits = Int(b, "credits") ?? slots;
         if (b["running"] is JsonArray ra)
         {
@@ -299,7 +301,7 @@ public sealed partial class Engine
                 held.Add((id, a));
             }
         }
-        info = new WorkerInfo(name, host, slots, gpus, memory, classes, pilot);
+        info = new WorkerInfo(name, host, slots, gpus, memory, classes, pilot, prefetch);
         return null;
     }
 

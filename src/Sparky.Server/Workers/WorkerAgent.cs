@@ -28,6 +28,9 @@ public sealed record WorkerOptions
     public string? ServerKey { get; init; }
     /// <summary>The pilot job it runs in, if Sparky started it.</summary>
     public string? Pilot { get; init; }
+    /// <summary>Tasks it takes beyond its slots and holds, so the next one starts as a slot frees, without waiting
+    /// for the daemon: for many short tasks. A held task's run time (and timeout) counts from when it was sent.</summary>
+    public int Prefetch { get; init; }
 }
 
 /// <summary>
@@ -60,7 +63,12 @@ public sealed class WorkerAgent : IDisposable
     private readonly NetMQPoller _poller;
     private readonly ProcessLauncher _launcher;
     private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string Id, int Attempt), JsonObject> _unacked = new();
+    /// <summary>Tasks received while every slot was busy (with --prefetch), started in order as slots free.</summary>
+    private readonly Queue<JsonObject> _held = new();
+    /// <summary>Ends reported and not yet known to be processed, with the corr they were last sent under. The daemon
+    /// handles one worker's messages in order, so a heartbeat's answer acknowledges every end sent before it: no
+    /// acknowledgement per task.</summary>
+    private readonly Dictionary<(string Id, int Attempt), (JsonObject Body, long SentAs)> _unacked = new();
     private readonly List<string> _freeGpus;
     private readonly Dictionary<string, string> _baseEnv;
     private readonly IReadOnlyList<string>? _prefix;
@@ -148,11 +156,11 @@ public sealed class WorkerAgent : IDisposable
             catch (Exception) { continue; }
             if (msg is null) continue;
             _lastHeard = DateTimeOffset.UtcNow;
-            Handle(Text(msg, "type") ?? "", msg["body"] as JsonObject);
+            Handle(Text(msg, "type") ?? "", msg["body"] as JsonObject, Num(msg, "corr"));
         }
     }
 
-    private void Handle(string type, JsonObject? body)
+    private void Handle(string type, JsonObject? body, long? corr)
     {
         switch (type)
         {
@@ -164,22 +172,27 @@ public sealed class WorkerAgent : IDisposable
                 _everConnected = true;
                 if (body?["kill"] is JsonArray kill)
                     foreach (var k in kill.OfType<JsonObject>()) Disown(Text(k, "id"), (int)(Num(k, "attempt") ?? 0));
-                foreach (var f in _unacked.Values)
+                foreach (var key in _unacked.Keys.ToList())
                 {
-                    f["session"] = _session;
-                    Send("finished", f);
+                    var f = _unacked[key].Body;
+                    _unacked[key] = (f, Send("finished", f));
                 }
                 if (_draining) Send("draining", new JsonObject());
                 break;
             case "task":
-                if (body is not null) StartTask(body);
+                if (body is null) break;
+                if (_jobs.Count < _o.Slots) StartTask(body);
+                else _held.Enqueue(body);
                 break;
             case "kill":
-                if (Text(body, "id") is { } id && _jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt"))
-                    ProcessLauncher.SignalGroup(job.Pid, (int)(Num(body, "signal") ?? Signals.Term));
+                if (Text(body, "id") is not { } id) break;
+                int sig = (int)(Num(body, "signal") ?? Signals.Term);
+                if (_jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt")) ProcessLauncher.SignalGroup(job.Pid, sig);
+                else if (Unhold(id, (int)(Num(body, "attempt") ?? 0)) is { } held)
+                    Finish(new Job(id, (int)(Num(held, "attempt") ?? 0), "", []), new ProcessExit(null, sig), null);
                 break;
-            case "finished.ok":
-                if (Text(body, "id") is { } done) _unacked.Remove((done, (int)(Num(body, "attempt") ?? 0)));
+            case "heartbeat.ok":
+                foreach (var key in _unacked.Where(u => u.Value.SentAs < corr).Select(u => u.Key).ToList()) _unacked.Remove(key);
                 break;
             case "bye.ok":
                 if (body?["left"] is JsonValue lv && lv.TryGetValue(out bool left) && left)
@@ -202,11 +215,26 @@ public sealed class WorkerAgent : IDisposable
         }
     }
 
+    /// <summary>Takes a held task out of the queue (killed or disowned before it started).</summary>
+    private JsonObject? Unhold(string id, int attempt)
+    {
+        JsonObject? found = null;
+        int n = _held.Count;
+        for (int i = 0; i < n; i++)
+        {
+            var t = _held.Dequeue();
+            if (found is null && Text(t, "id") == id && Num(t, "attempt") == attempt) found = t;
+            else _held.Enqueue(t);
+        }
+        return found;
+    }
+
     /// <summary>The daemon queued this attempt again elsewhere (or ended it): it must not run on here.</summary>
     private void Disown(string? id, int attempt)
     {
         if (id is null) return;
         _unacked.Remove((id, attempt));
+        Unhold(id, attempt);
         if (_jobs.TryGetValue(id, out var job) && job.Attempt == attempt)
         {
             job.Disowned = true;
@@ -269,6 +297,8 @@ public sealed class WorkerAgent : IDisposable
         if (_jobs.TryGetValue(job.Id, out var current) && ReferenceEquals(current, job)) _jobs.Remove(job.Id);
         _freeGpus.AddRange(job.Gpus);
         _idleSince = DateTimeOffset.UtcNow;
+        // A held task takes the slot at once: no round trip to the daemon between two short tasks.
+        while (_jobs.Count < _o.Slots && _held.TryDequeue(out var next)) StartTask(next);
         if (job.Disowned) return;
         var body = new JsonObject
         {
@@ -277,8 +307,8 @@ public sealed class WorkerAgent : IDisposable
         };
         if (spawnFailure is not null) body["reason"] = "spawn_failed";
         else if (exit.ExitCode == 0 && ResultLine.Read(job.Stdout) is { } result) body["result"] = result;
-        _unacked[(job.Id, job.Attempt)] = body;
-        if (_session is not null) Send("finished", body);
+        // Not sent without a session: it goes out after the next hello.
+        _unacked[(job.Id, job.Attempt)] = (body, _session is not null ? Send("finished", body) : long.MaxValue);
     }
 
     // ---------- timers and signals ----------
@@ -309,12 +339,13 @@ public sealed class WorkerAgent : IDisposable
                 if (_session is not null) Send("draining", new JsonObject());
             }
         }
-        bool idle = _jobs.Count == 0 && _unacked.Count == 0;
+        bool idle = _jobs.Count == 0 && _held.Count == 0 && _unacked.Count == 0;
         if (_session is null)
         {
             if (now - _lastHello >= TimeSpan.FromSeconds(1)) SendHello();
-            // Never connected, or the daemon is gone: a pilot does not wait forever.
-            if (idle && _o.IdleTimeout is { } it && now - _lastHeard >= it)
+            // Never connected, or the daemon is gone: a pilot does not wait forever. Ends not yet acknowledged don't
+            // keep it: no one is there to take them (a restarted daemon finds those attempts lost and runs them again).
+            if (_jobs.Count == 0 && _held.Count == 0 && _o.IdleTimeout is { } it && now - _lastHeard >= it)
             {
                 _log($"sparky worker: no answer from {_o.Connect} for {it.TotalSeconds:0} s; leaving");
                 Stop(_everConnected ? 0 : 1);
@@ -346,18 +377,21 @@ public sealed class WorkerAgent : IDisposable
         _lastHello = DateTimeOffset.UtcNow;
         var running = new JsonArray();
         foreach (var j in _jobs.Values.Where(j => !j.Disowned)) running.Add(new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
+        foreach (var t in _held) running.Add(new JsonObject { ["id"] = Text(t, "id"), ["attempt"] = Num(t, "attempt") });
         foreach (var (id, attempt) in _unacked.Keys) running.Add(new JsonObject { ["id"] = id, ["attempt"] = attempt });
         var body = new JsonObject
         {
             ["name"] = _o.Name, ["host"] = _o.Host, ["slots"] = _o.Slots, ["gpus"] = _o.Gpus.Count,
             ["memory_mb"] = (Sparky.Execution.Gpus.HostMemory.Read()?.TotalBytes ?? 0) / (1024 * 1024),
-            ["credits"] = _draining ? 0 : Math.Max(0, _o.Slots - running.Count), ["running"] = running, ["pilot"] = _o.Pilot,
+            ["credits"] = _draining ? 0 : Math.Max(0, _o.Slots + _o.Prefetch - running.Count), ["running"] = running, ["pilot"] = _o.Pilot,
+            ["prefetch"] = _o.Prefetch,
         };
         if (_o.Classes is { } classes) body["classes"] = new JsonArray(classes.Select(c => (JsonNode?)c).ToArray());
         Send("hello", body, withSession: false);
     }
 
-    private void Send(string type, JsonObject body, bool withSession = true)
+    /// <summary>Sends a message; returns the corr it went under (they increase).</summary>
+    private long Send(string type, JsonObject body, bool withSession = true)
     {
         if (withSession) body["session"] = _session;
         _buffer.ResetWrittenCount();
@@ -370,6 +404,7 @@ public sealed class WorkerAgent : IDisposable
         msg.AppendEmptyFrame();
         msg.Append(_buffer.WrittenSpan.ToArray());
         _dealer.TrySendMultipartMessage(TimeSpan.Zero, msg); // while no daemon is there, ZeroMQ queues it (up to the high-water mark)
+        return _corr;
     }
 
     /// <summary>Leaves now: what runs is killed, and the daemon is told at once so it queues it again.</summary>
@@ -380,7 +415,9 @@ public sealed class WorkerAgent : IDisposable
             j.Disowned = true;
             ProcessLauncher.SignalGroup(j.Pid, Signals.Kill);
         }
-        if (_session is not null) Send("bye", new JsonObject { ["abandon"] = _jobs.Count > 0 }); // ends sent before it arrive before it
+        // Ends sent before the bye arrive before it; what still runs or is held is queued again by the daemon.
+        if (_session is not null) Send("bye", new JsonObject { ["abandon"] = _jobs.Count > 0 || _held.Count > 0 });
+        _held.Clear();
         Stop(exitCode);
     }
 

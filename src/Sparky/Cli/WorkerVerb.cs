@@ -20,9 +20,10 @@ internal static class WorkerVerb
         var drain = new Option<string?>("--drain") { Description = "stop taking tasks this long before --walltime (default: 0)" };
         var serverKey = new Option<string?>("--server-key") { Description = "the daemon's CURVE public key, or a file holding it (sparky.pub); needed where the daemon uses CURVE" };
         var pilot = new Option<string?>("--pilot") { Description = "the pilot job this worker runs in (set by the daemon in pilot mode)", Hidden = true };
+        var prefetch = new Option<int?>("--prefetch") { Description = "tasks to hold beyond the slots, so the next starts without a round trip (for many short tasks; default 0)" };
         var guard = new Option<string?>("--guard") { Description = "run as a worker's guard (started by the worker itself)", Hidden = true };
         var c = new Command("worker", "Run tasks of the daemon's worker classes here, pulled over ZeroMQ.")
-            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, pilot, guard };
+            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, prefetch, pilot, guard };
         c.SetAction((p, ct) =>
         {
             if (p.GetValue(guard) is { } token) return Task.FromResult(WorkerAgent.Guard(token));
@@ -39,12 +40,14 @@ internal static class WorkerVerb
                 Drain = Duration(p.GetValue(drain), "--drain") ?? TimeSpan.Zero,
                 ServerKey = Key(p.GetValue(serverKey)),
                 Pilot = p.GetValue(pilot),
+                Prefetch = p.GetValue(prefetch) ?? 0,
             };
             if (!options.Connect.StartsWith("tcp://", StringComparison.Ordinal) && !options.Connect.StartsWith("ipc://", StringComparison.Ordinal))
                 throw new CliException($"--connect: expected tcp://HOST:PORT, got '{options.Connect}'", 2);
             if (!TaskId.TryParse(options.Name, out _))
                 throw new CliException($"--name: '{options.Name}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$", 2);
             if (options.Slots is < 1 or > 100_000) throw new CliException("--slots: from 1 to 100000", 2);
+            if (options.Prefetch is < 0 or > 100_000) throw new CliException("--prefetch: from 0 to 100000", 2);
             using var agent = new WorkerAgent(options, Console.Error.WriteLine);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
