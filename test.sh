@@ -56,6 +56,7 @@ if ! SPARKY_BENCH_N=300 bench/throughput/run.sh --small; then status=1; fi
 if ! bench/limiter/run.sh --small; then status=1; fi
 if ! bench/packing/run.sh --small; then status=1; fi
 if ! bench/slurm/run.sh --small; then status=1; fi
+if ! bench/pilot/run.sh --small; then status=1; fi
 if ! bench/ipc/run.sh --small; then status=1; fi
 
 # vstest's summary per project: "Passed: N" always, "Failed: N" only when some failed.
