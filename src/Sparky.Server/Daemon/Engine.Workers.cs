@@ -272,6 +272,8 @@ public sealed partial class Engine
         if (b is null) return "the body must be a map";
         if (b["name"] is not JsonValue nv || !nv.TryGetValue(out string? name) || !TaskId.TryParse(name, out _))
             return "name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+        foreach (var key in new[] { "slots", "gpus", "memory_mb", "credits", "prefetch" })
+            if (b[key] is { } v && (v is not JsonValue jv || !jv.TryGetValue(out long _))) return $"{key} must be an integer";
         string host = b["host"] is JsonValue hv && hv.TryGetValue(out string? h) && h.Length is > 0 and <= 255 && !h.Any(char.IsControl) ? h : name;
         int slots = Int(b, "slots") ?? 1;
         if (slots is < 1 or > 100_000) return "slots must be from 1 to 100000";

@@ -1,0 +1,142 @@
+using System.Text.Json.Nodes;
+using NetMQ;
+using NetMQ.Sockets;
+using Sparky.IntegrationTests.Support;
+using Sparky.IntegrationTests.Zmq;
+
+namespace Sparky.IntegrationTests.Workers;
+
+/// <summary>
+/// The worker protocol spoken by hand (a DEALER written for the tests, not Sparky's worker), the worker events on the
+/// PUB socket, and CURVE: a worker without the server's key never gets in.
+/// </summary>
+public sealed class WorkerProtocolTests
+{
+    private static Dictionary<string, string> Settings() => new()
+    {
+        ["worker_classes"] = "cpu_short", ["worker_heartbeat"] = "0.2", ["worker_timeout"] = "1.5",
+    };
+
+    private static JsonObject Receive(ZmqTestClient c, double seconds = 10)
+    {
+        var frames = new List<byte[]>();
+        Assert.True(c.Socket.TryReceiveMultipartBytes(TimeSpan.FromSeconds(seconds), ref frames), "nothing came from the daemon");
+        Assert.Equal(2, frames.Count);
+        Assert.Empty(frames[0]);
+        return ZmqTestClient.Unpack(frames[1]);
+    }
+
+    private static void Send(ZmqTestClient c, string type, JsonNode body) =>
+        c.Socket.SendMoreFrameEmpty().SendFrame(ZmqTestClient.Pack(ZmqTestClient.Envelope(type, body, 1)));
+
+    [Fact]
+    public async Task A_hand_written_worker_gets_a_task_reports_its_end_and_is_lost_when_it_stops_heartbeating()
+    {
+        await using var d = await TestDaemon.StartAsync(Settings());
+        using var events = new SubscriberSocket();
+        events.Connect(d.Daemon.ZmqEventsEndpoint);
+        events.Subscribe("worker.");
+        await Task.Delay(300); // the subscription reaches the PUB socket
+
+        using var c = new ZmqTestClient(d.Daemon.ZmqEndpoint);
+        int cases = 0;
+        // Malformed hellos and unknown sessions: an error, nothing joins.
+        foreach (var (body, status, words) in new (JsonNode, int, string)[]
+        {
+            (new JsonObject { ["name"] = "../etc/passwd", ["slots"] = 1 }, 400, "name"),
+            (new JsonObject { ["name"] = "ok", ["slots"] = 0 }, 400, "slots"),
+            (new JsonObject { ["name"] = "ok", ["slots"] = "two" }, 400, "slots"),
+            (new JsonObject { ["name"] = "ok", ["slots"] = 1, ["running"] = new JsonArray(1, 2) }, 400, "running"),
+            (new JsonArray(1, 2), 400, "map"),
+        })
+        {
+            var (s, detail) = c.Error("hello", body);
+            Assert.Equal(status, s);
+            Assert.Contains(words, detail);
+            cases++;
+        }
+        foreach (var type in new[] { "heartbeat", "finished", "credit", "draining", "bye" })
+        {
+            var (s, detail) = c.Error(type, new JsonObject { ["session"] = "nope", ["id"] = "x", ["attempt"] = 1 });
+            Assert.Equal(410, s);
+            Assert.Contains("hello", detail);
+            cases++;
+        }
+        Assert.Contains("sparky_workers_connected 0", await d.Http.GetStringAsync("metrics"));
+
+        var welcome = c.Ok("hello", new JsonObject { ["name"] = "hand", ["host"] = "bench-7", ["slots"] = 1, ["credits"] = 1 })!;
+        var session = (string)welcome["session"]!;
+        Assert.Equal(200, (int)welcome["heartbeat_ms"]!);
+        Assert.Equal(1500, (int)welcome["timeout_ms"]!);
+        Assert.Empty(welcome["kill"]!.AsArray());
+        var (topic, joined) = NextEvent(events);
+        Assert.Equal("worker.joined", topic);
+        Assert.Equal(("hand", "bench-7", 1), ((string?)joined["body"]!["name"], (string?)joined["body"]!["host"], (int?)joined["body"]!["slots"]));
+
+        var id = await d.SubmitShellAsync("echo hi", retries: 0);
+        var task = Receive(c);
+        Assert.Equal("task", (string?)task["type"]);
+        var t = task["body"]!;
+        Assert.Equal((id, 1), ((string?)t["id"], (int?)t["attempt"]));
+        Assert.Equal("/bin/sh", (string?)t["command"]![0]);
+        Assert.Equal(id, (string?)t["env"]!["SPARKY_TASK_ID"]);
+        Assert.EndsWith($"{id}.1.out", (string?)t["stdout"]);
+        Assert.Equal("running", (string?)(await d.GetTaskAsync(id))["state"]);
+        // A second task waits: the one credit is spent.
+        var second = await d.SubmitShellAsync("true");
+        Assert.False(c.Socket.TryReceiveMultipartBytes(TimeSpan.FromMilliseconds(300), ref _none));
+
+        Send(c, "finished", new JsonObject { ["session"] = session, ["id"] = id, ["attempt"] = 1, ["exit_code"] = 0, ["result"] = "{\"acc\":1}", ["credit"] = 1 });
+        var done = await d.WaitAsync(id, 10);
+        Assert.Equal("succeeded", (string?)done["state"]);
+        Assert.Equal("hand", (string?)done["host"]); // the worker's name is where it ran
+        Assert.Equal("{\"acc\":1}", done["result"]!.ToJsonString());
+        // The credit came back with the end: the second task follows. A stale end (wrong attempt) changes nothing.
+        Assert.Equal(second, (string?)Receive(c)["body"]!["id"]);
+        Send(c, "finished", new JsonObject { ["session"] = session, ["id"] = second, ["attempt"] = 7, ["exit_code"] = 0 });
+        c.Ok("heartbeat", new JsonObject { ["session"] = session });
+        Assert.Equal("running", (string?)(await d.GetTaskAsync(second))["state"]);
+
+        // Silent past worker_timeout: lost, and its task queued again (a worker_lost attempt, no retry used).
+        var (lostTopic, lost) = NextEvent(events);
+        Assert.Equal("worker.lost", lostTopic);
+        Assert.Equal([second], lost["body"]!["tasks"]!.AsArray().Select(x => (string?)x));
+        var again = await d.GetTaskAsync(second);
+        Assert.Equal("queued", (string?)again["state"]);
+        Assert.Equal("worker_lost", (string?)again["attempt_list"]![0]!["reason"]);
+        Assert.Contains("sparky_workers_connected 0", await d.Http.GetStringAsync("metrics"));
+        Console.WriteLine($"worker protocol: {cases} malformed or unknown-session messages refused");
+    }
+
+    private static List<byte[]> _none = new();
+
+    private static (string Topic, JsonObject Event) NextEvent(SubscriberSocket events, double seconds = 10)
+    {
+        var frames = new List<byte[]>();
+        Assert.True(events.TryReceiveMultipartBytes(TimeSpan.FromSeconds(seconds), ref frames), "no worker event");
+        return (System.Text.Encoding.UTF8.GetString(frames[0]), ZmqTestClient.Unpack(frames[1]));
+    }
+
+    [Fact]
+    public async Task With_CURVE_a_worker_needs_the_servers_public_key_to_get_in()
+    {
+        var root = TestDaemon.NewRoot();
+        var publicKey = Sparky.Server.Zmq.CurveKeys.Generate(Path.Combine(root, "data"), force: false);
+        var settings = Settings();
+        settings["zmq_curve"] = "on";
+        await using var d = await TestDaemon.StartAsync(settings, root);
+
+        await using var stranger = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "stranger", 1, "--idle-timeout", "3");
+        Assert.True(await stranger.WaitForExitAsync(30), stranger.Stderr);
+        Assert.Equal(1, stranger.ExitCode); // never answered
+        Assert.Contains("no answer", stranger.Stderr);
+        Assert.Contains("sparky_workers_connected 0", await d.Http.GetStringAsync("metrics"));
+
+        var pubFile = Path.Combine(root, "data", Sparky.Server.Zmq.CurveKeys.PublicFile);
+        await using var w = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "friend", 1, "--server-key", pubFile);
+        var id = await d.SubmitShellAsync("echo $SPARKY_WORKER");
+        var t = await d.WaitAsync(id, 30);
+        Assert.Equal(("succeeded", "friend"), ((string?)t["state"], (string?)t["host"]));
+        Assert.Equal(40, publicKey.Length);
+    }
+}
