@@ -32,6 +32,8 @@ public sealed partial class Engine
     private readonly Dictionary<TaskId, int> _lostRequeues = new();
     private readonly ArrayBufferWriter<byte> _workerBuffer = new(4096);
     private IReadOnlySet<string> _workerClasses = new HashSet<string>();
+    /// <summary>Attempts found running on a worker at start whose worker has not said hello yet.</summary>
+    private int _awaitingAdoption;
 
     /// <summary>Set by the daemon once its command socket is bound; null: no worker can be reached.</summary>
     public WorkerLink? Workers { get; set; }
@@ -247,6 +249,7 @@ public sealed partial class Engine
             {
                 // Running there since before this daemon started: follow it again.
                 r.AdoptBy = null;
+                _awaitingAdoption--;
                 r.Worker = session;
                 _workers.Adopt(joined, id, r.Gpus);
                 continue;
@@ -330,10 +333,12 @@ public sealed partial class Engine
         if (_workerClasses.Count == 0) return;
         foreach (var w in _workers.Silent(now, _config.WorkerTimeout))
             LoseWorker(w, now, $"silent for {(now - w.LastSeen).TotalSeconds:0.#} s");
+        if (_awaitingAdoption == 0) return;
         List<Running>? orphans = null;
         foreach (var r in _running.Values)
             if (r.AdoptBy is { } by && by <= now) (orphans ??= []).Add(r);
         if (orphans is null) return;
+        _awaitingAdoption -= orphans.Count;
         foreach (var r in orphans)
         {
             r.AdoptBy = null;
@@ -393,5 +398,6 @@ public sealed partial class Engine
         _attemptsSoFar[t.Id] = run.N;
         _scheduler.AddRunning(t.Id, t.Class, t.Seq);
         _running[t.Id] = run;
+        _awaitingAdoption++;
     }
 }

@@ -471,6 +471,7 @@ public sealed partial class Engine : IAsyncDisposable
             if (r.AdoptBy is not null)
             {
                 r.AdoptBy = null;
+                _awaitingAdoption--;
                 r.Cancelling = true;
                 Ended(r, new ProcessExit(null, null), Reasons.Cancelled, now);
                 reply.TrySetResult(CommandOutcome.Done);
