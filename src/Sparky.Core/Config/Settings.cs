@@ -90,7 +90,9 @@ public sealed class SparkyConfig
     public int PilotPrefetch => int.Parse(this["pilot_prefetch"], CultureInfo.InvariantCulture);
     public TimeSpan PilotIdleTimeout => Seconds("pilot_idle_timeout");
     public TimeSpan PilotWalltime => Seconds("pilot_walltime");
-    public TimeSpan PilotDrain => Seconds("pilot_drain");
+    /// <summary>Left at its default, the drain is at most half the walltime, so a short walltime needs no drain setting.</summary>
+    public TimeSpan PilotDrain => Settings["pilot_drain"].Source == SettingSource.Default && Seconds("pilot_drain") > PilotWalltime / 2
+        ? PilotWalltime / 2 : Seconds("pilot_drain");
     public string? PilotConnect => this["pilot_connect"] is { Length: > 0 } v ? v : null;
     public string? PilotCommand => this["pilot_command"] is { Length: > 0 } v ? v : null;
     public TimeSpan WorkerHeartbeat => Seconds("worker_heartbeat");
@@ -168,7 +170,7 @@ public sealed class SparkyConfig
             _ => "0", Long(0, 100_000)),
         new("pilot_idle_timeout", "a pilot with nothing to do for this long ends its job, such as 60 or 5m", _ => "60", Duration(1, 7 * 86400)),
         new("pilot_walltime", "a pilot job's time limit (sbatch --time), such as 1h", _ => "1h", Duration(10, 30 * 86400)),
-        new("pilot_drain", "how long before its walltime a pilot stops taking tasks, so the ones it runs can finish", _ => "2m", Duration(0, 30 * 86400)),
+        new("pilot_drain", "how long before its walltime a pilot stops taking tasks, so the ones it runs can finish (left unset: at most half the walltime)", _ => "2m", Duration(0, 30 * 86400)),
         new("pilot_connect", "the command endpoint pilots connect to; empty: the one the daemon bound (0.0.0.0 becomes this host's name)",
             _ => "", v => v.Length == 0 ? null : ZmqEndpoint(v)),
         new("pilot_command", "how a pilot job starts sparky, such as /opt/sparky/bin/sparky; empty: this daemon's own executable", _ => "", NoNewline),
@@ -214,6 +216,7 @@ public sealed class SparkyConfig
         var (wall, drain) = (resolved["pilot_walltime"], resolved["pilot_drain"]);
         if (!errors.Any(e => e.StartsWith(wall.Name + " = ", StringComparison.Ordinal) || e.StartsWith(drain.Name + " = ", StringComparison.Ordinal))
             && Tasks.Durations.TryParseSeconds(wall.Value, out var wallSeconds)
+            && drain.Source != SettingSource.Default // the default shrinks to half the walltime (PilotDrain)
             && Tasks.Durations.TryParseSeconds(drain.Value, out var drainSeconds) && drainSeconds >= wallSeconds)
             errors.Add($"pilot_drain = '{drain.Value}' from {drain.Origin}: must be shorter than pilot_walltime ('{wall.Value}' from {wall.Origin})");
         return errors.Count > 0 ? (null, errors) : (new SparkyConfig(resolved), errors);

@@ -96,6 +96,16 @@ public sealed class WorkerSettingsTests
         Assert.Equal(TimeSpan.FromSeconds(30), ok!.PilotDrain);
     }
 
+    [Fact]
+    public void Left_at_its_default_the_drain_shrinks_to_half_a_short_walltime()
+    {
+        var (c, errors) = SparkyConfig.Resolve(D(("pilot_walltime", "1m")), D(), D(), "sparky.toml", Ctx);
+        Assert.Empty(errors);
+        Assert.Equal(TimeSpan.FromSeconds(30), c!.PilotDrain);
+        var (longer, _) = SparkyConfig.Resolve(D(("pilot_walltime", "2h")), D(), D(), "sparky.toml", Ctx);
+        Assert.Equal(TimeSpan.FromMinutes(2), longer!.PilotDrain);
+    }
+
     [Theory]
     [InlineData("pilot_idle_timeout", "soon")]
     [InlineData("pilot_idle_timeout", "5x")]
