@@ -38,8 +38,9 @@ public sealed partial class Engine
 
     private void ManagePilots(DateTimeOffset now)
     {
-        if (_pilotPlanner is null || _slurm is null || Workers is null || now < _nextPilotCheck) return;
-        _nextPilotCheck = now.AddMilliseconds(500);
+        if (_pilotPlanner is null || now < _nextPilotCheck) return;
+        _nextPilotCheck = now.AddMilliseconds(500); // first: the loop wakes for it even when no pilot can be started
+        if (_slurm is null || Workers is null) return;
         int backlog = 0, free = _workers.FreeCredits(_config.PilotClasses); // a pilot serves every pilot class: count it once
         foreach (var cls in _config.PilotClasses) backlog += _scheduler.ReadyCount(cls);
         foreach (var r in _awaitingWorker) if (_config.PilotClasses.Contains(r.Class)) backlog++;

@@ -34,6 +34,10 @@ public sealed partial class Engine
     private IReadOnlySet<string> _workerClasses = new HashSet<string>();
     /// <summary>Attempts found running on a worker at start whose worker has not said hello yet.</summary>
     private int _awaitingAdoption;
+    /// <summary>Numbers every task message; a worker's heartbeat says the highest it has seen.</summary>
+    private long _taskSeq;
+    /// <summary>Ends handled per session since its last heartbeat: acknowledged in the heartbeat's answer.</summary>
+    private readonly Dictionary<string, JsonArray> _acks = new(StringComparer.Ordinal);
 
     /// <summary>Set by the daemon once its command socket is bound; null: no worker can be reached.</summary>
     public WorkerLink? Workers { get; set; }
@@ -80,6 +84,7 @@ public sealed partial class Engine
         var spec = r.Spec!;
         r.Worker = w.Session;
         r.WorkerName = w.Info.Name;
+        r.WorkerSeq = ++_taskSeq;
         r.StartedAt = now.ToUnixTimeMilliseconds();
         r.Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null;
         var env = new JsonObject();
@@ -89,6 +94,7 @@ public sealed partial class Engine
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
         var body = new JsonObject
         {
+            ["session"] = w.Session, ["seq"] = r.WorkerSeq,
             ["id"] = r.Id.Value, ["attempt"] = r.N, ["command"] = new JsonArray(spec.CommandLine.Select(a => (JsonNode?)a).ToArray()),
             ["env"] = env, ["cwd"] = spec.Cwd, ["gpus"] = r.Gpus,
             ["stdout"] = r.StdoutPath, ["stderr"] = LogPath(r.Id, r.N, stderr: true),
@@ -125,7 +131,7 @@ public sealed partial class Engine
     private void SignalWorkerTask(Running r, int signal)
     {
         if (r.Worker is { } session)
-            SendToWorker(session, "kill", new JsonObject { ["id"] = r.Id.Value, ["attempt"] = r.N, ["signal"] = signal });
+            SendToWorker(session, "kill", new JsonObject { ["session"] = session, ["id"] = r.Id.Value, ["attempt"] = r.N, ["signal"] = signal });
     }
 
     /// <summary>Takes a not yet dispatched attempt back: true if it was waiting for a worker.</summary>
@@ -153,7 +159,8 @@ public sealed partial class Engine
         switch (m.Type)
         {
             case RequestType.Heartbeat:
-                Reply(m, "heartbeat.ok", null);
+                Reply(m, "heartbeat.ok", new JsonObject { ["acked"] = _acks.Remove(w.Session, out var acked) ? acked : new JsonArray() });
+                Reconcile(w, m.Body!, now);
                 break;
             case RequestType.Credit:
                 _workers.Credit(w, Int(m.Body, "n") ?? 0);
@@ -177,6 +184,7 @@ public sealed partial class Engine
                 {
                     _workers.Remove(w.Session);
                     _workerIdentity.Remove(w.Session);
+                    _acks.Remove(w.Session);
                     PilotGone(w, now);
                     _events.Publish(WorkerEvent(SparkyEvent.WorkerLeft, w, null));
                     WorkersChanged(now);
@@ -201,7 +209,9 @@ public sealed partial class Engine
             ReplyError(m, 400, "finished needs id and attempt");
             return;
         }
-        // No reply: the answer to the worker's next heartbeat acknowledges it (messages are handled in order).
+        // No reply: the answer to the worker's next heartbeat acknowledges it, handled or stale alike.
+        if (!_acks.TryGetValue(w.Session, out var acks)) _acks[w.Session] = acks = new JsonArray();
+        acks.Add(new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
         _workers.Credit(w, Int(b, "credit") ?? 0);
         if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt)
         {
@@ -210,6 +220,35 @@ public sealed partial class Engine
             Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now);
         }
         Dispatch(now);
+    }
+
+    /// <summary>
+    /// A heartbeat lists what the worker holds (running, waiting for a slot, ended and not yet acknowledged) and the
+    /// highest task number it has seen. An attempt given to it that it has seen yet no longer holds, or that it never
+    /// saw long after it was sent, was lost on the way (a message dropped across a reconnect): queued again.
+    /// </summary>
+    private void Reconcile(Worker w, JsonObject b, DateTimeOffset now)
+    {
+        if (b["held"] is not JsonArray heldList || Int(b, "seen") is null) return;
+        long seen = b["seen"] is JsonValue sv && sv.TryGetValue(out long l) ? l : 0;
+        var held = new HashSet<(string, int)>();
+        foreach (var e in heldList.OfType<JsonObject>())
+            if (e["id"] is JsonValue iv && iv.TryGetValue(out string? hid) && Int(e, "attempt") is { } ha) held.Add((hid, ha));
+        List<Running>? gone = null;
+        foreach (var id in w.Running.Keys)
+        {
+            if (!_running.TryGetValue(id, out var r) || r.Worker != w.Session || held.Contains((id.Value, r.N))) continue;
+            bool missing = r.WorkerSeq <= seen || now - DateTimeOffset.FromUnixTimeMilliseconds(r.StartedAt) > _config.WorkerTimeout;
+            if (missing) (gone ??= []).Add(r);
+        }
+        if (gone is null) return;
+        foreach (var r in gone)
+        {
+            Console.Error.WriteLine($"sparky: worker {w.Info.Name} does not hold {r.Id} (attempt {r.N}): lost on the way, queued again");
+            Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
+            // Its credit: spent on a task that never arrived, or coming back with an end that never did.
+            if (!w.Draining) _workers.Credit(w, 1);
+        }
     }
 
     private void Hello(WorkerMsgCmd m, DateTimeOffset now)
@@ -233,6 +272,7 @@ public sealed partial class Engine
             // The same worker again (restarted, or reconnected after being thought lost). What it still runs moves to
             // the new session; what it no longer mentions died with the old one and is queued again.
             _workerIdentity.Remove(replaced.Session);
+            _acks.Remove(replaced.Session);
             foreach (var id in replaced.Running.Keys.ToList())
             {
                 if (!_running.TryGetValue(id, out var r) || r.Worker != replaced.Session) continue;
@@ -241,6 +281,7 @@ public sealed partial class Engine
             }
         }
         var kill = new JsonArray();
+        var adopted = new List<Running>();
         foreach (var (idText, attempt) in held)
         {
             var id = TaskId.Parse(idText);
@@ -252,16 +293,25 @@ public sealed partial class Engine
                 _awaitingAdoption--;
                 r.Worker = session;
                 _workers.Adopt(joined, id, r.Gpus);
+                adopted.Add(r);
                 continue;
             }
             // Queued again (or finished) meanwhile: the worker must not run it beside the new attempt.
             kill.Add(new JsonObject { ["id"] = idText, ["attempt"] = attempt });
         }
+        // The worker counted those against its credits and reports no end for them: their slots come back here.
+        _workers.Credit(joined, kill.Count);
         Reply(m, "hello.ok", new JsonObject
         {
             ["session"] = session, ["heartbeat_ms"] = (long)_config.WorkerHeartbeat.TotalMilliseconds,
             ["timeout_ms"] = (long)_config.WorkerTimeout.TotalMilliseconds, ["kill"] = kill,
         });
+        // Timed out or cancelled while its worker was away: the signal it could not be sent goes now.
+        foreach (var r in adopted.Where(r => r.TimedOut || r.Cancelling))
+        {
+            SignalWorkerTask(r, Signals.Term);
+            r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
+        }
         PilotConnected(joined);
         _events.Publish(WorkerEvent(SparkyEvent.WorkerJoined, joined, null));
         WorkersChanged(now);
@@ -318,6 +368,7 @@ public sealed partial class Engine
     {
         var held = _workers.Remove(w.Session);
         _workerIdentity.Remove(w.Session);
+        _acks.Remove(w.Session);
         Console.Error.WriteLine($"sparky: worker {w.Info.Name} lost ({why}); {held.Count} task(s) queued again");
         foreach (var id in held)
             if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session)

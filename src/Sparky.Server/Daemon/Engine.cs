@@ -67,6 +67,8 @@ public sealed partial class Engine : IAsyncDisposable
         public bool OnWorker;
         public string? Worker;
         public string? WorkerName;
+        /// <summary>The number of the task message that gave it to its worker.</summary>
+        public long WorkerSeq;
         /// <summary>Found running on a worker after a restart: ended as worker_lost unless that worker says hello by then.</summary>
         public DateTimeOffset? AdoptBy;
         public TaskSpec? Spec;
@@ -477,6 +479,7 @@ public sealed partial class Engine : IAsyncDisposable
                 reply.TrySetResult(CommandOutcome.Done);
                 return;
             }
+            _lostRequeues.Remove(id);
             var freed = _scheduler.Finished(id, TaskState.Cancelled);
             Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now)
                 .ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),

@@ -65,10 +65,14 @@ public sealed class WorkerAgent : IDisposable
     private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
     /// <summary>Tasks received while every slot was busy (with --prefetch), started in order as slots free.</summary>
     private readonly Queue<JsonObject> _held = new();
-    /// <summary>Ends reported and not yet known to be processed, with the corr they were last sent under. The daemon
-    /// handles one worker's messages in order, so a heartbeat's answer acknowledges every end sent before it: no
-    /// acknowledgement per task.</summary>
-    private readonly Dictionary<(string Id, int Attempt), (JsonObject Body, long SentAs)> _unacked = new();
+    /// <summary>Ends reported and not yet acknowledged, with when they were last sent. The daemon acknowledges the
+    /// ends it handled in its answer to the next heartbeat (no reply per task); one not acknowledged by then is sent again.</summary>
+    private readonly Dictionary<(string Id, int Attempt), (JsonObject Body, DateTimeOffset SentAt)> _unacked = new();
+    /// <summary>The highest sequence number of a task received: the daemon counts a task it sent at or below it, and
+    /// that this worker no longer holds nor reported, as lost in transit.</summary>
+    private long _seenSeq;
+    /// <summary>The corr of the last hello: only its answer counts (an earlier one's session is replaced by it).</summary>
+    private long _helloCorr;
     private readonly List<string> _freeGpus;
     private readonly Dictionary<string, string> _baseEnv;
     private readonly IReadOnlyList<string>? _prefix;
@@ -105,6 +109,8 @@ public sealed class WorkerAgent : IDisposable
         _prefix = _guard is null && File.Exists("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : null;
         _launcher = new ProcessLauncher(() => _wake.Enqueue(true));
         _dealer.Options.Linger = TimeSpan.FromSeconds(2); // the last bye gets out
+        // A fixed routing id: after a reconnect the daemon's answers find this worker at once.
+        _dealer.Options.Identity = System.Text.Encoding.UTF8.GetBytes(options.Name + "/" + _runToken);
         _dealer.Options.SendHighWatermark = 100_000;
         if (options.ServerKey is { } serverKey)
         {
@@ -165,6 +171,7 @@ public sealed class WorkerAgent : IDisposable
         switch (type)
         {
             case "hello.ok":
+                if (corr != _helloCorr) break; // answers an earlier hello, whose session the last one replaces
                 _session = Text(body, "session");
                 if (Num(body, "heartbeat_ms") is { } hb) _heartbeat = TimeSpan.FromMilliseconds(Math.Max(10, hb));
                 if (Num(body, "timeout_ms") is { } to) _timeout = TimeSpan.FromMilliseconds(Math.Max(100, to));
@@ -172,27 +179,28 @@ public sealed class WorkerAgent : IDisposable
                 _everConnected = true;
                 if (body?["kill"] is JsonArray kill)
                     foreach (var k in kill.OfType<JsonObject>()) Disown(Text(k, "id"), (int)(Num(k, "attempt") ?? 0));
-                foreach (var key in _unacked.Keys.ToList())
-                {
-                    var f = _unacked[key].Body;
-                    _unacked[key] = (f, Send("finished", f));
-                }
+                // Draining first: the ends below return credits the daemon must not use.
                 if (_draining) Send("draining", new JsonObject());
+                ResendEnds(TimeSpan.Zero);
                 break;
             case "task":
-                if (body is null) break;
+                // A task for an earlier session was queued again when that session was replaced: never run it.
+                if (body is null || Text(body, "session") != _session) break;
+                _seenSeq = Math.Max(_seenSeq, Num(body, "seq") ?? 0);
                 if (_jobs.Count < _o.Slots) StartTask(body);
                 else _held.Enqueue(body);
                 break;
             case "kill":
-                if (Text(body, "id") is not { } id) break;
+                if (Text(body, "id") is not { } id || Text(body, "session") != _session) break;
                 int sig = (int)(Num(body, "signal") ?? Signals.Term);
                 if (_jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt")) ProcessLauncher.SignalGroup(job.Pid, sig);
                 else if (Unhold(id, (int)(Num(body, "attempt") ?? 0)) is { } held)
                     Finish(new Job(id, (int)(Num(held, "attempt") ?? 0), "", []), new ProcessExit(null, sig), null);
                 break;
             case "heartbeat.ok":
-                foreach (var key in _unacked.Where(u => u.Value.SentAs < corr).Select(u => u.Key).ToList()) _unacked.Remove(key);
+                if (body?["acked"] is JsonArray acked)
+                    foreach (var a in acked.OfType<JsonObject>())
+                        if (Text(a, "id") is { } done) _unacked.Remove((done, (int)(Num(a, "attempt") ?? 0)));
                 break;
             case "bye.ok":
                 if (body?["left"] is JsonValue lv && lv.TryGetValue(out bool left) && left)
@@ -203,7 +211,8 @@ public sealed class WorkerAgent : IDisposable
                 break;
             case "error":
                 int status = (int)(Num(body, "status") ?? 0);
-                if (status == 410) { _session = null; SendHello(); }
+                // Forgotten (a restarted daemon, or declared lost): hello again, once; while a hello is out, its answer decides.
+                if (status == 410) { if (_session is not null) { _session = null; SendHello(); } }
                 else if (_session is null)
                 {
                     // The hello itself was refused: a setup problem that retrying won't fix.
@@ -308,7 +317,8 @@ public sealed class WorkerAgent : IDisposable
         if (spawnFailure is not null) body["reason"] = "spawn_failed";
         else if (exit.ExitCode == 0 && ResultLine.Read(job.Stdout) is { } result) body["result"] = result;
         // Not sent without a session: it goes out after the next hello.
-        _unacked[(job.Id, job.Attempt)] = (body, _session is not null ? Send("finished", body) : long.MaxValue);
+        if (_session is not null) Send("finished", body);
+        _unacked[(job.Id, job.Attempt)] = (body, DateTimeOffset.UtcNow);
     }
 
     // ---------- timers and signals ----------
@@ -342,7 +352,8 @@ public sealed class WorkerAgent : IDisposable
         bool idle = _jobs.Count == 0 && _held.Count == 0 && _unacked.Count == 0;
         if (_session is null)
         {
-            if (now - _lastHello >= TimeSpan.FromSeconds(1)) SendHello();
+            // ZeroMQ delivers a hello sent before the daemon was up; another goes only if an answer is long overdue.
+            if (now - _lastHello >= TimeSpan.FromSeconds(5)) SendHello();
             // Never connected, or the daemon is gone: a pilot does not wait forever. Ends not yet acknowledged don't
             // keep it: no one is there to take them (a restarted daemon finds those attempts lost and runs them again).
             if (_jobs.Count == 0 && _held.Count == 0 && _o.IdleTimeout is { } it && now - _lastHeard >= it)
@@ -355,7 +366,9 @@ public sealed class WorkerAgent : IDisposable
         if (now - _lastBeat >= _heartbeat)
         {
             _lastBeat = now;
-            Send("heartbeat", new JsonObject());
+            // What it holds, and the last task it saw: a task or an end lost on the way shows as a difference.
+            Send("heartbeat", new JsonObject { ["held"] = Holding(), ["seen"] = _seenSeq });
+            ResendEnds(2 * _heartbeat + TimeSpan.FromSeconds(1));
         }
         if (now - _lastHeard > _timeout)
         {
@@ -372,13 +385,33 @@ public sealed class WorkerAgent : IDisposable
         }
     }
 
+    /// <summary>Every attempt it holds: running, held for a slot, or ended and not acknowledged.</summary>
+    private JsonArray Holding()
+    {
+        var held = new JsonArray();
+        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) held.Add(new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
+        foreach (var t in _held) held.Add(new JsonObject { ["id"] = Text(t, "id"), ["attempt"] = Num(t, "attempt") });
+        foreach (var (id, attempt) in _unacked.Keys) held.Add(new JsonObject { ["id"] = id, ["attempt"] = attempt });
+        return held;
+    }
+
+    /// <summary>Sends again the ends not acknowledged within <paramref name="after"/>.</summary>
+    private void ResendEnds(TimeSpan after)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (var key in _unacked.Keys.ToList())
+        {
+            var (body, sentAt) = _unacked[key];
+            if (now - sentAt < after) continue;
+            Send("finished", body);
+            _unacked[key] = (body, now);
+        }
+    }
+
     private void SendHello()
     {
         _lastHello = DateTimeOffset.UtcNow;
-        var running = new JsonArray();
-        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) running.Add(new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
-        foreach (var t in _held) running.Add(new JsonObject { ["id"] = Text(t, "id"), ["attempt"] = Num(t, "attempt") });
-        foreach (var (id, attempt) in _unacked.Keys) running.Add(new JsonObject { ["id"] = id, ["attempt"] = attempt });
+        var running = Holding();
         var body = new JsonObject
         {
             ["name"] = _o.Name, ["host"] = _o.Host, ["slots"] = _o.Slots, ["gpus"] = _o.Gpus.Count,
@@ -387,7 +420,7 @@ public sealed class WorkerAgent : IDisposable
             ["prefetch"] = _o.Prefetch,
         };
         if (_o.Classes is { } classes) body["classes"] = new JsonArray(classes.Select(c => (JsonNode?)c).ToArray());
-        Send("hello", body, withSession: false);
+        _helloCorr = Send("hello", body, withSession: false);
     }
 
     /// <summary>Sends a message; returns the corr it went under (they increase).</summary>

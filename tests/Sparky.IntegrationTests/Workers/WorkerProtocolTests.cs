@@ -108,6 +108,37 @@ public sealed class WorkerProtocolTests
         Console.WriteLine($"worker protocol: {cases} malformed or unknown-session messages refused");
     }
 
+    [Fact]
+    public async Task A_task_its_worker_has_seen_but_no_longer_holds_was_lost_on_the_way_and_is_queued_again()
+    {
+        var settings = Settings();
+        settings["worker_timeout"] = "30"; // this hand-written worker heartbeats only when the test says so
+        await using var d = await TestDaemon.StartAsync(settings);
+        using var c = new ZmqTestClient(d.Daemon.ZmqEndpoint);
+        var session = (string)c.Ok("hello", new JsonObject { ["name"] = "hand", ["slots"] = 1 })!["session"]!;
+        var id = await d.SubmitShellAsync("true");
+        var first = Receive(c)["body"]!;
+        Assert.Equal((id, 1, session), ((string?)first["id"], (int?)first["attempt"], (string?)first["session"]));
+
+        // It says it has seen that task and holds nothing: the end was lost across a reconnect.
+        var ok = c.Ok("heartbeat", new JsonObject { ["session"] = session, ["held"] = new JsonArray(), ["seen"] = (long)first["seq"]! })!;
+        Assert.Empty(ok["acked"]!.AsArray());
+        // Queued again at once, no retry used, and sent again: the worker's credit came back with it.
+        var second = Receive(c)["body"]!;
+        Assert.Equal((id, 2), ((string?)second["id"], (int?)second["attempt"]));
+        Assert.True((long)second["seq"]! > (long)first["seq"]!);
+        var t = await d.GetTaskAsync(id);
+        Assert.Equal("worker_lost", (string?)t["attempt_list"]![0]!["reason"]);
+
+        // Holding it (seen, running) is no loss; its end is acknowledged in the next heartbeat's answer.
+        var still = c.Ok("heartbeat", new JsonObject { ["session"] = session, ["held"] = new JsonArray(new JsonObject { ["id"] = id, ["attempt"] = 2 }), ["seen"] = (long)second["seq"]! })!;
+        Assert.Empty(still["acked"]!.AsArray());
+        Send(c, "finished", new JsonObject { ["session"] = session, ["id"] = id, ["attempt"] = 2, ["exit_code"] = 0, ["credit"] = 1 });
+        var acked = c.Ok("heartbeat", new JsonObject { ["session"] = session, ["held"] = new JsonArray(), ["seen"] = (long)second["seq"]! })!["acked"]!.AsArray();
+        Assert.Equal(id, (string?)Assert.Single(acked)!["id"]);
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(id, 10))["state"]);
+    }
+
     private static List<byte[]> _none = new();
 
     private static (string Topic, JsonObject Event) NextEvent(SubscriberSocket events, double seconds = 10)
