@@ -489,7 +489,8 @@ public sealed class WorkerAgent : IDisposable
         using var stdin = Console.OpenStandardInput();
         var buffer = new byte[256];
         while (stdin.Read(buffer) > 0) { }
-        MarkedProcesses.KillAll("SPARKY_WORKER_RUN", token);
+        // Again until a pass finds nothing: a task may have started a child during the first pass.
+        for (int pass = 0; pass < 10 && MarkedProcesses.KillAll("SPARKY_WORKER_RUN", token) > 0; pass++) Thread.Sleep(20);
         return 0;
     }
 
