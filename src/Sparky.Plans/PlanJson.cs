@@ -14,14 +14,14 @@ public static class PlanJson
     {
         var ws = new JsonArray();
         foreach (var (k, r) in state.Workstreams.OrderBy(kv => kv.Key.Phase, StringComparer.Ordinal).ThenBy(kv => kv.Key.Workstream, StringComparer.Ordinal))
-            ws.Add(new JsonObject
+            ws.Add((JsonNode)new JsonObject
             {
                 ["phase"] = k.Phase, ["workstream"] = k.Workstream, ["status"] = Name(r.Status),
                 ["hash"] = r.Hash, ["attempt"] = r.Attempt, ["reason"] = r.Reason,
             });
         var gates = new JsonArray();
         foreach (var (phase, g) in state.Gates.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            gates.Add(new JsonObject
+            gates.Add((JsonNode)new JsonObject
             {
                 ["phase"] = phase, ["status"] = Name(g.Status), ["key"] = g.Key, ["reason"] = g.Reason,
                 ["results"] = g.Results is { } rs ? new JsonArray(rs.Select(r => (JsonNode?)new JsonObject { ["passed"] = r.Passed, ["output"] = r.Output }).ToArray()) : null,
@@ -70,7 +70,7 @@ public static class PlanJson
                 var r = state.Of(phase.Name, w.Name);
                 // A record of another spec is history: this workstream has not run as written now.
                 var status = r.Hash == w.Hash || r.Status is WorkstreamStatus.Blocked ? r.Status : WorkstreamStatus.NotStarted;
-                workstreams.Add(new JsonObject
+                workstreams.Add((JsonNode)new JsonObject
                 {
                     ["name"] = w.Name,
                     ["status"] = Name(status),
@@ -92,7 +92,7 @@ public static class PlanJson
             for (int i = 0; i < phase.Gate.Count; i++)
             {
                 var result = current && g.Results is { } rs && i < rs.Count ? rs[i] : null;
-                checks.Add(new JsonObject
+                checks.Add((JsonNode)new JsonObject
                 {
                     ["check"] = phase.Gate[i].Describe(),
                     ["name"] = phase.Gate[i].Name,
@@ -100,7 +100,7 @@ public static class PlanJson
                     ["output"] = result?.Output,
                 });
             }
-            phases.Add(new JsonObject
+            phases.Add((JsonNode)new JsonObject
             {
                 ["name"] = phase.Name,
                 ["status"] = Name(PlanEngine.StatusOf(plan, state, phase)),

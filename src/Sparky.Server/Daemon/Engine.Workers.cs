@@ -211,7 +211,7 @@ public sealed partial class Engine
         }
         // No reply: the answer to the worker's next heartbeat acknowledges it, handled or stale alike.
         if (!_acks.TryGetValue(w.Session, out var acks)) _acks[w.Session] = acks = new JsonArray();
-        acks.Add(new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
+        acks.Add((JsonNode)new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
         _workers.Credit(w, Int(b, "credit") ?? 0);
         if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt)
         {
@@ -297,7 +297,7 @@ public sealed partial class Engine
                 continue;
             }
             // Queued again (or finished) meanwhile: the worker must not run it beside the new attempt.
-            kill.Add(new JsonObject { ["id"] = idText, ["attempt"] = attempt });
+            kill.Add((JsonNode)new JsonObject { ["id"] = idText, ["attempt"] = attempt });
         }
         // The worker counted those against its credits and reports no end for them: their slots come back here.
         _workers.Credit(joined, kill.Count);

@@ -157,6 +157,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             else k.ListenAnyIP(port);
         });
         builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, HttpJsonContext.Default));
         var app = builder.Build();
         app.UseExceptionHandler();
         var token = Config.Token;

@@ -29,13 +29,13 @@ internal static class Api
                 ids => new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = Commands.IdArray(ids) }));
         });
 
-        app.MapGet("/queue/status", () => Results.Json(Commands.QueueStatus(d)));
+        app.MapGet("/queue/status", () => HttpJson.Of(Commands.QueueStatus(d)));
 
         app.MapMetrics("/metrics", d.Metrics.Registry);
 
         app.MapGet("/slurm/status/{id}", (string id) =>
             !TaskId.TryParse(id, out var tid) || d.Store.Get(tid) is not { } t ? Problems.NotFound("no such task")
-            : TaskJson.Slurm(t, d.Engine.SlurmViewOf(tid)) is { } view ? Results.Json(view)
+            : TaskJson.Slurm(t, d.Engine.SlurmViewOf(tid)) is { } view ? HttpJson.Of(view)
             : Problems.NotFound($"task {tid} has no Slurm job"));
 
         // ---- native ----
@@ -58,7 +58,7 @@ internal static class Api
             if (ParseId(id, out var tid) is { } bad) return bad;
             return await d.Engine.RetryAsync(tid) switch
             {
-                CommandOutcome.Done => Results.Json(new JsonObject { ["ok"] = true, ["id"] = tid.Value }),
+                CommandOutcome.Done => HttpJson.Of(new JsonObject { ["ok"] = true, ["id"] = tid.Value }),
                 CommandOutcome.NotFound => Problems.NotFound($"no task '{tid}'"),
                 CommandOutcome.NotFinished => Problems.Conflict($"task {tid} has not finished; only a finished task can be retried"),
                 _ => Problems.Unavailable("the store is unavailable"),
@@ -124,31 +124,31 @@ internal static class Api
             if (r is null) return Problems.Unavailable("the daemon is stopping");
             return r.Status switch
             {
-                202 => Results.Json(new JsonObject { ["ok"] = true, ["name"] = r.Name, ["status"] = "running" }, statusCode: 202),
+                202 => HttpJson.Of(new JsonObject { ["ok"] = true, ["name"] = r.Name, ["status"] = "running" }, statusCode: 202),
                 400 => Results.Problem(r.Detail, statusCode: 400, title: "Bad request",
-                    extensions: new Dictionary<string, object?> { ["errors"] = r.Errors }),
+                    extensions: new Dictionary<string, object?> { ["errors"] = new JsonArray(r.Errors.Select(e => (JsonNode?)e).ToArray()) }),
                 _ => Problems.Of(r.Status, r.Detail!),
             };
         });
 
         app.MapGet("/api/v1/plans", () => d.Plans is null ? Problems.Unavailable("the daemon is starting") :
-            Results.Json(new JsonObject { ["plans"] = new JsonArray(d.Plans.All().Select(p => (JsonNode?)Sparky.Server.Plans.PlanRunner.Summary(p)).ToArray()) }));
+            HttpJson.Of(new JsonObject { ["plans"] = new JsonArray(d.Plans.All().Select(p => (JsonNode?)Sparky.Server.Plans.PlanRunner.Summary(p)).ToArray()) }));
 
         app.MapGet("/api/v1/plans/{name}", (string name) =>
             d.Plans is null ? Problems.Unavailable("the daemon is starting") :
-            d.Plans.Get(name) is { } run ? Results.Json(d.Plans.Report(run)) : Problems.NotFound($"no plan '{name}'"));
+            d.Plans.Get(name) is { } run ? HttpJson.Of(d.Plans.Report(run)) : Problems.NotFound($"no plan '{name}'"));
 
-        app.MapGet("/api/v1/gpus", () => Results.Json(GpuJson.Of(d.Gpus, d.GpuReadings)));
+        app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings)));
 
-        app.MapGet("/healthz", () => Results.Json(new JsonObject { ["ok"] = true }));
+        app.MapGet("/healthz", () => HttpJson.Of(new JsonObject { ["ok"] = true }));
         app.MapGet("/readyz", () => d.Engine.Ready
-            ? Results.Json(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion })
+            ? HttpJson.Of(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion })
             : Problems.Unavailable("starting"));
     }
 
     /// <summary>A command's answer as HTTP: its JSON with its status, or a problem (429 with Retry-After).</summary>
     private static IResult Reply(Answer a) =>
-        a.Ok ? Results.Json(a.Body, statusCode: a.Status)
+        a.Ok ? HttpJson.Of(a.Body, statusCode: a.Status)
         : a.Status == 429 ? new QueueFullResult(a.Detail!)
         : Problems.Of(a.Status, a.Detail!);
 

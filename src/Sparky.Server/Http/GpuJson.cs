@@ -11,7 +11,7 @@ public static class GpuJson
         var list = new JsonArray();
         foreach (var g in gpus)
         {
-            list.Add(new JsonObject
+            list.Add((JsonNode)new JsonObject
             {
                 ["index"] = g.Index,
                 ["uuid"] = g.Uuid,
@@ -25,7 +25,7 @@ public static class GpuJson
             });
         }
         var problems = new JsonArray();
-        foreach (var p in discovery.Problems) problems.Add(p);
+        foreach (var p in discovery.Problems) problems.Add((JsonNode)p);
         return new JsonObject { ["source"] = discovery.Source, ["gpus"] = list, ["problems"] = problems, ["sample_error"] = discovery.LastSampleError };
     }
 

@@ -141,7 +141,7 @@ public sealed class PlanRunner : IAsyncDisposable
                         {
                             var o = new JsonObject { ["id"] = id };
                             Describe(o, e, now);
-                            arr.Add(o);
+                            arr.Add((JsonNode)o);
                         }
                         node["elements"] = arr;
                         var states = elements.Select(e => e?.State).ToList();

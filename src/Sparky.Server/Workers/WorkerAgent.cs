@@ -389,9 +389,9 @@ public sealed class WorkerAgent : IDisposable
     private JsonArray Holding()
     {
         var held = new JsonArray();
-        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) held.Add(new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
-        foreach (var t in _held) held.Add(new JsonObject { ["id"] = Text(t, "id"), ["attempt"] = Num(t, "attempt") });
-        foreach (var (id, attempt) in _unacked.Keys) held.Add(new JsonObject { ["id"] = id, ["attempt"] = attempt });
+        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) held.Add((JsonNode)new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
+        foreach (var t in _held) held.Add((JsonNode)new JsonObject { ["id"] = Text(t, "id"), ["attempt"] = Num(t, "attempt") });
+        foreach (var (id, attempt) in _unacked.Keys) held.Add((JsonNode)new JsonObject { ["id"] = id, ["attempt"] = attempt });
         return held;
     }
 

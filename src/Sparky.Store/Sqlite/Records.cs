@@ -50,15 +50,16 @@ public sealed record NewTask(TaskId Id, TaskSpec Spec, string EnvelopeJson, long
 
 public static class SpecJson
 {
-    private static readonly JsonSerializerOptions Options = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
-    public static string Serialize(TaskSpec spec) => JsonSerializer.Serialize(spec, Options);
-    public static TaskSpec Deserialize(string json) => JsonSerializer.Deserialize<TaskSpec>(json, Options)!;
+    public static string Serialize(TaskSpec spec) => JsonSerializer.Serialize(spec, SpecJsonContext.Default.TaskSpec);
+    public static TaskSpec Deserialize(string json) => JsonSerializer.Deserialize(json, SpecJsonContext.Default.TaskSpec)!;
 }
+
+/// <summary>The stored spec's JSON contract, generated at build time: no reflection, so the native (AOT) build
+/// reads and writes it exactly as the JIT build does.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(TaskSpec))]
+internal sealed partial class SpecJsonContext : JsonSerializerContext;
 
 /// <summary>A plan as stored: its file (text, where it was read, the folder relative paths start from) and the
 /// plan engine's state as JSON. <see cref="Status"/> is <c>running</c>, <c>succeeded</c> or <c>stopped</c>.</summary>

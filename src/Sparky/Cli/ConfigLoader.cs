@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using Sparky.Core.Config;
 using Sparky.Execution.Gpus;
 using Tomlyn;
@@ -10,6 +11,10 @@ namespace Sparky.Cli;
 /// <summary>The I/O half of configuration: reads the environment and sparky.toml, then lets the pure resolver decide.</summary>
 internal static class ConfigLoader
 {
+    // Tomlyn marks its generic entry point as needing reflection, which is for binding POCOs; a TomlTable is its own
+    // document model, read by its built-in converter (the native build's integration tests read a sparky.toml).
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "TomlTable is Tomlyn's model type, not bound by reflection")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "TomlTable is Tomlyn's model type, not bound by reflection")]
     public static (SparkyConfig? Config, IReadOnlyList<string> Errors) Load(IReadOnlyDictionary<string, string> flags)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
