@@ -6,8 +6,9 @@ cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 # Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), pyzmq and
-# msgpack for the Python client's test, the Prometheus server that the metrics test scrapes with, a C compiler, Slurm and munge (the Slurm
-# tests start their own slurmctld/slurmd/munged on loopback; their packages' services stay off).
+# msgpack for the Python client's test, the Prometheus server that the metrics test scrapes with, a C compiler,
+# clang and zlib for the native build, Slurm and munge (the Slurm tests start their own slurmctld/slurmd/munged
+# on loopback; their packages' services stay off).
 missing=()
 command -v nq >/dev/null || missing+=(nq)
 { command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
@@ -19,6 +20,8 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
 command -v slurmctld >/dev/null || missing+=(slurm-wlm)  # tests/slurm/cluster.sh: a real single-node Slurm
 command -v munged >/dev/null || missing+=(munge)
+command -v clang >/dev/null || missing+=(clang)        # ./native.sh: Native AOT links with clang and zlib
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${missing[*]}"
@@ -50,6 +53,20 @@ for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Pl
   grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
   rm -f "$out"
 done
+
+# The native build (what `dotnet tool install` installs on linux-x64) passes the same integration tests.
+echo "== native build (./native.sh)"
+if native=$(./native.sh); then
+  echo "== tests/Sparky.IntegrationTests against $native"
+  out=$(mktemp)
+  SPARKY_TEST_EXE=$native dotnet test tests/Sparky.IntegrationTests -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
+  cat "$out" >>"$log"
+  grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
+  rm -f "$out"
+else
+  echo "native.sh failed"
+  status=1
+fi
 
 echo "== benchmarks (small size; full runs: see bench/README.md)"
 if ! SPARKY_BENCH_N=300 bench/throughput/run.sh --small; then status=1; fi

@@ -224,6 +224,11 @@ class Http:
 # ---------------------------------------------------------------- the daemon
 
 
+def daemon_command(exe: str) -> list[str]:
+    """sparky.dll runs under dotnet (the JIT build); anything else is the native executable."""
+    return ["dotnet", exe] if exe.endswith(".dll") else [exe]
+
+
 class Daemon:
     def __init__(self, dll: str, data: str, port: int, book: PidBook, extra: list[str], logdir: str):
         self.dll, self.data, self.port, self.book, self.extra, self.logdir = dll, data, port, book, extra, logdir
@@ -239,7 +244,7 @@ class Daemon:
         """Starts `sparky serve`; returns seconds from process start until GET /readyz answers 200."""
         self.starts += 1
         logf = open(os.path.join(self.logdir, f"daemon-{self.starts}.log"), "wb")
-        args = ["dotnet", self.dll, "serve", "--data", self.data, "--http", f"127.0.0.1:{self.port}",
+        args = [*daemon_command(self.dll), "serve", "--data", self.data, "--http", f"127.0.0.1:{self.port}",
                 "--zmq", "tcp://127.0.0.1:0", "--zmq-events", "tcp://127.0.0.1:0",  # free ports: no clash with a running daemon
                 "--cpu-short-slots", "2", *self.extra]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKY_") and k not in ("DSPY_MODE", "DSPY_MAX_CONCURRENCY", "ENV_QUEUE_DIR")}
@@ -713,6 +718,8 @@ def main() -> int:
 
     log(f"sparky throughput benchmark: N={n} trivial tasks (`true`), 2 slots, {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.2f}")
+    results["daemon"] = "jit" if args.dll.endswith(".dll") else "native"
+    log(f"daemon: {' '.join(daemon_command(args.dll))} ({'dotnet, JIT' if results['daemon'] == 'jit' else 'Native AOT'})")
     log(f"scratch dir {args.work}: {results['machine']['tmp_fs']}, creating one empty file costs "
         f"{results['machine']['file_create_us']:.0f} us")
 

@@ -11,6 +11,7 @@
 # Environment: SPARKY_BENCH_N (tasks per tool), SPARKY_BENCH_BATCH (submit batch, default 1000),
 # SPARKY_BENCH_QUEUED (default 1000000), SPARKY_BENCH_QUEUE_BUDGET_S (seconds allowed for
 # submitting the queued tasks, default 900; past it the run goes on with what was submitted),
+# SPARKY_BENCH_DAEMON (native, the default: ./native.sh's build; jit: sparky.dll under dotnet),
 # SPARKY_BENCH_LATENCY_SAMPLES (default 50 small / 200 full), SPARKY_BENCH_WARMUP (untimed tasks
 # run through the daemon before its timed runs, default 300 small / 1000 full), SPARKY_BENCH_ROUNDS (round-robin
 # rounds of every tool, median reported; default 1 small / 3 full), SPARKY_BENCH_NQ_EVERY_ROUND=1
@@ -56,12 +57,19 @@ if [ -z "$(find_tsp)" ] || ! command -v nq >/dev/null; then
 fi
 tsp_bin=$(find_tsp || true)
 
-# ---- sparky, Release, built unless already up to date
-dll=src/Sparky/bin/Release/net10.0/sparky.dll
-if [ ! -f "$dll" ] || [ -n "$(find src Directory.Build.props -newer "$dll" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]; then
-  echo "run.sh: building sparky (Release)"
-  dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >/dev/null || { echo "run.sh: build failed" >&2; dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >&2; exit 1; }
-fi
+# ---- sparky, Release, built unless already up to date: the native build (./native.sh, what `dotnet tool install`
+# installs on linux-x64) unless SPARKY_BENCH_DAEMON=jit asks for sparky.dll under dotnet
+case "${SPARKY_BENCH_DAEMON:-native}" in
+  native)
+    daemon=$(./native.sh) || { echo "run.sh: the native build failed (SPARKY_BENCH_DAEMON=jit runs the dll)" >&2; exit 1; } ;;
+  jit)
+    daemon=$root/src/Sparky/bin/Release/net10.0/sparky.dll
+    if [ ! -f "$daemon" ] || [ -n "$(find src Directory.Build.props -newer "$daemon" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]; then
+      echo "run.sh: building sparky (Release)"
+      dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >/dev/null || { echo "run.sh: build failed" >&2; dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >&2; exit 1; }
+    fi ;;
+  *) echo "run.sh: SPARKY_BENCH_DAEMON must be native or jit" >&2; exit 64 ;;
+esac
 
 # ---- a scratch dir on the normal temp filesystem; everything we start is ended by pid on exit
 work=$(mktemp -d "${TMPDIR:-/tmp}/sparky-bench.XXXXXX")
@@ -110,7 +118,7 @@ fi
 
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-args=(--n "$n" --dll "$root/$dll" --work "$work" --tsp "$tsp_bin" --floor-bin "$floor"
+args=(--n "$n" --dll "$daemon" --work "$work" --tsp "$tsp_bin" --floor-bin "$floor"
       --results "$root/bench/results/throughput-$stamp.json"
       --batch "${SPARKY_BENCH_BATCH:-1000}" --queued "${SPARKY_BENCH_QUEUED:-1000000}"
       --queue-budget "${SPARKY_BENCH_QUEUE_BUDGET_S:-900}" --latency-samples "${SPARKY_BENCH_LATENCY_SAMPLES:-0}"

@@ -18,7 +18,7 @@ public sealed class PilotTests(SlurmCluster cluster)
             ["slurm_command_timeout_seconds"] = "20",
             ["worker_heartbeat"] = "0.3",
             // The test host is not sparky: pilots run the built executable.
-            ["pilot_command"] = $"dotnet {SparkyCli.Dll}",
+            ["pilot_command"] = SparkyCli.CommandLine,
         };
         foreach (var (k, v) in extra) settings[k] = v;
         return TestDaemon.StartAsync(settings);

@@ -2,15 +2,25 @@ using System.Diagnostics;
 
 namespace Sparky.IntegrationTests.Support;
 
-/// <summary>Runs the real <c>sparky</c> executable (the built sparky.dll under dotnet), as a user would.</summary>
+/// <summary>Runs the real <c>sparky</c> executable, as a user would: the sparky.dll built beside this test
+/// assembly under dotnet, or the native build that <c>SPARKY_TEST_EXE</c> names (test.sh runs part of the suite
+/// against it).</summary>
 public static class SparkyCli
 {
     /// <summary>The sparky.dll built beside this test assembly (the test project references the executable).</summary>
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "sparky.dll");
 
+    /// <summary>The native executable under test, or null for the dll.</summary>
+    public static string? NativeExe { get; } = Environment.GetEnvironmentVariable("SPARKY_TEST_EXE") is { Length: > 0 } exe
+        ? File.Exists(exe) ? Path.GetFullPath(exe) : throw new FileNotFoundException($"SPARKY_TEST_EXE names no file: {exe}")
+        : null;
+
+    /// <summary>How a shell or a job script starts the executable under test.</summary>
+    public static string CommandLine => NativeExe ?? $"dotnet {Dll}";
+
     public static ProcessStartInfo StartInfo(IEnumerable<string> args, IDictionary<string, string>? env = null, string? cwd = null)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(NativeExe ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -18,7 +28,7 @@ public static class SparkyCli
             UseShellExecute = false,
             WorkingDirectory = cwd ?? Environment.CurrentDirectory,
         };
-        psi.ArgumentList.Add(Dll);
+        if (NativeExe is null) psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return psi;
