@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Sparky.Core.Config;
+using Sparky.Core.Tasks;
 using Sparky.Server.Events;
 using Sparky.Server.Http;
 using Sparky.Server.Intake;
@@ -49,6 +50,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
     private DropDirectory? _drop;
     private DoneFiles? _done;
     private Timer? _gpuSampler;
+    private IdleTrim? _idleTrim;
     private CommandSocket? _commands;
     private EventSocket? _events;
 
@@ -107,6 +109,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             d.Engine.Start();
             d.Plans.Start(); // after the engine's recovery: the task states it reads are the recovered ones
             d._drop = new DropDirectory(d);
+            d._idleTrim = new IdleTrim(d.ReadActivity);
             if (d.Gpus.Gpus.Count > 0)
             {
                 d.SampleGpus(); // the first readings are there before anyone can scrape
@@ -210,8 +213,18 @@ public sealed class SparkyDaemon : IAsyncDisposable
     private static bool IsLoopback(string host) =>
         host is "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
+    /// <summary>For <see cref="IdleTrim"/>: queued plus running, and submitted plus ended (changes with any work).</summary>
+    private IdleTrim.Activity ReadActivity()
+    {
+        var c = Store.Counters;
+        long active = c.Total(TaskState.Queued) + c.Total(TaskState.Running);
+        long ended = c.Total(TaskState.Succeeded) + c.Total(TaskState.Failed) + c.Total(TaskState.Cancelled);
+        return new(active, active + 2 * ended);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _idleTrim?.Dispose();
         if (_gpuSampler is not null) await _gpuSampler.DisposeAsync();
         _drop?.Dispose();
         if (_app is not null)
