@@ -144,8 +144,13 @@ public sealed class SparkyDaemon : IAsyncDisposable
 
     private async Task StartHttpAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        // The empty builder: no appsettings*.json, environment or command-line configuration of ASP.NET Core's own
+        // (Sparky's settings are its own), and so no file watcher either. The slim builder watched its content root,
+        // the working directory, recursively for appsettings changes: started in $HOME or /tmp that is thousands of
+        // inotify watches, and every file written below it, the tasks' own logs included, cost the daemon CPU.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = Config.DataDir });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         // A failed start is reported once, by the caller, in one line.
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
