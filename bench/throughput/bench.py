@@ -224,6 +224,11 @@ class Http:
 # ---------------------------------------------------------------- the daemon
 
 
+# "Idle" RSS is read this long after the daemon's last task: two looks of its idle trim (every 5 s), which gives a
+# burst's memory back once nothing has happened for a whole period, and a margin.
+IDLE_WAIT_S = 12
+
+
 def daemon_command(exe: str) -> list[str]:
     """sparky.dll runs under dotnet (the JIT build); anything else is the native executable."""
     return ["dotnet", exe] if exe.endswith(".dll") else [exe]
@@ -768,7 +773,7 @@ def main() -> int:
                 except FAILURES as e:
                     errors.append(f"{name} (round {rnd}): {e}")
                     log(f"   ERROR {name} (round {rnd}): {e}")
-        time.sleep(3)
+        time.sleep(IDLE_WAIT_S)
         results["rss_idle_after_run_mib"] = rss_mib(d.pid)
         results["rss_idle_after_run_breakdown_mib"] = rss_breakdown_mib(d.pid)
         try:
@@ -776,7 +781,7 @@ def main() -> int:
         except FAILURES as e:
             errors.append(str(e))
             log(f"   ERROR {e}")
-        time.sleep(2)
+        time.sleep(IDLE_WAIT_S)
         results["rss_idle_end_mib"] = rss_mib(d.pid)
     except FAILURES as e:
         errors.append(str(e))
