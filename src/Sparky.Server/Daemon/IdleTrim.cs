@@ -34,9 +34,6 @@ public sealed class IdleTrim : IDisposable
     /// <summary>Tasks queued or running, and submissions plus ends so far.</summary>
     public readonly record struct Activity(long Active, long Work);
 
-    /// <summary>Collections made so far.</summary>
-    public int Trims { get; private set; }
-
     /// <summary>Whether to collect now: idle since the last look (nothing queued or running, no submission or end
     /// in between), and some work done since the last collection.</summary>
     public static bool ShouldTrim(Activity now, Activity? lastLook, long trimmedAtWork) =>
@@ -52,7 +49,6 @@ public sealed class IdleTrim : IDisposable
                 GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
                 _trimmedAtWork = now.Work;
-                Trims++;
             }
             _lastLook = now;
         }
