@@ -45,24 +45,26 @@ dotnet build Sparky.slnx -c Release -nologo -clp:ErrorsOnly
 
 log=$(mktemp)
 status=0
-for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.IntegrationTests; do
-  echo "== $proj"
+# run_tests PROJECT [VAR=VALUE...]: one test project, its summary lines shown, its whole output kept for the tally.
+run_tests() {
+  local proj=$1 out
+  shift
   out=$(mktemp)
-  dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
+  env "$@" dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
   cat "$out" >>"$log"
   grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
   rm -f "$out"
+}
+for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.IntegrationTests; do
+  echo "== $proj"
+  run_tests "$proj"
 done
 
 # The native build (what `dotnet tool install` installs on linux-x64) passes the same integration tests.
 echo "== native build (./native.sh)"
 if native=$(./native.sh); then
   echo "== tests/Sparky.IntegrationTests against $native"
-  out=$(mktemp)
-  SPARKY_TEST_EXE=$native dotnet test tests/Sparky.IntegrationTests -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
-  cat "$out" >>"$log"
-  grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
-  rm -f "$out"
+  run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="$native"
 else
   echo "native.sh failed"
   status=1
