@@ -26,6 +26,17 @@ public sealed class WorkerProtocolTests
         return ZmqTestClient.Unpack(frames[1]);
     }
 
+    /// <summary>The task's state once its start is in the store: the engine sends a task to its worker before the
+    /// store's writer commits the start, so a read right after the worker got it can still say queued. Polls well
+    /// inside the worker timeout (1.5 s), so a lost worker cannot turn it back to queued meanwhile.</summary>
+    private static async Task<string?> StateOnceRecordedAsync(TestDaemon d, string id)
+    {
+        string? state = null;
+        for (var until = DateTime.UtcNow.AddMilliseconds(800); DateTime.UtcNow < until; await Task.Delay(20))
+            if ((state = (string?)(await d.GetTaskAsync(id))["state"]) != "queued") break;
+        return state;
+    }
+
     private static void Send(ZmqTestClient c, string type, JsonNode body) =>
         c.Socket.SendMoreFrameEmpty().SendFrame(ZmqTestClient.Pack(ZmqTestClient.Envelope(type, body, 1)));
 
@@ -81,7 +92,7 @@ public sealed class WorkerProtocolTests
         Assert.Equal("/bin/sh", (string?)t["command"]![0]);
         Assert.Equal(id, (string?)t["env"]!["SPARKY_TASK_ID"]);
         Assert.EndsWith($"{id}.1.out", (string?)t["stdout"]);
-        Assert.Equal("running", (string?)(await d.GetTaskAsync(id))["state"]);
+        Assert.Equal("running", await StateOnceRecordedAsync(d, id));
         // A second task waits: the one credit is spent.
         var second = await d.SubmitShellAsync("true");
         Assert.False(c.Socket.TryReceiveMultipartBytes(TimeSpan.FromMilliseconds(300), ref _none));
@@ -95,7 +106,7 @@ public sealed class WorkerProtocolTests
         Assert.Equal(second, (string?)Receive(c)["body"]!["id"]);
         Send(c, "finished", new JsonObject { ["session"] = session, ["id"] = second, ["attempt"] = 7, ["exit_code"] = 0 });
         c.Ok("heartbeat", new JsonObject { ["session"] = session });
-        Assert.Equal("running", (string?)(await d.GetTaskAsync(second))["state"]);
+        Assert.Equal("running", await StateOnceRecordedAsync(d, second));
 
         // Silent past worker_timeout: lost, and its task queued again (a worker_lost attempt, no retry used).
         var (lostTopic, lost) = NextEvent(events);
