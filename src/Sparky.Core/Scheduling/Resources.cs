@@ -97,10 +97,12 @@ public sealed class ResourcePool
             return "asks for a GPU; none was found on this machine (see `sparky gpus`, SPARKY_VISIBLE_GPUS)";
         if (r.Gpus > _gpus.Length)
             return $"asks for {r.Gpus} GPUs; this machine has {_gpus.Length}";
-        if (r.GpuMemoryMb > 0 && _gpus.All(g => g.Device.MemoryMb < r.GpuMemoryMb))
-            return $"asks for {r.GpuMemoryMb} MiB on one GPU; the largest here has {_gpus.Max(g => g.Device.MemoryMb)} MiB";
+        if (r.GpuMemoryMb > 0 && LargestGpuMb() < r.GpuMemoryMb)
+            return $"asks for {r.GpuMemoryMb} MiB on one GPU; the largest here has {LargestGpuMb()} MiB";
         return null;
     }
+
+    private long LargestGpuMb() => _gpus.Length == 0 ? 0 : _gpus.Max(g => g.Device.MemoryMb);
 
     /// <summary>Reserves <paramref name="r"/> if it fits now; null if it does not.</summary>
     public Allocation? TryAllocate(ResourceRequest r)

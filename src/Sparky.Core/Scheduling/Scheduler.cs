@@ -78,6 +78,8 @@ public sealed class Scheduler
     }
 
     public int ActiveCount => _nodes.Count;
+    /// <summary>Makes room for <paramref name="tasks"/> tasks at once (a restart knows how many it will add).</summary>
+    public void EnsureCapacity(int tasks) => _nodes.EnsureCapacity(tasks);
     public bool Contains(TaskId id) => _nodes.ContainsKey(id);
     public int Running(string cls) => _classes.TryGetValue(cls, out var q) ? q.Running : 0;
     public int Limit(string cls) => _classes.TryGetValue(cls, out var q) ? q.Limit : 0;
@@ -97,19 +99,22 @@ public sealed class Scheduler
     /// the caller has already resolved the others (succeeded ones are dropped, and if any failed or
     /// was cancelled it passes <paramref name="depFailed"/> and the task fails at once).
     /// </summary>
-    public IReadOnlyList<Decision> Add(TaskId id, string cls, long seq, IReadOnlyCollection<TaskId> activeDeps, bool depFailed,
+    public IReadOnlyList<Decision> Add(TaskId id, string cls, long seq, IReadOnlyList<TaskId> activeDeps, bool depFailed,
         ResourceRequest request = default)
     {
         if (_nodes.ContainsKey(id)) return [];
         if (depFailed) return [new Decision.Fail(id, Reasons.DependencyFailed)];
-        if (Pool.WhyNeverFits(request) is { } why) return [new Decision.Fail(id, Reasons.Unsatisfiable + ": " + why)];
+        if (!request.IsNone && Pool.WhyNeverFits(request) is { } why) return [new Decision.Fail(id, Reasons.Unsatisfiable + ": " + why)];
         var node = new Node(id, cls, seq, request);
         _nodes[id] = node;
-        foreach (var dep in activeDeps)
+        // Only a chain class looks at its dependencies again (Chainable); the others just count them down.
+        bool keepDeps = ChainClasses.Contains(cls);
+        for (int i = 0; i < activeDeps.Count; i++)
         {
+            var dep = activeDeps[i];
             if (!_nodes.TryGetValue(dep, out var d)) continue;
             (d.Dependants ??= []).Add(id);
-            (node.Deps ??= []).Add(dep);
+            if (keepDeps) (node.Deps ??= []).Add(dep);
             node.PendingDeps++;
         }
         if (node.PendingDeps == 0) MakeReady(node);

@@ -391,7 +391,7 @@ public sealed partial class Engine : IAsyncDisposable
                     if (_known.Count < MaxKnown) _known[id] = new Known(spec, submittedAt);
                     if (attempts > 0) _attemptsSoFar[id] = attempts; // a replay numbers its attempts on
                     _recentlyFinished.Remove(id); // a replay is no longer finished
-                    Add(id, spec.Class, spec.After, spec.Asks, now);
+                    Add(id, spec.Class, spec.After.Count == 0 ? [] : spec.After.Select(TaskId.Parse).ToArray(), spec.Asks, now);
                 }
                 break;
             case ExitedCmd exited:
@@ -410,20 +410,30 @@ public sealed partial class Engine : IAsyncDisposable
         }
     }
 
-    private void Add(TaskId id, string cls, IReadOnlyList<string> after, ResourceRequest asks, DateTimeOffset now)
+    /// <summary>Dependencies of the task being added that are still in the scheduler; reused, as a restart adds a million tasks.</summary>
+    private readonly List<TaskId> _activeDeps = new();
+
+    private void Add(TaskId id, string cls, IReadOnlyList<TaskId> after, ResourceRequest asks, DateTimeOffset now)
     {
-        var active = new List<TaskId>();
+        _activeDeps.Clear();
         bool depFailed = false;
-        foreach (var depText in after)
+        for (int i = 0; i < after.Count; i++)
         {
-            var dep = TaskId.Parse(depText);
-            if (_scheduler.Contains(dep)) { active.Add(dep); continue; }
-            var state = _recentlyFinished.TryGetValue(dep, out var s) ? s : _store.StateOf(dep);
+            var dep = after[i];
+            if (_scheduler.Contains(dep)) { _activeDeps.Add(dep); continue; }
+            TaskState? state;
+            if (_recentlyFinished.TryGetValue(dep, out var s)) state = s;
+            else
+            {
+                state = _store.StateOf(dep);
+                // Many tasks may name one finished dependency (a restart re-adds them all): read it once.
+                if (state is { } st && st.IsTerminal()) RememberEnd(dep, st);
+            }
             if (state is TaskState.Succeeded) continue;
             if (state is TaskState.Failed or TaskState.Cancelled or null) depFailed = true;
-            else active.Add(dep); // committed as queued but not yet added: can only happen while recovering, in seq order
+            else _activeDeps.Add(dep); // committed as queued but not yet added: can only happen while recovering, in seq order
         }
-        Apply(_scheduler.Add(id, cls, ++_seq, active, depFailed, LocalRequest(cls, asks)), now);
+        Apply(_scheduler.Add(id, cls, ++_seq, _activeDeps, depFailed, LocalRequest(cls, asks)), now);
     }
 
     private void Apply(IReadOnlyList<Decision> decisions, DateTimeOffset now)
@@ -760,10 +770,15 @@ public sealed partial class Engine : IAsyncDisposable
     {
         _known.Remove(id);
         _attemptsSoFar.Remove(id);
-        // Dependants submitted right after their dependency finished may be added before the store has
-        // committed that; this short memory answers for them.
-        _recentlyFinished[id] = state;
-        _recentOrder.Enqueue(id);
+        RememberEnd(id, state);
+    }
+
+    /// <summary>Dependants submitted right after their dependency finished may be added before the store has
+    /// committed that; this short memory answers for them (and for a finished dependency many tasks name).</summary>
+    private void RememberEnd(TaskId id, TaskState state)
+    {
+        if (_recentlyFinished.TryAdd(id, state)) _recentOrder.Enqueue(id);
+        else _recentlyFinished[id] = state;
         if (_recentOrder.Count > 65_536) _recentlyFinished.Remove(_recentOrder.Dequeue());
     }
 
@@ -778,11 +793,12 @@ public sealed partial class Engine : IAsyncDisposable
     private void Recover()
     {
         var now = _clock.GetUtcNow();
-        var unfinished = _store.LoadUnfinished();
-        if (unfinished.Count == 0) return;
+        long unfinished = _store.Counters.Total(TaskState.Queued) + _store.Counters.Total(TaskState.Running);
+        if (unfinished == 0) return;
+        _scheduler.EnsureCapacity((int)Math.Min(unfinished, int.MaxValue / 2));
         var live = ProcessTable.FindMarked("SPARKY_INSTANCE", _instance);
         var toEnd = new List<(Running, ProcessExit, string?)>();
-        foreach (var t in unfinished)
+        foreach (var t in _store.ReadUnfinished())
         {
             _seq = Math.Max(_seq, t.Seq);
             live.TryGetValue(t.Id.Value, out var proc);

@@ -41,8 +41,8 @@ public sealed record AttemptRecord(
     long? SlurmStartedAt = null,
     long? SlurmEndedAt = null);
 
-/// <summary>The lightweight view of a task the engine keeps for every unfinished task after a restart.</summary>
-public sealed record ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<string> After, int Attempts, int Retries, AttemptRecord? LastAttempt,
+/// <summary>What the engine reads of each unfinished task after a restart: a value, since a restart may read a million.</summary>
+public readonly record struct ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<TaskId> After, int Attempts, int Retries, AttemptRecord? LastAttempt,
     ResourceRequest Asks);
 
 /// <summary>A task to insert: the fields the engine has decided.</summary>

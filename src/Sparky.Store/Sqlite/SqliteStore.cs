@@ -1,6 +1,8 @@
 using Sparky.Core.Scheduling;
 using System.Threading.Channels;
+using System.Text;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 using Sparky.Core.Tasks;
 
 namespace Sparky.Store.Sqlite;
@@ -442,8 +444,14 @@ public sealed class SqliteStore : IAsyncDisposable
         return list.Select(t => byTask.TryGetValue(t.Id.Value, out var a) ? t with { AttemptList = a } : t).ToList();
     }
 
-    /// <summary>Every task that is not finished, oldest first: what the engine rebuilds its state from after a start.</summary>
-    public IReadOnlyList<ActiveTask> LoadUnfinished()
+    /// <summary>
+    /// Every task that is not finished, oldest first: what the engine rebuilds its state from after a start.
+    /// Streamed, one row at a time, because a restart may read a million of them: nothing is kept per row but the
+    /// id, the class is one shared string per class, and a row whose dependencies or resources read the same as the
+    /// previous row's (an array, a fan-in) shares its parsed value. The rows are read through SQLite's own column
+    /// accessors (the connection's handle) so that a column the engine does not keep is never made a string.
+    /// </summary>
+    public IEnumerable<ActiveTask> ReadUnfinished()
     {
         using var conn = OpenRead();
         var attempts = new Dictionary<string, AttemptRecord>(StringComparer.Ordinal);
@@ -457,20 +465,53 @@ public sealed class SqliteStore : IAsyncDisposable
             using var r = cmd.ExecuteReader();
             while (r.Read()) attempts[r.GetString(0)] = ReadAttempt(r, 1);
         }
-        var list = new List<ActiveTask>();
-        using (var cmd = conn.CreateCommand())
+        var db = conn.Handle!;
+        int rc = raw.sqlite3_prepare_v2(db, "SELECT seq, id, class, state, after, attempts, retries, resources FROM tasks WHERE state < 2 ORDER BY seq", out sqlite3_stmt stmt);
+        if (rc != raw.SQLITE_OK) SqliteException.ThrowExceptionForRC(rc, db);
+        using (stmt)
         {
-            cmd.CommandText = "SELECT seq, id, class, state, after, attempts, retries, resources FROM tasks WHERE state < 2 ORDER BY seq";
-            using var r = cmd.ExecuteReader();
-            while (r.Read())
+            var classes = new List<(byte[] Utf8, string Name)>();
+            var after = new SameAsLast<IReadOnlyList<TaskId>>(text => text.Split(',').Select(TaskId.Parse).ToArray());
+            var resources = new SameAsLast<ResourceRequest>(ResourceRequest.FromStored);
+            while ((rc = raw.sqlite3_step(stmt)) == raw.SQLITE_ROW)
             {
-                var id = r.GetString(1);
-                var after = r.IsDBNull(4) ? [] : r.GetString(4).Split(',');
-                list.Add(new ActiveTask(r.GetInt64(0), TaskId.Parse(id), r.GetString(2), (TaskState)r.GetInt32(3), after,
-                    r.GetInt32(5), r.GetInt32(6), attempts.GetValueOrDefault(id), ResourceRequest.FromStored(r.IsDBNull(7) ? null : r.GetString(7))));
+                var id = TaskId.Parse(Encoding.UTF8.GetString(raw.sqlite3_column_blob(stmt, 1)));
+                yield return new ActiveTask(
+                    raw.sqlite3_column_int64(stmt, 0), id, ClassName(classes, raw.sqlite3_column_blob(stmt, 2)),
+                    (TaskState)raw.sqlite3_column_int(stmt, 3),
+                    raw.sqlite3_column_type(stmt, 4) == raw.SQLITE_NULL ? [] : after.Get(raw.sqlite3_column_blob(stmt, 4)),
+                    raw.sqlite3_column_int(stmt, 5), raw.sqlite3_column_int(stmt, 6), attempts.GetValueOrDefault(id.Value),
+                    raw.sqlite3_column_type(stmt, 7) == raw.SQLITE_NULL ? ResourceRequest.None : resources.Get(raw.sqlite3_column_blob(stmt, 7)));
             }
+            if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, db);
         }
-        return list;
+    }
+
+    /// <summary>One string per class name, however many rows carry it.</summary>
+    private static string ClassName(List<(byte[] Utf8, string Name)> seen, ReadOnlySpan<byte> utf8)
+    {
+        foreach (var (bytes, name) in seen)
+            if (utf8.SequenceEqual(bytes)) return name;
+        var added = Encoding.UTF8.GetString(utf8);
+        seen.Add((utf8.ToArray(), added));
+        return added;
+    }
+
+    /// <summary>Parses a column's text, or hands back the previous row's value when the text is the same.</summary>
+    private sealed class SameAsLast<T>(Func<string, T> parse)
+    {
+        private byte[] _last = [];
+        private T? _value;
+        private bool _has;
+
+        public T Get(ReadOnlySpan<byte> utf8)
+        {
+            if (_has && utf8.SequenceEqual(_last)) return _value!;
+            _value = parse(Encoding.UTF8.GetString(utf8));
+            _last = utf8.ToArray();
+            _has = true;
+            return _value;
+        }
     }
 
     /// <summary>Every stored plan, by name.</summary>

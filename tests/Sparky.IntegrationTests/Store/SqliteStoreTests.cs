@@ -59,7 +59,7 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Equal("{\"x\":1}", b.ResultJson);
         Assert.Single(b.AttemptList);
         Assert.Equal(123, b.AttemptList[0].Pid);
-        Assert.Equal(["a"], reopened.LoadUnfinished().Select(t => t.Id.Value));
+        Assert.Equal(["a"], reopened.ReadUnfinished().Select(t => t.Id.Value));
     }
 
     [Fact]
@@ -113,9 +113,43 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Equal(1, store.Counters.Get("cpu_short", TaskState.Succeeded));
         Assert.Equal(1, store.Counters.Get("cpu_short", TaskState.Queued));
         // A task stored before v2 asks for no resources: it restarts as it was.
-        var unfinished = store.LoadUnfinished();
+        var unfinished = store.ReadUnfinished().ToList();
         Assert.Equal(["fixture-blocker", "fixture-2"], unfinished.Select(t => t.Id.Value));
         Assert.All(unfinished, t => Assert.Equal(ResourceRequest.None, t.Asks));
+    }
+
+    [Fact]
+    public async Task Unfinished_tasks_are_read_back_in_submission_order_with_their_class_dependencies_and_resources()
+    {
+        static NewTask With(string id, string[] after, string cls = "cpu_short", double? cpus = null) =>
+            new(TaskId.Parse(id), new TaskSpec { Argv = ["true"], Class = cls, After = after, Cpus = cpus }, "{}", 1);
+        await using (var store = SqliteStore.Open(DbPath))
+        {
+            await store.InsertAsync([
+                With("root", []), With("x", []), With("a1", ["root"]), With("a2", ["root"]), With("b", ["root", "x"]),
+                With("c1", [], "cpu_long", 2), With("c2", [], "cpu_long", 2), With("c3", [], "gpu", 0.5), With("done", []),
+            ]);
+            await store.FinishAsync(TaskId.Parse("done"), "cpu_short", TaskState.Queued, TaskState.Cancelled, "cancelled", 10);
+            await store.AttemptStartedAsync(TaskId.Parse("x"), "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 77, 88, "h", null, null, null));
+        }
+        await using var reopened = SqliteStore.Open(DbPath);
+        var rows = reopened.ReadUnfinished().ToList();
+
+        Assert.Equal(["root", "x", "a1", "a2", "b", "c1", "c2", "c3"], rows.Select(t => t.Id.Value));
+        Assert.Equal([TaskState.Queued, TaskState.Running], rows.Take(2).Select(t => t.State));
+        Assert.Equal(77, rows[1].LastAttempt!.Pid);
+        Assert.Null(rows[0].LastAttempt);
+        Assert.Equal(["root"], rows[2].After.Select(d => d.Value));
+        Assert.Equal(["root", "x"], rows[4].After.Select(d => d.Value));
+        Assert.Empty(rows[5].After);
+        Assert.Equal(["cpu_short", "cpu_short", "cpu_short", "cpu_short", "cpu_short", "cpu_long", "cpu_long", "gpu"], rows.Select(t => t.Class));
+        Assert.Equal(new ResourceRequest(2000, 0, 0, 0), rows[5].Asks);
+        Assert.Equal(new ResourceRequest(500, 0, 0, 0), rows[7].Asks);
+        Assert.Equal(ResourceRequest.None, rows[0].Asks);
+        // A restart reads a million rows: equal neighbours share one parsed value, one string per class.
+        Assert.Same(rows[2].After, rows[3].After);
+        Assert.Same(rows[0].Class, rows[4].Class);
+        Assert.Same(rows[5].Class, rows[6].Class);
     }
 
     public void Dispose()
