@@ -67,7 +67,7 @@ public sealed class SqliteStoreTests : IDisposable
     {
         await using (var store = SqliteStore.Open(DbPath))
         {
-            Assert.Equal(4, store.SchemaVersion);
+            Assert.Equal(5, store.SchemaVersion);
             using var conn = store.OpenRead();
             using var cmd = conn.CreateCommand();
             cmd.CommandText = "PRAGMA journal_mode";
@@ -82,6 +82,21 @@ public sealed class SqliteStoreTests : IDisposable
         }
         var e = Assert.Throws<InvalidOperationException>(() => SqliteStore.Open(DbPath));
         Assert.Contains("newer Sparky", e.Message);
+    }
+
+    [Fact]
+    public async Task The_counters_a_start_rebuilds_are_read_from_an_index_not_from_every_row()
+    {
+        await using var store = SqliteStore.Open(DbPath);
+        await store.InsertAsync([Task("a"), Task("b", "cpu_long")]);
+        using var conn = store.OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "EXPLAIN QUERY PLAN " + SqliteStore.CountsByClassAndState;
+        using var r = cmd.ExecuteReader();
+        var plan = new List<string>();
+        while (r.Read()) plan.Add(r.GetString(3));
+        Assert.Contains(plan, step => step.Contains("COVERING INDEX tasks_class_state"));
+        Assert.DoesNotContain(plan, step => step.StartsWith("SCAN tasks") && !step.Contains("INDEX"));
     }
 
     [Fact]
@@ -106,7 +121,7 @@ public sealed class SqliteStoreTests : IDisposable
         Directory.CreateDirectory(_dir);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), DbPath);
         await using var store = SqliteStore.Open(DbPath);
-        Assert.Equal(4, store.SchemaVersion); // migrated to the current schema
+        Assert.Equal(5, store.SchemaVersion); // migrated to the current schema
         var t = store.Get(TaskId.Parse("fixture-1"))!;
         Assert.Equal(TaskState.Succeeded, t.State);
         Assert.Equal(["echo", "hi"], t.Spec.Argv);
