@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Sparky.Core.Tasks;
 
 namespace Sparky.Core.Scheduling;
@@ -103,14 +102,11 @@ public sealed class Scheduler
     public IReadOnlyList<Decision> Add(TaskId id, string cls, long seq, IReadOnlyList<TaskId> activeDeps, bool depFailed,
         ResourceRequest request = default)
     {
-        string? why = depFailed || request.IsNone ? null : Pool.WhyNeverFits(request);
-        if (depFailed || why is not null)
-            return _nodes.ContainsKey(id) ? [] : [new Decision.Fail(id, depFailed ? Reasons.DependencyFailed : Reasons.Unsatisfiable + ": " + why)];
-        // One look-up to check and add: a restart adds a million tasks to a dictionary too large for the caches.
-        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_nodes, id, out bool exists);
-        if (exists) return [];
+        if (_nodes.ContainsKey(id)) return [];
+        if (depFailed) return [new Decision.Fail(id, Reasons.DependencyFailed)];
+        if (Pool.WhyNeverFits(request) is { } why) return [new Decision.Fail(id, Reasons.Unsatisfiable + ": " + why)];
         var node = new Node(id, cls, seq, request);
-        slot = node;
+        _nodes[id] = node;
         // Only a chain class looks at its dependencies again (Chainable); the others just count them down.
         bool keepDeps = ChainClasses.Contains(cls);
         for (int i = 0; i < activeDeps.Count; i++)

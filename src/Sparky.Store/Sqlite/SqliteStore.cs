@@ -503,16 +503,14 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Parses a column's text, or hands back the previous row's value when the text is the same.</summary>
     private sealed class SameAsLast<T>(Func<string, T> parse)
     {
-        private byte[] _last = [];
+        private byte[]? _last;
         private T? _value;
-        private bool _has;
 
         public T Get(ReadOnlySpan<byte> utf8)
         {
-            if (_has && utf8.SequenceEqual(_last)) return _value!;
+            if (_last is not null && utf8.SequenceEqual(_last)) return _value!;
             _value = parse(Encoding.UTF8.GetString(utf8));
             _last = utf8.ToArray();
-            _has = true;
             return _value;
         }
     }
