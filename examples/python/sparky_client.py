@@ -27,7 +27,16 @@ CURVE: where the daemon binds with CURVE (off loopback, or ``zmq_curve = on``), 
 ``follow(addr, server_key=KEY)``, or ``--server-key KEY`` / ``$SPARKY_ZMQ_SERVER_KEY`` (a key or a .pub file).
 The client makes a throwaway key pair of its own. With no key or a wrong one, the daemon never answers: the
 request times out.
+
+Client keys: where the daemon has an allow-list (``sparky keys --client NAME`` made one; required off loopback),
+also pass the key file it wrote (``<data>/keys/client-NAME.key``): ``Client(addr, server_key=KEY,
+client_key=FILE)`` or ``--client-key FILE`` / ``$SPARKY_ZMQ_CLIENT_KEY``. The socket then uses that key pair for
+CURVE, and every request carries ``auth: {"key": its public key, "proof": HMAC-SHA256("sparky-zmq-auth-v1")
+under the X25519 secret it shares with the daemon}``, as the daemon checks (docs/security.md).
 """
+
+import hashlib
+import hmac
 
 import argparse
 import itertools
@@ -39,6 +48,7 @@ import uuid
 
 import msgpack
 import zmq
+from zmq.utils import z85
 
 DEFAULT_ZMQ = "tcp://127.0.0.1:5555"
 DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
@@ -57,29 +67,82 @@ def _now_ms():
     return int(time.time() * 1000)
 
 
-def _curve_client(sock, server_key):
-    """Makes ``sock`` a CURVE client of the server whose public key (Z85) is ``server_key``; None: plain."""
+_P = 2**255 - 19
+
+
+def _x25519(scalar, point):
+    """X25519 (RFC 7748, section 5): the Montgomery ladder on Curve25519, written from the RFC's pseudo-code."""
+    k = bytearray(scalar)
+    k[0] &= 248
+    k[31] &= 127
+    k[31] |= 64
+    k = int.from_bytes(k, "little")
+    x1 = int.from_bytes(point, "little") & ((1 << 255) - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for t in reversed(range(255)):
+        bit = (k >> t) & 1
+        if swap ^ bit:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b = x2 + z2, x2 - z2
+        aa, bb = a * a % _P, b * b % _P
+        e = aa - bb
+        c, d = x3 + z3, x3 - z3
+        da, cb = d * a % _P, c * b % _P
+        x3, z3 = (da + cb) ** 2 % _P, x1 * (da - cb) ** 2 % _P
+        x2, z2 = aa * bb % _P, e * (aa + 121665 * e) % _P
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(32, "little")
+
+
+def _read_secret(client_key):
+    """A client key: the file ``sparky keys --client`` wrote (its first line that is not a comment), or the Z85 secret."""
+    text = client_key
+    if os.path.isfile(client_key):
+        with open(client_key) as f:
+            text = next((l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")), "")
+    if len(text) != 40:
+        raise ValueError("client_key must be a key file from `sparky keys --client NAME` or a Z85 secret key (40 characters)")
+    return text.encode()
+
+
+def _curve_client(sock, server_key, client_key=None):
+    """Makes ``sock`` a CURVE client of the server whose public key (Z85) is ``server_key``; None: plain.
+    Returns the ``auth`` each request must carry where a client key is given, else None."""
     if server_key is None:
-        return
+        if client_key is not None:
+            raise ValueError("a client key needs the server's public key (server_key) too")
+        return None
     if not zmq.has("curve"):
         raise RuntimeError("this libzmq was built without CURVE (libsodium); it cannot talk to a CURVE endpoint")
     key = server_key.encode() if isinstance(server_key, str) else bytes(server_key)
     if len(key) != 40:
         raise ValueError("server_key must be the daemon's public key in Z85: 40 characters (sparky keys prints it)")
-    sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()  # any pair: the daemon checks only its own key
     sock.curve_serverkey = key
+    if client_key is None:
+        # Any pair: enough where the daemon keeps no allow-list (it then checks only its own key).
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+        return None
+    secret = _read_secret(client_key)
+    public = zmq.curve_public(secret)
+    sock.curve_secretkey, sock.curve_publickey = secret, public
+    shared = _x25519(z85.decode(secret), z85.decode(key))
+    proof = hmac.new(shared, b"sparky-zmq-auth-v1", hashlib.sha256).hexdigest()
+    return {"key": public.decode(), "proof": proof}
 
 
 class Client:
     """Commands over one DEALER socket. Not thread-safe: use one Client per thread (as with any ZeroMQ socket)."""
 
-    def __init__(self, addr=None, timeout=10.0, context=None, server_key=None):
+    def __init__(self, addr=None, timeout=10.0, context=None, server_key=None, client_key=None):
         self.addr = addr or os.environ.get("SPARKY_ZMQ") or DEFAULT_ZMQ
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        _curve_client(self._sock, server_key)  # before connect: the handshake takes the keys set then
+        # Before connect: the handshake takes the keys set then.
+        self._auth = _curve_client(self._sock, server_key, client_key or os.environ.get("SPARKY_ZMQ_CLIENT_KEY") or None)
         self._sock.connect(self.addr)
         # corr values unique to this client, so a late reply to a timed-out request is recognised and dropped.
         self._prefix = uuid.uuid4().hex[:8]
@@ -94,6 +157,8 @@ class Client:
         msg = {"v": 1, "type": type_, "corr": corr, "ts": _now_ms()}
         if body is not None:
             msg["body"] = body
+        if self._auth is not None:
+            msg["auth"] = self._auth
         self._sock.send_multipart([b"", msgpack.packb(msg, use_bin_type=True)])
         self.sent += 1
         deadline = time.monotonic() + self.timeout
@@ -181,6 +246,7 @@ def _main(argv):
     p.add_argument("--events", help=f"event endpoint (default $SPARKY_ZMQ_EVENTS or {DEFAULT_EVENTS})")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--server-key", help="the daemon's CURVE public key, or its .pub file (default $SPARKY_ZMQ_SERVER_KEY; none: plain)")
+    p.add_argument("--client-key", help="this client's key file from `sparky keys --client NAME` (default $SPARKY_ZMQ_CLIENT_KEY)")
     sub = p.add_subparsers(dest="verb", required=True)
     s = sub.add_parser("submit", help="queue one task: submit [--class C] -- CMD ARGS...")
     s.add_argument("--class", dest="cls")
@@ -210,7 +276,7 @@ def _main(argv):
         except KeyboardInterrupt:
             pass
         return 0
-    with Client(a.zmq, timeout=a.timeout, server_key=key) as client:
+    with Client(a.zmq, timeout=a.timeout, server_key=key, client_key=a.client_key) as client:
         try:
             if a.verb == "submit":
                 cmd = a.command[1:] if a.command[:1] == ["--"] else a.command

@@ -30,7 +30,7 @@ public static class PlanFile
     public static PlanParseResult Load(string path, IReadOnlyDictionary<string, string>? vars = null)
     {
         string text;
-        try { text = File.ReadAllText(path); }
+        try { text = PlanLimits.ReadFile(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return new PlanParseResult(null, [new PlanError(path, 0, 0, $"cannot read the plan file: {e.Message}")]);
@@ -48,6 +48,9 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
     private readonly List<PlanError> _errors = [];
     private readonly Dictionary<string, string> _vars = new(StringComparer.Ordinal);
 
+    /// <summary>A gate check's timeout is a timer's (CancelAfter), which holds at most 2^32-2 ms, about 49.7 days.</summary>
+    private const int MaxCheckTimeoutSeconds = 49 * 86400;
+
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     private static partial Regex PlanName();
 
@@ -56,6 +59,11 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
 
     public PlanParseResult Run(string text)
     {
+        if (PlanLimits.FirstProblem(text, file) is { } tooBig)
+        {
+            _errors.Add(tooBig);
+            return Done(null);
+        }
         var stream = new YamlStream();
         try { stream.Load(new StringReader(text)); }
         catch (YamlException e)
@@ -341,7 +349,8 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
         double? timeout = null;
         if (Get(m, "timeout") is { } tn && !IsNull(tn) && Str(tn, "timeout") is { } ts)
         {
-            if (Durations.TryParseSeconds(ts, out var secs)) timeout = secs;
+            if (Durations.TryParseSeconds(ts, out var secs) && secs <= EnvelopeParser.MaxTimeoutSeconds) timeout = secs;
+            else if (secs > EnvelopeParser.MaxTimeoutSeconds) Err(tn, $"timeout may be at most a year and a day ({EnvelopeParser.MaxTimeoutSeconds:0} s); got '{Clip(ts)}'");
             else Err(tn, $"timeout must be a duration such as 90, 30s, 5m, 1h; got '{Clip(ts)}'");
         }
         string? cwd = null;
@@ -382,7 +391,8 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
                 double? timeout = null;
                 if (Get(m, "timeout") is { } tn && !IsNull(tn) && Str(tn, "timeout") is { } ts)
                 {
-                    if (Durations.TryParseSeconds(ts, out var secs)) timeout = secs;
+                    if (Durations.TryParseSeconds(ts, out var secs) && secs <= MaxCheckTimeoutSeconds) timeout = secs;
+                    else if (secs > MaxCheckTimeoutSeconds) Err(tn, $"a check's timeout may be at most 49 days ({MaxCheckTimeoutSeconds} s), what a timer holds; got '{Clip(ts)}'");
                     else Err(tn, $"timeout must be a duration such as 90, 30s, 5m, 1h; got '{Clip(ts)}'");
                 }
                 if (argv is null && shell is null) return null;

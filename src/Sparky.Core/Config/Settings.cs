@@ -58,12 +58,16 @@ public sealed class SparkyConfig
     public string? Token => this["token"] is { Length: > 0 } t ? t : null;
     public long MaxQueued => long.Parse(this["max_queued"], CultureInfo.InvariantCulture);
     public long MaxBodyBytes => long.Parse(this["max_body_mb"], CultureInfo.InvariantCulture) * 1024 * 1024;
+    public int MaxConnections => int.Parse(this["max_connections"], CultureInfo.InvariantCulture);
     public double RetryBaseSeconds => double.Parse(this["retry_base_seconds"], CultureInfo.InvariantCulture);
     public double KillGraceSeconds => double.Parse(this["kill_grace_seconds"], CultureInfo.InvariantCulture);
 
     /// <summary>Classes whose attempts run under a small shell shim that records the exit code in a file,
     /// so a task still running when the daemon dies can be re-attached and its true result kept. Short tasks
     /// skip the shim (it costs one more exec) and are retried instead.</summary>
+    /// <summary>auto: a cgroup per attempt where the host allows; marker: processes found by their environment marker.</summary>
+    public string Containment => this["containment"];
+
     public IReadOnlySet<string> ReattachClasses => this["reattach_classes"].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
 
     /// <summary>The mode in force: laptop, workstation or cluster (auto is resolved at load).</summary>
@@ -136,9 +140,12 @@ public sealed class SparkyConfig
         new("zmq_curve", "CURVE encryption on the ZeroMQ sockets: on, off, or auto (on for an endpoint off loopback, which requires it)",
             _ => "auto", OneOf(["auto", "on", "off"])),
         new("zmq_curve_key", "the daemon's CURVE secret key file (sparky keys writes one); empty: <data>/sparky.key if it exists", _ => "", NoNewline),
+        new("zmq_client_keys", "allow-list of client public keys on the CURVE command socket (sparky keys --client NAME adds one); empty: <data>/clients.keys", _ => "", NoNewline),
+        new("zmq_worker_keys", "allow-list of worker public keys on the CURVE command socket (sparky keys --worker NAME adds one); empty: <data>/workers.keys", _ => "", NoNewline),
         new("token", "bearer token, required on any non-loopback address", _ => "", _ => null),
         new("max_queued", "queued tasks before submissions get 429", _ => "1000000", Long(1, long.MaxValue)),
         new("max_body_mb", "largest HTTP request body, in MiB", _ => "16", Long(1, 1024)),
+        new("max_connections", "open HTTP connections at once; past it a new one gets 503 and is closed", _ => "1024", Long(1, 1_000_000)),
         new("max_concurrency", "most tasks running at once across all classes; 0: only the class limits bound them",
             _ => "0", Long(0, 1_000_000), "DSPY_MAX_CONCURRENCY"),
         .. ClassSettings(Tasks.Classes.CpuShort, "short CPU tasks",
@@ -183,6 +190,8 @@ public sealed class SparkyConfig
         new("retry_base_seconds", "first retry delay; doubles each attempt, with jitter", _ => "0.5", Double(0, 3600)),
         new("kill_grace_seconds", "time between SIGTERM and SIGKILL on cancel or timeout", _ => "5", Double(0, 3600)),
         new("reattach_classes", "classes whose running tasks survive a daemon restart", _ => "cpu_long,gpu,gpu_slurm", _ => null),
+        new("containment", "how each attempt's processes are kept together so cancel, timeout and recovery end all of them: auto (a cgroup v2 per attempt where the host allows, else marker), marker (every process carrying the attempt's environment marker)",
+            _ => "auto", OneOf(["auto", "marker"])),
     ];
 
     /// <summary>Resolves every setting: flag &gt; environment &gt; file &gt; default. Returns every error at once.</summary>

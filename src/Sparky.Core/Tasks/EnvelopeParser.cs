@@ -18,6 +18,12 @@ public static class EnvelopeParser
     public const int MaxNameLength = 256;
     public const int MaxArgs = 10_000;
     public const int MaxRetries = 100;
+    /// <summary>A year and a day: far past any real task, and well within what a deadline (a
+    /// <see cref="DateTimeOffset"/>, a timer) can hold from now; 1e18 threw at the task's start.</summary>
+    public const double MaxTimeoutSeconds = 366 * 86400;
+    /// <summary>Linux's MAX_ARG_STRLEN (32 pages): execve refuses any one argument or <c>NAME=value</c> longer than
+    /// this, NUL included (E2BIG). Refused at submit instead of failing at start with a made-up exit code.</summary>
+    public const int MaxArgBytes = 32 * 4096;
 
     public static EnvelopeResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses)
     {
@@ -105,7 +111,7 @@ public static class EnvelopeParser
         var (argv, shell) = ParseCommand(p["command"], "command", errors);
         var env = ParseEnv(p["env"], "env", errors);
         var cwd = OptionalPath(p["cwd"], "cwd", errors);
-        var timeout = OptionalPositive(p["timeout_seconds"], "timeout_seconds", errors);
+        var timeout = OptionalTimeout(p["timeout_seconds"], "timeout_seconds", errors);
         int retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors) ?? 0;
         double? cpus = null;
         long memMb = 0, gpuMemMb = 0;
@@ -133,7 +139,7 @@ public static class EnvelopeParser
         var (argv, shell) = ParseCommand(e["command"], "execution.command", errors);
         var env = ParseEnv(e["env"], "execution.env", errors);
         var cwd = OptionalPath(e["working_dir"], "execution.working_dir", errors);
-        var timeout = OptionalPositive(e["timeout_seconds"], "execution.timeout_seconds", errors);
+        var timeout = OptionalTimeout(e["timeout_seconds"], "execution.timeout_seconds", errors);
         double? cpus = null;
         long memMb = 0, gpuMemMb = 0;
         int gpus = 0;
@@ -179,6 +185,7 @@ public static class EnvelopeParser
                 {
                     if (Str(a) is not { } s) { errors.Add($"{field} must hold only strings"); return (null, null); }
                     if (s.Contains('\0')) { errors.Add($"{field} must not contain a NUL byte"); return (null, null); }
+                    if (TooLong(s, 0) is { } n) { errors.Add($"{field}[{argv.Count}] is {n} bytes; the kernel takes at most {MaxArgBytes - 1} in one argument"); return (null, null); }
                     argv.Add(s);
                 }
                 if (argv[0].Length == 0) { errors.Add($"{field}[0] must not be empty"); return (null, null); }
@@ -188,6 +195,7 @@ public static class EnvelopeParser
                 if (str is null) { errors.Add($"{field} must be an array of strings or a string, got {Kind(node)}"); return (null, null); }
                 if (string.IsNullOrWhiteSpace(str)) { errors.Add($"{field} must not be empty"); return (null, null); }
                 if (str.Contains('\0')) { errors.Add($"{field} must not contain a NUL byte"); return (null, null); }
+                if (TooLong(str, 0) is { } len) { errors.Add($"{field} is {len} bytes; the kernel takes at most {MaxArgBytes - 1} in one argument (the shell's)"); return (null, null); }
                 return (null, str);
         }
     }
@@ -205,6 +213,7 @@ public static class EnvelopeParser
                 : Str(v);
             if (s is null) { errors.Add($"{field}.{Clip(k)} must be a string"); continue; }
             if (s.Contains('\0')) { errors.Add($"{field}.{Clip(k)} must not contain a NUL byte"); continue; }
+            if (TooLong(s, k.Length + 1) is { } n) { errors.Add($"{field}.{Clip(k)} is {n} bytes with its name; the kernel takes at most {MaxArgBytes - 1} in one variable"); continue; }
             env[k] = s;
         }
         return env;
@@ -218,11 +227,11 @@ public static class EnvelopeParser
         return s;
     }
 
-    private static double? OptionalPositive(JsonNode? node, string field, List<string> errors)
+    private static double? OptionalTimeout(JsonNode? node, string field, List<string> errors)
     {
         if (node is null) return null;
-        if (Num(node) is { } d && d > 0 && double.IsFinite(d)) return d;
-        errors.Add($"{field} must be a positive number");
+        if (Num(node) is { } d && d > 0 && d <= MaxTimeoutSeconds) return d;
+        errors.Add($"{field} must be a positive number of seconds, at most {MaxTimeoutSeconds:0} (a year and a day)");
         return null;
     }
 
@@ -240,6 +249,15 @@ public static class EnvelopeParser
         if (Num(node) is { } d && d == Math.Floor(d) && d >= min && d <= max) return (int)d;
         errors.Add($"{field} must be an integer from {min} to {max}");
         return null;
+    }
+
+    /// <summary>The UTF-8 length of <paramref name="s"/> plus <paramref name="extra"/> bytes when that and its NUL are
+    /// over <see cref="MaxArgBytes"/>; null when it fits. Counted only for strings that could be too long.</summary>
+    private static long? TooLong(string s, int extra)
+    {
+        if ((long)s.Length * 3 + extra < MaxArgBytes) return null;
+        long n = System.Text.Encoding.UTF8.GetByteCount(s) + (long)extra;
+        return n + 1 > MaxArgBytes ? n : null;
     }
 
     private static string? Str(JsonNode? n) =>

@@ -19,8 +19,11 @@ internal static unsafe partial class Libc
     public const short POSIX_SPAWN_SETSIGDEF = 0x04;
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
     public const short POSIX_SPAWN_SETSID = 0x80;
+    public const short POSIX_SPAWN_SETCGROUP = 0x100; // glibc 2.39+
 
-    public const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_APPEND = 0x400;
+    public const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
+    /// <summary>Differs by architecture: 0x4000 on aarch64 (and arm), 0x10000 on x86_64.</summary>
+    public static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x4000 : 0x10000;
     public const int WNOHANG = 1;
     public const int SIGKILL = 9, SIGTERM = 15;
     public const int ECHILD = 10, ESRCH = 3;
@@ -46,4 +49,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int kill(int pid, int sig);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int open(byte* path, int flags, uint mode);
+
+    [LibraryImport(Lib)] public static partial int close(int fd);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int rmdir(string path);
 }

@@ -10,7 +10,8 @@ public sealed record LaunchSpec(
     string StdoutPath,
     string StderrPath,
     bool RecordStartTime = true,
-    IReadOnlyList<string>? Prefix = null);
+    IReadOnlyList<string>? Prefix = null,
+    string? Cgroup = null);
 
 /// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
 public readonly record struct ProcessExit(int? ExitCode, int? Signal)
@@ -21,7 +22,8 @@ public readonly record struct ProcessExit(int? ExitCode, int? Signal)
 
 public abstract record LaunchResult
 {
-    public sealed record Started(int Pid, long StartTime) : LaunchResult;
+    /// <param name="InCgroup">The process is in the spec's cgroup (started there, or moved right after).</param>
+    public sealed record Started(int Pid, long StartTime, bool InCgroup = false) : LaunchResult;
     public sealed record Failed(string Reason) : LaunchResult;
 }
 
@@ -58,6 +60,17 @@ public sealed unsafe class ProcessLauncher : IDisposable
 
     public int RunningCount => _running.Count;
 
+    /// <summary>glibc 2.39+ starts a child straight in a cgroup (CLONE_INTO_CGROUP): nothing it forks can be outside
+    /// it, and the daemon pays no migration. Older glibc: the child is moved right after the spawn.</summary>
+    private static readonly delegate* unmanaged<nint, int, int> SetCgroup = FindSetCgroup();
+
+    private static delegate* unmanaged<nint, int, int> FindSetCgroup()
+    {
+        if (NativeLibrary.TryLoad("libc.so.6", out var libc) && NativeLibrary.TryGetExport(libc, "posix_spawnattr_setcgroup_np", out var f))
+            return (delegate* unmanaged<nint, int, int>)f;
+        return null;
+    }
+
     /// <summary>Starts a process; <paramref name="onExit"/> runs inside <see cref="Reap"/> once it has ended.</summary>
     public LaunchResult Launch(LaunchSpec spec, Action<ProcessExit> onExit)
     {
@@ -79,24 +92,33 @@ public sealed unsafe class ProcessLauncher : IDisposable
         nint attr = arena.Alloc(Libc.SpawnAttrSize);
         Libc.posix_spawn_file_actions_init(fa);
         Libc.posix_spawnattr_init(attr);
+        int cgroupFd = -1;
         try
         {
             Libc.posix_spawn_file_actions_addopen(fa, 0, arena.Utf8("/dev/null"), Libc.O_RDONLY, 0);
             Libc.posix_spawn_file_actions_addopen(fa, 1, arena.Utf8(spec.StdoutPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
             Libc.posix_spawn_file_actions_addopen(fa, 2, arena.Utf8(spec.StderrPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
             if (spec.Cwd is not null) Libc.posix_spawn_file_actions_addchdir_np(fa, arena.Utf8(spec.Cwd));
-            Libc.posix_spawnattr_setflags(attr, Libc.POSIX_SPAWN_SETSID | Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK);
+            short flags = Libc.POSIX_SPAWN_SETSID | Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK;
+            if (spec.Cgroup is not null && SetCgroup != null)
+            {
+                cgroupFd = Libc.open(arena.Utf8(spec.Cgroup), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+                if (cgroupFd >= 0 && SetCgroup(attr, cgroupFd) == 0) flags |= Libc.POSIX_SPAWN_SETCGROUP;
+            }
+            Libc.posix_spawnattr_setflags(attr, flags);
             Libc.posix_spawnattr_setsigdefault(attr, _sigDefault);
             Libc.posix_spawnattr_setsigmask(attr, _sigMask);
 
             int rc = Libc.posix_spawn(out int pid, arena.Utf8(exe), fa, attr, argv, envp);
             if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
             _running[pid] = onExit;
+            bool inCgroup = spec.Cgroup is not null && (cgroupFd >= 0 && SetCgroup != null || Containment.Enter(spec.Cgroup, pid));
             // The start time tells a live process from a reused pid; only re-attachable tasks need it.
-            return new LaunchResult.Started(pid, spec.RecordStartTime ? ProcessTable.StartTime(pid) ?? 0 : 0);
+            return new LaunchResult.Started(pid, spec.RecordStartTime ? ProcessTable.StartTime(pid) ?? 0 : 0, inCgroup);
         }
         finally
         {
+            if (cgroupFd >= 0) Libc.close(cgroupFd);
             Libc.posix_spawn_file_actions_destroy(fa);
             Libc.posix_spawnattr_destroy(attr);
         }

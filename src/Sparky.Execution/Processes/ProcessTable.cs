@@ -51,6 +51,8 @@ public static class ProcessTable
                 string? task = null;
                 int attempt = 0;
                 string[] gpus = [];
+                // A Slurm job's processes carry the marker too, and are Slurm's (Containment.IsSlurmJobs).
+                if (Containment.IsSlurmJobs(env.FirstOrDefault(kv => kv.StartsWith("SLURM_JOB_ID=", StringComparison.Ordinal))?["SLURM_JOB_ID=".Length..])) continue;
                 foreach (var kv in env)
                 {
                     if (kv.StartsWith("SPARKY_TASK_ID=", StringComparison.Ordinal)) task = kv["SPARKY_TASK_ID=".Length..];

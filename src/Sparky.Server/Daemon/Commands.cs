@@ -41,7 +41,7 @@ public static class Commands
             SubmitOutcome.Accepted a => Answer.Of(ok(a.Ids), okStatus),
             SubmitOutcome.Invalid i => Answer.Error(400, i.Reason),
             SubmitOutcome.Conflict c => Answer.Error(409, c.Reason),
-            SubmitOutcome.QueueFull q => Answer.Error(429, $"the queue holds {q.Queued} tasks; its bound is {q.Bound} (SPARKY_MAX_QUEUED)"),
+            SubmitOutcome.QueueFull q => Answer.Error(429, QueueFullDetail(q, subs.Sum(s => (long)(s.Array?.Count ?? 1)))),
             SubmitOutcome.Unavailable u => Answer.Error(503, u.Reason),
             _ => throw new InvalidOperationException(),
         };
@@ -100,6 +100,13 @@ public static class Commands
             ["next_cursor"] = page.Count == lim ? page[^1].Seq : null,
         });
     }
+
+    /// <summary>Says what was asked as well as what is there: a batch (or an array) that alone is over the bound
+    /// can never go in, and waiting would not help.</summary>
+    private static string QueueFullDetail(SubmitOutcome.QueueFull q, long adding) =>
+        adding > q.Bound
+            ? $"this request adds {adding} tasks, more than the queue's bound of {q.Bound} (SPARKY_MAX_QUEUED): send it in smaller batches"
+            : $"the queue holds {q.Queued} tasks and this request adds {adding}: over its bound of {q.Bound} (SPARKY_MAX_QUEUED)";
 
     public static JsonArray IdArray(IReadOnlyList<TaskId> ids) => new(ids.Select(i => (JsonNode?)i.Value).ToArray());
 

@@ -70,6 +70,9 @@ public sealed partial class Engine
         };
         if (_config.PilotPrefetch > 0) argv.AddRange(["--prefetch", _config.PilotPrefetch.ToString(CultureInfo.InvariantCulture)]);
         if (Workers!.ServerPublicKey is { } key) argv.AddRange(["--server-key", key]); // public: safe in a job script
+        // The pilots' own key: a file (0600) in the data dir, which a pilot reads on the shared file system as it
+        // writes the task logs there; only its path is in the job script.
+        if (Workers.PilotKeyFile is { } keyFile) argv.AddRange(["--key", keyFile]);
         var request = new SbatchRequest(id, 1, argv, new Dictionary<string, string>(), null, id, _config.PilotSlots, 0, 0,
             // Slurm counts minutes: its limit falls after the pilot's own end, which drains first.
             walltime + 60, _config.SlurmPartition, _config.SlurmAccount,

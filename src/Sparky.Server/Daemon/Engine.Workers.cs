@@ -10,7 +10,8 @@ using Sparky.Store.Sqlite;
 namespace Sparky.Server.Daemon;
 
 /// <summary>How the engine reaches workers: the command socket's send (any thread), and what pilots need to connect.</summary>
-public sealed record WorkerLink(Action<byte[], byte[]> Send, string Endpoint, string? ServerPublicKey);
+/// <param name="PilotKeyFile">The secret key file pilots authenticate with, where the daemon checks worker keys.</param>
+public sealed record WorkerLink(Action<byte[], byte[]> Send, string Endpoint, string? ServerPublicKey, string? PilotKeyFile = null);
 
 /// <summary>
 /// The engine's worker half: tasks of worker classes go to workers connected over ZeroMQ (see <c>docs/workers.md</c>).
@@ -20,7 +21,40 @@ public sealed record WorkerLink(Action<byte[], byte[]> Send, string Endpoint, st
 /// </summary>
 public sealed partial class Engine
 {
-    private sealed record WorkerMsgCmd(byte[] Identity, RequestType Type, byte[] Corr, JsonObject? Body) : Command;
+    /// <param name="Key">The public key the message proved (where the command socket checks keys); null: none checked.</param>
+    private sealed record WorkerMsgCmd(byte[] Identity, RequestType Type, byte[] Corr, JsonObject? Body, string? Key) : Command;
+
+    /// <summary>
+    /// What binds a session to its worker: the key its hello proved (a hello under a live session's name from another
+    /// key is refused), the attempts it ended lately (an end sent again is acknowledged, not counted), and how many
+    /// messages it sent about attempts it was never given: past <see cref="MaxBogusEnds"/> the session is closed.
+    /// </summary>
+    private sealed class SessionGuard(string? key)
+    {
+        public string? Key { get; } = key;
+        public int Bogus;
+        private readonly Queue<(TaskId, int)> _order = new();
+        private readonly HashSet<(TaskId, int)> _recent = new();
+
+        public bool Recent(TaskId id, int attempt) => _recent.Contains((id, attempt));
+
+        public void Remember(TaskId id, int attempt)
+        {
+            if (!_recent.Add((id, attempt))) return;
+            _order.Enqueue((id, attempt));
+            if (_order.Count > RecentEnds) _recent.Remove(_order.Dequeue());
+        }
+    }
+
+    /// <summary>Ends a session remembers (for ends sent again); bounded, however long the session lives.</summary>
+    private const int RecentEnds = 4096;
+    /// <summary>Ends for attempts a session was never given, before it is closed as a misbehaving (or forged) worker.</summary>
+    public const int MaxBogusEnds = 100;
+    private readonly Dictionary<string, SessionGuard> _guards = new(StringComparer.Ordinal);
+    private long _bogusEnds;
+    /// <summary>Worker messages dropped: ends for attempts the session was not given, and messages under a session
+    /// from another key. For tests and logs.</summary>
+    public long RejectedWorkerMessages => Interlocked.Read(ref _bogusEnds);
 
     /// <summary>A lost worker's tasks are queued again without using their retries, this many times at most.</summary>
     private const int MaxLostRequeues = 5;
@@ -44,8 +78,8 @@ public sealed partial class Engine
     public Action<int>? WorkerCountChanged { get; set; }
 
     /// <summary>A worker's message, from the command socket's thread.</summary>
-    public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, JsonObject? body) =>
-        Post(new WorkerMsgCmd(identity, type, corr, body));
+    public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, JsonObject? body, string? key = null) =>
+        Post(new WorkerMsgCmd(identity, type, corr, body, key));
 
     private bool IsWorkerClass(string cls) => _workerClasses.Contains(cls);
 
@@ -86,7 +120,7 @@ public sealed partial class Engine
         r.WorkerName = w.Info.Name;
         r.WorkerSeq = ++_taskSeq;
         r.StartedAt = now.ToUnixTimeMilliseconds();
-        r.Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null;
+        r.Deadline = DeadlineAfter(now, spec.TimeoutSeconds);
         var env = new JsonObject();
         foreach (var (k, v) in spec.Env) env[k] = v;
         env["SPARKY_TASK_ID"] = r.Id.Value;
@@ -148,13 +182,21 @@ public sealed partial class Engine
         if (m.Type == RequestType.Hello) { Hello(m, now); return; }
         var session = m.Body?["session"] is JsonValue sv && sv.TryGetValue(out string? s) ? s : null;
         var w = _workers.Get(session);
+        var guard = w is null ? null : _guards.GetValueOrDefault(w.Session);
+        if (w is not null && guard is not null && guard.Key != m.Key)
+        {
+            // The session id of another key's worker: not this peer's session. Counted, and answered as unknown.
+            Interlocked.Increment(ref _bogusEnds);
+            w = null;
+        }
         if (w is null)
         {
             // The daemon restarted, or the worker was declared lost: it says hello again, listing what it runs.
             ReplyError(m, 410, "unknown session: say hello again");
             return;
         }
-        _workers.Seen(w, now);
+        // Only what shows the worker alive keeps its session: a flood of anything else does not.
+        if (m.Type is not (RequestType.Finished or RequestType.Credit)) _workers.Seen(w, now);
         _workerIdentity[w.Session] = m.Identity; // a reconnected DEALER comes back under a new identity
         switch (m.Type)
         {
@@ -185,6 +227,7 @@ public sealed partial class Engine
                     _workers.Remove(w.Session);
                     _workerIdentity.Remove(w.Session);
                     _acks.Remove(w.Session);
+                    _guards.Remove(w.Session);
                     PilotGone(w, now);
                     _events.Publish(WorkerEvent(SparkyEvent.WorkerLeft, w, null));
                     WorkersChanged(now);
@@ -209,16 +252,27 @@ public sealed partial class Engine
             ReplyError(m, 400, "finished needs id and attempt");
             return;
         }
+        var guard = _guards.GetValueOrDefault(w.Session);
+        bool current = _running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt;
+        if (!current && guard?.Recent(id, attempt) != true)
+        {
+            // An end for an attempt this session was never given (or long forgotten): dropped, and counted. A worker
+            // that sends many is not a worker this daemon can trust: its session is closed, its tasks queued again.
+            Interlocked.Increment(ref _bogusEnds);
+            if (guard is not null && ++guard.Bogus >= MaxBogusEnds)
+                LoseWorker(w, now, $"it sent {guard.Bogus} ends for attempts it was not given");
+            return;
+        }
         // No reply: the answer to the worker's next heartbeat acknowledges it, handled or stale alike.
         if (!_acks.TryGetValue(w.Session, out var acks)) _acks[w.Session] = acks = new JsonArray();
         acks.Add((JsonNode)new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
+        if (!current) return; // sent again: it was handled
+        _workers.Seen(w, now);
         _workers.Credit(w, Int(b, "credit") ?? 0);
-        if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt)
-        {
-            r.Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null;
-            string? reason = b["reason"] is JsonValue wv && wv.TryGetValue(out string? why) ? why : null;
-            Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now);
-        }
+        r!.Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null;
+        string? reason = b["reason"] is JsonValue wv && wv.TryGetValue(out string? why) ? why : null;
+        guard?.Remember(id, attempt);
+        Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now);
         Dispatch(now);
     }
 
@@ -245,6 +299,7 @@ public sealed partial class Engine
         foreach (var r in gone)
         {
             Console.Error.WriteLine($"sparky: worker {w.Info.Name} does not hold {r.Id} (attempt {r.N}): lost on the way, queued again");
+            _guards.GetValueOrDefault(w.Session)?.Remember(r.Id, r.N); // its end may still come: acknowledged, not counted
             Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
             // Its credit: spent on a task that never arrived, or coming back with an end that never did.
             if (!w.Draining) _workers.Credit(w, 1);
@@ -263,9 +318,21 @@ public sealed partial class Engine
             ReplyError(m, 400, "hello: " + problem);
             return;
         }
+        // A name is bound to the key of its live session: a hello from another key does not take it over (its tasks,
+        // their environment, their ends). The same key again (a restart, a reconnect) does; without keys (loopback,
+        // where any local user could run tasks anyway) every peer is the same key, as before.
+        if (_workers.ByName(info.Name) is { } holder && _guards.GetValueOrDefault(holder.Session) is { } holderGuard && holderGuard.Key != m.Key)
+        {
+            ReplyError(m, 409, $"hello: the worker name '{info.Name}' is held by a live session of another key; pick another --name");
+            return;
+        }
         var session = Guid.NewGuid().ToString("N");
         var (joined, replaced) = _workers.Join(session, info, credits, now);
         _workerIdentity[session] = m.Identity;
+        var newGuard = new SessionGuard(m.Key);
+        _guards[session] = newGuard;
+        // What it says it holds was given to it before (an earlier session): its ends are acknowledged, not counted.
+        foreach (var (hid, ha) in held) newGuard.Remember(TaskId.Parse(hid), ha);
         var heldSet = held.ToHashSet();
         if (replaced is not null)
         {
@@ -273,6 +340,7 @@ public sealed partial class Engine
             // the new session; what it no longer mentions died with the old one and is queued again.
             _workerIdentity.Remove(replaced.Session);
             _acks.Remove(replaced.Session);
+            _guards.Remove(replaced.Session);
             foreach (var id in replaced.Running.Keys.ToList())
             {
                 if (!_running.TryGetValue(id, out var r) || r.Worker != replaced.Session) continue;
@@ -369,6 +437,7 @@ public sealed partial class Engine
         var held = _workers.Remove(w.Session);
         _workerIdentity.Remove(w.Session);
         _acks.Remove(w.Session);
+        _guards.Remove(w.Session);
         Console.Error.WriteLine($"sparky: worker {w.Info.Name} lost ({why}); {held.Count} task(s) queued again");
         foreach (var id in held)
             if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session)
@@ -445,7 +514,7 @@ public sealed partial class Engine
             // A worker hears nothing for one timeout before it says hello again; give it two.
             AdoptBy = now + 2 * _config.WorkerTimeout,
         };
-        if (spec?.TimeoutSeconds is { } timeout) run.Deadline = DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt).AddSeconds(timeout);
+        run.Deadline = DeadlineAfter(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
         _attemptsSoFar[t.Id] = run.N;
         _scheduler.AddRunning(t.Id, t.Class, t.Seq);
         _running[t.Id] = run;

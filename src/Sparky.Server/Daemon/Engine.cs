@@ -7,6 +7,7 @@ using Sparky.Core.Limiting;
 using Sparky.Execution.Host;
 using Sparky.Core.Scheduling;
 using Sparky.Core.Tasks;
+using Sparky.Core.Time;
 using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
@@ -57,6 +58,8 @@ public sealed partial class Engine : IAsyncDisposable
         public bool Cancelling;
         public bool TimedOut;
         public bool Reattached;
+        /// <summary>Started by this daemon: its pid (and group) is ours until reaped, never a stale one from the store.</summary>
+        public bool Spawned;
         public bool DoneFile;
         /// <summary>Run by Slurm, not by a process of ours (no pid; Slurm enforces the time limit).</summary>
         public bool OnSlurm;
@@ -88,6 +91,8 @@ public sealed partial class Engine : IAsyncDisposable
     private readonly EventHub _events;
     private readonly TimeProvider _clock;
     private readonly ProcessLauncher _launcher;
+    /// <summary>Each local attempt's processes, whatever groups or sessions they make: a cgroup, else their marker.</summary>
+    private readonly Containment _contain;
     /// <summary>Set by every command and every SIGCHLD: the loop sleeps on it.</summary>
     private readonly AutoResetEvent _wake = new(false);
     private readonly Scheduler _scheduler;
@@ -133,7 +138,9 @@ public sealed partial class Engine : IAsyncDisposable
         _config = config;
         _store = store;
         _events = events;
-        _clock = clock;
+        // Timeouts, kill graces, backoffs and adoption deadlines are measured on a monotonic clock: a wall-clock
+        // step (NTP at boot, a user's date -s) neither fires them early nor holds them back.
+        _clock = clock as SteadyClock ?? new SteadyClock(clock);
         _launcher = new ProcessLauncher(() => _wake.Set());
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
@@ -167,6 +174,7 @@ public sealed partial class Engine : IAsyncDisposable
         _logsDir = Path.Combine(DataDir, "logs");
         _runDir = Path.Combine(DataDir, "run");
         _instance = DataDir;
+        _contain = Containment.Create(config.Containment, _instance);
         Directory.CreateDirectory(_logsDir);
         Directory.CreateDirectory(_runDir);
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -181,6 +189,9 @@ public sealed partial class Engine : IAsyncDisposable
     }
 
     public int Limit(string cls) => _scheduler.Limit(cls);
+
+    /// <summary>How attempts' processes are kept together; the plan runner marks its gate checks with it.</summary>
+    public Containment Containment => _contain;
 
     /// <summary>The environment tasks start from: the daemon's, without its own SPARKY_ settings (the token is a secret).</summary>
     public IReadOnlyDictionary<string, string> BaseEnvironment => _baseEnv;
@@ -208,9 +219,11 @@ public sealed partial class Engine : IAsyncDisposable
 
     // ---------- the public door: thread-safe ----------
 
-    public async Task<SubmitOutcome> SubmitAsync(IReadOnlyList<Submission> submissions)
+    /// <param name="intakeKey">A dropped file's identity, stored with its tasks (<see cref="SqliteStore.InsertAsync"/>).</param>
+    public async Task<SubmitOutcome> SubmitAsync(IReadOnlyList<Submission> submissions, string? intakeKey = null)
     {
         if (!Ready) return new SubmitOutcome.Unavailable("the daemon is starting");
+        if (_store.Corruption is { } corrupt) return new SubmitOutcome.Unavailable(corrupt + "; nothing new is accepted until it is repaired");
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         var tasks = new List<NewTask>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
@@ -248,6 +261,7 @@ public sealed partial class Engine : IAsyncDisposable
         foreach (var s in submissions)
         {
             if (WhyNeverFits(s.Spec) is { } why) return new SubmitOutcome.Invalid($"this task can never run here: it {why}");
+            if (WhyTooBigToExec(s.Spec) is { } big) return new SubmitOutcome.Invalid(big);
         }
         // A dependency must exist before its dependant: earlier in this request, or already stored.
         // That alone rules out a task depending on itself and any cycle.
@@ -271,7 +285,7 @@ public sealed partial class Engine : IAsyncDisposable
             foreach (var t in tasks)
                 _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
             Post(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
-        }).ConfigureAwait(false);
+        }, intakeKey).ConfigureAwait(false);
         switch (result.Status)
         {
             case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
@@ -346,6 +360,7 @@ public sealed partial class Engine : IAsyncDisposable
             Guard(() => FeedPressure(now));
             Guard(() => StartWhatFits(now));
             Guard(() => ManagePilots(now));
+            Guard(_contain.Sweep);
 
             if (reader.TryPeek(out _)) continue;
             // A slow poll while children run is only a safety net: SIGCHLD wakes us.
@@ -376,9 +391,12 @@ public sealed partial class Engine : IAsyncDisposable
             if (r.AdoptBy is { } a && (next is null || a < next)) next = a;
         }
         if (NextWorkerWake() is { } w && (next is null || w < next)) next = w;
+        // An ended attempt's cgroup is removed once its killed leftovers have exited: look again shortly, even when idle.
+        if (_contain.HasPending && (next is null || now.AddMilliseconds(100) < next)) next = now.AddMilliseconds(100);
         if (next is null) return null;
         var delay = next.Value - now;
-        return delay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : delay;
+        // A wait holds at most int.MaxValue ms (24.8 days); a timeout further off is looked at again in an hour.
+        return delay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : delay > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : delay;
     }
 
     private void Handle(Command cmd, DateTimeOffset now)
@@ -457,7 +475,7 @@ public sealed partial class Engine : IAsyncDisposable
     {
         var spec = _known.TryGetValue(id, out var k) ? k.Spec : _store.SpecOf(id)?.Spec;
         var cls = spec?.Class ?? Classes.CpuShort;
-        var write = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds());
+        var write = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds(), spec?.DoneFile == true);
         Remember(id, to);
         TaskCompletedObserved?.Invoke(cls, to.Name(), 0);
         var body = new JsonObject { ["state"] = to.Name(), ["reason"] = reason };
@@ -555,7 +573,12 @@ public sealed partial class Engine : IAsyncDisposable
     private void Signal(Running r, int signal)
     {
         if (r.OnWorker) SignalWorkerTask(r, signal);
-        else ProcessLauncher.SignalGroup(r.Pid, signal);
+        else
+        {
+            ProcessLauncher.SignalGroup(r.Pid, signal);
+            // Children in groups or sessions of their own (timeout, setsid, set -m) get it too.
+            _contain.Signal(r.Id.Value, r.N, signal);
+        }
     }
 
     private void StartWhatFits(DateTimeOffset now)
@@ -627,9 +650,7 @@ public sealed partial class Engine : IAsyncDisposable
         var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{n}.exit") : null;
         var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
         foreach (var (k, v) in spec.Env) env[k] = v;
-        env["SPARKY_TASK_ID"] = id.Value;
-        env["SPARKY_ATTEMPT"] = n.ToString();
-        env["SPARKY_INSTANCE"] = _instance;
+        _contain.Mark(env, id.Value, n);
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
         GpuEnvironment(env, allocation);
         IReadOnlyList<string> argv = spec.CommandLine;
@@ -644,16 +665,18 @@ public sealed partial class Engine : IAsyncDisposable
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
             ExitFile = exitFile, StdoutPath = stdout, DoneFile = spec.DoneFile,
-            Deadline = spec.TimeoutSeconds is { } t ? now.AddSeconds(t) : null,
+            Deadline = DeadlineAfter(now, spec.TimeoutSeconds),
         };
         _running[id] = run;
-        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim),
+        var cgroup = _contain.Prepare(id.Value, n);
+        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim, Cgroup: cgroup),
             exit => Post(new ExitedCmd(id, n, exit, null)));
         string host = Environment.MachineName;
         if (launch is LaunchResult.Started started)
         {
             run.Pid = started.Pid;
             run.PidStart = started.StartTime;
+            run.Spawned = true;
             _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
                 new AttemptRecord(n, run.StartedAt, null, null, null, run.Pid, run.PidStart, host, null, null, exitFile));
             _events.Publish(Event(SparkyEvent.TaskStarted, id, spec.Class, new JsonObject { ["attempt"] = n, ["pid"] = run.Pid }));
@@ -691,9 +714,6 @@ public sealed partial class Engine : IAsyncDisposable
         _running.Remove(r.Id);
         if (r.OnWorker && _workers.Get(r.Worker) is { } holder) _workers.Release(holder, r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
-        // Children that ignored SIGTERM must not outlive a cancelled or timed-out attempt (nor overlap its
-        // retry): the group id cannot be reused while any member lives.
-        if ((r.Cancelling || r.TimedOut) && r.Pid > 0) ProcessLauncher.SignalGroup(r.Pid, Signals.Kill);
         TaskState outcome;
         if (r.DependencyFailed) { outcome = TaskState.Failed; reason = Reasons.DependencyFailed; }
         else if (r.Cancelling) { outcome = TaskState.Cancelled; reason = Reasons.Cancelled; }
@@ -704,6 +724,11 @@ public sealed partial class Engine : IAsyncDisposable
             outcome = TaskState.Failed;
             reason ??= r.TimedOut ? Reasons.Timeout : exit.Signal is not null ? Reasons.Signal : Reasons.NonZeroExit;
         }
+        // Nothing an attempt started outlives it: children that ignored SIGTERM, left its group or session, or were
+        // left running behind a clean exit, so none can overlap a retry. A pid read back from the store is not
+        // signalled (it may be another process's by now); its processes are found by cgroup and marker.
+        long? cpuMicros = r.OnSlurm || r.OnWorker ? null
+            : _contain.Release(r.Id.Value, r.N, r.Spawned || r.Reattached ? r.Pid : 0, scanMarked: outcome != TaskState.Succeeded);
         var attempt = new AttemptRecord(r.N, r.StartedAt, endedAt, exit.ExitCode, exit.Signal, r.Pid, r.PidStart, null,
             outcome == TaskState.Succeeded ? "succeeded" : outcome == TaskState.Cancelled ? "cancelled" : "failed", reason, r.ExitFile);
         double seconds = (endedAt - r.StartedAt) / 1000.0;
@@ -727,7 +752,7 @@ public sealed partial class Engine : IAsyncDisposable
 
         string? result = outcome != TaskState.Succeeded ? null : r.OnWorker ? r.Result : ResultLine.Read(r.StdoutPath);
         _lostRequeues.Remove(r.Id);
-        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result);
+        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result, r.DoneFile);
         DeleteExitFileOnceStored(endWrite, r.ExitFile);
         Remember(r.Id, outcome);
         TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
@@ -737,6 +762,7 @@ public sealed partial class Engine : IAsyncDisposable
             ["attempt"] = r.N, ["duration_ms"] = endedAt - r.StartedAt,
         };
         if (r.DoneFile) body["done_file"] = true;
+        if (cpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
         PublishOnceStored(endWrite, Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
         Apply(_scheduler.Finished(r.Id, outcome), now);
     }
@@ -794,7 +820,11 @@ public sealed partial class Engine : IAsyncDisposable
     {
         var now = _clock.GetUtcNow();
         long unfinished = _store.Counters.Total(TaskState.Queued) + _store.Counters.Total(TaskState.Running);
-        if (unfinished == 0) return;
+        if (unfinished == 0)
+        {
+            EndLeftovers([]);
+            return;
+        }
         _scheduler.EnsureCapacity((int)Math.Min(unfinished, int.MaxValue / 2));
         var live = ProcessTable.FindMarked("SPARKY_INSTANCE", _instance);
         var toEnd = new List<(Running, ProcessExit, string?)>();
@@ -829,7 +859,7 @@ public sealed partial class Engine : IAsyncDisposable
             var spec = _store.SpecOf(t.Id)?.Spec;
             run.DoneFile = spec?.DoneFile == true;
             _attemptsSoFar[t.Id] = run.N;
-            if (spec?.TimeoutSeconds is { } timeout) run.Deadline = DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt).AddSeconds(timeout);
+            run.Deadline = DeadlineAfter(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
             _scheduler.AddRunning(t.Id, t.Class, t.Seq, LocalRequest(t.Class, t.Asks), proc.Gpus);
             _running[t.Id] = run;
             bool alive = proc.Pid > 0 && proc.Attempt == run.N;
@@ -844,7 +874,16 @@ public sealed partial class Engine : IAsyncDisposable
             var exit = alive ? null : ReadExitFile(run.ExitFile);
             toEnd.Add((run, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null));
         }
+        // Before any retry or new start: every process the dead daemon left (a task's children in sessions of their
+        // own, an attempt it never recorded, a plan's gate check) is ended, except the re-attached attempts' trees.
+        EndLeftovers(_running.Values.Where(r => r.Reattached).Select(r => (r.Id.Value, r.N)).ToHashSet());
         foreach (var (run, exit, reason) in toEnd) Ended(run, exit, reason, now);
+    }
+
+    private void EndLeftovers(HashSet<(string, int)> keep)
+    {
+        int killed = _contain.EndAllExcept(keep, TimeSpan.FromSeconds(2));
+        if (killed > 0) Console.Error.WriteLine($"sparky: ended {killed} process(es) a previous daemon left running");
     }
 
     /// <summary>GPUs by UUID, in PCI bus order so indices inside the task match nvidia-smi; a task given
@@ -862,6 +901,26 @@ public sealed partial class Engine : IAsyncDisposable
     private ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
         ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls) || IsWorkerClass(cls));
 
+    /// <summary>Argv and environment past what execve takes (E2BIG), counted as the launch will pass them: the
+    /// daemon's environment, the task's, and what the engine adds.</summary>
+    private string? WhyTooBigToExec(TaskSpec spec)
+    {
+        // The daemon's environment is the same for every task: its size is counted once, less what the task overrides.
+        long bytes = Sparky.Execution.Processes.ArgLimits.Bytes(spec.CommandLine) + BaseEnvBytes + Sparky.Execution.Processes.ArgLimits.Headroom;
+        foreach (var (k, v) in spec.Env)
+        {
+            bytes += Sparky.Execution.Processes.ArgLimits.Bytes([k + "=" + v]);
+            if (_baseEnv.TryGetValue(k, out var b)) bytes -= Sparky.Execution.Processes.ArgLimits.Bytes([k + "=" + b]);
+        }
+        long max = Sparky.Execution.Processes.ArgLimits.ArgMax;
+        return bytes > max
+            ? $"the command and environment come to {bytes} bytes with what Sparky adds; the kernel starts a process with at most {max} (ARG_MAX)"
+            : null;
+    }
+
+    private long BaseEnvBytes => _baseEnvBytes ??= Sparky.Execution.Processes.ArgLimits.Bytes(_baseEnv.Select(kv => kv.Key + "=" + kv.Value));
+    private long? _baseEnvBytes;
+
     /// <summary>Why a task could never run here, or null. Safe from any thread: it reads only the pool's totals.</summary>
     public string? WhyNeverFits(TaskSpec spec)
     {
@@ -871,6 +930,15 @@ public sealed partial class Engine : IAsyncDisposable
         if (_slurmClasses.Contains(spec.Class) && _slurm is null)
             return $"runs on Slurm (class {spec.Class}) and sbatch was not found on this machine";
         return _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));
+    }
+
+    /// <summary>When a timeout fires. Submit refuses one past a year, but a task stored before that check may hold any
+    /// double: past what a date can hold it never fires rather than throwing on every start.</summary>
+    private static DateTimeOffset? DeadlineAfter(DateTimeOffset start, double? seconds)
+    {
+        if (seconds is not { } s || double.IsNaN(s)) return null;
+        var room = (DateTimeOffset.MaxValue - start).TotalSeconds;
+        return s >= room ? DateTimeOffset.MaxValue : start.AddSeconds(Math.Max(0, s));
     }
 
     private static ProcessExit? ReadExitFile(string? path)
@@ -911,6 +979,7 @@ public sealed partial class Engine : IAsyncDisposable
         _wake.Set();
         _loop?.Join();
         _launcher.Dispose();
+        _contain.Close();
         _slurm?.Dispose();
         await Task.CompletedTask;
     }

@@ -38,6 +38,12 @@ public sealed class SparkyDaemon : IAsyncDisposable
     /// <summary>The GPUs as the sampler last read them (every 2 s): what the API shows, without a read per request.</summary>
     public IReadOnlyList<GpuInfo> GpuReadings { get; private set; } = [];
     public string Url { get; private set; } = "";
+    /// <summary>Followed logs: one poller per log, shared by its followers.</summary>
+    internal LogFeeds LogFeeds { get; }
+    /// <summary>Pollers of followed logs running now (one per log, whatever the number of followers).</summary>
+    public int LogReaders => LogFeeds.Count;
+    /// <summary>The HTTP connections open now, within <c>max_connections</c>.</summary>
+    internal ConnectionLimit Connections { get; private set; } = null!;
     /// <summary>The ZeroMQ command (ROUTER) endpoint bound, with the real port where the setting said 0.</summary>
     public string ZmqEndpoint => _commands?.Endpoint ?? "";
     /// <summary>The ZeroMQ event (PUB) endpoint bound, with the real port where the setting said 0.</summary>
@@ -47,6 +53,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
 
     private WebApplication? _app;
     private FileStream? _lock;
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _dirLock;
     private DropDirectory? _drop;
     private DoneFiles? _done;
     private Timer? _gpuSampler;
@@ -54,9 +61,10 @@ public sealed class SparkyDaemon : IAsyncDisposable
     private CommandSocket? _commands;
     private EventSocket? _events;
 
-    private SparkyDaemon(SparkyConfig config)
+    private SparkyDaemon(SparkyConfig config, TimeProvider clock)
     {
         Config = config;
+        LogFeeds = new LogFeeds(this);
         // GPUs first: a visible_gpus entry that names no GPU stops the start before anything is opened.
         try { Gpus = GpuDiscovery.Discover(GpuJson.Options(config)); }
         catch (GpuException e) { throw new InvalidOperationException(e.Message); }
@@ -65,7 +73,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         // A GPU whose memory is unknown can still be handed out whole, but holds no shares.
         var devices = Gpus.Gpus.Select(g => new GpuDevice(g.Uuid, (g.MemoryTotalBytes ?? 0) / MiB)).ToList();
         var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / MiB, devices);
-        Engine = new Engine(config, Store, Events, TimeProvider.System, pool);
+        Engine = new Engine(config, Store, Events, clock, pool);
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
         Engine.QueueWaitObserved = Metrics.ObserveWait;
         Engine.TaskCompletedObserved = (cls, _, seconds) => { if (seconds > 0) Metrics.ObserveDuration(cls, seconds); };
@@ -85,15 +93,22 @@ public sealed class SparkyDaemon : IAsyncDisposable
         return CurveKeys.PlanFor(config).Problem;
     }
 
-    public static async Task<SparkyDaemon> StartAsync(SparkyConfig config, Action<string>? log = null)
+    /// <param name="clock">The wall clock (tests step it); the engine's timers run on a monotonic clock beside it.</param>
+    public static async Task<SparkyDaemon> StartAsync(SparkyConfig config, Action<string>? log = null, TimeProvider? clock = null)
     {
         if (CheckBinding(config) is { } refusal) throw new InvalidOperationException(refusal);
         var curve = CurveKeys.PlanFor(config);
-        Directory.CreateDirectory(config.DataDir);
-        var dataLock = Lock(config.DataDir);
+        // A data dir Sparky creates is its user's alone: the store and the done files hold every task's environment.
+        // One that exists keeps the mode its owner gave it (a drop directory shared with another user, say).
+        if (!Directory.Exists(config.DataDir))
+            Directory.CreateDirectory(config.DataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var dirLock = LockDirectory(config.DataDir);
+        FileStream dataLock;
+        try { dataLock = Lock(config.DataDir); }
+        catch { dirLock?.Dispose(); throw; }
         SparkyDaemon d;
-        try { d = new SparkyDaemon(config) { _lock = dataLock }; }
-        catch { dataLock.Dispose(); throw; }
+        try { d = new SparkyDaemon(config, clock ?? TimeProvider.System) { _lock = dataLock, _dirLock = dirLock }; }
+        catch { dataLock.Dispose(); dirLock?.Dispose(); throw; }
         var started = System.Diagnostics.Stopwatch.StartNew();
         try
         {
@@ -101,13 +116,15 @@ public sealed class SparkyDaemon : IAsyncDisposable
             // is ready, /readyz and submissions answer 503.
             await d.StartHttpAsync();
             d._events = EventSocket.Start(d.Events, config.ZmqEvents, curve.Events); // before the engine: no event is missed
-            d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands);
+            d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands, curve.Auth);
             d.ZmqCurvePublicKey = curve.PublicKey;
-            d.Engine.Workers = new WorkerLink(d._commands.Send, d._commands.Endpoint, curve.Commands?.PublicKeyZ85);
+            d.Engine.Workers = new WorkerLink(d._commands.Send, d._commands.Endpoint, curve.Commands?.PublicKeyZ85,
+                curve.Auth is not null && config.PilotClasses.Count > 0 ? Path.GetFullPath(Path.Combine(config.DataDir, ZmqAuth.KeysDir, ZmqAuth.PilotKeyFile)) : null);
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             d.Plans = new Sparky.Server.Plans.PlanRunner(d); // subscribes: ends found by recovery reach it
             d.Engine.Start();
             d.Plans.Start(); // after the engine's recovery: the task states it reads are the recovered ones
+            d.Store.StartIntegrityCheck(); // in the background: /readyz turns 503 if it fails
             d._drop = new DropDirectory(d);
             d._idleTrim = new IdleTrim(d.ReadActivity);
             if (d.Gpus.Gpus.Count > 0)
@@ -123,7 +140,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         }
         string Curve(bool on) => on ? " (CURVE)" : "";
         log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}{Curve(curve.Commands is not null)}, events {d.ZmqEventsEndpoint}{Curve(curve.Events is not null)} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
-            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, ready in {started.ElapsedMilliseconds} ms)" +
+            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, containment {d.Engine.Containment.Mode}, ready in {started.ElapsedMilliseconds} ms)" +
             (d.ZmqCurvePublicKey is { } pub ? $"; CURVE public key {pub}" : ""));
         return d;
     }
@@ -156,13 +173,27 @@ public sealed class SparkyDaemon : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         var host = HostOf(Config.Http);
         int port = int.Parse(Config.Http[(Config.Http.LastIndexOf(':') + 1)..]);
+        // Descriptors: the soft limit is often 1024, less than the connection bound alone.
+        long? files = Sparky.Execution.Processes.FileLimits.RaiseToHard();
+        int maxConnections = Config.MaxConnections;
+        if (files is { } nofile && maxConnections > nofile - 256)
+        {
+            maxConnections = (int)Math.Max(16, nofile - 256);
+            Console.Error.WriteLine($"sparky: max_connections {Config.MaxConnections} is over what RLIMIT_NOFILE ({nofile}) leaves room for; using {maxConnections}");
+        }
+        Connections = new ConnectionLimit(maxConnections);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = Config.MaxBodyBytes;
+            k.Limits.MaxConcurrentUpgradedConnections = maxConnections;
+            // An idle connection is closed: 30 s between requests, 10 s to send a request's head.
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
             k.AddServerHeader = false;
-            if (host is "localhost") k.ListenLocalhost(port);
-            else if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) k.Listen(ip, port);
-            else k.ListenAnyIP(port);
+            void Bounded(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions o) => o.Use(Connections.Wrap);
+            if (host is "localhost") k.ListenLocalhost(port, Bounded);
+            else if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) k.Listen(ip, port, Bounded);
+            else k.ListenAnyIP(port, Bounded);
         });
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, HttpJsonContext.Default));
@@ -171,11 +202,10 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var token = Config.Token;
         if (token is not null)
         {
-            var expected = System.Text.Encoding.UTF8.GetBytes("Bearer " + token);
+            var expected = System.Text.Encoding.UTF8.GetBytes(token);
             app.Use(async (ctx, next) =>
             {
-                var got = System.Text.Encoding.UTF8.GetBytes(ctx.Request.Headers.Authorization.ToString());
-                if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(got, expected))
+                if (!BearerMatches(ctx.Request.Headers.Authorization.ToString(), expected))
                 {
                     await Problems.Unauthorized().ExecuteAsync(ctx);
                     return;
@@ -213,6 +243,31 @@ public sealed class SparkyDaemon : IAsyncDisposable
         }
     }
 
+    /// <summary>RFC 9110 §11.1: the scheme is case-insensitive (<c>bearer</c>, <c>BEARER</c>), then one or more
+    /// spaces, then the token, compared in constant time.</summary>
+    internal static bool BearerMatches(string header, byte[] expected)
+    {
+        int space = header.IndexOf(' ');
+        if (space < 0 || !header.AsSpan(0, space).Equals("Bearer", StringComparison.OrdinalIgnoreCase)) return false;
+        var got = System.Text.Encoding.UTF8.GetBytes(header[(space + 1)..].TrimStart(' '));
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(got, expected);
+    }
+
+    /// <summary>
+    /// The lock that holds whatever happens to the files in the data directory: an flock on the directory itself, which
+    /// cannot be deleted or replaced from under the daemon as <c>sparky.lock</c> can (deleting that file let a second
+    /// daemon in). Kept alongside <c>sparky.lock</c>, which an older Sparky takes. Where the file system has no flock on
+    /// a directory (NFS answers EBADF or ENOLCK), <c>sparky.lock</c> alone stands, as before.
+    /// </summary>
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle? LockDirectory(string dataDir)
+    {
+        var handle = Posix.LockDirectory(dataDir, out int err);
+        if (handle is not null || err != Posix.EWOULDBLOCK) return handle;
+        string holder = "";
+        try { holder = File.ReadAllText(Path.Combine(dataDir, "sparky.pid")).Trim(); } catch (IOException) { }
+        throw new InvalidOperationException($"another daemon{(holder.Length > 0 ? $" (pid {holder})" : "")} is using the data directory {Path.GetFullPath(dataDir)}");
+    }
+
     private static string HostOf(string hostPort) => hostPort[..hostPort.LastIndexOf(':')];
 
     private static bool IsLoopback(string host) =>
@@ -245,5 +300,6 @@ public sealed class SparkyDaemon : IAsyncDisposable
         await Store.DisposeAsync();
         Gpus.Dispose();
         _lock?.Dispose();
+        _dirLock?.Dispose();
     }
 }

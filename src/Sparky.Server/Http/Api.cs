@@ -141,9 +141,11 @@ internal static class Api
         app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings)));
 
         app.MapGet("/healthz", () => HttpJson.Of(new JsonObject { ["ok"] = true }));
-        app.MapGet("/readyz", () => d.Engine.Ready
-            ? HttpJson.Of(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion })
-            : Problems.Unavailable("starting"));
+        // Not ready while the store cannot be trusted: a write failing (disk full), a failed integrity check, a
+        // corrupt page met by a read. A load balancer or a supervisor reads this; /healthz only says the process answers.
+        app.MapGet("/readyz", () => !d.Engine.Ready ? Problems.Unavailable("starting")
+            : d.Store.Unhealthy is { } why ? Problems.Unavailable(why)
+            : HttpJson.Of(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion }));
     }
 
     /// <summary>A command's answer as HTTP: its JSON with its status, or a problem (429 with Retry-After).</summary>

@@ -38,9 +38,11 @@ internal static class BodyReader
         }
         if (bytes.Length == 0) return (null, Problems.BadRequest("the body is empty: send a JSON task"));
         if (!System.Text.Unicode.Utf8.IsValid(bytes)) return (null, Problems.BadRequest("the body is not valid UTF-8 JSON"));
+        // The parser stops at the same depth, but names it in its own words; this says what the bound is.
+        if (InputLimits.JsonDepthProblem(bytes) is { } deep) return (null, Problems.BadRequest(deep));
         try
         {
-            var node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 64 });
+            var node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.MaxDepth });
             return JsonChecks.FirstProblem(node) is { } problem ? (null, Problems.BadRequest(problem)) : (node, null);
         }
         catch (JsonException e)

@@ -4,14 +4,16 @@ using Sparky.Server.Daemon;
 
 namespace Sparky.Server.Http;
 
-/// <summary>Sends a task's output; with follow, keeps sending as it grows, across retries, until the task ends.</summary>
+/// <summary>Sends a task's output; with follow, keeps sending as it grows, across retries, until the task ends.
+/// Followers of one log share one poller (<see cref="LogFeeds"/>), which wakes them when something changed.</summary>
 internal static class LogStreamer
 {
     public static async Task StreamAsync(HttpContext ctx, SparkyDaemon d, TaskId id, bool stderr, bool follow, int? attemptWanted)
     {
         ctx.Response.ContentType = "text/plain; charset=utf-8";
         var ct = ctx.RequestAborted;
-        var task = d.Store.Get(id)!;
+        using var feed = follow ? d.LogFeeds.Join(id, stderr) : null;
+        var task = feed?.Snapshot ?? d.Store.Get(id)!;
         int n = attemptWanted ?? Math.Max(1, task.Attempts);
         long offset = 0;
         var buffer = new byte[65536];
@@ -19,6 +21,7 @@ internal static class LogStreamer
         {
             while (!ct.IsCancellationRequested)
             {
+                var changed = feed?.Changed;
                 var path = d.Engine.LogPath(id, n, stderr);
                 if (File.Exists(path))
                 {
@@ -32,8 +35,8 @@ internal static class LogStreamer
                     }
                     await ctx.Response.Body.FlushAsync(ct);
                 }
-                if (!follow) return;
-                task = d.Store.Get(id)!;
+                if (feed is null) return;
+                task = feed.Snapshot ?? task;
                 var attempt = task.AttemptList.FirstOrDefault(a => a.N == n);
                 // A finished task with no such attempt (cancelled while queued, a failed dependency, an
                 // attempt number that never ran) has nothing more to show.
@@ -46,7 +49,8 @@ internal static class LogStreamer
                     if (attemptWanted is null && task.Attempts > n) { n++; offset = 0; continue; }
                     if (task.State.IsTerminal() || attemptWanted is not null) return;
                 }
-                await Task.Delay(150, ct);
+                if (feed.Stopped) return;
+                await changed!.WaitAsync(ct);
             }
         }
         catch (OperationCanceledException) { }

@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Threading.Channels;
 using Sparky.Core.Events;
 using Sparky.Core.Tasks;
 using Sparky.Server.Daemon;
@@ -6,49 +9,122 @@ using Sparky.Server.Http;
 
 namespace Sparky.Server.Intake;
 
-/// <summary>Writes <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> for each finished task that asked for one
-/// (<see cref="TaskSpec.DoneFile"/>), off the engine's loop.</summary>
+/// <summary>
+/// Writes <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> for each finished task that asked for one
+/// (<see cref="TaskSpec.DoneFile"/>), off the engine's loop. The store owes the file from the end's own commit
+/// (<see cref="Sparky.Store.Sqlite.SqliteStore.OwedDoneFiles"/>) until it is written, so nothing is lost to a full disk
+/// (a failed write is tried again, with backoff, until it succeeds) or to a kill -9 (a start writes every file owed).
+/// A file is written once: a start does not write again what a producer has already taken away.
+/// </summary>
 internal sealed class DoneFiles : IDisposable
 {
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(100), MaxBackoff = TimeSpan.FromSeconds(5);
+
+    private readonly SparkyDaemon _d;
+    private readonly string _dir;
     private readonly EventHub.Subscription _sub;
-    private readonly Task _worker;
+    private readonly Channel<TaskId> _ids = Channel.CreateUnbounded<TaskId>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>The ids queued or being written: an end announced while the start's list still holds the id is one write.</summary>
+    private readonly ConcurrentDictionary<string, byte> _queued = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _pump, _worker;
 
     public DoneFiles(SparkyDaemon d)
     {
-        var dir = Path.Combine(d.Config.DataDir, "queue", "done");
-        Directory.CreateDirectory(dir);
+        _d = d;
+        _dir = Path.Combine(d.Config.DataDir, "queue", "done");
+        Directory.CreateDirectory(_dir);
         _sub = d.Events.Subscribe(capacity: 1_000_000, filter: e => e.Topic == SparkyEvent.TaskFinished && e.Body["done_file"] is not null);
-        _worker = Task.Run(async () =>
+        _pump = Task.Run(async () =>
         {
             await foreach (var e in _sub.Reader.ReadAllAsync())
-            {
-                if (!TaskId.TryParse((string?)e.Body["id"], out var id)) continue;
-                try { await WriteAsync(d, dir, id); }
-                catch (Exception ex) { Console.Error.WriteLine($"sparky: done file for {id}: {ex.Message}"); }
-            }
+                if (TaskId.TryParse((string?)e.Body["id"], out var id)) Enqueue(id);
         });
+        // What a previous run owed and did not write (it died, or the disk was full until it stopped).
+        // A store that cannot be read (corrupt pages: /readyz says so) must not keep the daemon from starting; the
+        // files stay owed in it, for the next start.
+        try { foreach (var id in d.Store.OwedDoneFiles()) Enqueue(id); }
+        catch (Microsoft.Data.Sqlite.SqliteException e) { Console.Error.WriteLine($"sparky: the done files owed could not be read ({e.Message}); they are written at a later start"); }
+        _worker = Task.Run(Work);
     }
 
-    private static async Task WriteAsync(SparkyDaemon d, string dir, TaskId id)
+    private void Enqueue(TaskId id)
     {
-        // The engine's write may still be in the group commit: wait (up to 10 s) for it to land.
-        for (int i = 0; i < 500; i++)
+        if (_queued.TryAdd(id.Value, 0)) _ids.Writer.TryWrite(id);
+    }
+
+    private async Task Work()
+    {
+        var backoff = FirstBackoff;
+        DateTime? failingSince = null, lastLogged = null;
+        await foreach (var id in _ids.Reader.ReadAllAsync())
         {
-            var t = d.Store.Get(id);
-            if (t is not null && t.State.IsTerminal())
+            string? error;
+            try { error = Write(id); }
+            catch (Exception e) { error = e.Message; }
+            if (error is null)
             {
-                var tmp = Path.Combine(dir, "." + id.Value + ".json.tmp");
-                await File.WriteAllTextAsync(tmp, TaskJson.DoneFile(t).ToJsonString());
-                File.Move(tmp, Path.Combine(dir, id.Value + ".json"), overwrite: true);
-                return;
+                if (failingSince is { } since)
+                    Console.Error.WriteLine($"sparky: done files are written again ({(DateTime.UtcNow - since).TotalSeconds:0} s after the first failure)");
+                failingSince = lastLogged = null;
+                backoff = FirstBackoff;
+                continue;
             }
-            await Task.Delay(20);
+            // The causes are the file system's (full, read-only, done/ gone), not the file's: every file waits, and
+            // the writer tries again after a pause that grows to 5 s, this file behind those waiting. One line a minute at most.
+            failingSince ??= DateTime.UtcNow;
+            if (lastLogged is null || DateTime.UtcNow - lastLogged > TimeSpan.FromMinutes(1))
+            {
+                Console.Error.WriteLine($"sparky: done file for {id}: {error}; trying again until it is written ({_queued.Count} waiting)");
+                lastLogged = DateTime.UtcNow;
+            }
+            try { await Task.Delay(backoff, _stop.Token); }
+            catch (OperationCanceledException) { return; }
+            backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
+            _ids.Writer.TryWrite(id); // still in _queued
         }
+    }
+
+    /// <summary>Writes the file from the stored task, then tells the store it is paid. Null once done (or nothing to do).</summary>
+    private string? Write(TaskId id)
+    {
+        var t = _d.Store.Get(id);
+        // Not finished (a replay queued it again): its next end owes the file again.
+        if (t is null || !t.State.IsTerminal())
+        {
+            _queued.TryRemove(id.Value, out _);
+            return null;
+        }
+        Directory.CreateDirectory(_dir); // deleted from under the daemon: made again
+        var tmp = Path.Combine(_dir, "." + id.Value + ".json.tmp");
+        File.Delete(tmp); // one a kill -9 left, whatever its mode: the file is created afresh with the mode below
+        // The envelope holds the task's environment: the owner's alone, from the moment the file exists.
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
+        try
+        {
+            using (var f = new FileStream(tmp, options)) f.Write(Encoding.UTF8.GetBytes(TaskJson.DoneFile(t).ToJsonString()));
+            File.Move(tmp, Path.Combine(_dir, id.Value + ".json"), overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        _queued.TryRemove(id.Value, out _);
+        _ = _d.Store.DoneFileWrittenAsync(id);
+        return null;
     }
 
     public void Dispose()
     {
+        _stop.Cancel();
         _sub.Dispose();
-        _worker.Wait(TimeSpan.FromSeconds(5));
+        _ids.Writer.TryComplete();
+        try { Task.WaitAll([_pump, _worker], TimeSpan.FromSeconds(5)); }
+        catch (AggregateException e) { Console.Error.WriteLine($"sparky: done files: {e.InnerException?.Message}"); }
     }
 }

@@ -12,6 +12,11 @@ namespace Sparky.Server.Intake;
 /// <c>&lt;data&gt;/queue/pending/</c> is taken at once (a watcher, plus one scan at start), stored, then
 /// moved to <c>accepted/</c>, or to <c>rejected/</c> beside a <c>.reason</c> file. Files whose name
 /// starts with a dot or ends in <c>.tmp</c> are still being written and are left alone.
+/// <para>Each file is taken once: its identity is stored with its task (<see cref="DroppedFile.Read.Key"/>), so a file
+/// found again after a kill -9 between the commit and the move is moved, not stored again. Only a regular file is read,
+/// never through a link and never past the size limit (<see cref="DroppedFile.Take"/>); anything else (a link, a FIFO,
+/// a directory, a file the daemon cannot read, a name too long for its <c>.reason</c>) is rejected with a reason and
+/// keeps no other file waiting.</para>
 /// </summary>
 internal sealed class DropDirectory : IDisposable
 {
@@ -29,7 +34,7 @@ internal sealed class DropDirectory : IDisposable
         _accepted = Path.Combine(queue, "accepted");
         _rejected = Path.Combine(queue, "rejected");
         foreach (var dir in new[] { _pending, _accepted, _rejected, Path.Combine(queue, "done") }) Directory.CreateDirectory(dir);
-        _watcher = new FileSystemWatcher(_pending) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
+        _watcher = new FileSystemWatcher(_pending) { NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName, IncludeSubdirectories = false };
         _watcher.Created += (_, e) => _files.Writer.TryWrite(e.FullPath);
         _watcher.Renamed += (_, e) => _files.Writer.TryWrite(e.FullPath);
         // An overflowing inotify queue (a burst of thousands of files) loses events: scan again.
@@ -41,7 +46,8 @@ internal sealed class DropDirectory : IDisposable
 
     private void Scan()
     {
-        foreach (var f in Directory.EnumerateFiles(_pending)) _files.Writer.TryWrite(f);
+        // Every entry, not only files: a directory or a FIFO dropped here is rejected too, not left unseen.
+        foreach (var f in Directory.EnumerateFileSystemEntries(_pending)) _files.Writer.TryWrite(f);
     }
 
     private async Task Work()
@@ -56,15 +62,37 @@ internal sealed class DropDirectory : IDisposable
     private async Task TakeAsync(string path)
     {
         var name = Path.GetFileName(path);
-        if (name.StartsWith('.') || name.EndsWith(".tmp", StringComparison.Ordinal) || !File.Exists(path)) return;
-        var info = new FileInfo(path);
-        if (info.Length > _d.Config.MaxBodyBytes)
+        if (name.StartsWith('.') || name.EndsWith(".tmp", StringComparison.Ordinal)) return;
+        if (Encoding.UTF8.GetByteCount(name) > NameMax - ReasonSuffix.Length)
         {
-            Reject(path, $"the file is {info.Length} bytes; at most {_d.Config.MaxBodyBytes} are accepted");
+            RejectLongName(path, name);
+            return;
+        }
+        byte[] bytes;
+        string key;
+        switch (DroppedFile.Take(path, _d.Config.MaxBodyBytes))
+        {
+            case DroppedFile.Read read:
+                (bytes, key) = (read.Bytes, read.Key);
+                break;
+            case DroppedFile.Refused refused:
+                Reject(path, refused.Reason);
+                return;
+            case DroppedFile.Later later:
+                Console.Error.WriteLine($"sparky: drop directory: {name}: {later.Why}; trying again");
+                await Task.Delay(1000);
+                _files.Writer.TryWrite(path);
+                return;
+            default:
+                return; // gone: taken already (the watcher and the scan may both name a file)
+        }
+        if (_d.Store.IntakeTaskOf(key) is { } taken)
+        {
+            // Stored before a crash kept it from being moved: it is accepted, once.
+            Move(path, Path.Combine(_accepted, taken.Value + ".json"));
             return;
         }
         JsonNode? node;
-        var bytes = await File.ReadAllBytesAsync(path);
         if (!System.Text.Unicode.Utf8.IsValid(bytes))
         {
             Reject(path, "the file is not valid UTF-8 JSON");
@@ -88,7 +116,7 @@ internal sealed class DropDirectory : IDisposable
             return;
         }
         var sub = parsed.Submission!;
-        switch (await _d.Engine.SubmitAsync([sub with { Spec = sub.Spec with { DoneFile = true } }]))
+        switch (await _d.Engine.SubmitAsync([sub with { Spec = sub.Spec with { DoneFile = true } }], intakeKey: key))
         {
             case SubmitOutcome.Accepted a:
                 Move(path, Path.Combine(_accepted, a.Ids[0].Value + ".json"));
@@ -107,11 +135,60 @@ internal sealed class DropDirectory : IDisposable
         }
     }
 
-    private void Reject(string path, string reason)
+    private const int NameMax = 255;
+    private const string ReasonSuffix = ".reason";
+
+    private void Reject(string path, string reason) => Reject(path, Path.GetFileName(path), reason);
+
+    /// <summary>
+    /// Moves the entry (whatever it is: a link is moved as the link) to <c>rejected/&lt;as&gt;</c> beside its reason.
+    /// The reason first, written whole under a temporary name and renamed: a crash between the two leaves the file in
+    /// pending/, to be rejected again, never a rejected file without its reason.
+    /// </summary>
+    private void Reject(string path, string @as, string reason)
     {
-        var name = Path.GetFileName(path);
-        Move(path, Path.Combine(_rejected, name));
-        File.WriteAllText(Path.Combine(_rejected, name + ".reason"), reason + "\n");
+        var target = Path.Combine(_rejected, @as);
+        // A directory cannot replace a file nor a file a directory (nor one directory another that holds files):
+        // such a name is taken already, and the entry goes beside it under a name of its own.
+        if (Posix.LStat(target, out var there) == 0 && Posix.LStat(path, out var moving) == 0
+            && (there.Kind == Posix.Kind.Directory || moving.Kind == Posix.Kind.Directory))
+        {
+            @as = Fit($"{@as}~{DateTime.UtcNow:yyyyMMddHHmmssfff}");
+            target = Path.Combine(_rejected, @as);
+        }
+        var tmp = Path.Combine(_rejected, ".reason.tmp");
+        File.WriteAllText(tmp, reason + "\n");
+        File.Move(tmp, target + ReasonSuffix, overwrite: true);
+        int err = Posix.Rename(path, target);
+        if (err != 0 && err != Posix.ENOENT) throw new IOException($"cannot move it to rejected/: {Posix.Describe(err)}");
+    }
+
+    /// <summary>A name with no room for <c>.reason</c> beside it (NAME_MAX is 255 bytes) is rejected under a shorter one:
+    /// its start, a hash of the whole, and its extension; the reason gives the name it came in under.</summary>
+    private void RejectLongName(string path, string name)
+    {
+        var shorter = Fit(name);
+        Reject(path, shorter, $"the name is {Encoding.UTF8.GetByteCount(name)} bytes long: at most {NameMax - ReasonSuffix.Length} leave room for " +
+            $"its {ReasonSuffix} file, so it is moved here as {shorter}. The name it came in under: {name}");
+    }
+
+    /// <summary>The name, or where it is too long for its <c>.reason</c>, its first bytes + "~" + a hash of it + its extension.</summary>
+    private static string Fit(string name)
+    {
+        const int Room = NameMax - 7; // ".reason"
+        if (Encoding.UTF8.GetByteCount(name) <= Room) return name;
+        var ext = Path.GetExtension(name);
+        if (ext.Length > 16) ext = "";
+        var hash = "~" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(name)))[..12];
+        var stem = name[..^ext.Length];
+        int budget = Room - Encoding.UTF8.GetByteCount(hash + ext);
+        var kept = new StringBuilder();
+        foreach (var rune in stem.EnumerateRunes())
+        {
+            if (Encoding.UTF8.GetByteCount(kept.ToString()) + rune.Utf8SequenceLength > budget) break;
+            kept.Append(rune.ToString());
+        }
+        return kept + hash + ext;
     }
 
     private static void Move(string from, string to)

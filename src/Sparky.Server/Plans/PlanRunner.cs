@@ -391,6 +391,11 @@ public sealed class PlanRunner : IAsyncDisposable
         // What a task gets: the daemon's environment without its own settings (the token is a secret), then the plan's.
         var env = new Dictionary<string, string>(_d.Engine.BaseEnvironment, StringComparer.Ordinal);
         foreach (var (k, v) in run.Plan.Env) env[k] = v;
+        // Marked as this daemon's (attempt 0 of "gate:…", never a task id): a restarted daemon ends a check the dead
+        // one left running before it runs the gate again, and a timed-out check's children in sessions of their own go too.
+        var contain = _d.Engine.Containment;
+        var marker = $"gate:{run.Name}:{phase.Name}";
+        contain.Mark(env, marker, 0);
         var baseDir = run.BaseDir;
         var key = phase.GateKey;
         _ = Task.Run(async () =>
@@ -402,6 +407,7 @@ public sealed class PlanRunner : IAsyncDisposable
                 try { r = await RunCheckAsync(check, env, baseDir, _stop.Token); }
                 catch (OperationCanceledException) { return; }
                 catch (Exception e) { r = new CheckResult(false, e.Message); }
+                finally { contain.Signal(marker, 0, Sparky.Execution.Processes.Signals.Kill); } // what the check left behind
                 results.Add(r);
                 if (!r.Passed) break;
             }

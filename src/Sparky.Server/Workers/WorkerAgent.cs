@@ -26,6 +26,9 @@ public sealed record WorkerOptions
     public TimeSpan Drain { get; init; }
     /// <summary>The daemon's CURVE public key (Z85), where its command socket uses CURVE.</summary>
     public string? ServerKey { get; init; }
+    /// <summary>This worker's own key pair (<c>sparky keys --worker NAME</c>), where the daemon checks worker keys: its
+    /// CURVE certificate, and each message carries the proof that it holds it.</summary>
+    public NetMQCertificate? Key { get; init; }
     /// <summary>The pilot job it runs in, if Sparky started it.</summary>
     public string? Pilot { get; init; }
     /// <summary>Tasks it takes beyond its slots and holds, so the next one starts as a slot frees, without waiting
@@ -58,6 +61,8 @@ public sealed class WorkerAgent : IDisposable
     private readonly WorkerOptions _o;
     private readonly Action<string> _log;
     private readonly DealerSocket _dealer = new();
+    /// <summary>The envelope's <c>auth</c> (public key, proof) where the worker has a key of its own.</summary>
+    private readonly (string Key, string Proof)? _auth;
     private readonly NetMQTimer _timer = new(Tick);
     private readonly NetMQQueue<bool> _wake = new();
     private readonly NetMQPoller _poller;
@@ -114,8 +119,9 @@ public sealed class WorkerAgent : IDisposable
         _dealer.Options.SendHighWatermark = 100_000;
         if (options.ServerKey is { } serverKey)
         {
-            _dealer.Options.CurveCertificate = new NetMQCertificate();
+            _dealer.Options.CurveCertificate = options.Key ?? new NetMQCertificate();
             _dealer.Options.CurveServerKey = NetMQCertificate.FromPublicKey(serverKey).PublicKey;
+            if (options.Key is { } key) _auth = (key.PublicKeyZ85, ZmqAuth.Proof(key, serverKey));
         }
         _dealer.ReceiveReady += (_, _) => Guard(OnMessages);
         _timer.Elapsed += (_, _) => Guard(OnTick);
@@ -432,7 +438,7 @@ public sealed class WorkerAgent : IDisposable
         var w = new MessagePack.MessagePackWriter(corr);
         w.Write(++_corr);
         w.Flush();
-        Wire.WriteMessage(_buffer, type, corr.WrittenSpan, body);
+        Wire.WriteMessage(_buffer, type, corr.WrittenSpan, body, _auth);
         var msg = new NetMQMessage(2);
         msg.AppendEmptyFrame();
         msg.Append(_buffer.WrittenSpan.ToArray());

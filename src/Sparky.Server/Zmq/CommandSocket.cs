@@ -17,7 +17,16 @@ namespace Sparky.Server.Zmq;
 public sealed class CommandSocket : IDisposable
 {
     /// <summary>How many messages one wake-up handles before replies queued meanwhile get their turn.</summary>
-    private const int Batch = 256;
+    private const int Batch = 64;
+    /// <summary>Requests taken and not yet answered, per connection and in all: past either, a request gets 429 at
+    /// once. A client that sends and never reads cannot make the daemon queue work (and replies) for it without end.</summary>
+    public const int PerPeerLimit = 64, TotalLimit = 1024;
+    /// <summary>Replies queued for one peer that has not read them (beyond what the kernel's socket buffers hold):
+    /// past this a reply is dropped, and the peer is <em>stalled</em> for <see cref="StallMs"/>: its reads (list, status
+    /// of a task) meanwhile are dropped, not computed. So a client that never reads costs a bounded amount of memory and work.</summary>
+    public const int SendHighWatermark = 128, StallMs = 1000;
+    /// <summary>The most bytes of tasks one <c>list</c> reply carries: a longer page is cut (its <c>next_cursor</c> goes on from there).</summary>
+    public const int MaxListReplyBytes = 1 << 20;
 
     private readonly SparkyDaemon _d;
     private readonly RouterSocket _router;
@@ -28,38 +37,71 @@ public sealed class CommandSocket : IDisposable
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
     private int _inFlight;
     private volatile bool _stopping;
+    private readonly ZmqAuth? _auth;
+    /// <summary>Per connection (routing id): requests taken and not yet answered. The socket thread's.</summary>
+    private readonly Dictionary<byte[], int> _perPeer = new(ByteArrayComparer.Instance);
+    private int _taken; // the socket thread's: the sum of _perPeer
+    /// <summary>List and status-by-id read the store and build JSON: at most this many at once, so a flood of them
+    /// leaves threads for the HTTP API (and everything else) instead of filling the thread pool.</summary>
+    private readonly SemaphoreSlim _reads = new(Math.Max(1, Environment.ProcessorCount / 2));
+    /// <summary>List and status requests run on threads of their own, not the thread pool: a flood of them queued on
+    /// the pool (up to the in-flight bound) put every HTTP request behind it (a /healthz waited up to a second).</summary>
+    private readonly System.Collections.Concurrent.BlockingCollection<Work> _readQueue = new();
+    private readonly Thread[] _readers;
+    private long _refused, _unauthenticated;
+    /// <summary>Peers whose replies could not be queued (over the high-water mark): until when their requests are dropped.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<byte[], long> _stalled = new(ByteArrayComparer.Instance);
+    private long _nextPrune;
+
+    /// <summary>Requests answered 429 (too many in flight), and messages dropped unanswered for want of a listed key.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+    public long Unauthenticated => Interlocked.Read(ref _unauthenticated);
 
     public string Endpoint { get; }
 
     /// <summary>A reply computed off the socket thread: the peer's identity and the encoded body.</summary>
-    private readonly record struct Outgoing(byte[] Identity, byte[] Body);
+    /// <param name="Counted">An answer to a request counted in <see cref="_perPeer"/> (not a message the engine sends unasked).</param>
+    private readonly record struct Outgoing(byte[] Identity, byte[] Body, bool Counted = false);
 
-    private CommandSocket(SparkyDaemon d, RouterSocket router, string endpoint)
+    private CommandSocket(SparkyDaemon d, RouterSocket router, string endpoint, ZmqAuth? auth)
     {
         _d = d;
+        _auth = auth;
         _router = router;
         Endpoint = endpoint;
         _maxBody = d.Config.MaxBodyBytes;
         _router.ReceiveReady += OnRequests;
         _replies.ReceiveReady += OnReplies;
         _poller = new NetMQPoller { _router, _replies };
+        _readers = new Thread[Math.Max(1, Environment.ProcessorCount / 2)];
+        for (int i = 0; i < _readers.Length; i++)
+        {
+            _readers[i] = new Thread(() =>
+            {
+                // Each read runs to its end here: the semaphore is free for as many readers as there are threads.
+                foreach (var w in _readQueue.GetConsumingEnumerable()) w.RunAsync().GetAwaiter().GetResult();
+            }) { IsBackground = true, Name = "sparky-zmq-reads" };
+            _readers[i].Start();
+        }
     }
 
     /// <summary>Binds (port 0: a free port; with CURVE where a certificate is given) and starts the socket thread. Throws InvalidOperationException with one line if it can't bind.</summary>
-    public static CommandSocket Start(SparkyDaemon d, string endpoint, NetMQCertificate? curve = null)
+    public static CommandSocket Start(SparkyDaemon d, string endpoint, NetMQCertificate? curve = null, ZmqAuth? auth = null)
     {
         var router = new RouterSocket();
         try
         {
             router.Options.Linger = TimeSpan.Zero;
             router.Options.ReceiveHighWatermark = 10_000;
-            router.Options.SendHighWatermark = 10_000;
+            router.Options.SendHighWatermark = SendHighWatermark;
+            // A reply to a peer over its high-water mark fails the send (instead of vanishing), so the peer can be stalled.
+            router.Options.RouterMandatory = true;
             // Up to twice the limit is read and answered with 413; past that ZeroMQ drops the peer's connection,
             // so a huge message never sits in memory.
             router.Options.MaxMsgSize = 2 * d.Config.MaxBodyBytes;
             CurveKeys.Serve(router, curve); // a peer without the server's public key never completes the handshake
             var bound = ZmqBind.Bind(router, endpoint, "command");
-            var s = new CommandSocket(d, router, bound);
+            var s = new CommandSocket(d, router, bound, auth);
             s._poller.RunAsync("sparky-zmq-commands", isBackgroundThread: true);
             return s;
         }
@@ -122,24 +164,40 @@ public sealed class CommandSocket : IDisposable
 
     private void Handle(ref Msg identity, ref Msg delimiter, ref Msg body, int frames)
     {
+        // Where keys are checked, a peer that has not shown one gets no answer at all, not even an error.
+        bool answerErrors = _auth is null;
         if (frames != 3 || delimiter.Size != 0)
         {
             string why = frames == 3
                 ? "the frame before the body must be empty (the delimiter REQ sends; a DEALER must send it too)"
                 : $"expected an empty delimiter frame then one body frame; got {frames - 1} frame(s)";
-            ReplyNow(ref identity, Error(default, 400, why));
+            if (answerErrors) ReplyNow(ref identity, Error(default, 400, why));
             return;
         }
         if (body.Size > _maxBody)
         {
-            ReplyNow(ref identity, Error(default, 413, $"the body is {body.Size} bytes; at most {_maxBody} are accepted"));
+            if (answerErrors) ReplyNow(ref identity, Error(default, 413, $"the body is {body.Size} bytes; at most {_maxBody} are accepted"));
             return;
         }
         var frame = body.SliceAsMemory();
         if (Wire.TryRead(frame, out var req, out var corr) is { } problem)
         {
-            ReplyNow(ref identity, Error(corr.Span, 400, problem));
+            if (answerErrors) ReplyNow(ref identity, Error(corr.Span, 400, problem));
             return;
+        }
+        ZmqPeer? peer = null;
+        if (_auth is not null)
+        {
+            var (key, proof) = Wire.ReadAuth(req.Auth);
+            peer = _auth.Check(key, proof);
+            if (peer is null) { Interlocked.Increment(ref _unauthenticated); return; }
+            // A worker key cannot submit, a client key cannot pose as a worker; both may ping.
+            bool workerMessage = Wire.IsWorkerType(req.Type);
+            if (req.Type != RequestType.Ping && workerMessage != (peer.Role == PeerRole.Worker))
+            {
+                ReplyNow(ref identity, Error(req.Corr.Span, 403, $"a {(peer.Role == PeerRole.Worker ? "worker" : "client")} key ('{peer.Name}') may not send {Wire.TypeNames[(int)req.Type]}"));
+                return;
+            }
         }
         switch (req.Type)
         {
@@ -161,14 +219,28 @@ public sealed class CommandSocket : IDisposable
                     ReplyNow(ref identity, Error(req.Corr.Span, 400, "body: " + ex.Message));
                     return;
                 }
-                _d.Engine.OnWorkerMessage(identity.ToArray(), req.Type, req.Corr.ToArray(), args);
+                _d.Engine.OnWorkerMessage(identity.ToArray(), req.Type, req.Corr.ToArray(), args, peer?.PublicKey);
                 return;
             default:
                 if (_stopping) { ReplyNow(ref identity, Error(req.Corr.Span, 503, "the daemon is stopping")); return; }
                 // Copies: the frame goes back to NetMQ when this returns.
-                var work = new Work(this, identity.ToArray(), req.Type, req.Corr.ToArray(), req.Body.ToArray());
+                var id = identity.ToArray();
+                if (req.Type is RequestType.List or RequestType.Status && IsStalled(id)) { Interlocked.Increment(ref _refused); return; } // it reads nothing: no work for it
+                int mine = _perPeer.GetValueOrDefault(id);
+                if (mine >= PerPeerLimit || _taken >= TotalLimit)
+                {
+                    Interlocked.Increment(ref _refused);
+                    ReplyNow(ref identity, Error(req.Corr.Span, 429, mine >= PerPeerLimit
+                        ? $"{PerPeerLimit} requests of this connection are in flight: read the replies before sending more"
+                        : $"{TotalLimit} requests are in flight on the daemon: try again shortly"));
+                    return;
+                }
+                _perPeer[id] = mine + 1;
+                _taken++;
+                var work = new Work(this, id, req.Type, req.Corr.ToArray(), req.Body.ToArray());
                 Interlocked.Increment(ref _inFlight);
-                ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), work, preferLocal: false);
+                if (req.Type is RequestType.List or RequestType.Status) _readQueue.Add(work);
+                else ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), work, preferLocal: false);
                 return;
         }
     }
@@ -194,8 +266,12 @@ public sealed class CommandSocket : IDisposable
     /// <summary>Replies on the socket thread, sending the received identity frame back as it is.</summary>
     private void ReplyNow(ref Msg identity, ReadOnlySpan<byte> reply)
     {
-        // ROUTER drops a message to a peer that is gone or over its high-water mark: a send never blocks.
-        if (!_router.TrySend(ref identity, TimeSpan.Zero, more: true)) return;
+        // A send never blocks: a peer over its high-water mark fails it (and is stalled), one that is gone throws.
+        try
+        {
+            if (!_router.TrySend(ref identity, TimeSpan.Zero, more: true)) { Stall(identity.ToArray()); return; }
+        }
+        catch (HostUnreachableException) { return; }
         _router.TrySendFrameEmpty(TimeSpan.Zero, more: true);
         var msg = new Msg();
         msg.InitPool(reply.Length);
@@ -207,9 +283,51 @@ public sealed class CommandSocket : IDisposable
     {
         for (int i = 0; i < Batch && _replies.TryDequeue(out var o, TimeSpan.Zero); i++)
         {
-            if (!_router.TrySendFrame(TimeSpan.Zero, o.Identity, more: true)) continue;
+            if (o.Counted) Answered(o.Identity);
+            if (o.Body is null) continue; // dropped: its peer was stalled
+            try
+            {
+                if (!_router.TrySendFrame(TimeSpan.Zero, o.Identity, more: true)) { Stall(o.Identity); continue; }
+            }
+            catch (HostUnreachableException) { continue; }
             _router.TrySendFrameEmpty(TimeSpan.Zero, more: true);
             _router.TrySendFrame(TimeSpan.Zero, o.Body, more: false);
+        }
+    }
+
+    private void Stall(byte[] identity) => _stalled[identity] = Environment.TickCount64 + StallMs;
+
+    /// <summary>Whether a peer's replies are being dropped (from any thread). Forgets peers whose stall ended, now and then.</summary>
+    private bool IsStalled(byte[] identity)
+    {
+        long now = Environment.TickCount64;
+        if (_stalled.IsEmpty) return false;
+        if (now > Volatile.Read(ref _nextPrune))
+        {
+            Volatile.Write(ref _nextPrune, now + 10 * StallMs);
+            foreach (var (k, until) in _stalled) if (until <= now) _stalled.TryRemove(k, out _);
+        }
+        return _stalled.TryGetValue(identity, out var u) && u > now;
+    }
+
+    /// <summary>A counted request's answer is on its way (or dropped by ZeroMQ if the peer reads nothing): its slot frees.</summary>
+    private void Answered(byte[] identity)
+    {
+        _taken--;
+        if (!_perPeer.TryGetValue(identity, out int n)) return;
+        if (n <= 1) _perPeer.Remove(identity);
+        else _perPeer[identity] = n - 1;
+    }
+
+    private sealed class ByteArrayComparer : IEqualityComparer<byte[]>
+    {
+        public static readonly ByteArrayComparer Instance = new();
+        public bool Equals(byte[]? a, byte[]? b) => a.AsSpan().SequenceEqual(b);
+        public int GetHashCode(byte[] a)
+        {
+            var h = new HashCode();
+            h.AddBytes(a);
+            return h.ToHashCode();
         }
     }
 
@@ -219,20 +337,26 @@ public sealed class CommandSocket : IDisposable
     {
         public async Task RunAsync()
         {
+            if (type is RequestType.List or RequestType.Status && s.IsStalled(identity)) { s.Post(new Outgoing(identity, null!, Counted: true)); return; } // its reply would be dropped
             byte[] reply;
-            try { reply = Encode(await AnswerAsync()); }
+            try
+            {
+                var a = await AnswerAsync();
+                if (ReferenceEquals(a.Detail, Dropped.Detail)) { s.Post(new Outgoing(identity, null!, Counted: true)); return; }
+                reply = Encode(a);
+            }
             catch (Exception e)
             {
                 Console.Error.WriteLine($"sparky: zmq {Wire.TypeNames[(int)type]}: {e}");
                 reply = Encode(Answer.Error(500, "internal error"));
             }
-            s.Post(new Outgoing(identity, reply));
+            s.Post(new Outgoing(identity, reply, Counted: true));
         }
 
         private async Task<Answer> AnswerAsync()
         {
             Answer a;
-            try { a = await s.ExecuteAsync(type, body); }
+            try { a = await s.ExecuteAsync(type, body, identity); }
             catch (Exception e) when (e is MsgPackJsonException or MessagePack.MessagePackSerializationException or EndOfStreamException)
             {
                 a = Answer.Error(400, "body: " + e.Message);
@@ -255,7 +379,7 @@ public sealed class CommandSocket : IDisposable
         }
     }
 
-    private async Task<Answer> ExecuteAsync(RequestType type, byte[] raw)
+    private async Task<Answer> ExecuteAsync(RequestType type, byte[] raw, byte[] identity)
     {
         var body = Wire.ReadBody(raw);
         if (JsonChecks.FirstProblem(body) is { } problem) return Answer.Error(400, problem);
@@ -267,7 +391,10 @@ public sealed class CommandSocket : IDisposable
                 return await Commands.SubmitAsync(_d, body);
             case RequestType.Status:
                 if (args?["id"] is null) return Answer.Of(Commands.QueueStatus(_d));
-                return Text(args, "id", out var sid) is { } bad ? bad : Commands.Get(_d, sid!);
+                if (Text(args, "id", out var sid) is { } bad) return bad;
+                await _reads.WaitAsync();
+                try { return IsStalled(identity) ? Dropped : Commands.Get(_d, sid!); }
+                finally { _reads.Release(); }
             case RequestType.Cancel:
                 if (args?["id"] is null) return Answer.Error(400, "cancel needs {\"id\": \"<task id>\"}");
                 return Text(args, "id", out var cid) is { } bad2 ? bad2 : await Commands.CancelAsync(_d, cid!);
@@ -277,10 +404,35 @@ public sealed class CommandSocket : IDisposable
                 if (Text(args, "order", out var order) is { } e3) return e3;
                 if (Integer(args, "limit", out var limit) is { } e4) return e4;
                 if (Integer(args, "cursor", out var cursor) is { } e5) return e5;
-                return Commands.List(_d, state, cls, limit is null ? null : (int)Math.Clamp(limit.Value, int.MinValue, int.MaxValue), cursor, order);
+                await _reads.WaitAsync();
+                try { return IsStalled(identity) ? Dropped : BoundedList(state, cls, limit is null ? null : (int)Math.Clamp(limit.Value, int.MinValue, int.MaxValue), cursor, order); }
+                finally { _reads.Release(); }
             default:
                 return Answer.Error(400, $"{Wire.TypeNames[(int)type]} is not handled here");
         }
+    }
+
+    /// <summary>What a read comes to when its peer stalled while it waited for its turn: nothing is sent.</summary>
+    private static readonly Answer Dropped = Answer.Error(429, "stalled");
+
+    /// <summary>A page of tasks whose reply stays under <see cref="MaxListReplyBytes"/>: a page over it is asked again
+    /// at half the size (rare: tasks with very long commands or environments).</summary>
+    private Answer BoundedList(string? state, string? cls, int? limit, long? cursor, string? order)
+    {
+        var a = Commands.List(_d, state, cls, limit, cursor, order);
+        int lim = Math.Clamp(limit ?? 100, 1, 10_000);
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
+        while (a.Ok && lim > 1)
+        {
+            buffer.ResetWrittenCount();
+            MessagePack.MessagePackWriter w = new(buffer);
+            MsgPackJson.Write(ref w, a.Body);
+            w.Flush();
+            if (buffer.WrittenCount <= MaxListReplyBytes) break;
+            lim /= 2;
+            a = Commands.List(_d, state, cls, lim, cursor, order);
+        }
+        return a;
     }
 
     private static Answer? Text(JsonObject? args, string key, out string? value)
@@ -327,6 +479,7 @@ public sealed class CommandSocket : IDisposable
         while ((Volatile.Read(ref _inFlight) > 0 || !_replies.IsEmpty) && Environment.TickCount64 < deadline) Thread.Sleep(5);
         _poller.Stop(); // waits for the handler sending the last replies
 
+        _readQueue.CompleteAdding();
         _poller.Dispose();
         _router.Dispose();
         _replies.Dispose();

@@ -12,7 +12,8 @@ public static class CurveKeys
     public const string SecretFile = "sparky.key", PublicFile = "sparky.pub";
 
     /// <summary>Which sockets use CURVE and with what certificate; <see cref="Problem"/> says why serving must not start.</summary>
-    public sealed record Plan(NetMQCertificate? Commands, NetMQCertificate? Events, string? KeyFile, string? Problem)
+    /// <param name="Auth">Client authentication on the command socket (allow-lists of client and worker keys); null: none.</param>
+    public sealed record Plan(NetMQCertificate? Commands, NetMQCertificate? Events, string? KeyFile, string? Problem, ZmqAuth? Auth = null)
     {
         public string? PublicKey => (Commands ?? Events)?.PublicKeyZ85;
     }
@@ -36,7 +37,14 @@ public static class CurveKeys
         return cert.PublicKeyZ85;
     }
 
-    private static void WriteAtomically(string path, string text, UnixFileMode mode)
+    /// <summary>Writes a secret key file (0600, created so from the start): the header, then the secret key.</summary>
+    internal static void WriteSecret(string path, NetMQCertificate cert, string header)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        WriteAtomically(path, header + cert.SecretKeyZ85 + "\n", UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    internal static void WriteAtomically(string path, string text, UnixFileMode mode)
     {
         var tmp = path + ".tmp";
         File.Delete(tmp);
@@ -88,7 +96,26 @@ public static class CurveKeys
         {
             return new(null, null, keyFile, $"cannot read the CURVE key {keyFile}: {e.Message.Split('\n')[0]}");
         }
-        return new(commands ? cert : null, events ? cert : null, keyFile, null);
+        // Clients are authenticated where the command socket uses CURVE and a key list exists; off loopback one must.
+        var (clients, workers) = ZmqAuth.ListPaths(config);
+        // Pilot mode counts as configured: the daemon authorises the key it gives its own pilots.
+        bool listed = File.Exists(clients) || File.Exists(workers) || config.PilotClasses.Count > 0;
+        if (commands && !listed && !ZmqBind.IsLoopback(config.Zmq))
+            return new Plan(null, null, keyFile, null, null) with
+            {
+                Problem = $"refusing to bind zmq to {config.Zmq} without client keys: anyone with the public key could run commands; " +
+                    $"authorise clients with `sparky keys --client NAME` (and workers with `sparky keys --worker NAME`), or use tcp://127.0.0.1:PORT",
+            };
+        ZmqAuth? auth = null;
+        if (commands && listed)
+        {
+            try { auth = new ZmqAuth(cert, clients, workers, config.PilotClasses.Count > 0 ? ZmqAuth.PilotKey(config.DataDir) : null); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+                return new(null, null, keyFile, $"cannot read the ZeroMQ keys: {e.Message.Split('\n')[0]}");
+            }
+        }
+        return new(commands ? cert : null, events ? cert : null, keyFile, null, auth);
     }
 
     /// <summary>Makes a socket a CURVE server with this certificate; call before Bind.</summary>

@@ -14,7 +14,7 @@ public sealed class MsgPackJsonException(string message) : Exception(message);
 /// </summary>
 public static class MsgPackJson
 {
-    public const int MaxDepth = 64;
+    public const int MaxDepth = Sparky.Core.Tasks.InputLimits.MaxDepth;
 
     /// <summary>Reads one value. Throws <see cref="MsgPackJsonException"/> with a reason for anything JSON can't hold,
     /// or MessagePack's own exceptions for bytes that are not MessagePack.</summary>

@@ -11,7 +11,8 @@ public enum RequestType { Submit, Status, Cancel, List, Ping, Hello, Heartbeat, 
 /// A request's envelope <c>{"v":1, "type", "corr", "ts", "body"}</c>, read in place: <see cref="Corr"/> and
 /// <see cref="Body"/> are slices of the received frame, so nothing is copied until a request leaves the socket thread.
 /// </summary>
-public readonly record struct Request(RequestType Type, ReadOnlyMemory<byte> Corr, ReadOnlyMemory<byte> Body);
+/// <see cref="Auth"/> is the envelope's <c>auth</c> as sent (empty where absent): read only where keys are checked.
+public readonly record struct Request(RequestType Type, ReadOnlyMemory<byte> Corr, ReadOnlyMemory<byte> Body, ReadOnlyMemory<byte> Auth = default);
 
 /// <summary>The MessagePack envelope of SPEC §6: reading requests, writing replies and events.</summary>
 public static class Wire
@@ -34,7 +35,7 @@ public static class Wire
             int? version = null;
             RequestType? type = null;
             string? unknownType = null;
-            ReadOnlyMemory<byte> body = default;
+            ReadOnlyMemory<byte> body = default, auth = default;
             for (int i = 0; i < n; i++)
             {
                 if (r.NextMessagePackType != MessagePackType.String) return "a key of the message's map is not a string";
@@ -66,13 +67,19 @@ public static class Wire
                     MsgPackJson.Skip(ref r);
                     body = Slice(r.Sequence.Slice(start, r.Position));
                 }
+                else if (key.SequenceEqual("auth"u8))
+                {
+                    var start = r.Position;
+                    MsgPackJson.Skip(ref r);
+                    auth = Slice(r.Sequence.Slice(start, r.Position));
+                }
                 else MsgPackJson.Skip(ref r); // ts, and fields a later version may add
             }
             if (!r.End) return "extra bytes after the message's map";
             if (version != Version) return version is null ? "v is missing: this daemon speaks v 1" : "unsupported v: this daemon speaks v 1";
             if (unknownType is not null) return $"unknown type '{unknownType}' (known: {string.Join(", ", TypeNames)})";
             if (type is null) return "type is missing";
-            request = new Request(type.Value, corr, body);
+            request = new Request(type.Value, corr, body, auth);
             return null;
         }
         catch (MsgPackJsonException e)
@@ -98,6 +105,42 @@ public static class Wire
         : t.SequenceEqual("draining"u8) ? RequestType.Draining
         : t.SequenceEqual("bye"u8) ? RequestType.Bye
         : null;
+
+    /// <summary>An envelope's <c>auth</c>: <c>{"key": public key (Z85), "proof": hex}</c> (see <see cref="ZmqAuth"/>); nulls where it is not that.</summary>
+    public static (string? Key, string? Proof) ReadAuth(ReadOnlyMemory<byte> auth)
+    {
+        if (auth.IsEmpty) return (null, null);
+        try
+        {
+            var r = new MessagePackReader(auth);
+            if (r.NextMessagePackType != MessagePackType.Map) return (null, null);
+            int n = r.ReadMapHeader();
+            string? key = null, proof = null;
+            for (int i = 0; i < n && i < 8; i++)
+            {
+                if (r.NextMessagePackType != MessagePackType.String) return (null, null);
+                var k = r.ReadString();
+                if (r.NextMessagePackType != MessagePackType.String) { r.Skip(); continue; }
+                var v = r.ReadString();
+                if (v is null || v.Length > 128) return (null, null);
+                if (k == "key") key = v;
+                else if (k == "proof") proof = v;
+            }
+            return (key, proof);
+        }
+        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or InvalidOperationException) { return (null, null); }
+    }
+
+    /// <summary>Writes an envelope's <c>auth</c> map (key, then value): what a keyed client adds to each message.</summary>
+    public static void WriteAuth(ref MessagePackWriter w, string key, string proof)
+    {
+        w.Write("auth");
+        w.WriteMapHeader(2);
+        w.Write("key");
+        w.Write(key);
+        w.Write("proof");
+        w.Write(proof);
+    }
 
     /// <summary>Whether a request comes from a worker, and so goes to the engine's loop.</summary>
     public static bool IsWorkerType(RequestType t) => t >= RequestType.Hello;
@@ -134,9 +177,9 @@ public static class Wire
 
     /// <summary>Any message <c>{"v":1, "type", "corr", "ts", "body"}</c>: what a worker sends, and what the daemon
     /// sends a worker unasked (a <c>task</c>, a <c>kill</c>; <paramref name="corr"/> empty is nil).</summary>
-    public static void WriteMessage(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, JsonNode? body)
+    public static void WriteMessage(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, JsonNode? body, (string Key, string Proof)? auth = null)
     {
-        var w = Head(buffer, type, corr);
+        var w = Head(buffer, type, corr, out _, auth);
         MsgPackJson.Write(ref w, body);
         w.Flush();
     }
@@ -178,11 +221,12 @@ public static class Wire
 
     private static MessagePackWriter Head(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr) => Head(buffer, type, corr, out _);
 
-    private static MessagePackWriter Head(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, out long now)
+    private static MessagePackWriter Head(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, out long now, (string Key, string Proof)? auth = null)
     {
         now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var w = new MessagePackWriter(buffer);
-        w.WriteMapHeader(5);
+        w.WriteMapHeader(auth is null ? 5 : 6);
+        if (auth is { } a) WriteAuth(ref w, a.Key, a.Proof);
         w.Write("v");
         w.Write(Version);
         w.Write("type");

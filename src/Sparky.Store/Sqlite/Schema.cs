@@ -78,6 +78,20 @@ internal static class Schema
         CREATE INDEX tasks_class_state ON tasks(class, state);
         DROP INDEX IF EXISTS tasks_unfinished;
         """,
+        // v6: the drop directory's files taken, by identity (DroppedFile.Key), stored with their task in one transaction,
+        // so a file found again after a crash is recognised, not taken twice; and the done files owed, one row per
+        // finished task whose done/<id>.json is not written yet, added with its end and removed once written, so a
+        // start writes the missing ones without reading every finished task. Tasks stored before hold no row: their
+        // files were written, or lost, under the old rules.
+        """
+        CREATE TABLE intake (
+            key     TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE done_owed (
+            task_id TEXT PRIMARY KEY
+        ) WITHOUT ROWID;
+        """,
     ];
 
     public static int Current => Migrations.Length;

@@ -75,22 +75,30 @@ public sealed class SqliteStore : IAsyncDisposable
 
     /// <summary>Inserts all the tasks or none: a request with one existing id is a conflict as a whole.
     /// <paramref name="onCommitted"/> runs on the writer thread right after the commit, so callbacks run in
-    /// commit order (the engine learns of tasks in the order they were stored).</summary>
-    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action? onCommitted = null) => Enqueue(new InsertOp(tasks, onCommitted));
+    /// commit order (the engine learns of tasks in the order they were stored). <paramref name="intakeKey"/>, for a
+    /// dropped file, is stored in the same transaction (<see cref="IntakeTaskOf"/>); a key stored before is a conflict.</summary>
+    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action? onCommitted = null, string? intakeKey = null) =>
+        Enqueue(new InsertOp(tasks, onCommitted, intakeKey));
 
     public Task<WriteResult> AttemptStartedAsync(TaskId id, string cls, TaskState from, AttemptRecord attempt) =>
         Enqueue(new StartOp(id, cls, from, attempt));
 
-    public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson) =>
-        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson));
+    /// <summary>An attempt ended. With <paramref name="doneFile"/> and a terminal state, the task's done file is owed
+    /// from the same commit (<see cref="OwedDoneFiles"/>).</summary>
+    public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson, bool doneFile = false) =>
+        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson, doneFile));
 
     /// <summary>Records what Slurm said about a running attempt: its job id once sbatch answered, the node once it runs.</summary>
     public Task<WriteResult> AttemptSlurmAsync(TaskId id, int n, string? jobId, string? node, long? startedAt = null, long? endedAt = null) =>
         Enqueue(new SlurmOp(id, n, jobId, node, startedAt, endedAt));
 
     /// <summary>Ends a task that has no attempt running: a failed dependency, or a cancel while queued.</summary>
-    public Task<WriteResult> FinishAsync(TaskId id, string cls, TaskState from, TaskState to, string reason, long at) =>
-        Enqueue(new FinishOp(id, cls, from, to, reason, at));
+    public Task<WriteResult> FinishAsync(TaskId id, string cls, TaskState from, TaskState to, string reason, long at, bool doneFile = false) =>
+        Enqueue(new FinishOp(id, cls, from, to, reason, at, doneFile));
+
+    /// <summary>The task's done file is written: no longer owed. Not waited for: if it is lost, the next start writes
+    /// the same file again.</summary>
+    public Task<WriteResult> DoneFileWrittenAsync(TaskId id) => Enqueue(new DoneWrittenOp(id));
 
     /// <summary>Queues a finished task again with the same spec (a replay); its attempts so far are kept.</summary>
     public Task<WriteResult> RequeueAsync(TaskId id, string cls, TaskState from, Action? onCommitted = null) => Enqueue(new RequeueOp(id, cls, from, onCommitted));
@@ -120,7 +128,10 @@ public sealed class SqliteStore : IAsyncDisposable
             if (!reader.TryPeek(out _) && carried.Count == 0)
             {
                 if (reader.Completion.IsCompleted) break;
-                _writerWake.WaitOne();
+                // After a failed write (a full disk) an idle store still learns, within a second or two, that it can
+                // write again, so /readyz does not stay 503 until the next submission happens to succeed.
+                if (_writeFailure is not null && !_writerWake.WaitOne(1000)) ProbeWrite();
+                else if (_writeFailure is null) _writerWake.WaitOne();
                 continue;
             }
             batch.Clear();
@@ -163,6 +174,8 @@ public sealed class SqliteStore : IAsyncDisposable
                 // is told, nothing was acknowledged). A state update is kept and tried again, in order, ahead
                 // of newer writes: dropping it would leave the store behind the engine for good.
                 var failed = new WriteResult(WriteStatus.Unavailable, $"store write failed: {ex.Message}");
+                _writeFailure = $"the store's last write failed: {ex.Message}";
+                NoteFailure(ex);
                 bool givingUp = reader.Completion.IsCompleted && failures >= 3;
                 foreach (var op in batch)
                 {
@@ -174,6 +187,7 @@ public sealed class SqliteStore : IAsyncDisposable
                 continue;
             }
             failures = 0;
+            _writeFailure = null;
             for (int i = 0; i < batch.Count; i++)
             {
                 if (results[i].Status == WriteStatus.Ok) batch[i].Committed(Counters);
@@ -182,10 +196,41 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
+    private const long ProbeFreeBytes = 1024 * 1024;
+
+    /// <summary>A real write (page 1 rewritten with the same schema version, one WAL frame) that clears the write
+    /// failure once it commits.</summary>
+    private void ProbeWrite()
+    {
+        try
+        {
+            // Not while the disk is nearly full: one page may fit where a submission does not, and ready must mean
+            // that submissions are taken again.
+            var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path)) ?? ".";
+            if (new DriveInfo(dir).AvailableFreeSpace < ProbeFreeBytes) return;
+            using var tx = _writer.BeginTransaction();
+            using var cmd = _writer.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "PRAGMA user_version";
+            long version = Convert.ToInt64(cmd.ExecuteScalar());
+            cmd.CommandText = $"PRAGMA user_version = {version}";
+            cmd.ExecuteNonQuery();
+            tx.Commit();
+            _writeFailure = null;
+        }
+        catch (SqliteException ex)
+        {
+            _writeFailure = $"the store's last write failed: {ex.Message}";
+            NoteFailure(ex);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { }
+    }
+
     /// <summary>Prepared statements, reused for every batch.</summary>
     private sealed class Commands
     {
-        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan;
+        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan,
+            Intake, Owe, Paid;
         private readonly SqliteCommand[] _all;
 
         public Commands(SqliteConnection c)
@@ -228,7 +273,10 @@ public sealed class SqliteStore : IAsyncDisposable
                 ON CONFLICT(name) DO UPDATE SET path = excluded.path, base_dir = excluded.base_dir, text = excluded.text,
                     status = excluded.status, state = excluded.state, updated_at = excluded.updated_at
                 """, "$name", "$path", "$base", "$text", "$status", "$state", "$at");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan];
+            Intake = Make(c, "INSERT INTO intake (key, task_id) VALUES ($key, $id) ON CONFLICT(key) DO NOTHING", "$key", "$id");
+            Owe = Make(c, "INSERT OR IGNORE INTO done_owed (task_id) VALUES ($id)", "$id");
+            Paid = Make(c, "DELETE FROM done_owed WHERE task_id = $id", "$id");
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan, Intake, Owe, Paid];
         }
 
         public void Bind(SqliteTransaction tx)
@@ -260,7 +308,7 @@ public sealed class SqliteStore : IAsyncDisposable
         public virtual void Committed(Counters counters) { }
     }
 
-    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action? onCommitted) : WriteOp
+    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action? onCommitted, string? intakeKey) : WriteOp
     {
         public override bool Awaited => true;
 
@@ -276,6 +324,12 @@ public sealed class SqliteStore : IAsyncDisposable
                     c.Release.ExecuteNonQuery();
                     return new WriteResult(WriteStatus.Conflict, $"a task with id '{t.Id}' exists");
                 }
+            }
+            if (intakeKey is not null && Run(c.Intake, intakeKey, tasks[0].Id.Value) == 0)
+            {
+                c.Rollback.ExecuteNonQuery();
+                c.Release.ExecuteNonQuery();
+                return new WriteResult(WriteStatus.Conflict, "this file was taken before");
             }
             c.Release.ExecuteNonQuery();
             return WriteResult.Ok;
@@ -309,31 +363,42 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
-    private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result) : WriteOp
+    private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result, bool doneFile) : WriteOp
     {
         public override WriteResult Apply(Commands c)
         {
             Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome, a.Reason);
             Run(c.End, id.Value, (int)state, reason, a.ExitCode, a.Signal, state.IsTerminal() ? a.EndedAt : null, result);
+            if (doneFile && state.IsTerminal()) Run(c.Owe, id.Value);
             return WriteResult.Ok;
         }
 
         public override void Committed(Counters counters) => counters.Move(cls, TaskState.Running, state);
     }
 
-    private sealed class FinishOp(TaskId id, string cls, TaskState from, TaskState to, string reason, long at) : WriteOp
+    private sealed class FinishOp(TaskId id, string cls, TaskState from, TaskState to, string reason, long at, bool doneFile) : WriteOp
     {
         private bool _changed;
 
         public override WriteResult Apply(Commands c)
         {
             _changed = Run(c.Finish, id.Value, (int)to, reason, at) > 0;
+            if (_changed && doneFile) Run(c.Owe, id.Value);
             return WriteResult.Ok;
         }
 
         public override void Committed(Counters counters)
         {
             if (_changed) counters.Move(cls, from, to);
+        }
+    }
+
+    private sealed class DoneWrittenOp(TaskId id) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Paid, id.Value);
+            return WriteResult.Ok;
         }
     }
 
@@ -389,7 +454,9 @@ public sealed class SqliteStore : IAsyncDisposable
 
     private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result";
 
-    public TaskRecord? Get(TaskId id)
+    public TaskRecord? Get(TaskId id) => Guarded(() => GetTask(id));
+
+    private TaskRecord? GetTask(TaskId id)
     {
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
@@ -401,7 +468,9 @@ public sealed class SqliteStore : IAsyncDisposable
         return rec with { AttemptList = Attempts(conn, id) };
     }
 
-    public TaskState? StateOf(TaskId id)
+    public TaskState? StateOf(TaskId id) => Guarded(() => ReadState(id));
+
+    private TaskState? ReadState(TaskId id)
     {
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
@@ -412,7 +481,10 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     /// <summary>A page of tasks in submission order, after <paramref name="cursor"/> (a seq), or before it when descending.</summary>
-    public IReadOnlyList<TaskRecord> List(TaskState? state, string? cls, int limit, long? cursor, bool descending)
+    public IReadOnlyList<TaskRecord> List(TaskState? state, string? cls, int limit, long? cursor, bool descending) =>
+        Guarded(() => ListTasks(state, cls, limit, cursor, descending));
+
+    private IReadOnlyList<TaskRecord> ListTasks(TaskState? state, string? cls, int limit, long? cursor, bool descending)
     {
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
@@ -515,6 +587,31 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
+    /// <summary>The finished tasks whose done file is owed: not yet written (a full disk, a kill -9 before the write).
+    /// Read from the rows owed alone, never from every finished task.</summary>
+    public IReadOnlyList<TaskId> OwedDoneFiles() => Guarded(ReadOwedDoneFiles);
+
+    private IReadOnlyList<TaskId> ReadOwedDoneFiles()
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT o.task_id FROM done_owed o JOIN tasks t ON t.id = o.task_id WHERE t.state >= 2";
+        using var r = cmd.ExecuteReader();
+        var list = new List<TaskId>();
+        while (r.Read()) list.Add(TaskId.Parse(r.GetString(0)));
+        return list;
+    }
+
+    /// <summary>The task a dropped file was stored as, by the file's identity (<see cref="InsertAsync"/>'s intake key).</summary>
+    public TaskId? IntakeTaskOf(string key)
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT task_id FROM intake WHERE key = $key";
+        cmd.Parameters.AddWithValue("$key", key);
+        return cmd.ExecuteScalar() is string id ? TaskId.Parse(id) : null;
+    }
+
     /// <summary>Every stored plan, by name.</summary>
     public IReadOnlyList<PlanRow> LoadPlans()
     {
@@ -529,7 +626,9 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     /// <summary>What the engine needs to start a task: its spec, attempts so far and when it was submitted.</summary>
-    public (TaskSpec Spec, int Attempts, long SubmittedAt)? SpecOf(TaskId id)
+    public (TaskSpec Spec, int Attempts, long SubmittedAt)? SpecOf(TaskId id) => Guarded(() => ReadSpec(id));
+
+    private (TaskSpec Spec, int Attempts, long SubmittedAt)? ReadSpec(TaskId id)
     {
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
@@ -575,6 +674,62 @@ public sealed class SqliteStore : IAsyncDisposable
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         return cmd.ExecuteScalar();
+    }
+
+    // ---------- health ----------
+
+    private volatile string? _writeFailure;
+    private volatile string? _corruption;
+    private volatile string? _integrity;
+
+    /// <summary>Why the store cannot be trusted with new work: it failed its integrity check, or a read or write found
+    /// the file corrupt (SQLITE_CORRUPT, SQLITE_NOTADB). Kept until a restart: a corrupt file does not heal. Submissions
+    /// are refused (503) meanwhile, rather than acknowledged into a store that answers 500 to reads.</summary>
+    public string? Corruption => _integrity ?? _corruption;
+
+    /// <summary>Why <c>/readyz</c> says not ready: <see cref="Corruption"/>, or the writer's last commit failed (a full
+    /// disk: SQLITE_FULL) and none has succeeded since. Null when healthy.</summary>
+    public string? Unhealthy => Corruption ?? _writeFailure;
+
+    /// <summary><c>PRAGMA quick_check</c> on a thread of its own, the result kept in <see cref="Corruption"/>. Started
+    /// by the daemon once it is serving: on a large store the check reads every page, and a restart should not wait.</summary>
+    public void StartIntegrityCheck()
+    {
+        new Thread(() =>
+        {
+            try
+            {
+                using var conn = OpenRead();
+                using var cmd = conn.CreateCommand();
+                cmd.CommandText = "PRAGMA quick_check(5)";
+                cmd.CommandTimeout = 0;
+                var found = new List<string>();
+                using (var r = cmd.ExecuteReader()) while (r.Read()) found.Add(r.GetString(0));
+                if (found is not ["ok"]) _integrity = $"the store failed its integrity check (PRAGMA quick_check): {Clip(string.Join("; ", found))}";
+            }
+            catch (SqliteException e) { _integrity = $"the store failed its integrity check (PRAGMA quick_check): {e.Message}"; }
+            catch (ObjectDisposedException) { }
+        }) { IsBackground = true, Name = "sparky-store-check", Priority = ThreadPriority.BelowNormal }.Start();
+    }
+
+    /// <summary>Keeps a corruption found by any read or write (the API's, the engine's) in <see cref="Corruption"/>.</summary>
+    public void NoteFailure(Exception e)
+    {
+        if (e is SqliteException { SqliteErrorCode: 11 or 26 } s) _corruption ??= $"the store's file is corrupt: {s.Message}";
+    }
+
+    private static string Clip(string s)
+    {
+        s = s.ReplaceLineEndings("; ");
+        return s.Length <= 300 ? s : s[..300] + "…";
+    }
+
+    private T Guarded<T>(Func<T> read)
+    {
+        try { return read(); }
+        catch (SqliteException e) when (Noted(e)) { throw; }
+
+        bool Noted(SqliteException e) { NoteFailure(e); return false; }
     }
 
     public async ValueTask DisposeAsync()

@@ -26,7 +26,7 @@ internal static class PlanVerbs
         {
             var path = Path.GetFullPath(p.GetValue(file)!);
             string text;
-            try { text = await File.ReadAllTextAsync(path, ct); }
+            try { text = PlanLimits.ReadFile(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read {path}: {e.Message}", 2); }
             // The file's own errors, all of them, before anything is sent.
             var parsed = PlanFile.Parse(text, path);

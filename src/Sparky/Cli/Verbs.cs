@@ -341,10 +341,13 @@ internal static class Verbs
     {
         var dir = new Option<string?>("--dir") { Description = "where to write sparky.key and sparky.pub (default: the data directory)" };
         var force = new Option<bool>("--force") { Description = "replace an existing key (clients then need the new public key)" };
-        var c = new Command("keys", "Make the daemon's CURVE key pair for the ZeroMQ sockets (needed off loopback).") { dir, force };
+        var client = new Option<string?>("--client") { Description = "make a key pair for a client named NAME and add its public key to the clients' allow-list" };
+        var worker = new Option<string?>("--worker") { Description = "make a key pair for a worker named NAME and add its public key to the workers' allow-list" };
+        var c = new Command("keys", "Make the daemon's CURVE key pair for the ZeroMQ sockets (needed off loopback), or a client's or worker's (--client/--worker NAME).") { dir, force, client, worker };
         AddSettingFlags(c);
         c.SetAction((p, ct) =>
         {
+            if (p.GetValue(client) is not null || p.GetValue(worker) is not null) return Task.FromResult(PeerKeys(p, p.GetValue(client), p.GetValue(worker), p.GetValue(dir), p.GetValue(force)));
             var target = p.GetValue(dir) ?? LoadConfig(p).DataDir;
             string pub;
             try { pub = Sparky.Server.Zmq.CurveKeys.Generate(target, p.GetValue(force)); }
@@ -371,6 +374,49 @@ internal static class Verbs
             return Task.FromResult(0);
         });
         return c;
+    }
+
+    /// <summary><c>sparky keys --client NAME</c> / <c>--worker NAME</c>: a key pair for a peer of the command socket, authorised.</summary>
+    private static int PeerKeys(ParseResult p, string? client, string? worker, string? dir, bool force)
+    {
+        if (client is not null && worker is not null) throw new CliException("--client and --worker: one at a time", 2);
+        var config = LoadConfig(p);
+        bool isClient = client is not null;
+        var name = (client ?? worker)!;
+        if (!TaskId.TryParse(name, out _)) throw new CliException($"'{name}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$", 2);
+        var (clients, workers) = Sparky.Server.Zmq.ZmqAuth.ListPaths(config);
+        var list = Path.GetFullPath(isClient ? clients : workers);
+        var secret = Path.GetFullPath(Path.Combine(dir ?? Path.Combine(config.DataDir, Sparky.Server.Zmq.ZmqAuth.KeysDir), $"{(isClient ? "client" : "worker")}-{name}.key"));
+        string pub;
+        try { pub = Sparky.Server.Zmq.ZmqAuth.Authorise(list, name, secret, force); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException(e.Message.Split('\n')[0], 2); }
+        string? server = null;
+        var serverPub = Path.Combine(config.DataDir, Sparky.Server.Zmq.CurveKeys.PublicFile);
+        try { if (File.Exists(serverPub)) server = File.ReadAllText(serverPub).Trim(); } catch (IOException) { }
+        if (p.GetValue(Json))
+        {
+            Console.WriteLine(new JsonObject { ["name"] = name, ["role"] = isClient ? "client" : "worker", ["public_key"] = pub, ["secret_key_file"] = secret, ["allow_list"] = list, ["server_key"] = server }.ToJsonString());
+            return 0;
+        }
+        var s = server ?? "<the daemon's public key: sparky keys prints it; <data>/sparky.pub>";
+        var use = isClient
+            ? $$"""
+                  python:  Client("tcp://HOST:5555", server_key="{{s}}", key_file="{{secret}}")
+                  any client: use this key pair as the socket's CURVE certificate and add to each message
+                           "auth": {"key": "{{pub}}", "proof": hex HMAC-SHA256("sparky-zmq-auth-v1") keyed by the X25519 secret shared with the server}
+                """
+            : $"""
+                  sparky worker --connect tcp://HOST:5555 --name {name} --server-key {s} --key {secret}
+                """;
+        Console.WriteLine($"""
+            wrote {secret} (secret, mode 0600) and added {pub} as {(isClient ? "client" : "worker")} '{name}' to {list}
+            A running daemon reads the list again within a second; delete the line to revoke the key.
+            Where the command socket uses CURVE and a key list exists, each message must prove a listed key; a client key
+            may only send client requests (submit, status, cancel, list, ping), a worker key only worker messages.
+            Copy the secret key file to the {(isClient ? "client" : "worker")}'s machine (keep it private), then:
+            {use.TrimEnd()}
+            """);
+        return 0;
     }
 
     private static Command GpusVerb()

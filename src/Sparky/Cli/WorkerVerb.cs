@@ -19,11 +19,12 @@ internal static class WorkerVerb
         var walltime = new Option<string?>("--walltime") { Description = "leave at this age, draining first (a pilot's Slurm time limit)" };
         var drain = new Option<string?>("--drain") { Description = "stop taking tasks this long before --walltime (default: 0)" };
         var serverKey = new Option<string?>("--server-key") { Description = "the daemon's CURVE public key, or a file holding it (sparky.pub); needed where the daemon uses CURVE" };
+        var key = new Option<string?>("--key") { Description = "this worker's key file (sparky keys --worker NAME writes it); needed where the daemon checks worker keys" };
         var pilot = new Option<string?>("--pilot") { Description = "the pilot job this worker runs in (set by the daemon in pilot mode)", Hidden = true };
         var prefetch = new Option<int?>("--prefetch") { Description = "tasks to hold beyond the slots, so the next starts without a round trip (for many short tasks; default 0)" };
         var guard = new Option<string?>("--guard") { Description = "run as a worker's guard (started by the worker itself)", Hidden = true };
         var c = new Command("worker", "Run tasks of the daemon's worker classes here, pulled over ZeroMQ.")
-            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, prefetch, pilot, guard };
+            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, key, prefetch, pilot, guard };
         c.SetAction((p, ct) =>
         {
             if (p.GetValue(guard) is { } token) return Task.FromResult(WorkerAgent.Guard(token));
@@ -39,6 +40,7 @@ internal static class WorkerVerb
                 Walltime = Duration(p.GetValue(walltime), "--walltime"),
                 Drain = Duration(p.GetValue(drain), "--drain") ?? TimeSpan.Zero,
                 ServerKey = Key(p.GetValue(serverKey)),
+                Key = OwnKey(p.GetValue(key)),
                 Pilot = p.GetValue(pilot),
                 Prefetch = p.GetValue(prefetch) ?? 0,
             };
@@ -46,6 +48,7 @@ internal static class WorkerVerb
                 throw new CliException($"--connect: expected tcp://HOST:PORT, got '{options.Connect}'", 2);
             if (!TaskId.TryParse(options.Name, out _))
                 throw new CliException($"--name: '{options.Name}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$", 2);
+            if (options.Key is not null && options.ServerKey is null) throw new CliException("--key needs --server-key (the daemon's public key)", 2);
             if (options.Slots is < 1 or > 100_000) throw new CliException("--slots: from 1 to 100000", 2);
             if (options.Prefetch is < 0 or > 100_000) throw new CliException("--prefetch: from 0 to 100000", 2);
             using var agent = new WorkerAgent(options, Console.Error.WriteLine);
@@ -62,6 +65,13 @@ internal static class WorkerVerb
         if (text is null) return null;
         if (!Durations.TryParseSeconds(text, out var s)) throw new CliException($"{flag}: '{text}' is not a duration (such as 30, 90s, 5m, 1h)", 2);
         return TimeSpan.FromSeconds(s);
+    }
+
+    private static NetMQ.NetMQCertificate? OwnKey(string? path)
+    {
+        if (path is null) return null;
+        try { return Sparky.Server.Zmq.CurveKeys.Load(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { throw new CliException($"--key: {e.Message.Split('\n')[0]}", 2); }
     }
 
     /// <summary>A Z85 key (40 characters), or a file whose first line that is not a comment is one.</summary>

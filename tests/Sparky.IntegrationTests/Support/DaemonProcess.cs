@@ -23,11 +23,26 @@ public sealed class DaemonProcess : IAsyncDisposable
     public static Task<DaemonProcess> StartAsync(string dataDir, int port, params string[] extra) => StartAsync(dataDir, port, 0, null, extra);
 
     /// <summary>With a fixed ZeroMQ command port (workers reconnect to it after a restart) and extra environment.</summary>
-    public static async Task<DaemonProcess> StartAsync(string dataDir, int port, int zmqPort, IDictionary<string, string>? env, params string[] extra)
+    public static Task<DaemonProcess> StartAsync(string dataDir, int port, int zmqPort, IDictionary<string, string>? env, params string[] extra) =>
+        StartAsync(null, dataDir, port, zmqPort, env, extra);
+
+    /// <summary>Under a wrapper command that execs the rest of its arguments (e.g. <c>setpriv</c>, to run without a capability).</summary>
+    public static Task<DaemonProcess> StartWrappedAsync(IReadOnlyList<string> wrapper, string dataDir, int port, params string[] extra) =>
+        StartAsync(wrapper, dataDir, port, 0, null, extra);
+
+    private static async Task<DaemonProcess> StartAsync(IReadOnlyList<string>? wrapper, string dataDir, int port, int zmqPort, IDictionary<string, string>? env, string[] extra)
     {
         var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}", "--zmq", $"tcp://127.0.0.1:{zmqPort}", "--zmq-events", "tcp://127.0.0.1:0" };
         args.AddRange(extra);
         var psi = SparkyCli.StartInfo(args, env);
+        if (wrapper is { Count: > 0 })
+        {
+            var inner = new List<string> { psi.FileName };
+            inner.AddRange(psi.ArgumentList);
+            psi.FileName = wrapper[0];
+            psi.ArgumentList.Clear();
+            foreach (var a in wrapper.Skip(1).Concat(inner)) psi.ArgumentList.Add(a);
+        }
         var p = Process.Start(psi)!;
         var d = new DaemonProcess(p, $"http://127.0.0.1:{port}");
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (d._stderr) d._stderr.AppendLine(e.Data); };
@@ -60,8 +75,12 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public async Task<JsonNode> GetAsync(string path) => JsonNode.Parse(await Http.GetStringAsync(path))!;
 
+    private bool _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return; // a test that restarts a daemon may dispose it in a finally as well
+        _disposed = true;
         Http.Dispose();
         if (!_process.HasExited)
         {

@@ -50,11 +50,11 @@ public sealed class TestDaemon : IAsyncDisposable
         return config ?? throw new InvalidOperationException(string.Join("; ", errors));
     }
 
-    public static async Task<TestDaemon> StartAsync(Dictionary<string, string>? settings = null, string? root = null)
+    public static async Task<TestDaemon> StartAsync(Dictionary<string, string>? settings = null, string? root = null, TimeProvider? clock = null)
     {
         bool owns = root is null;
         root ??= NewRoot();
-        var daemon = await SparkyDaemon.StartAsync(Config(root, settings));
+        var daemon = await SparkyDaemon.StartAsync(Config(root, settings), clock: clock);
         return new TestDaemon(daemon, root, owns);
     }
 

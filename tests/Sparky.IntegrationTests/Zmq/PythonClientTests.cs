@@ -147,4 +147,31 @@ public sealed class PythonClientTests(ITestOutputHelper output)
         Assert.Equal("timed out", (string)seen["plain"]!);
         Assert.Equal("timed out", (string)seen["wrong"]!);
     }
+
+    [Fact]
+    public async Task A_python_client_with_a_listed_client_key_is_answered_and_one_with_only_the_server_key_is_not()
+    {
+        var python = await RequirePythonAsync();
+        var root = TestDaemon.NewRoot();
+        var data = Path.Combine(root, "data");
+        var publicKey = Sparky.Server.Zmq.CurveKeys.Generate(data, force: false);
+        var made = await SparkyCli.RunAsync(["keys", "--client", "py", "--data", data, "--json"]);
+        Assert.True(made.ExitCode == 0, made.Stderr);
+        var keyFile = (string)JsonNode.Parse(made.Stdout)!["secret_key_file"]!;
+        await using var d = await TestDaemon.StartAsync(new() { ["zmq_curve"] = "on" }, root);
+        var client = Path.Combine(SlurmCluster.RepoRoot(), "examples", "python", "sparky_client.py");
+        string[] common = ["--zmq", d.Daemon.ZmqEndpoint, "--server-key", publicKey];
+
+        // The proof is computed in Python (X25519 from RFC 7748, HMAC-SHA256), checked by the daemon's own code.
+        var ok = await RunAsync(python, [client, .. common, "--client-key", keyFile, "submit", "--", "touch", Path.Combine(d.WorkDir, "py-ran")]);
+        output.WriteLine(ok.Stdout + ok.Stderr);
+        Assert.True(ok.Code == 0, ok.Stderr);
+        await d.WaitAsync(ok.Stdout.Trim());
+        Assert.True(File.Exists(Path.Combine(d.WorkDir, "py-ran")));
+
+        var stranger = await RunAsync(python, [client, .. common, "--timeout", "1.5", "submit", "--", "touch", Path.Combine(d.WorkDir, "stranger-ran")]);
+        Assert.Equal(1, stranger.Code);
+        Assert.Contains("no reply", stranger.Stderr);
+        Assert.False(File.Exists(Path.Combine(d.WorkDir, "stranger-ran")));
+    }
 }

@@ -120,7 +120,7 @@ public sealed class ZmqBadInputTests(ITestOutputHelper output)
             Request("status", null),
         ];
         const int N = 3000;
-        int sent = 0, routable = 0;
+        int sent = 0, routable = 0, replies = 0, errors = 0;
         for (int i = 0; i < N; i++)
         {
             byte[] body;
@@ -155,15 +155,18 @@ public sealed class ZmqBadInputTests(ITestOutputHelper output)
             c.SendFrames(frames);
             sent++;
             routable++; // every message here has an identity, so every one is answered
+            // Read in chunks: replies a client leaves unread past the daemon's high-water mark are dropped (issue 13).
+            if (sent % 32 == 0 || sent == N) ReadReplies();
         }
-        int replies = 0, errors = 0;
-        while (c.TryReceive(5) is { } r)
+        void ReadReplies()
         {
-            replies++;
-            var type = (string)r["type"]!;
-            Assert.True(type == "error" || type.EndsWith(".ok"), type);
-            if (type == "error") errors++;
-            if (replies == routable) break;
+            while (replies < routable && c.TryReceive(5) is { } r)
+            {
+                replies++;
+                var type = (string)r["type"]!;
+                Assert.True(type == "error" || type.EndsWith(".ok"), type);
+                if (type == "error") errors++;
+            }
         }
         output.WriteLine($"fuzz: {sent} messages, {replies} replies, {errors} errors");
         Assert.Equal(routable, replies);

@@ -165,19 +165,23 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
             return;
         }
         output.WriteLine($"non-loopback address: {ip}");
+        // Off loopback the command socket also needs client keys (issue 13): a listed one.
+        var data = Path.Combine(root, "data");
+        var clientKey = Path.Combine(data, "keys", "c1.key");
+        ZmqAuth.Authorise(Path.Combine(data, ZmqAuth.ClientsFile), "c1", clientKey, force: false);
         await using (var d = await TestDaemon.StartAsync(new() { ["zmq"] = $"tcp://{ip}:0", ["zmq_events"] = $"tcp://{ip}:0" }, root))
         {
             Assert.StartsWith($"tcp://{ip}:", d.Daemon.ZmqEndpoint);
             Assert.Equal(publicKey, d.Daemon.ZmqCurvePublicKey);
             using var events = Subscribe(d.Daemon.ZmqEventsEndpoint, publicKey);
             Thread.Sleep(500);
-            using var good = new ZmqTestClient(d.Daemon.ZmqEndpoint, publicKey);
-            var id = (string)((JsonArray)good.Ok("submit", Shell(d, "true"))!["ids"]!).Single()!;
+            using var good = new Hardening.KeyedClient(d.Daemon.ZmqEndpoint, publicKey, Hardening.KeyedClient.LoadKey(clientKey));
+            var id = (string)((JsonArray)good.Request("submit", Shell(d, "true"))!["body"]!["ids"]!).Single()!;
             Assert.Contains("task.finished", Topics(events, id, 20, untilFinished: true));
             using var plain = new ZmqTestClient(d.Daemon.ZmqEndpoint);
             plain.SendFrames([], ZmqTestClient.Pack(ZmqTestClient.Envelope("ping", null, "plain")));
             Assert.Null(plain.TryReceive(Silence));
-            Assert.True((bool)good.Ok("ping")!["pong"]!);
+            Assert.True((bool)good.Request("ping", null)!["body"]!["pong"]!);
         }
         Directory.Delete(root, true);
     }
@@ -201,8 +205,11 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
         Assert.Contains("zmq_curve = on", Check(new() { ["zmq_curve"] = "on" }));
         Assert.Null(Check(new()));
 
-        // With <data>/sparky.key: accepted; zmq_curve = off is still refused off loopback.
+        // With <data>/sparky.key: accepted on loopback; off loopback only with a list of client keys too (issue 13);
+        // zmq_curve = off is still refused off loopback.
         Keys(data);
+        Assert.Contains("without client keys", Check(new() { ["zmq"] = "tcp://0.0.0.0:5555" }));
+        ZmqAuth.Authorise(Path.Combine(data, ZmqAuth.ClientsFile), "c1", Path.Combine(data, "keys", "c1.key"), force: false);
         Assert.Null(Check(new() { ["zmq"] = "tcp://0.0.0.0:5555" }));
         Assert.Null(Check(new() { ["zmq_curve"] = "on" }));
         Assert.Contains("zmq_curve = off", Check(new() { ["zmq"] = "tcp://0.0.0.0:5555", ["zmq_curve"] = "off" }));

@@ -1,0 +1,100 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using NetMQ;
+using Sparky.IntegrationTests.Support;
+using Sparky.IntegrationTests.Zmq;
+using Sparky.Server.Daemon;
+using Sparky.Server.Zmq;
+
+namespace Sparky.IntegrationTests.Hardening;
+
+/// <summary>Issue 13, point 5: on the CURVE command socket the daemon authenticates clients (and workers), not only itself.</summary>
+public sealed class ZmqAuthTests
+{
+    private static JsonObject Shell(TestDaemon d, string shell) =>
+        new() { ["payload"] = new JsonObject { ["command"] = shell, ["cwd"] = d.WorkDir } };
+
+    [Fact]
+    public async Task A_random_key_gets_no_answer_a_listed_client_key_works_and_a_worker_key_cannot_submit()
+    {
+        var root = TestDaemon.NewRoot();
+        var data = Path.Combine(root, "data");
+        var serverKey = CurveKeys.Generate(data, force: false);
+        var alice = await SparkyCli.RunAsync(["keys", "--client", "alice", "--data", data, "--json"]);
+        Assert.True(alice.ExitCode == 0, alice.Stderr);
+        var aliceFile = (string)JsonNode.Parse(alice.Stdout)!["secret_key_file"]!;
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(aliceFile));
+        var w1 = await SparkyCli.RunAsync(["keys", "--worker", "w1", "--data", data, "--json"]);
+        Assert.True(w1.ExitCode == 0, w1.Stderr);
+        var workerFile = (string)JsonNode.Parse(w1.Stdout)!["secret_key_file"]!;
+        // A name already listed is refused without --force.
+        Assert.Equal(2, (await SparkyCli.RunAsync(["keys", "--client", "alice", "--data", data])).ExitCode);
+
+        await using var d = await TestDaemon.StartAsync(new() { ["zmq_curve"] = "on" }, root);
+        var endpoint = d.Daemon.ZmqEndpoint;
+
+        // A fresh key pair with the server's public key: CURVE lets it in, the daemon answers nothing, runs nothing.
+        using (var stranger = new KeyedClient(endpoint, serverKey, new NetMQCertificate()))
+        {
+            Assert.Null(stranger.Request("ping", null, 1.5));
+            Assert.Null(stranger.Request("submit", Shell(d, "touch stranger-ran"), 1.5));
+        }
+        // The same without any auth field, as before this change: nothing either.
+        using (var plain = new ZmqTestClient(endpoint, serverKey))
+        {
+            plain.SendFrames([], ZmqTestClient.Pack(ZmqTestClient.Envelope("submit", Shell(d, "touch anonymous-ran"), "anon")));
+            Assert.Null(plain.TryReceive(1.5));
+        }
+
+        // The listed client key: answered, and its task runs.
+        using var client = new KeyedClient(endpoint, serverKey, KeyedClient.LoadKey(aliceFile));
+        Assert.Equal("ping.ok", (string?)client.Request("ping", null)!["type"]);
+        var ok = client.Request("submit", Shell(d, "touch alice-ran"))!;
+        Assert.True((string?)ok["type"] == "submit.ok", ok.ToJsonString());
+        await d.WaitAsync((string)ok["body"]!["ids"]![0]!);
+        Assert.True(File.Exists(Path.Combine(d.WorkDir, "alice-ran")));
+        // A client key cannot pose as a worker.
+        var hello = client.Request("hello", new JsonObject { ["name"] = "fake", ["slots"] = 1 })!;
+        Assert.Equal(("error", 403), ((string?)hello["type"], (int?)hello["body"]!["status"]));
+
+        // A worker key may ping and speak the worker protocol, but cannot submit, list or cancel.
+        using var worker = new KeyedClient(endpoint, serverKey, KeyedClient.LoadKey(workerFile));
+        Assert.Equal("ping.ok", (string?)worker.Request("ping", null)!["type"]);
+        foreach (var type in new[] { "submit", "list", "cancel" })
+        {
+            var r = worker.Request(type, type == "submit" ? Shell(d, "touch worker-ran") : new JsonObject { ["id"] = "x" })!;
+            Assert.Equal(("error", 403), ((string?)r["type"], (int?)r["body"]!["status"]));
+        }
+        await Task.Delay(300);
+        foreach (var f in new[] { "stranger-ran", "anonymous-ran", "worker-ran" }) Assert.False(File.Exists(Path.Combine(d.WorkDir, f)), f);
+        Assert.Equal(1L, (long)(await d.Http.GetFromJsonAsync<JsonNode>("queue/status"))!["submitted"]!);
+
+        // Revoked (its line deleted): no answer, within the second the daemon takes to read the list again.
+        var list = Path.Combine(data, "clients.keys");
+        File.WriteAllLines(list, File.ReadAllLines(list).Where(l => !l.EndsWith(" alice")));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (client.Request("ping", null, 0.5) is not null)
+            Assert.True(DateTime.UtcNow < deadline, "the revoked key still gets answers");
+    }
+
+    [Fact]
+    public async Task Off_loopback_the_command_socket_needs_a_key_list_and_says_how_to_make_one()
+    {
+        var root = TestDaemon.NewRoot();
+        var data = Path.Combine(root, "data");
+        CurveKeys.Generate(data, force: false);
+        var refusal = SparkyDaemon.CheckBinding(TestDaemon.Config(root, new() { ["zmq"] = "tcp://0.0.0.0:5555" }));
+        Assert.NotNull(refusal);
+        Assert.Contains("without client keys", refusal);
+        Assert.Contains("sparky keys --client NAME", refusal);
+        Assert.DoesNotContain("\n", refusal);
+        var r = await SparkyCli.RunAsync(["serve", "--data", data, "--http", "127.0.0.1:0", "--zmq", "tcp://0.0.0.0:0", "--zmq-events", "tcp://127.0.0.1:0"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("sparky keys --client NAME", r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+
+        Assert.Equal(0, (await SparkyCli.RunAsync(["keys", "--worker", "node1", "--data", data])).ExitCode);
+        Assert.Null(SparkyDaemon.CheckBinding(TestDaemon.Config(root, new() { ["zmq"] = "tcp://0.0.0.0:5555" })));
+        Directory.Delete(root, true);
+    }
+}
