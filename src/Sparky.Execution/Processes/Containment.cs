@@ -171,19 +171,20 @@ public sealed class Containment
     public long? Release(string task, int attempt, int pid, bool scanMarked)
     {
         if (pid > 1) ProcessLauncher.SignalGroup(pid, Signals.Kill);
-        if (CgroupRoot is null)
+        long? cpu = null;
+        if (CgroupRoot is not null)
         {
-            if (scanMarked) SignalMarked(Signals.Kill, (t, a) => t == task && a == attempt);
-            return null;
+            var dir = Path.Combine(CgroupRoot, $"{task}.{attempt}");
+            cpu = CpuMicros(dir);
+            if (TryRemoveDir(dir)) return cpu; // empty: nothing of the attempt is left in it
+            if (Directory.Exists(dir))
+            {
+                // Still populated: end what is left; the cgroup goes at a sweep once its last process has exited.
+                SignalCgroup(dir, Signals.Kill);
+                lock (_gate) _toRemove.Add(dir);
+            }
         }
-        var dir = Path.Combine(CgroupRoot, $"{task}.{attempt}");
-        long? cpu = CpuMicros(dir);
-        if (TryRemoveDir(dir)) return cpu;
-        // Still populated (or never made): end what is left; it goes at the next sweep once empty.
-        if (!Directory.Exists(dir)) return cpu;
-        SignalCgroup(dir, Signals.Kill);
         if (scanMarked) SignalMarked(Signals.Kill, (t, a) => t == task && a == attempt);
-        lock (_gate) _toRemove.Add(dir);
         return cpu;
     }
 

@@ -19,13 +19,7 @@ public sealed class FullDiskTests(ITestOutputHelper output)
     {
         var root = TestDaemon.NewRoot();
         var data = Path.Combine(root, "data");
-        Directory.CreateDirectory(data);
-        if (!Run("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", data))
-        {
-            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", "CI must be able to mount a tmpfs (run as root)");
-            output.WriteLine("not root: cannot mount a tmpfs here; this test runs in CI");
-            return;
-        }
+        if (!Tmpfs.TryMount(data, "3m", output)) return;
         try
         {
             var d = await TestDaemon.StartAsync(root: root);
@@ -78,21 +72,9 @@ public sealed class FullDiskTests(ITestOutputHelper output)
         finally
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            Run("umount", "-l", data);
+            Tmpfs.Unmount(data);
             try { Directory.Delete(root, true); } catch (IOException) { }
         }
     }
 
-    private static bool Run(string file, params string[] args)
-    {
-        try
-        {
-            var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            using var p = Process.Start(psi)!;
-            p.WaitForExit();
-            return p.ExitCode == 0;
-        }
-        catch (System.ComponentModel.Win32Exception) { return false; }
-    }
 }

@@ -38,13 +38,7 @@ public sealed class DoneFileHardeningTests(ITestOutputHelper output)
     {
         var root = TestDaemon.NewRoot();
         var done = Path.Combine(root, "data", "queue", "done");
-        Directory.CreateDirectory(done);
-        if (!DropDirHardeningTests.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", done))
-        {
-            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", "CI must be able to mount a tmpfs (run as root)");
-            output.WriteLine("not root: cannot mount a tmpfs here; this test runs in CI");
-            return;
-        }
+        if (!Tmpfs.TryMount(done, "256k", output)) return;
         try
         {
             await using var d = await TestDaemon.StartAsync(root: root);
@@ -70,7 +64,7 @@ public sealed class DoneFileHardeningTests(ITestOutputHelper output)
         finally
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            DropDirHardeningTests.Run("umount", "-l", done);
+            Tmpfs.Unmount(done);
             try { Directory.Delete(root, true); } catch (IOException) { }
         }
     }

@@ -69,7 +69,7 @@ public sealed class DropDirHardeningTests(ITestOutputHelper output)
         var fifo = Path.Combine(pending, "fifo.json");
         try
         {
-            Assert.True(Run("mkfifo", fifo), "mkfifo failed");
+            Assert.True(Tmpfs.Run("mkfifo", fifo), "mkfifo failed");
             Directory.CreateDirectory(Path.Combine(pending, "dir.json"));
             DropFile(d.DataDir, "behind.json", Encoding.UTF8.GetBytes("""{"id":"behind","payload":{"command":["true"]}}"""));
 
@@ -224,12 +224,4 @@ public sealed class DropDirHardeningTests(ITestOutputHelper output)
         return reason;
     }
 
-    internal static bool Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        p.WaitForExit();
-        return p.ExitCode == 0;
-    }
 }
