@@ -244,6 +244,8 @@ JobAcctGatherFrequency=task=1
 JobAcctGatherParams=OverMemoryKill
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Default=YES Nodes=ALL MaxTime=INFINITE State=UP
+# The replaced system's .env.cluster names DSPY_SLURM_PARTITION=gpu (tests/Sparky.IntegrationTests/Cli/EnvFileTests.cs).
+PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
 EOF
 cat >"$DIR/gres.conf" <<EOF
 NodeName=$host Name=gpu File=$DIR/gpu[0-1]
@@ -257,7 +259,7 @@ env "$MARK" setsid slurmd -f "$CONF" -N "$host" </dev/null >>"$DIR/log/slurmd.st
 
 end=$((SECONDS + 30)) state=
 while [ $SECONDS -lt $end ]; do
-  state=$(sinfo -h -N -n "$host" -o '%T' 2>/dev/null || true)
+  state=$(sinfo -h -N -n "$host" -p debug -o '%T' 2>/dev/null || true)
   [ "$state" = idle ] && break
   sleep 0.2
 done

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Sparky.Core.Tasks;
 
 namespace Sparky.Core.Config;
 
@@ -11,6 +12,9 @@ public enum SettingSource { Flag, Env, File, Preset, Default }
 public sealed record SettingDef(string Name, string Help, Func<SettingContext, string> Default, Func<string, string?> Validate, params string[] EnvAliases)
 {
     public string EnvName => "SPARKY_" + Name.ToUpperInvariant();
+    /// <summary>How a value read from one of <see cref="EnvAliases"/> (the replaced system's variables) is read: its
+    /// spellings mapped to Sparky's. Null: as it is.</summary>
+    public Func<string, string>? FromAlias { get; init; }
     /// <summary>Values that a mode sets instead of the default, by mode name.</summary>
     public IReadOnlyDictionary<string, Func<SettingContext, string>> Presets { get; init; } = new Dictionary<string, Func<SettingContext, string>>();
 }
@@ -26,6 +30,20 @@ public static class Modes
 {
     public const string Laptop = "laptop", Workstation = "workstation", Cluster = "cluster", Auto = "auto";
     public static readonly string[] All = [Laptop, Workstation, Cluster, Auto];
+
+    /// <summary>
+    /// DSPY_MODE as the replaced system's files set it: its three modes are Sparky's (any case); the scripts that wrote
+    /// its <c>.env</c> also wrote <c>development</c> and <c>production</c> (and its plan named <c>cloud</c>), which its
+    /// code never read: a development box is a laptop, production and cloud hardware is found out (<c>auto</c>).
+    /// Anything else is left as it is, and refused with the modes allowed.
+    /// </summary>
+    public static string FromDspy(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "development" or "dev" or "local" => Laptop,
+        "production" or "prod" or "cloud" => Auto,
+        var v when All.Contains(v) => v,
+        _ => value,
+    };
 
     /// <summary>auto's rule: cluster where Slurm answers, workstation where a GPU is found, else laptop.</summary>
     public static (string Mode, string Why) Pick(bool slurmAnswers, int gpus) =>
@@ -47,6 +65,14 @@ public sealed class SparkyConfig
     public string this[string name] => Settings[name].Value;
 
     public string DataDir => this["data"];
+    /// <summary>Where pending/, done/, accepted/ and rejected/ are (relative: to the daemon's working directory).</summary>
+    public string QueueDir => this["queue_dir"];
+    /// <summary>How long a file written in place that does not parse must stay unchanged, with no writer, before it is rejected.</summary>
+    public TimeSpan DropSettle => Seconds("drop_settle");
+    public bool EnableGpu => IsTrue(this["enable_gpu"]);
+    /// <summary>The share of one GPU (MiB) a gpu task that asks for none gets; 0: a whole GPU.</summary>
+    public long GpuMemoryDefaultMb => MemorySizes.TryParseMb(this["gpu_memory_default"], out var mb) ? mb : 0;
+    public string LogLevel => LogLevels[this["log_level"].Trim().ToLowerInvariant()];
     public string Http => this["http"];
     /// <summary>The ZeroMQ command (ROUTER) and event (PUB) endpoints, tcp://HOST:PORT.</summary>
     public string Zmq => this["zmq"];
@@ -79,8 +105,9 @@ public sealed class SparkyConfig
     public string? NvmlLibrary => this["nvml_library"] is { Length: > 0 } v ? v : null;
     public string? NvidiaSmi => this["nvidia_smi"] is { Length: > 0 } v ? v : null;
 
-    /// <summary>Classes whose tasks run as Slurm jobs: <c>gpu_slurm</c> always, <c>gpu</c> in cluster mode.</summary>
-    public IReadOnlySet<string> SlurmClasses => Mode == Modes.Cluster
+    /// <summary>Classes whose tasks run as Slurm jobs: <c>gpu_slurm</c> always, <c>gpu</c> where <c>enable_slurm</c> is on
+    /// (its cluster mode preset).</summary>
+    public IReadOnlySet<string> SlurmClasses => IsTrue(this["enable_slurm"])
         ? new HashSet<string> { Tasks.Classes.GpuSlurm, Tasks.Classes.Gpu }
         : new HashSet<string> { Tasks.Classes.GpuSlurm };
 
@@ -114,6 +141,18 @@ public sealed class SparkyConfig
     public IReadOnlyList<string> SbatchOptionsFor(string cls) =>
         Settings.TryGetValue(cls + "_sbatch_options", out var s) ? s.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
 
+    /// <summary>The argv of <c>&lt;class&gt;_handler</c>, which runs the class's tasks whose payload names work instead of a
+    /// command; null where none is set. The value was checked at load (<see cref="CommandWords"/>).</summary>
+    public IReadOnlyList<string>? HandlerFor(string cls) =>
+        Settings.TryGetValue(cls + "_handler", out var s) && CommandWords.Split(s.Value) is { Error: null, Words.Count: > 0 } w ? w.Words : null;
+
+    /// <summary>The file of <c>&lt;class&gt;_sbatch_template</c>, where the class runs on Slurm and one is set.</summary>
+    public string? SbatchTemplateFor(string cls) =>
+        SlurmClasses.Contains(cls) && Settings.TryGetValue(cls + "_sbatch_template", out var s) && s.Value.Trim() is { Length: > 0 } path ? path : null;
+
+    /// <summary>How long <c>POST /queue/submit</c> waits for a gpu_slurm task's job id.</summary>
+    public TimeSpan SlurmSubmitWait => Seconds("slurm_submit_wait");
+
     /// <summary>Each class's concurrency: the ceiling (<c>&lt;class&gt;_slots</c>), where it is a fixed limit.</summary>
     public IReadOnlyDictionary<string, int> ClassLimits => Classes.ToDictionary(c => c, c => ClassLimit(c).Max);
 
@@ -132,8 +171,13 @@ public sealed class SparkyConfig
     [
         // First: every other setting's preset depends on it.
         new("mode", "laptop, workstation, cluster, or auto (cluster where Slurm answers, workstation where a GPU is found, else laptop)",
-            _ => Modes.Laptop, OneOf(Modes.All), "DSPY_MODE"),
-        new("data", "data directory: SQLite store, logs, drop directory", c => c.DefaultDataDir, NonEmpty, "ENV_QUEUE_DIR"),
+            _ => Modes.Laptop, OneOf(Modes.All), "DSPY_MODE") { FromAlias = Modes.FromDspy },
+        new("data", "data directory: SQLite store, logs, and the queue directory unless queue_dir says otherwise", c => c.DefaultDataDir, NonEmpty),
+        // The replaced system's ENV_QUEUE_DIR named this directory itself (default logs/env_queue), pending/ and done/ in it.
+        new("queue_dir", "the queue directory of the replaced system's clients: pending/ (the drop directory), done/, accepted/, rejected/ sit directly in it; " +
+            "relative to the daemon's working directory; default <data>/queue", _ => "", NoNewline, "ENV_QUEUE_DIR"),
+        new("drop_settle", "a file written in place in pending/ that is not valid JSON is read again until no writer holds it open and it has " +
+            "not changed for this long, then rejected (a file renamed in is rejected at once)", _ => "2", Duration(0.05, 3600)),
         new("http", "HTTP listen address HOST:PORT", _ => "127.0.0.1:9097", HostPort),
         new("zmq", "ZeroMQ command socket (ROUTER) tcp://HOST:PORT; port 0 picks a free one", _ => "tcp://127.0.0.1:5555", ZmqEndpoint),
         new("zmq_events", "ZeroMQ event socket (PUB) tcp://HOST:PORT; port 0 picks a free one", _ => "tcp://127.0.0.1:5556", ZmqEndpoint),
@@ -158,15 +202,26 @@ public sealed class SparkyConfig
         .. ClassSettings(Tasks.Classes.Gpu, "GPU tasks (each holds its GPUs, or a share of one)",
             slots: _ => "8", min: _ => "1", limiter: "aimd",
             presets: new() { [Modes.Workstation] = _ => "64", [Modes.Cluster] = _ => "256" }),
+        // Slurm queues and schedules these jobs itself: the slots bound only how many Sparky hands it at once, and the
+        // replaced orchestrator handed it every one at once (its clients expect a job id in the submit's answer).
         .. ClassSettings(Tasks.Classes.GpuSlurm, "gpu_slurm tasks",
-            slots: _ => "1", min: _ => "1", limiter: "fixed",
+            slots: _ => "64", min: _ => "1", limiter: "fixed",
             presets: new() { [Modes.Cluster] = _ => "256" }),
-        new("slurm_partition", "Slurm partition for Slurm-bound classes; empty: the cluster's default", _ => "", NoNewline),
+        new("enable_slurm", "gpu tasks run as Slurm jobs (gpu_slurm tasks always do); true in cluster mode",
+            _ => "false", Bool, "DSPY_ENABLE_SLURM") { Presets = new Dictionary<string, Func<SettingContext, string>> { [Modes.Cluster] = _ => "true" } },
+        new("slurm_partition", "Slurm partition for Slurm-bound classes; empty: the cluster's default", _ => "", NoNewline, "DSPY_SLURM_PARTITION"),
         new("slurm_account", "Slurm account to charge; empty: the user's default", _ => "", NoNewline),
         new("slurm_poll_seconds", "how often one batched squeue asks for the state of every job", _ => "2", Double(0.05, 600)),
         new("slurm_command_timeout_seconds", "how long an sbatch, squeue or scancel may take before it counts as failed", _ => "30", Double(1, 600)),
         new("gpu_sbatch_options", "extra sbatch options for gpu tasks on Slurm, such as --qos=high --constraint=a100", _ => "", SbatchOptions),
         new("gpu_slurm_sbatch_options", "extra sbatch options for gpu_slurm tasks", _ => "", SbatchOptions),
+        // Payloads that name work instead of a command (the replaced system's clients send such): run by their class's handler.
+        .. Classes.Select(c => new SettingDef(c + "_handler",
+            $"the command that runs a {c} task whose payload names work instead of a command: one line of words (quotes as in a shell, no shell features), given the payload as JSON on stdin and in $SPARKY_PAYLOAD_FILE; empty: none",
+            _ => "", CommandWords.Problem)),
+        new("gpu_sbatch_template", "a batch script for gpu tasks on Slurm (cluster mode) whose payload names work: {{payload.field}} placeholders, each value checked; wins over gpu_handler there; empty: none", _ => "", NoNewline),
+        new("gpu_slurm_sbatch_template", "a batch script for gpu_slurm tasks whose payload names work: {{payload.field}} placeholders, each value checked; wins over gpu_slurm_handler; empty: none", _ => "", NoNewline),
+        new("slurm_submit_wait", "how long POST /queue/submit waits for sbatch to take a gpu_slurm task, to answer with its job id (past it: status queued)", _ => "10", Duration(0, 600)),
         new("worker_classes", "classes whose tasks go to workers (sparky worker --connect) instead of running here; comma-separated",
             _ => "", ClassList),
         new("pilot_classes", "classes whose tasks go to pilot workers that Sparky starts as Slurm jobs when work is queued; comma-separated",
@@ -185,11 +240,19 @@ public sealed class SparkyConfig
         new("worker_heartbeat", "how often workers say they are alive", _ => "1", Duration(0.05, 3600)),
         new("worker_timeout", "a worker not heard from for this long is lost and its tasks are queued again", _ => "10", Duration(0.2, 86400)),
         new("visible_gpus", "GPUs Sparky may hand out: indices and/or UUIDs, comma-separated; empty: all found", _ => "", _ => null),
+        new("enable_gpu", "hand this machine's GPUs out to tasks; false: none is (a task that needs one here is refused; gpu tasks sent to Slurm still go)",
+            _ => "true", Bool, "DSPY_ENABLE_GPU"),
+        new("gpu_memory_default", "a gpu task that asks for no GPU nor a share gets a share of one GPU of this much memory, such as 20G " +
+            "(SPARKY_GPU_MEMORY_MB tells it; a GPU smaller than this is given whole); empty: one whole GPU", _ => "", GpuMemory, "DSPY_GPU_MEMORY_LIMIT"),
         new("nvml_library", "NVML library tried first for GPU discovery; empty: skip NVML", _ => "libnvidia-ml.so.1", _ => null),
         new("nvidia_smi", "nvidia-smi used where NVML is missing; empty: skip it", _ => "nvidia-smi", _ => null),
         new("retry_base_seconds", "first retry delay; doubles each attempt, with jitter", _ => "0.5", Double(0, 3600)),
         new("kill_grace_seconds", "time between SIGTERM and SIGKILL on cancel or timeout", _ => "5", Double(0, 3600)),
         new("reattach_classes", "classes whose running tasks survive a daemon restart", _ => "cpu_long,gpu,gpu_slurm", _ => null),
+        new("log_level", "what the daemon logs: error, warning, info (and the HTTP server's requests), debug (and each file the drop directory waits on)",
+            _ => "warning", LogLevelName, "DSPY_LOG_LEVEL"),
+        new("enable_demo", "read from the replaced system's .env files, where it started demo tasks in its orchestrator; Sparky's daemon never runs demo tasks " +
+            "(sparky demo is a verb of its own): shown here, no effect", _ => "false", Bool, "DSPY_ENABLE_DEMO"),
         new("containment", "how each attempt's processes are kept together so cancel, timeout and recovery end all of them: auto (a cgroup v2 per attempt where the host allows, else marker), marker (every process carrying the attempt's environment marker)",
             _ => "auto", OneOf(["auto", "marker"])),
     ];
@@ -220,6 +283,9 @@ public sealed class SparkyConfig
         }
         if (Modes.All.Contains(mode.Value)) (preset, presetOrigin) = (mode.Value, $"mode {mode.Value}");
         foreach (var def in Catalog.Skip(1)) resolved[def.Name] = Pick(def, preset, presetOrigin);
+        // Left unset, the queue directory is the data directory's queue/, wherever the data directory came from.
+        if (resolved["queue_dir"] is { Source: SettingSource.Default } q)
+            resolved["queue_dir"] = q with { Value = System.IO.Path.Combine(resolved["data"].Value, "queue") };
         // A pilot that drains for its whole walltime connects, takes nothing and leaves, and the next one is submitted:
         // Slurm jobs without end and no task run. Checked only between two valid values (a bad one is reported above).
         var (wall, drain) = (resolved["pilot_walltime"], resolved["pilot_drain"]);
@@ -235,7 +301,12 @@ public sealed class SparkyConfig
             ResolvedSetting r;
             if (flags.TryGetValue(def.Name, out var f)) r = new(def.Name, f, SettingSource.Flag, "--" + def.Name.Replace('_', '-'));
             else if (env.TryGetValue(def.EnvName, out var e)) r = new(def.Name, e, SettingSource.Env, def.EnvName);
-            else if (def.EnvAliases.FirstOrDefault(env.ContainsKey) is { } alias) r = new(def.Name, env[alias], SettingSource.Env, alias);
+            else if (def.EnvAliases.FirstOrDefault(env.ContainsKey) is { } alias)
+            {
+                var given = env[alias];
+                var read = def.FromAlias?.Invoke(given) ?? given;
+                r = new(def.Name, read, SettingSource.Env, read == given ? alias : $"{alias}={given}, read as {read}");
+            }
             else if (file.TryGetValue(def.Name, out var v)) r = new(def.Name, v, SettingSource.File, fileOrigin);
             else if (preset is not null && def.Presets.TryGetValue(preset, out var p)) r = new(def.Name, p(context), SettingSource.Preset, presetOrigin!);
             else r = new(def.Name, def.Default(context), SettingSource.Default, "default");
@@ -273,6 +344,29 @@ public sealed class SparkyConfig
 
     private static Func<string, string?> Duration(double min, double max) => v =>
         (min == 0 && v.Trim() == "0") || (Tasks.Durations.TryParseSeconds(v, out var s) && s >= min && s <= max) ? null : $"allowed: a duration from {min} s to {max} s, such as 30, 90s, 5m or 1h";
+
+    /// <summary>The values a boolean takes, in any case: the replaced system's .env files wrote true and false.</summary>
+    private static readonly string[] TrueWords = ["true", "1", "yes", "on"], FalseWords = ["false", "0", "no", "off"];
+
+    private static bool IsTrue(string v) => TrueWords.Contains(v.Trim().ToLowerInvariant());
+
+    private static string? Bool(string v) =>
+        TrueWords.Contains(v.Trim().ToLowerInvariant()) || FalseWords.Contains(v.Trim().ToLowerInvariant()) ? null : "allowed: true or false (also 1/0, yes/no, on/off)";
+
+    /// <summary>Each accepted spelling of a log level (any case) and the level it means.</summary>
+    private static readonly Dictionary<string, string> LogLevels = new(StringComparer.Ordinal)
+    {
+        ["error"] = "error", ["critical"] = "error", ["fatal"] = "error",
+        ["warning"] = "warning", ["warn"] = "warning",
+        ["info"] = "info",
+        ["debug"] = "debug", ["trace"] = "debug",
+    };
+
+    private static string? LogLevelName(string v) =>
+        LogLevels.ContainsKey(v.Trim().ToLowerInvariant()) ? null : "allowed: error, warning, info, debug (any case)";
+
+    private static string? GpuMemory(string v) =>
+        v.Trim().Length == 0 || (MemorySizes.TryParseMb(v, out var mb) && mb > 0) ? null : "allowed: a size such as 20G or 512M, or empty";
 
     private static string? NonEmpty(string v) => string.IsNullOrWhiteSpace(v) ? "must not be empty" : null;
 

@@ -14,13 +14,14 @@ public readonly record struct ResourceRequest(int MilliCpus, long MemoryMb, int 
 
     /// <summary>
     /// What the local executor reserves for a task of class <paramref name="cls"/> that asks <paramref name="asks"/>.
-    /// A <c>gpu</c>-class task that names no GPU gets one whole GPU (that is what the class is for);
+    /// A <c>gpu</c>-class task that names no GPU gets one whole GPU (that is what the class is for), or where
+    /// <paramref name="defaultShareMb"/> is set (<c>gpu_memory_default</c>), a share of one GPU of that much memory;
     /// a Slurm-bound task reserves nothing here: Slurm does.
     /// </summary>
-    public static ResourceRequest Local(string cls, ResourceRequest asks, bool slurmBound)
+    public static ResourceRequest Local(string cls, ResourceRequest asks, bool slurmBound, long defaultShareMb = 0)
     {
         if (slurmBound) return None;
-        if (cls == Tasks.Classes.Gpu && !asks.WantsGpu) return asks with { Gpus = 1 };
+        if (cls == Tasks.Classes.Gpu && !asks.WantsGpu) return defaultShareMb > 0 ? asks with { GpuMemoryMb = defaultShareMb } : asks with { Gpus = 1 };
         return asks;
     }
 

@@ -8,10 +8,13 @@ namespace Sparky.Core.Tasks;
 /// Three shapes mean the same task:
 /// <list type="bullet">
 /// <item>the seed envelope <c>{id?, class?, payload: {command, env, cwd, timeout_seconds, resources, retries}}</c>;</item>
-/// <item>the replaced runner's nested form <c>{tenant?, workflow_id?, execution: {command, env, working_dir, timeout_seconds, resources}}</c>;</item>
+/// <item>the replaced runner's nested form <c>{tenant?, workflow_id?, execution: {command, env, working_dir, timeout_seconds, resources}}</c>,
+/// at the top level or inside <c>payload</c> (as that system's clients send it);</item>
 /// <item>the flat native form, the payload's fields at the top level.</item>
 /// </list>
 /// Native extras may sit at the top level of any shape: <c>name</c>, <c>after</c>, <c>array</c>.
+/// A <c>payload</c> with neither <c>command</c> nor <c>execution</c> (any JSON value: <c>{"method": "grpo"}</c>,
+/// <c>"demo"</c>) names work for its class's handler (<see cref="TaskSpec.HandlerPayload"/>).
 /// </summary>
 public static class EnvelopeParser
 {
@@ -25,8 +28,9 @@ public static class EnvelopeParser
     /// this, NUL included (E2BIG). Refused at submit instead of failing at start with a made-up exit code.</summary>
     public const int MaxArgBytes = 32 * 4096;
 
-    public static EnvelopeResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses)
+    public static EnvelopeResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses, EnvelopeOptions? options = null)
     {
+        options ??= EnvelopeOptions.Native;
         var errors = new List<string>();
         if (JsonChecks.FirstProblem(node) is { } problem) return EnvelopeResult.Fail(problem);
         if (node is not JsonObject root)
@@ -81,25 +85,41 @@ public static class EnvelopeParser
         TaskSpec? spec = null;
         if (root["payload"] is JsonNode payload)
         {
-            if (payload is JsonObject p) spec = ParsePayload(p, errors);
-            else errors.Add($"payload must be an object, got {Kind(payload)}");
+            if (payload is JsonObject p && p.ContainsKey("command"))
+            {
+                if (p.ContainsKey("execution")) errors.Add("payload holds both command and execution: send one");
+                else spec = ParsePayload(p, errors);
+            }
+            else if (payload is JsonObject nested && nested.ContainsKey("execution"))
+            {
+                // The replaced runner's clients (its training pipeline, its gRPC server) send its form inside payload.
+                if (nested["execution"] is JsonObject e) spec = ParseExecution(e, errors, "payload.execution");
+                else errors.Add($"payload.execution must be an object, got {Kind(nested["execution"])}");
+            }
+            else spec = HandlerTask(payload, cls, options, errors);
         }
         else if (root["execution"] is JsonNode execution)
         {
-            if (execution is JsonObject e) spec = ParseExecution(e, errors);
+            if (execution is JsonObject e) spec = ParseExecution(e, errors, "execution");
             else errors.Add($"execution must be an object, got {Kind(execution)}");
         }
         else if (root.ContainsKey("command"))
         {
             spec = ParsePayload(root, errors);
         }
+        else if (options.CompatDoor)
+        {
+            // The replaced orchestrator took an envelope without a payload (or with null) as an empty one: {} to the handler.
+            spec = HandlerTask(new JsonObject(), cls, options, errors);
+        }
         else
         {
             errors.Add("missing command: send payload.command (or execution.command)");
         }
 
+        var outputs = ParseArtifacts(root, errors);
         if (errors.Count > 0 || spec is null) return new EnvelopeResult(null, errors);
-        spec = spec with { Class = cls, Name = name, After = after };
+        spec = spec with { Class = cls, Name = name, After = after, Outputs = outputs };
         return new EnvelopeResult(new Submission(id, spec, root, array), errors);
 
         static string err_(JsonNode n) { ArrayRange.TryParse(Str(n), out _, out var e); return e; }
@@ -133,13 +153,26 @@ public static class EnvelopeParser
         return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb };
     }
 
-    private static TaskSpec? ParseExecution(JsonObject e, List<string> errors)
+    /// <summary>A payload that names work instead of a command: any JSON value, kept as it came for the class's handler.
+    /// The replaced system's doors take it whatever the class, as its runner did (without a handler it is kept, and ends
+    /// failed, <c>no_handler</c>, saying what to set); the native doors take it only where the class has a handler.</summary>
+    private static TaskSpec? HandlerTask(JsonNode payload, string cls, EnvelopeOptions options, List<string> errors)
+    {
+        if (!options.CompatDoor && !options.HandlerClasses.Contains(cls))
+        {
+            errors.Add("missing command: send payload.command (or execution.command); " + Handlers.NoHandlerMessage(cls));
+            return null;
+        }
+        return new TaskSpec { HandlerPayload = payload.ToJsonString() };
+    }
+
+    private static TaskSpec? ParseExecution(JsonObject e, List<string> errors, string at)
     {
         int before = errors.Count;
-        var (argv, shell) = ParseCommand(e["command"], "execution.command", errors);
-        var env = ParseEnv(e["env"], "execution.env", errors);
-        var cwd = OptionalPath(e["working_dir"], "execution.working_dir", errors);
-        var timeout = OptionalTimeout(e["timeout_seconds"], "execution.timeout_seconds", errors);
+        var (argv, shell) = ParseCommand(e["command"], at + ".command", errors);
+        var env = ParseEnv(e["env"], at + ".env", errors);
+        var cwd = OptionalPath(e["working_dir"], at + ".working_dir", errors);
+        var timeout = OptionalTimeout(e["timeout_seconds"], at + ".timeout_seconds", errors);
         double? cpus = null;
         long memMb = 0, gpuMemMb = 0;
         int gpus = 0;
@@ -147,17 +180,56 @@ public static class EnvelopeParser
         {
             if (resNode is JsonObject res)
             {
-                if (OptionalNonNegative(res["cpu_millicores"], "execution.resources.cpu_millicores", errors) is { } mc) cpus = mc / 1000.0;
-                if (OptionalNonNegative(res["mem_bytes"], "execution.resources.mem_bytes", errors) is { } mb) memMb = (long)Math.Ceiling(mb / (1024.0 * 1024.0));
-                gpus = OptionalInt(res["gpu_count"], "execution.resources.gpu_count", 0, 1024, errors) ?? 0;
-                gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "execution.resources.gpu_memory_gb", errors), 1024);
+                if (OptionalNonNegative(res["cpu_millicores"], at + ".resources.cpu_millicores", errors) is { } mc) cpus = mc / 1000.0;
+                if (OptionalNonNegative(res["mem_bytes"], at + ".resources.mem_bytes", errors) is { } mb) memMb = (long)Math.Ceiling(mb / (1024.0 * 1024.0));
+                gpus = OptionalInt(res["gpu_count"], at + ".resources.gpu_count", 0, 1024, errors) ?? 0;
+                gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], at + ".resources.gpu_memory_gb", errors), 1024);
                 // The replaced runner sent both a count and the memory it needs on each; that is whole GPUs.
                 if (gpus > 0) gpuMemMb = 0;
             }
-            else errors.Add("execution.resources must be an object");
+            else errors.Add(at + ".resources must be an object");
         }
         if (errors.Count > before) return null;
         return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb };
+    }
+
+    public const int MaxOutputs = 1000;
+    /// <summary>Linux's PATH_MAX, the NUL included.</summary>
+    public const int MaxPathBytes = 4096;
+
+    /// <summary>
+    /// The declared output artifacts, <c>artifacts: {"outputs": [{"path", "type"?, "name"?}]}</c>, at the envelope's top
+    /// level or inside <c>payload</c> (where the replaced system's clients put it); both are read. <c>inputs</c> and
+    /// fields unknown here are kept in the stored envelope and not acted on. Null when none is declared.
+    /// </summary>
+    private static IReadOnlyList<DeclaredOutput>? ParseArtifacts(JsonObject root, List<string> errors)
+    {
+        List<DeclaredOutput>? outputs = null;
+        ReadFrom(root["artifacts"], "artifacts");
+        if (root["payload"] is JsonObject p) ReadFrom(p["artifacts"], "payload.artifacts");
+        return outputs;
+
+        void ReadFrom(JsonNode? node, string field)
+        {
+            if (node is null) return;
+            if (node is not JsonObject a) { errors.Add($"{field} must be an object such as {{\"outputs\": [{{\"path\": \"out.json\"}}]}}, got {Kind(node)}"); return; }
+            if (a["outputs"] is not JsonNode list) return;
+            if (list is not JsonArray arr) { errors.Add($"{field}.outputs must be an array of {{\"path\", \"type\"?, \"name\"?}}, got {Kind(list)}"); return; }
+            for (int i = 0; i < arr.Count; i++)
+            {
+                var at = $"{field}.outputs[{i}]";
+                if (arr[i] is not JsonObject o) { errors.Add($"{at} must be an object with a path, got {Kind(arr[i])}"); return; }
+                var path = Str(o["path"]);
+                if (string.IsNullOrEmpty(path) || path.Contains('\0')) { errors.Add($"{at}.path must be a non-empty string without NUL bytes"); return; }
+                if (System.Text.Encoding.UTF8.GetByteCount(path) >= MaxPathBytes) { errors.Add($"{at}.path is longer than a path can be ({MaxPathBytes - 1} bytes)"); return; }
+                string? type = null, name = null;
+                if (o["type"] is JsonNode t && (type = Str(t)) is null) { errors.Add($"{at}.type must be a string"); return; }
+                if (o["name"] is JsonNode n && (name = Str(n)) is null) { errors.Add($"{at}.name must be a string"); return; }
+                outputs ??= [];
+                if (outputs.Count == MaxOutputs) { errors.Add($"at most {MaxOutputs} output artifacts may be declared"); return; }
+                outputs.Add(new DeclaredOutput(path, type, name));
+            }
+        }
     }
 
     /// <summary>A size in MiB from a number in units of <paramref name="unitMb"/>, rounded up; 0 when absent.</summary>
@@ -283,6 +355,19 @@ public static class EnvelopeParser
     };
 
     private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
+}
+
+/// <summary>Which door an envelope came through, and what that door takes.</summary>
+public sealed record EnvelopeOptions
+{
+    /// <summary>The replaced system's doors (<c>POST /queue/submit</c>, the drop directory): a payload that names work
+    /// instead of a command is accepted in any class, as that system's runner accepted it.</summary>
+    public bool CompatDoor { get; init; }
+    /// <summary>Classes with a handler (<c>&lt;class&gt;_handler</c>, or a batch template on Slurm): at the native doors,
+    /// only these take a payload without a command.</summary>
+    public IReadOnlySet<string> HandlerClasses { get; init; } = new HashSet<string>();
+
+    public static readonly EnvelopeOptions Native = new();
 }
 
 public sealed record EnvelopeResult(Submission? Submission, IReadOnlyList<string> Errors)

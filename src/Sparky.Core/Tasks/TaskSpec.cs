@@ -9,6 +9,10 @@ public sealed record TaskSpec
     public IReadOnlyList<string>? Argv { get; init; }
     /// <summary>Shell string form: run by <c>/bin/sh -c</c>.</summary>
     public string? Shell { get; init; }
+    /// <summary>A payload that names work instead of a command (any JSON value, as JSON text): neither
+    /// <see cref="Argv"/> nor <see cref="Shell"/> is set, and the class's handler runs it when it starts
+    /// (<c>&lt;class&gt;_handler</c> given it on stdin, or <c>&lt;class&gt;_sbatch_template</c> on Slurm).</summary>
+    public string? HandlerPayload { get; init; }
     public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
     public string? Cwd { get; init; }
     public string Class { get; init; } = Classes.CpuShort;
@@ -25,17 +29,24 @@ public sealed record TaskSpec
     public double? TimeoutSeconds { get; init; }
     public IReadOnlyList<string> After { get; init; } = [];
     public int? ArrayIndex { get; init; }
-    /// <summary>Write <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> when it ends: set for tasks that came through the
+    /// <summary>Write <c>&lt;queue_dir&gt;/done/&lt;id&gt;.json</c> when it ends: set for tasks that came through the
     /// replaced system's doors (<c>/queue/submit</c>, the drop directory), whose producers read results there.</summary>
     public bool DoneFile { get; init; }
+    /// <summary>The files the task says it writes (<c>artifacts.outputs</c>): each one there when it succeeds is
+    /// recorded with its size and SHA-256. Null when it declares none.</summary>
+    public IReadOnlyList<DeclaredOutput>? Outputs { get; init; }
 
     /// <summary>What the spec asks for, as named (before any class default).</summary>
     public Scheduling.ResourceRequest Asks =>
         new(Cpus is { } c and > 0 ? (int)Math.Min(int.MaxValue, Math.Ceiling(c * 1000)) : 0, MemoryMb, Gpus, GpuMemoryMb);
 
-    /// <summary>The argv actually executed.</summary>
-    public IReadOnlyList<string> CommandLine => Argv ?? ["/bin/sh", "-c", Shell!];
+    /// <summary>The argv actually executed; empty for a task its class's handler runs (<see cref="HandlerPayload"/>).</summary>
+    public IReadOnlyList<string> CommandLine => Argv ?? (Shell is { } shell ? ["/bin/sh", "-c", shell] : []);
 }
+
+/// <summary>One declared output artifact, as the replaced runner took it: <c>{"path", "type"?, "name"?}</c>. A
+/// relative path is from the task's working directory.</summary>
+public sealed record DeclaredOutput(string Path, string? Type = null, string? Name = null);
 
 /// <summary>A submission as accepted: an optional client id, the spec, and the envelope as sent
 /// (unknown fields included, so nothing the client sent is dropped).</summary>
@@ -47,4 +58,14 @@ public static class Classes
     public const string CpuLong = "cpu_long";
     public const string Gpu = "gpu";
     public const string GpuSlurm = "gpu_slurm";
+}
+
+/// <summary>Tasks whose payload names work instead of a command, and the classes' handlers that run them.</summary>
+public static class Handlers
+{
+    /// <summary>What a task run by no handler says (in its log, its done record, a refusal at the native API).</summary>
+    public static string NoHandlerMessage(string cls) =>
+        $"the payload has no command and class {cls} has no handler: set {cls}_handler (a command given the payload as JSON on stdin " +
+        $"and in $SPARKY_PAYLOAD_FILE), or {cls}_sbatch_template (a batch script with {{{{payload.field}}}} placeholders, for a class that runs on Slurm), " +
+        "or send payload.command";
 }

@@ -66,6 +66,8 @@ public static class Reasons
     public const string OutOfMemory = "out_of_memory";
     /// <summary>Cancelled by Slurm (scancel by someone else, an admin), not by Sparky.</summary>
     public const string CancelledBySlurm = "cancelled_by_slurm";
+    /// <summary>Its payload names work instead of a command and its class has no handler to run it.</summary>
+    public const string NoHandler = "no_handler";
     public const string NonZeroExit = "exit_code";
     public const string Signal = "signal";
 }

@@ -10,6 +10,7 @@ namespace Sparky.Execution.Gpus;
 internal sealed class NvidiaSmiSource(string executable, TimeSpan timeout, Func<HostMemory?> host) : IGpuSource
 {
     public const string DefaultExecutable = "nvidia-smi";
+    private const int ETXTBSY = 26;
 
     public string Name => "nvidia-smi";
 
@@ -38,8 +39,14 @@ internal sealed class NvidiaSmiSource(string executable, TimeSpan timeout, Func<
         psi.ArgumentList.Add("--format=csv,noheader,nounits");
 
         using var p = new Process { StartInfo = psi };
-        try { p.Start(); }
-        catch (Win32Exception e) { throw new GpuException(e.NativeErrorCode == 2 ? $"nvidia-smi: '{executable}' not found" : $"nvidia-smi: cannot run '{executable}': {e.Message}"); }
+        for (int tries = 1; ; tries++)
+        {
+            try { p.Start(); break; }
+            // ETXTBSY: the file is open for writing somewhere: being installed, or written a moment ago and its
+            // descriptor still held by a child another thread forked before exec closed it. Brief: try again.
+            catch (Win32Exception e) when (e.NativeErrorCode == ETXTBSY && tries < 5) { Thread.Sleep(20 * tries); }
+            catch (Win32Exception e) { throw new GpuException(e.NativeErrorCode == 2 ? $"nvidia-smi: '{executable}' not found" : $"nvidia-smi: cannot run '{executable}': {e.Message}"); }
+        }
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

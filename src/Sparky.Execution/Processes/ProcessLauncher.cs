@@ -11,7 +11,8 @@ public sealed record LaunchSpec(
     string StderrPath,
     bool RecordStartTime = true,
     IReadOnlyList<string>? Prefix = null,
-    string? Cgroup = null);
+    string? Cgroup = null,
+    string? StdinPath = null);
 
 /// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
 public readonly record struct ProcessExit(int? ExitCode, int? Signal)
@@ -29,7 +30,7 @@ public abstract record LaunchResult
 
 /// <summary>
 /// Starts each task as the leader of a new session (so of its own process group), stdin from
-/// /dev/null, stdout and stderr appended to files, and reports exits. Not thread-safe: one owner
+/// /dev/null (or a file, for a handler), stdout and stderr appended to files, and reports exits. Not thread-safe: one owner
 /// (the engine's loop) launches and reaps. SIGCHLD only wakes the owner (<paramref name="wake"/>),
 /// which then reaps with waitpid on our own pids, never waitpid(-1), so any other child of this
 /// process is left alone. No thread of its own: an exit reaches the loop in one hop.
@@ -71,12 +72,30 @@ public sealed unsafe class ProcessLauncher : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// Creates a missing working directory (and its parents), as the replaced runner did: its pipelines name an output
+    /// folder as <c>working_dir</c> and rely on it. Null when the directory is there; else why it cannot be.
+    /// </summary>
+    private static string? CreateWorkingDirectory(string cwd)
+    {
+        if (Directory.Exists(cwd)) return null;
+        try
+        {
+            Directory.CreateDirectory(cwd);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return $"cannot create working directory {cwd}: {e.Message}";
+        }
+    }
+
     /// <summary>Starts a process; <paramref name="onExit"/> runs inside <see cref="Reap"/> once it has ended.</summary>
     public LaunchResult Launch(LaunchSpec spec, Action<ProcessExit> onExit)
     {
         var exe = ResolveExecutable(spec.Argv[0], spec.Env);
         if (exe is null) return new LaunchResult.Failed($"command not found: {spec.Argv[0]}");
-        if (spec.Cwd is not null && !Directory.Exists(spec.Cwd)) return new LaunchResult.Failed($"working directory does not exist: {spec.Cwd}");
+        if (spec.Cwd is not null && CreateWorkingDirectory(spec.Cwd) is { } cwdProblem) return new LaunchResult.Failed(cwdProblem);
         IReadOnlyList<string> args = spec.Argv;
         if (spec.Prefix is { Count: > 0 } prefix)
         {
@@ -95,7 +114,8 @@ public sealed unsafe class ProcessLauncher : IDisposable
         int cgroupFd = -1;
         try
         {
-            Libc.posix_spawn_file_actions_addopen(fa, 0, arena.Utf8("/dev/null"), Libc.O_RDONLY, 0);
+            // A handler reads its task's payload on stdin; everything else reads nothing.
+            Libc.posix_spawn_file_actions_addopen(fa, 0, arena.Utf8(spec.StdinPath ?? "/dev/null"), Libc.O_RDONLY, 0);
             Libc.posix_spawn_file_actions_addopen(fa, 1, arena.Utf8(spec.StdoutPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
             Libc.posix_spawn_file_actions_addopen(fa, 2, arena.Utf8(spec.StderrPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
             if (spec.Cwd is not null) Libc.posix_spawn_file_actions_addchdir_np(fa, arena.Utf8(spec.Cwd));

@@ -20,6 +20,11 @@ public sealed record SbatchRequest(
     /// <summary>Tasks with the same group (the elements of one Sparky array, same spec) may go to Slurm as one job array.</summary>
     public string? ArrayGroup { get; init; }
     public int? ArrayIndex { get; init; }
+    /// <summary>A filled batch template (<see cref="SbatchTemplate.Fill"/>): its text is the job, in place of <see cref="Argv"/>.
+    /// Its own directives are kept; Sparky's (job name, output, error, comment, ...) come after them, so they win.</summary>
+    public string? Template { get; init; }
+    /// <summary>A file the command reads on stdin (a handler's payload); null: the job's default.</summary>
+    public string? StdinPath { get; init; }
 }
 
 /// <summary>One element of a Slurm job array: the Sparky task it runs and that task's own log files.</summary>
@@ -78,11 +83,15 @@ public static partial class SbatchScript
         ArgumentNullException.ThrowIfNull(r);
         var comment = Comment(r.TaskId);
         if (r.Attempt < 0) throw new ArgumentException($"attempt must not be negative (got {r.Attempt})", nameof(r));
-        if (r.Argv is null || r.Argv.Count == 0 || string.IsNullOrEmpty(r.Argv[0]))
+        if (r.Template is null && (r.Argv is null || r.Argv.Count == 0 || string.IsNullOrEmpty(r.Argv[0])))
             throw new ArgumentException("argv must have a non-empty program", nameof(r));
+        if (r.Template is not null && elements is not null) throw new ArgumentException("a template job is not part of an array", nameof(r));
+        var (templateHead, templateBody) = r.Template is null ? ("", "") : SbatchTemplate.Split(r.Template);
 
         var sb = new StringBuilder();
         sb.Append("#!/bin/bash\n");
+        // The template's own directives first: sbatch takes the last of an option it reads twice, so Sparky's win.
+        sb.Append(templateHead);
         void Directive(string option) => sb.Append("#SBATCH ").Append(option).Append('\n');
 
         Directive("--job-name=" + JobName(r.Name ?? r.TaskId));
@@ -115,8 +124,9 @@ public static partial class SbatchScript
         if (r.Cwd is not null)
         {
             var cwd = Quote(r.Cwd, "cwd");
-            sb.Append("cd -- ").Append(cwd).Append(" || { printf 'sparky: cannot change to working directory %s\\n' ")
-              .Append(cwd).Append(" >&2; exit 1; }\n");
+            // A missing working directory is created, as the replaced runner did (its pipelines rely on it).
+            sb.Append("mkdir -p -- ").Append(cwd).Append(" && cd -- ").Append(cwd)
+              .Append(" || { printf 'sparky: cannot create or change to working directory %s\\n' ").Append(cwd).Append(" >&2; exit 1; }\n");
         }
         foreach (var (key, value) in (r.Env ?? new Dictionary<string, string>()).OrderBy(e => e.Key, StringComparer.Ordinal))
         {
@@ -145,8 +155,16 @@ public static partial class SbatchScript
             sb.Append("  *) echo \"sparky: no task for array element ${SLURM_ARRAY_TASK_ID:-}\" >&2; exit 1 ;;\nesac\n");
             sb.Append("export SPARKY_ATTEMPT=").Append(Quote(r.Attempt.ToString(CultureInfo.InvariantCulture), "attempt")).Append('\n');
         }
+        if (r.Template is not null)
+        {
+            // The admin's script from here on; every value put in it was checked when it was filled.
+            sb.Append(templateBody);
+            if (templateBody.Length > 0 && templateBody[^1] != '\n') sb.Append('\n');
+            return sb.ToString();
+        }
         sb.Append("exec");
         foreach (var arg in r.Argv) sb.Append(' ').Append(Quote(arg, "argument"));
+        if (r.StdinPath is not null) sb.Append(" <").Append(Quote(r.StdinPath, "stdin path"));
         sb.Append('\n');
         return sb.ToString();
     }

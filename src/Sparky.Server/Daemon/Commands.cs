@@ -19,7 +19,8 @@ public readonly record struct Answer(int Status, JsonNode? Body, string? Detail 
 /// <summary>The task commands shared by the HTTP API and the ZeroMQ command socket. Thread-safe.</summary>
 public static class Commands
 {
-    /// <summary>One envelope or an array of them, as <c>POST /api/v1/tasks</c> takes: 201 <c>{"ids":[…]}</c>.</summary>
+    /// <summary>One envelope or an array of them, as <c>POST /api/v1/tasks</c> and ZeroMQ <c>submit</c> take: 201
+    /// <c>{"id", "ids":[…]}</c> (<c>id</c> where one envelope made one task).</summary>
     public static async Task<Answer> SubmitAsync(SparkyDaemon d, JsonNode? node)
     {
         var items = node is JsonArray arr ? arr.ToList() : [node];
@@ -27,17 +28,24 @@ public static class Commands
         var subs = new List<Submission>(items.Count);
         for (int i = 0; i < items.Count; i++)
         {
-            var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses);
+            var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses, d.Engine.NativeDoor);
             if (!parsed.Ok) return Answer.Error(400, items.Count == 1 ? parsed.Error! : $"task [{i}]: {parsed.Error}");
             subs.Add(parsed.Submission!);
         }
-        return await SubmitAsync(d, subs, ids => new JsonObject { ["ids"] = IdArray(ids) }, 201);
+        // One envelope that made one task also answers its "id", as /queue/submit does, over HTTP and ZeroMQ alike.
+        bool one = node is not JsonArray;
+        return await SubmitAsync(d, subs, ids => one && ids.Count == 1
+            ? new JsonObject { ["id"] = ids[0].Value, ["ids"] = IdArray(ids) }
+            : new JsonObject { ["ids"] = IdArray(ids) }, 201);
     }
 
     /// <summary>Parsed submissions to the engine; <paramref name="ok"/> shapes the success body.</summary>
     public static async Task<Answer> SubmitAsync(SparkyDaemon d, IReadOnlyList<Submission> subs, Func<IReadOnlyList<TaskId>, JsonNode> ok, int okStatus = 200) =>
         await d.Engine.SubmitAsync(subs) switch
         {
+            // The same envelope under the same id again (a script run twice) gets the task it made the first time:
+            // 200, not 201, and "existing" says that nothing new was queued.
+            SubmitOutcome.Accepted { AllSentAgain: true } a => Answer.Of(Existing(ok(a.Ids)), 200),
             SubmitOutcome.Accepted a => Answer.Of(ok(a.Ids), okStatus),
             SubmitOutcome.Invalid i => Answer.Error(400, i.Reason),
             SubmitOutcome.Conflict c => Answer.Error(409, c.Reason),
@@ -107,6 +115,12 @@ public static class Commands
         adding > q.Bound
             ? $"this request adds {adding} tasks, more than the queue's bound of {q.Bound} (SPARKY_MAX_QUEUED): send it in smaller batches"
             : $"the queue holds {q.Queued} tasks and this request adds {adding}: over its bound of {q.Bound} (SPARKY_MAX_QUEUED)";
+
+    private static JsonNode Existing(JsonNode body)
+    {
+        if (body is JsonObject o) o["existing"] = true;
+        return body;
+    }
 
     public static JsonArray IdArray(IReadOnlyList<TaskId> ids) => new(ids.Select(i => (JsonNode?)i.Value).ToArray());
 

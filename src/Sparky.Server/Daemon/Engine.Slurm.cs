@@ -21,22 +21,45 @@ public sealed partial class Engine
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnSlurm = true,
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnSlurm = true, Outputs = spec.Outputs, Cwd = spec.Cwd,
         };
         if (_slurm is null)
         {
             FailStart(run, $"class {spec.Class} runs on Slurm and sbatch was not found", now);
             return;
         }
-        _running[id] = run;
         var env = new Dictionary<string, string>(spec.Env, StringComparer.Ordinal) { ["SPARKY_INSTANCE"] = _instance };
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
+        IReadOnlyList<string> argv = spec.CommandLine;
+        string? script = null;
+        if (spec.HandlerPayload is { } payload)
+        {
+            // Its class's template (filled from the payload, every value checked again) or its handler, reading the payload.
+            var (handler, template) = HandlerOf(spec.Class);
+            if (template is not null)
+            {
+                var (filled, errors) = FillTemplate(spec.Class, template, payload, id.Value);
+                if (filled is null)
+                {
+                    FailStart(run, string.Join("; ", errors), now, Reasons.SubmitFailed, exitCode: null);
+                    return;
+                }
+                script = filled;
+            }
+            else argv = handler!;
+            run.PayloadFile = WritePayloadFile(id, n, payload);
+            env["SPARKY_PAYLOAD_FILE"] = run.PayloadFile;
+        }
+        _running[id] = run;
         var request = new SbatchRequest(
-            id.Value, n, spec.CommandLine, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
+            id.Value, n, argv, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
             _config.SlurmPartition, _config.SlurmAccount, run.StdoutPath, LogPath(id, n, stderr: true),
-            [], null, _config.SbatchOptionsFor(spec.Class));
-        // First attempts of one array's elements may go to Slurm together as a job array.
-        if (spec.ArrayIndex is { } index && n == 1 && _known.TryGetValue(id, out var known))
+            [], null, _config.SbatchOptionsFor(spec.Class))
+        {
+            Template = script, StdinPath = script is null ? run.PayloadFile : null,
+        };
+        // First attempts of one array's elements may go to Slurm together as a job array (not a template's: each is its own script).
+        if (spec.ArrayIndex is { } index && n == 1 && spec.HandlerPayload is null && _known.TryGetValue(id, out var known))
             request = request with { ArrayGroup = ArrayGroupOf(spec, known.SubmittedAt), ArrayIndex = index };
         _slurm.Submit(request, lookFirst: _slurmLookFirst.Remove(id),
             afterTasks: _scheduler.RunningDepsOf(id).Select(d => d.Value).ToList());
@@ -60,6 +83,7 @@ public sealed partial class Engine
         {
             case SlurmReport.Submitted s:
                 r.SlurmJobId = s.JobId;
+                ReleaseJobIdWaiter(id, s.JobId);
                 SlurmJobSubmitted?.Invoke();
                 _ = _store.AttemptSlurmAsync(id, r.N, s.JobId, null);
                 _events.Publish(Event(SparkyEvent.TaskStarted, id, r.Class, new JsonObject { ["attempt"] = r.N, ["slurm_job_id"] = s.JobId }));
@@ -113,16 +137,61 @@ public sealed partial class Engine
     /// <summary>A Slurm job outlives the daemon: follow it again by its job id (or find it by its comment).</summary>
     private void RecoverSlurm(ActiveTask t, AttemptRecord? a, DateTimeOffset now, List<(Running, ProcessExit, string?)> toEnd)
     {
+        var spec = _store.SpecOf(t.Id)?.Spec;
         var run = new Running
         {
             Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
             StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), OnSlurm = true, SlurmJobId = a?.SlurmJobId,
-            DoneFile = _store.SpecOf(t.Id)?.Spec.DoneFile == true,
         };
+        run.DoneFile = spec?.DoneFile == true;
+        run.Outputs = spec?.Outputs;
+        run.Cwd = spec?.Cwd;
+        if (spec?.HandlerPayload is not null) run.PayloadFile = PayloadPath(t.Id, run.N);
         _attemptsSoFar[t.Id] = run.N;
         _scheduler.AddRunning(t.Id, t.Class, t.Seq);
         _running[t.Id] = run;
         if (_slurm is null) toEnd.Add((run, new ProcessExit(null, null), Reasons.Lost));
         else _slurm.Track(t.Id.Value, run.N, run.SlurmJobId);
+    }
+
+    /// <summary>Who waits for a task's Slurm job id (<c>POST /queue/submit</c> of a gpu_slurm task): completed from the
+    /// loop when sbatch took the job, or with null when its attempt or the task ended first. Each waiter removes its own
+    /// entry when it stops waiting, so the map holds at most one entry per request in flight.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<TaskId, TaskCompletionSource<string?>> _jobIdWaiters = new();
+
+    /// <summary>Whether tasks of <paramref name="cls"/> go to Slurm one sbatch each (not to workers).</summary>
+    public bool RunsOnSlurm(string cls) => _slurmClasses.Contains(cls) && !IsWorkerClass(cls);
+
+    /// <summary>
+    /// The Slurm job id of a task just submitted, once sbatch has taken its job: waits up to <paramref name="wait"/>,
+    /// and answers null past it, or when the task will get none now (it ended, or its sbatch failed). Any thread.
+    /// </summary>
+    public async Task<string?> SlurmJobIdAsync(TaskId id, TimeSpan wait)
+    {
+        if (_slurm is not { } slurm) return null;
+        if (slurm.ViewOf(id.Value)?.JobId is { } known) return known;
+        if (wait <= TimeSpan.Zero) return null;
+        var waiter = _jobIdWaiters.GetOrAdd(id, _ => new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            // Looked at again once registered: sbatch may have answered (or the task ended) just before.
+            if (slurm.ViewOf(id.Value)?.JobId is { } now) return now;
+            if (_store.StateOf(id) is { } state && state.IsTerminal()) return null;
+            return await waiter.Task.WaitAsync(wait).ConfigureAwait(false);
+        }
+        catch (TimeoutException) { return slurm.ViewOf(id.Value)?.JobId; }
+        finally { _jobIdWaiters.TryRemove(KeyValuePair.Create(id, waiter)); }
+    }
+
+    private void ReleaseJobIdWaiter(TaskId id, string? jobId)
+    {
+        if (!_jobIdWaiters.IsEmpty && _jobIdWaiters.TryRemove(id, out var waiter)) waiter.TrySetResult(jobId);
+    }
+
+    /// <summary>A task's end releases its waiter once stored, so the waiter reads the end, not the state before it.</summary>
+    private void ReleaseJobIdWaiterOnceStored(Task<WriteResult> write, TaskId id, string? jobId)
+    {
+        if (_jobIdWaiters.IsEmpty) return;
+        write.ContinueWith(_ => ReleaseJobIdWaiter(id, jobId), TaskContinuationOptions.ExecuteSynchronously);
     }
 }

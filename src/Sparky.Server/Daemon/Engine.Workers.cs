@@ -89,7 +89,7 @@ public sealed partial class Engine
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnWorker = true, Spec = spec,
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnWorker = true, Spec = spec, Outputs = spec.Outputs, Cwd = spec.Cwd,
             Gpus = spec.Gpus > 0 ? spec.Gpus : spec.Class == Classes.Gpu ? 1 : 0,
         };
         _running[id] = run;
@@ -126,13 +126,16 @@ public sealed partial class Engine
         env["SPARKY_TASK_ID"] = r.Id.Value;
         env["SPARKY_ATTEMPT"] = r.N.ToString();
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
+        // A payload that names work goes with its class's handler; the worker writes it to a file of its own for it.
+        var command = spec.HandlerPayload is null ? spec.CommandLine : HandlerOf(spec.Class).Handler ?? [];
         var body = new JsonObject
         {
             ["session"] = w.Session, ["seq"] = r.WorkerSeq,
-            ["id"] = r.Id.Value, ["attempt"] = r.N, ["command"] = new JsonArray(spec.CommandLine.Select(a => (JsonNode?)a).ToArray()),
+            ["id"] = r.Id.Value, ["attempt"] = r.N, ["command"] = new JsonArray(command.Select(a => (JsonNode?)a).ToArray()),
             ["env"] = env, ["cwd"] = spec.Cwd, ["gpus"] = r.Gpus,
             ["stdout"] = r.StdoutPath, ["stderr"] = LogPath(r.Id, r.N, stderr: true),
         };
+        if (spec.HandlerPayload is { } payload) body["payload"] = payload;
         SendToWorker(w.Session, "task", body);
         _ = _store.AttemptStartedAsync(r.Id, r.Class, TaskState.Queued,
             new AttemptRecord(r.N, r.StartedAt, null, null, null, null, null, w.Info.Name, null, null, null));
@@ -270,6 +273,7 @@ public sealed partial class Engine
         _workers.Seen(w, now);
         _workers.Credit(w, Int(b, "credit") ?? 0);
         r!.Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null;
+        r.ResultError = b["result_error"] is JsonValue ev && ev.TryGetValue(out string? resultError) ? resultError : null;
         string? reason = b["reason"] is JsonValue wv && wv.TryGetValue(out string? why) ? why : null;
         guard?.Remember(id, attempt);
         Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now);
@@ -510,6 +514,7 @@ public sealed partial class Engine
         {
             Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
             StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), DoneFile = spec?.DoneFile == true, OnWorker = true, Spec = spec,
+            Outputs = spec?.Outputs, Cwd = spec?.Cwd,
             Gpus = spec?.Gpus is > 0 and var g ? g : t.Class == Classes.Gpu ? 1 : 0, WorkerName = a?.Host,
             // A worker hears nothing for one timeout before it says hello again; give it two.
             AdoptBy = now + 2 * _config.WorkerTimeout,

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Sparky.Core.Config;
@@ -12,13 +11,19 @@ using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
 using Sparky.Server.Events;
+using Sparky.Server.Outputs;
 using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Daemon;
 
 public abstract record SubmitOutcome
 {
-    public sealed record Accepted(IReadOnlyList<TaskId> Ids) : SubmitOutcome;
+    /// <summary>Stored; <paramref name="SentAgain"/> of them were stored already with the same envelope (an
+    /// idempotent submit: left as they are).</summary>
+    public sealed record Accepted(IReadOnlyList<TaskId> Ids, int SentAgain = 0) : SubmitOutcome
+    {
+        public bool AllSentAgain => SentAgain == Ids.Count;
+    }
     public sealed record Invalid(string Reason) : SubmitOutcome;
     public sealed record Conflict(string Reason) : SubmitOutcome;
     public sealed record QueueFull(long Queued, long Bound) : SubmitOutcome;
@@ -53,6 +58,8 @@ public sealed partial class Engine : IAsyncDisposable
         public long PidStart;
         public string? ExitFile;
         public string StdoutPath = "";
+        /// <summary>The payload file a handler reads (<c>$SPARKY_PAYLOAD_FILE</c>), removed when the attempt ends.</summary>
+        public string? PayloadFile;
         public DateTimeOffset? Deadline;
         public DateTimeOffset? KillAt;
         public bool Cancelling;
@@ -76,8 +83,11 @@ public sealed partial class Engine : IAsyncDisposable
         public DateTimeOffset? AdoptBy;
         public TaskSpec? Spec;
         public int Gpus;
-        /// <summary>The result line the worker read from the attempt's output.</summary>
-        public string? Result;
+        /// <summary>The result line the worker read from the attempt's output, and why it gave none.</summary>
+        public string? Result, ResultError;
+        /// <summary>The spec's declared output artifacts and working directory: hashed when it succeeds.</summary>
+        public IReadOnlyList<DeclaredOutput>? Outputs;
+        public string? Cwd;
     }
 
     /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
@@ -112,6 +122,8 @@ public sealed partial class Engine : IAsyncDisposable
     private readonly Random _random = new();
     private readonly Dictionary<string, ILimiter> _limiters = new(StringComparer.Ordinal);
     private readonly IReadOnlySet<string> _slurmClasses;
+    /// <summary>The share of one GPU (MiB) a gpu task that asks for none reserves here; 0: a whole GPU.</summary>
+    private readonly long _defaultGpuShareMb;
     /// <summary>Slurm tasks recovered as queued: a dead daemon may have run sbatch for them without recording it.</summary>
     private readonly HashSet<TaskId> _slurmLookFirst = new();
     private SlurmExecutor? _slurm;
@@ -123,6 +135,12 @@ public sealed partial class Engine : IAsyncDisposable
 
     public string DataDir { get; }
     public IReadOnlySet<string> KnownClasses { get; }
+    /// <summary>How the native doors (<c>POST /api/v1/tasks</c>, ZeroMQ) parse an envelope: a payload without a command
+    /// only where its class has a handler.</summary>
+    public EnvelopeOptions NativeDoor { get; }
+    /// <summary>How the replaced system's doors (<c>POST /queue/submit</c>, the drop directory) parse one: a payload
+    /// without a command in any class, as that system's runner took it.</summary>
+    public EnvelopeOptions CompatDoor { get; }
     public bool Ready { get; private set; }
     public Action<string, double>? QueueWaitObserved { get; set; }
     public Action<string, string, double>? TaskCompletedObserved { get; set; }
@@ -132,6 +150,8 @@ public sealed partial class Engine : IAsyncDisposable
     /// <summary>Slurm's last word on a task's current job, or null if it has none in this daemon's memory.</summary>
     public SlurmView? SlurmViewOf(TaskId id) => _slurm?.ViewOf(id.Value);
     public SlurmExecutor? Slurm => _slurm;
+    /// <summary>An end's declared artifacts are owed (committed): the daemon's recorder hashes them off this loop.</summary>
+    public Action<ArtifactJob>? ArtifactsOwed { get; set; }
 
     public Engine(SparkyConfig config, SqliteStore store, EventHub events, TimeProvider clock, ResourcePool pool)
     {
@@ -146,6 +166,10 @@ public sealed partial class Engine : IAsyncDisposable
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _slurmClasses = config.SlurmClasses;
         _workerClasses = config.WorkerClasses;
+        // gpu_memory_default is a limit (the replaced system's DSPY_GPU_MEMORY_LIMIT): where no GPU here is larger
+        // than it, a task gets a whole GPU, which is within the limit, rather than a share that fits nowhere.
+        long largestGpuMb = pool.Gpus.Count == 0 ? 0 : pool.Gpus.Max(g => g.MemoryMb);
+        _defaultGpuShareMb = config.GpuMemoryDefaultMb < largestGpuMb ? config.GpuMemoryDefaultMb : 0;
         if (config.PilotClasses.Count > 0) _pilotPlanner = new PilotPlanner(config.PilotMaxWorkers, config.PilotSlots);
         // A Slurm task may be submitted while the Slurm jobs it depends on still run (afterok), once their
         // outcome is final: a retry would get a new job id that the held job does not wait for.
@@ -169,6 +193,8 @@ public sealed partial class Engine : IAsyncDisposable
             _scheduler.SetLimit(cls, 0);
         }
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
+        NativeDoor = new EnvelopeOptions { HandlerClasses = KnownClasses.Where(c => HandlerOf(c) is not (null, null)).ToHashSet(StringComparer.Ordinal) };
+        CompatDoor = NativeDoor with { CompatDoor = true };
         _reattachClasses = config.ReattachClasses;
         DataDir = Path.GetFullPath(config.DataDir);
         _logsDir = Path.Combine(DataDir, "logs");
@@ -262,6 +288,7 @@ public sealed partial class Engine : IAsyncDisposable
         {
             if (WhyNeverFits(s.Spec) is { } why) return new SubmitOutcome.Invalid($"this task can never run here: it {why}");
             if (WhyTooBigToExec(s.Spec) is { } big) return new SubmitOutcome.Invalid(big);
+            if (WhyTemplateRefuses(s.Spec) is { } refused) return new SubmitOutcome.Invalid(refused);
         }
         // A dependency must exist before its dependant: earlier in this request, or already stored.
         // That alone rules out a task depending on itself and any cycle.
@@ -278,20 +305,24 @@ public sealed partial class Engine : IAsyncDisposable
             earlier.Add(t.Id.Value);
         }
 
-        var result = await _store.InsertAsync(tasks, onCommitted: () =>
+        int sentAgain = 0;
+        var result = await _store.InsertAsync(tasks, onCommitted: existing =>
         {
             // On the writer thread, in commit order: a dependency always reaches the loop before its
             // dependant. Published before the loop sees the tasks, so task.queued precedes task.started.
-            foreach (var t in tasks)
+            // A task sent again with the same envelope is stored already: nothing new to queue.
+            sentAgain = existing.Count;
+            var added = existing.Count == 0 ? tasks : tasks.Where(t => !existing.Contains(t.Id.Value)).ToList();
+            foreach (var t in added)
                 _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
-            Post(new AddedCmd(tasks.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
+            if (added.Count > 0) Post(new AddedCmd(added.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
         }, intakeKey).ConfigureAwait(false);
         switch (result.Status)
         {
             case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
             case WriteStatus.Unavailable: return new SubmitOutcome.Unavailable(result.Detail!);
         }
-        return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList());
+        return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList(), SentAgain: sentAgain);
     }
 
     public Task<CommandOutcome> CancelAsync(TaskId id)
@@ -476,6 +507,7 @@ public sealed partial class Engine : IAsyncDisposable
         var spec = _known.TryGetValue(id, out var k) ? k.Spec : _store.SpecOf(id)?.Spec;
         var cls = spec?.Class ?? Classes.CpuShort;
         var write = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds(), spec?.DoneFile == true);
+        ReleaseJobIdWaiterOnceStored(write, id, null);
         Remember(id, to);
         TaskCompletedObserved?.Invoke(cls, to.Name(), 0);
         var body = new JsonObject { ["state"] = to.Name(), ["reason"] = reason };
@@ -636,6 +668,22 @@ public sealed partial class Engine : IAsyncDisposable
             Directory.CreateDirectory(dir);
             _shardsMade.Add(dir);
         }
+        IReadOnlyList<string>? handler = null;
+        if (spec.HandlerPayload is not null)
+        {
+            // A payload that names work: its class's handler runs it, or it ends here with the reason and what to set.
+            var (handlerArgv, template) = HandlerOf(spec.Class);
+            if (handlerArgv is null && template is null)
+            {
+                FailStart(new Running
+                {
+                    Id = id, Class = spec.Class, N = n, Retries = 0, StartedAt = now.ToUnixTimeMilliseconds(),
+                    StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile,
+                }, Handlers.NoHandlerMessage(spec.Class), now, Reasons.NoHandler, exitCode: null);
+                return;
+            }
+            handler = handlerArgv;
+        }
         if (IsWorkerClass(spec.Class))
         {
             StartOnWorker(id, spec, n, now);
@@ -653,7 +701,13 @@ public sealed partial class Engine : IAsyncDisposable
         _contain.Mark(env, id.Value, n);
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
         GpuEnvironment(env, allocation);
-        IReadOnlyList<string> argv = spec.CommandLine;
+        IReadOnlyList<string> argv = handler ?? spec.CommandLine;
+        string? payloadFile = null;
+        if (spec.HandlerPayload is { } payload)
+        {
+            payloadFile = WritePayloadFile(id, n, payload);
+            env["SPARKY_PAYLOAD_FILE"] = payloadFile;
+        }
         if (exitFile is not null)
         {
             env["SPARKY_EXIT_FILE"] = exitFile;
@@ -664,12 +718,13 @@ public sealed partial class Engine : IAsyncDisposable
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            ExitFile = exitFile, StdoutPath = stdout, DoneFile = spec.DoneFile,
+            ExitFile = exitFile, StdoutPath = stdout, DoneFile = spec.DoneFile, Outputs = spec.Outputs, Cwd = spec.Cwd,
+            PayloadFile = payloadFile,
             Deadline = DeadlineAfter(now, spec.TimeoutSeconds),
         };
         _running[id] = run;
         var cgroup = _contain.Prepare(id.Value, n);
-        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim, Cgroup: cgroup),
+        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim, Cgroup: cgroup, StdinPath: payloadFile),
             exit => Post(new ExitedCmd(id, n, exit, null)));
         string host = Environment.MachineName;
         if (launch is LaunchResult.Started started)
@@ -692,14 +747,18 @@ public sealed partial class Engine : IAsyncDisposable
     /// <summary>
     /// An attempt that could not start: recorded as started, then failed at once (exit 127, as a shell
     /// says "not found"), so the attempt history and the counters stay right and the retry policy applies.
+    /// Why is written to the attempt's stderr log, where <c>sparky logs --stderr</c> shows it (a spawn failure's
+    /// caller has written it there already).
     /// </summary>
-    private void FailStart(Running run, string why, DateTimeOffset now)
+    private void FailStart(Running run, string why, DateTimeOffset now, string reason = Reasons.SpawnFailed, int? exitCode = 127)
     {
         Console.Error.WriteLine($"sparky: cannot start {run.Id}: {why}");
+        if (reason != Reasons.SpawnFailed)
+            try { File.AppendAllText(LogPath(run.Id, run.N, stderr: true), "sparky: " + why + "\n"); } catch (IOException) { }
         _running[run.Id] = run;
         _ = _store.AttemptStartedAsync(run.Id, run.Class, TaskState.Queued,
             new AttemptRecord(run.N, run.StartedAt, null, null, null, null, null, Environment.MachineName, null, null, null));
-        Ended(run, new ProcessExit(127, null), Reasons.SpawnFailed, now);
+        Ended(run, new ProcessExit(exitCode, null), reason, now);
     }
 
     /// <summary>An attempt ended: succeed, retry after a backoff, or fail; then release its slot.</summary>
@@ -712,7 +771,9 @@ public sealed partial class Engine : IAsyncDisposable
         // No exit code and no signal (the status was reaped elsewhere): we don't know how it ended.
         if (exit is { ExitCode: null, Signal: null }) reason ??= Reasons.Lost;
         _running.Remove(r.Id);
-        if (r.OnWorker && _workers.Get(r.Worker) is { } holder) _workers.Release(holder, r.Id);
+        if (r.PayloadFile is { } payloadFile) TryDelete(payloadFile);
+        var worker = r.OnWorker ? _workers.Get(r.Worker) : null;
+        if (worker is not null) _workers.Release(worker, r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
         TaskState outcome;
         if (r.DependencyFailed) { outcome = TaskState.Failed; reason = Reasons.DependencyFailed; }
@@ -742,6 +803,7 @@ public sealed partial class Engine : IAsyncDisposable
             var due = requeueLost ? now : now + _retry.Delay(r.N, _random.NextDouble());
             _scheduler.RetryAt(r.Id, due);
             DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null), r.ExitFile);
+            ReleaseJobIdWaiter(r.Id, r.SlurmJobId);
             _events.Publish(Event(SparkyEvent.TaskRetrying, r.Id, r.Class, new JsonObject
             {
                 ["attempt"] = r.N, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
@@ -750,10 +812,24 @@ public sealed partial class Engine : IAsyncDisposable
             return;
         }
 
-        string? result = outcome != TaskState.Succeeded ? null : r.OnWorker ? r.Result : ResultLine.Read(r.StdoutPath);
+        // As the replaced runner: a result, and artifacts, only for a run that succeeded.
+        var result = outcome != TaskState.Succeeded ? ResultRead.None
+            : r.OnWorker ? new ResultRead(r.Result, r.ResultError) : ResultLine.Read(r.StdoutPath);
+        if (result.Error is { } resultError) Console.Error.WriteLine($"sparky: task {r.Id}: no result: {resultError}");
+        // Outputs are recorded at the task's end whatever its outcome (the issue's rule): a failed training run's
+        // checkpoints are worth their checksums too. (The replaced runner recorded them for a success only.)
+        var (artifacts, artifactsDir) = r.Outputs is not { Count: > 0 } outputs ? (null, null) : ArtifactsAtEnd(r, outputs, worker?.Info);
         _lostRequeues.Remove(r.Id);
-        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result, r.DoneFile);
+        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result.Json, r.DoneFile, result.Error,
+            artifacts?.ToJsonString(), artifactsDir);
         DeleteExitFileOnceStored(endWrite, r.ExitFile);
+        if (artifactsDir is not null)
+        {
+            // Hashed once the end is committed, so the recorded artifacts never land before the end they belong to.
+            var job = new ArtifactJob(r.Id, r.N, r.Class, artifactsDir, r.Outputs!, r.DoneFile);
+            endWrite.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) ArtifactsOwed?.Invoke(job); }, TaskContinuationOptions.ExecuteSynchronously);
+        }
+        ReleaseJobIdWaiterOnceStored(endWrite, r.Id, r.SlurmJobId);
         Remember(r.Id, outcome);
         TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
         var body = new JsonObject
@@ -761,10 +837,46 @@ public sealed partial class Engine : IAsyncDisposable
             ["state"] = outcome.Name(), ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
             ["attempt"] = r.N, ["duration_ms"] = endedAt - r.StartedAt,
         };
-        if (r.DoneFile) body["done_file"] = true;
+        if (result.Error is not null) body["result_error"] = result.Error;
+        // The done file waits for the artifacts: it is announced by task.artifacts instead.
+        if (artifactsDir is not null) body["artifacts"] = ArtifactsJson.Pending;
+        else if (r.DoneFile) body["done_file"] = true;
         if (cpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
         PublishOnceStored(endWrite, Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
         Apply(_scheduler.Finished(r.Id, outcome), now);
+    }
+
+    /// <summary>
+    /// A succeeded attempt's declared artifacts, as its end records them: pending, with the directory a relative path
+    /// starts from (the task's working directory, else the daemon's, as the process or the Slurm job had it), or
+    /// skipped where the daemon cannot see the files. Slurm jobs and pilot workers write on the shared file system
+    /// their logs are on; a worker connected from another host writes on its own.
+    /// </summary>
+    private static (JsonObject? Artifacts, string? BaseDir) ArtifactsAtEnd(Running r, IReadOnlyList<DeclaredOutput> outputs, WorkerInfo? worker)
+    {
+        if (r.OnWorker)
+        {
+            if (worker is null)
+                return (ArtifactsJson.SkippedOf(outputs, "its worker is gone; where it ran is not known"), null);
+            bool sameFiles = worker.Pilot is not null || string.Equals(worker.Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase);
+            if (!sameFiles)
+                return (ArtifactsJson.SkippedOf(outputs,
+                    $"it ran on worker '{worker.Name}' on host {worker.Host}, whose files the daemon cannot see"), null);
+            // A worker's relative working directory is from its own, which the daemon does not know.
+            if (r.Cwd is null || !Path.IsPathRooted(r.Cwd))
+            {
+                if (outputs.Any(o => !Path.IsPathRooted(o.Path)))
+                    return (ArtifactsJson.SkippedOf(outputs,
+                        $"it ran on worker '{worker.Name}' without an absolute working directory, so its relative paths are not known here"), null);
+            }
+        }
+        string dir;
+        try { dir = Path.GetFullPath(r.Cwd ?? Environment.CurrentDirectory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return (ArtifactsJson.SkippedOf(outputs, $"its working directory is not known: {e.Message}"), null);
+        }
+        return (ArtifactsJson.PendingOf(outputs), dir);
     }
 
     /// <summary>An attempt ended: its run time and whether it failed feed its class's limiter.</summary>
@@ -823,6 +935,7 @@ public sealed partial class Engine : IAsyncDisposable
         if (unfinished == 0)
         {
             EndLeftovers([]);
+            RemoveStalePayloadFiles();
             return;
         }
         _scheduler.EnsureCapacity((int)Math.Min(unfinished, int.MaxValue / 2));
@@ -858,6 +971,9 @@ public sealed partial class Engine : IAsyncDisposable
             };
             var spec = _store.SpecOf(t.Id)?.Spec;
             run.DoneFile = spec?.DoneFile == true;
+            run.Outputs = spec?.Outputs;
+            run.Cwd = spec?.Cwd;
+            if (spec?.HandlerPayload is not null) run.PayloadFile = PayloadPath(t.Id, run.N);
             _attemptsSoFar[t.Id] = run.N;
             run.Deadline = DeadlineAfter(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
             _scheduler.AddRunning(t.Id, t.Class, t.Seq, LocalRequest(t.Class, t.Asks), proc.Gpus);
@@ -877,6 +993,7 @@ public sealed partial class Engine : IAsyncDisposable
         // Before any retry or new start: every process the dead daemon left (a task's children in sessions of their
         // own, an attempt it never recorded, a plan's gate check) is ended, except the re-attached attempts' trees.
         EndLeftovers(_running.Values.Where(r => r.Reattached).Select(r => (r.Id.Value, r.N)).ToHashSet());
+        RemoveStalePayloadFiles();
         foreach (var (run, exit, reason) in toEnd) Ended(run, exit, reason, now);
     }
 
@@ -899,7 +1016,7 @@ public sealed partial class Engine : IAsyncDisposable
 
     /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
     private ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
-        ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls) || IsWorkerClass(cls));
+        ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls) || IsWorkerClass(cls), _defaultGpuShareMb);
 
     /// <summary>Argv and environment past what execve takes (E2BIG), counted as the launch will pass them: the
     /// daemon's environment, the task's, and what the engine adds.</summary>
@@ -929,7 +1046,10 @@ public sealed partial class Engine : IAsyncDisposable
         if (IsWorkerClass(spec.Class)) return null; // waits for a worker
         if (_slurmClasses.Contains(spec.Class) && _slurm is null)
             return $"runs on Slurm (class {spec.Class}) and sbatch was not found on this machine";
-        return _scheduler.WhyNeverFits(LocalRequest(spec.Class, spec.Asks));
+        var local = LocalRequest(spec.Class, spec.Asks);
+        if (local.WantsGpu && !_config.EnableGpu)
+            return $"asks for a GPU, and GPUs are not handed out here (enable_gpu = '{_config["enable_gpu"]}' from {_config.Settings["enable_gpu"].Origin})";
+        return _scheduler.WhyNeverFits(local);
     }
 
     /// <summary>When a timeout fires. Submit refuses one past a year, but a task stored before that check may hold any
@@ -982,32 +1102,5 @@ public sealed partial class Engine : IAsyncDisposable
         _contain.Close();
         _slurm?.Dispose();
         await Task.CompletedTask;
-    }
-}
-
-/// <summary>The replaced runner's convention: a last stdout line <c>__DSPY_RESULT__:&lt;json&gt;</c> is the task's result.</summary>
-public static class ResultLine
-{
-    private const string Prefix = "__DSPY_RESULT__:";
-
-    public static string? Read(string stdoutPath)
-    {
-        try
-        {
-            // Most tasks print nothing or no result: a stat is cheaper than an open.
-            var info = new FileInfo(stdoutPath);
-            if (!info.Exists || info.Length < "__DSPY_RESULT__:".Length) return null;
-            using var f = new FileStream(stdoutPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            long start = Math.Max(0, f.Length - 65536);
-            f.Seek(start, SeekOrigin.Begin);
-            var buf = new byte[f.Length - start];
-            f.ReadExactly(buf);
-            var text = Encoding.UTF8.GetString(buf).TrimEnd('\n', '\r');
-            var last = text[(text.LastIndexOf('\n') + 1)..];
-            if (!last.StartsWith(Prefix, StringComparison.Ordinal)) return null;
-            var json = last[Prefix.Length..];
-            return JsonNode.Parse(json)?.ToJsonString();
-        }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException) { return null; }
     }
 }

@@ -7,9 +7,9 @@ namespace Sparky.Server.Daemon;
 /// The few libc calls .NET's file API has no way to make: open without following a link and without waiting on a
 /// FIFO, the type and identity (device, inode, change time) of an entry or an open handle, rename of any entry, and
 /// flock on a directory. Source-generated (LibraryImport): no runtime marshalling, so the native build makes the
-/// same calls.
+/// same calls. And inotify, for the drop directory (<see cref="Sparky.Server.Intake.PendingWatch"/>).
 /// </summary>
-internal static partial class Posix
+internal static unsafe partial class Posix
 {
     private const string Lib = "libc";
 
@@ -82,6 +82,15 @@ internal static partial class Posix
         return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
     }
 
+    /// <summary>Opens a file to read it, through links (as the replaced runner read a declared output), never waiting
+    /// for a writer (a FIFO opens at once); closed on exec. The handle, or null and the errno.</summary>
+    public static SafeFileHandle? OpenFollowing(string path, out int errno)
+    {
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+        errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+    }
+
     /// <summary>rename(2): moves any entry (a FIFO, a directory, a link as the link), replacing a file at the target.</summary>
     public static int Rename(string from, string to) => rename(from, to) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
@@ -111,6 +120,87 @@ internal static partial class Posix
 
     public static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
 
+    // inotify(7): FileSystemWatcher reports neither IN_CLOSE_WRITE nor IN_OPEN, and those are how the drop directory
+    // knows that a file written in place has been closed by its writer. The flags' values are the same on every
+    // Linux architecture .NET runs on (IN_NONBLOCK is O_NONBLOCK, IN_CLOEXEC is O_CLOEXEC).
+    public const uint IN_MODIFY = 0x2, IN_CLOSE_WRITE = 0x8, IN_CLOSE_NOWRITE = 0x10, IN_OPEN = 0x20, IN_MOVED_FROM = 0x40,
+        IN_MOVED_TO = 0x80, IN_CREATE = 0x100, IN_DELETE = 0x200, IN_DELETE_SELF = 0x400, IN_MOVE_SELF = 0x800,
+        IN_Q_OVERFLOW = 0x4000, IN_IGNORED = 0x8000, IN_ONLYDIR = 0x1000000, IN_EXCL_UNLINK = 0x4000000, IN_ISDIR = 0x40000000;
+
+    /// <summary>A non-blocking inotify descriptor, closed on exec; -1 and the errno on failure.</summary>
+    public static int InotifyInit(out int errno)
+    {
+        int fd = inotify_init1(O_NONBLOCK | O_CLOEXEC);
+        errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd;
+    }
+
+    /// <summary>The watch descriptor, or -1 and the errno.</summary>
+    public static int InotifyAddWatch(int fd, string path, uint mask, out int errno)
+    {
+        int wd = inotify_add_watch(fd, path, mask);
+        errno = wd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return wd;
+    }
+
+    public static void InotifyRemoveWatch(int fd, int wd) => inotify_rm_watch(fd, wd);
+
+    /// <summary>A pipe whose two ends are non-blocking and closed on exec: (read end, write end), or the errno.</summary>
+    public static unsafe int Pipe(out int readFd, out int writeFd)
+    {
+        int* fds = stackalloc int[2];
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        {
+            readFd = writeFd = -1;
+            return Marshal.GetLastPInvokeError();
+        }
+        (readFd, writeFd) = (fds[0], fds[1]);
+        return 0;
+    }
+
+    /// <summary>Waits until one of the two descriptors can be read: 0 for the first, 1 for the second, -1 with the errno.</summary>
+    public static unsafe int WaitReadable(int first, int second, out int errno)
+    {
+        const short POLLIN = 1;
+        var fds = stackalloc PollFd[2];
+        fds[0] = new PollFd { Fd = first, Events = POLLIN };
+        fds[1] = new PollFd { Fd = second, Events = POLLIN };
+        errno = 0;
+        if (poll(fds, 2, -1) < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return -1;
+        }
+        return fds[0].Revents != 0 ? 0 : 1;
+    }
+
+    /// <summary>read(2) into <paramref name="buffer"/>: the count, or -1 with the errno.</summary>
+    public static unsafe int Read(int fd, Span<byte> buffer, out int errno)
+    {
+        fixed (byte* p = buffer)
+        {
+            nint n = read(fd, p, (nuint)buffer.Length);
+            errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
+            return (int)n;
+        }
+    }
+
+    public static unsafe void WriteByte(int fd)
+    {
+        byte b = 1;
+        _ = write(fd, &b, 1);
+    }
+
+    public static void Close(int fd) => close(fd);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
     /// <summary>struct statx: the same layout on every Linux architecture (256 bytes).</summary>
     [StructLayout(LayoutKind.Explicit, Size = 256)]
     private struct Statx
@@ -138,4 +228,28 @@ internal static partial class Posix
 
     [LibraryImport(Lib, SetLastError = true)]
     private static partial int flock(int fd, int operation);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    private static partial int inotify_init1(int flags);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int inotify_add_watch(int fd, string path, uint mask);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    private static partial int inotify_rm_watch(int fd, int wd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    private static unsafe partial int pipe2(int* fds, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    private static unsafe partial int poll(PollFd* fds, nuint nfds, int timeout);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    private static unsafe partial nint read(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    private static unsafe partial nint write(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib)]
+    private static partial int close(int fd);
 }

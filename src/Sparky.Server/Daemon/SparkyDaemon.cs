@@ -56,6 +56,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
     private Microsoft.Win32.SafeHandles.SafeFileHandle? _dirLock;
     private DropDirectory? _drop;
     private DoneFiles? _done;
+    private Sparky.Server.Outputs.ArtifactRecorder? _artifacts;
     private Timer? _gpuSampler;
     private IdleTrim? _idleTrim;
     private CommandSocket? _commands;
@@ -71,10 +72,12 @@ public sealed class SparkyDaemon : IAsyncDisposable
         Store = SqliteStore.Open(Path.Combine(config.DataDir, "sparky.db"));
         const long MiB = 1024 * 1024;
         // A GPU whose memory is unknown can still be handed out whole, but holds no shares.
-        var devices = Gpus.Gpus.Select(g => new GpuDevice(g.Uuid, (g.MemoryTotalBytes ?? 0) / MiB)).ToList();
+        // enable_gpu = false (the replaced system's DSPY_ENABLE_GPU=false): the GPUs are still found and shown, but
+        // none is handed out.
+        var devices = config.EnableGpu ? Gpus.Gpus.Select(g => new GpuDevice(g.Uuid, (g.MemoryTotalBytes ?? 0) / MiB)).ToList() : [];
         var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / MiB, devices);
         Engine = new Engine(config, Store, Events, clock, pool);
-        Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit);
+        Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit, () => LogFeeds.Count);
         Engine.QueueWaitObserved = Metrics.ObserveWait;
         Engine.TaskCompletedObserved = (cls, _, seconds) => { if (seconds > 0) Metrics.ObserveDuration(cls, seconds); };
         Engine.SlurmJobSubmitted = Metrics.SlurmJobSubmitted;
@@ -121,6 +124,10 @@ public sealed class SparkyDaemon : IAsyncDisposable
             d.Engine.Workers = new WorkerLink(d._commands.Send, d._commands.Endpoint, curve.Commands?.PublicKeyZ85,
                 curve.Auth is not null && config.PilotClasses.Count > 0 ? Path.GetFullPath(Path.Combine(config.DataDir, ZmqAuth.KeysDir, ZmqAuth.PilotKeyFile)) : null);
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
+            // After the done-file writer (it waits for task.artifacts), before recovery (which may end tasks that owe some).
+            d._artifacts = new Sparky.Server.Outputs.ArtifactRecorder(d.Store, d.Events, clock ?? TimeProvider.System);
+            d.Engine.ArtifactsOwed = d._artifacts.Enqueue;
+            d._artifacts.ResumeOwed();
             d.Plans = new Sparky.Server.Plans.PlanRunner(d); // subscribes: ends found by recovery reach it
             d.Engine.Start();
             d.Plans.Start(); // after the engine's recovery: the task states it reads are the recovered ones
@@ -139,8 +146,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
             throw;
         }
         string Curve(bool on) => on ? " (CURVE)" : "";
-        log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}{Curve(curve.Commands is not null)}, events {d.ZmqEventsEndpoint}{Curve(curve.Events is not null)} (data {Path.GetFullPath(config.DataDir)}, mode {config.Mode}, " +
-            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}, containment {d.Engine.Containment.Mode}, ready in {started.ElapsedMilliseconds} ms)" +
+        log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}{Curve(curve.Commands is not null)}, events {d.ZmqEventsEndpoint}{Curve(curve.Events is not null)} (data {Path.GetFullPath(config.DataDir)}, queue {Path.GetFullPath(config.QueueDir)}, mode {config.Mode}, " +
+            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}{(config.EnableGpu ? "" : " (none handed out: enable_gpu is false)")}, containment {d.Engine.Containment.Mode}, ready in {started.ElapsedMilliseconds} ms)" +
             (d.ZmqCurvePublicKey is { } pub ? $"; CURVE public key {pub}" : ""));
         return d;
     }
@@ -168,7 +175,13 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = Config.DataDir });
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Config.LogLevel switch
+        {
+            "error" => LogLevel.Error,
+            "info" => LogLevel.Information,
+            "debug" => LogLevel.Debug,
+            _ => LogLevel.Warning,
+        });
         // A failed start is reported once, by the caller, in one line.
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         var host = HostOf(Config.Http);
@@ -295,6 +308,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         _commands?.Dispose();
         if (Plans is not null) await Plans.DisposeAsync();
         await Engine.DisposeAsync();
+        _artifacts?.Dispose(); // a hash cut short stays owed, for the next start
         _events?.Dispose();
         _done?.Dispose();
         await Store.DisposeAsync();

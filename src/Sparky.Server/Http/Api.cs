@@ -22,20 +22,22 @@ internal static class Api
         {
             var (node, error) = await BodyReader.ReadJsonAsync(req, d.Config.MaxBodyBytes);
             if (error is not null) return error;
-            var parsed = EnvelopeParser.Parse(node, d.Engine.KnownClasses);
+            var parsed = EnvelopeParser.Parse(node, d.Engine.KnownClasses, d.Engine.CompatDoor);
             if (!parsed.Ok) return Problems.BadRequest(parsed.Error);
             var sub = parsed.Submission!;
-            return Reply(await Commands.SubmitAsync(d, [sub with { Spec = sub.Spec with { DoneFile = true } }],
-                ids => new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = Commands.IdArray(ids) }));
+            var answer = await Commands.SubmitAsync(d, [sub with { Spec = sub.Spec with { DoneFile = true } }],
+                ids => new JsonObject { ["ok"] = true, ["id"] = ids[0].Value, ["ids"] = Commands.IdArray(ids) });
+            return Reply(await SlurmSubmitAnswerAsync(d, sub, answer));
         });
 
         app.MapGet("/queue/status", () => HttpJson.Of(Commands.QueueStatus(d)));
 
         app.MapMetrics("/metrics", d.Metrics.Registry);
 
+        // A task of a class that runs on Slurm answers from its submit on (status pending until sbatch took it).
         app.MapGet("/slurm/status/{id}", (string id) =>
             !TaskId.TryParse(id, out var tid) || d.Store.Get(tid) is not { } t ? Problems.NotFound("no such task")
-            : TaskJson.Slurm(t, d.Engine.SlurmViewOf(tid)) is { } view ? HttpJson.Of(view)
+            : TaskJson.Slurm(t, d.Engine.SlurmViewOf(tid), d.Engine.RunsOnSlurm(t.Class), withPayload: true) is { } view ? HttpJson.Of(view)
             : Problems.NotFound($"task {tid} has no Slurm job"));
 
         // ---- native ----
@@ -140,12 +142,42 @@ internal static class Api
 
         app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings)));
 
-        app.MapGet("/healthz", () => HttpJson.Of(new JsonObject { ["ok"] = true }));
+        // Alive. "/health" is the replaced orchestrator's name for it; "status" is what it answered there.
+        app.MapGet("/healthz", () => HttpJson.Of(new JsonObject { ["ok"] = true, ["status"] = "ok" }));
+        app.MapGet("/health", () => HttpJson.Of(new JsonObject { ["ok"] = true, ["status"] = "ok" }));
         // Not ready while the store cannot be trusted: a write failing (disk full), a failed integrity check, a
         // corrupt page met by a read. A load balancer or a supervisor reads this; /healthz only says the process answers.
         app.MapGet("/readyz", () => !d.Engine.Ready ? Problems.Unavailable("starting")
             : d.Store.Unhealthy is { } why ? Problems.Unavailable(why)
             : HttpJson.Of(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion }));
+    }
+
+    /// <summary>
+    /// The replaced orchestrator answered a gpu_slurm submit once sbatch took the job: <c>"slurm_job_id"</c> (digits, as
+    /// a string) and <c>"status": "submitted"</c>. So does this, waiting up to <c>slurm_submit_wait</c>; past it (the class
+    /// is at its limit, Slurm is slow) the task is queued all the same and the answer says <c>"status": "queued"</c>.
+    /// </summary>
+    private static async Task<Answer> SlurmSubmitAnswerAsync(SparkyDaemon d, Submission sub, Answer answer)
+    {
+        if (!answer.Ok || sub.Spec.Class != Classes.GpuSlurm || sub.Array is not null || !d.Engine.RunsOnSlurm(sub.Spec.Class)
+            || answer.Body is not JsonObject body || body["id"] is not JsonValue idValue || !TaskId.TryParse(idValue.GetValue<string>(), out var id))
+            return answer;
+        var jobId = await d.Engine.SlurmJobIdAsync(id, d.Config.SlurmSubmitWait);
+        if (jobId is not null)
+        {
+            body["slurm_job_id"] = jobId;
+            body["status"] = "submitted";
+        }
+        else if (d.Store.Get(id) is { State: var state } t && state.IsTerminal())
+        {
+            // It ended before Slurm had it (no handler for its payload, sbatch refused it): say so now, as the
+            // replaced orchestrator said a failed submission at once.
+            body["status"] = state == TaskState.Cancelled ? "cancelled" : "failed";
+            body["reason"] = t.Reason;
+            if (TaskJson.ErrorOf(t) is { } error) body["error"] = error;
+        }
+        else body["status"] = "queued";
+        return answer;
     }
 
     /// <summary>A command's answer as HTTP: its JSON with its status, or a problem (429 with Retry-After).</summary>

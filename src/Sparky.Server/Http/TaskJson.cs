@@ -30,9 +30,14 @@ public static class TaskJson
             ["finished_at"] = Iso(t.FinishedAt),
             ["duration_ms"] = t.StartedAt is { } s && t.FinishedAt is { } f ? f - s : null,
             ["result"] = t.ResultJson is null ? null : JsonNode.Parse(t.ResultJson),
+            ["result_error"] = t.ResultError,
+            ["artifacts"] = t.ArtifactsJson is null ? null : JsonNode.Parse(t.ArtifactsJson),
             ["host"] = t.AttemptList.LastOrDefault()?.Host,
             ["cursor"] = t.Seq,
         };
+        // A payload that names work has no command: what its class's handler is given shows in its place.
+        if (t.Spec.HandlerPayload is { } handlerPayload) o["payload"] = JsonNode.Parse(handlerPayload);
+        if (ErrorOf(t) is { } error) o["error"] = error;
         if (Slurm(t, slurm) is { } sl) o["slurm"] = sl;
         if (t.AttemptList.Count > 0)
         {
@@ -55,18 +60,65 @@ public static class TaskJson
         return o;
     }
 
-    /// <summary>The Slurm view of a task: its last job's id, Slurm state and node; null if it never had a job.</summary>
-    public static JsonObject? Slurm(TaskRecord t, Sparky.Execution.Slurm.SlurmView? live)
+    /// <summary>
+    /// The Slurm view of a task (<c>GET /slurm/status/{id}</c>, and <c>slurm</c> in a task): the replaced orchestrator's
+    /// fields, as its <c>SlurmJob</c> had them (<c>id</c> the job id, <c>task_id</c>, <c>status</c> in its words,
+    /// <c>submit_time</c>, and where known <c>start_time</c>, <c>end_time</c>, <c>exit_code</c>, <c>error</c>,
+    /// <c>payload</c>), beside Sparky's (<c>job_id</c>, <c>state</c> as Slurm says it, <c>node</c>). Null if the task
+    /// never had a job, unless <paramref name="onSlurm"/> (its class runs on Slurm): then it is pending, with no id yet.
+    /// </summary>
+    /// <param name="withPayload">Add the envelope's payload (the endpoint does; a task's own view has its envelope elsewhere).</param>
+    public static JsonObject? Slurm(TaskRecord t, Sparky.Execution.Slurm.SlurmView? live, bool onSlurm = false, bool withPayload = false)
     {
         var last = t.AttemptList.LastOrDefault();
         var jobId = live?.JobId ?? last?.SlurmJobId;
-        if (jobId is null) return null;
+        if (jobId is null && !onSlurm) return null;
         // The daemon forgets a job once it ended; then the stored outcome stands in for Slurm's state.
-        var state = live?.State ?? (t.State.IsTerminal() ? t.State.Name().ToUpperInvariant() : "UNKNOWN");
-        return new JsonObject { ["id"] = t.Id.Value, ["job_id"] = jobId, ["state"] = state, ["node"] = live?.Node ?? last?.Host };
+        var state = live?.State ?? (t.State.IsTerminal() ? t.State.Name().ToUpperInvariant() : jobId is null ? "QUEUED" : "UNKNOWN");
+        var o = new JsonObject
+        {
+            ["id"] = jobId,
+            ["task_id"] = t.Id.Value,
+            ["status"] = SlurmStatus(t.State, t.Reason, jobId, state),
+            ["submit_time"] = Iso(last?.StartedAt ?? t.SubmittedAt),
+        };
+        if (last?.SlurmStartedAt is { } started) o["start_time"] = Iso(started);
+        if (last?.SlurmEndedAt is { } ended) o["end_time"] = Iso(ended);
+        else if (t.State.IsTerminal() && t.FinishedAt is { } finished) o["end_time"] = Iso(finished);
+        if (t.State.IsTerminal() && t.ExitCode is { } code) o["exit_code"] = code;
+        if (t.State is TaskState.Failed or TaskState.Cancelled && t.Reason is { } reason) o["error"] = reason;
+        if (withPayload && (JsonNode.Parse(t.EnvelopeJson) as JsonObject)?["payload"] is JsonObject payload) o["payload"] = payload.DeepClone();
+        o["job_id"] = jobId;
+        o["state"] = state;
+        o["node"] = live?.Node ?? last?.Host;
+        return o;
     }
 
-    /// <summary>The replaced system's done file: the envelope as sent (extensions kept) plus the result.</summary>
+    /// <summary>The replaced orchestrator's status words: pending, running, completed, failed, cancelled, and timeout for a
+    /// job that ran out of time (the old bridge folded that into failed; its clients read only that a status is there).
+    /// Sparky's outcome once the task ended, else what Slurm says of the job.</summary>
+    private static string SlurmStatus(TaskState task, string? reason, string? jobId, string slurmState) => task switch
+    {
+        TaskState.Succeeded => "completed",
+        TaskState.Failed when reason == Reasons.Timeout => "timeout",
+        TaskState.Failed => "failed",
+        TaskState.Cancelled => "cancelled",
+        _ when jobId is null => "pending",
+        _ => Sparky.Execution.Slurm.SlurmStates.Map(slurmState) switch
+        {
+            Sparky.Execution.Slurm.SlurmPhase.Pending or Sparky.Execution.Slurm.SlurmPhase.Suspended => "pending",
+            Sparky.Execution.Slurm.SlurmPhase.Succeeded or Sparky.Execution.Slurm.SlurmPhase.CompletedUnverified => "completed",
+            Sparky.Execution.Slurm.SlurmPhase.Cancelled => "cancelled",
+            Sparky.Execution.Slurm.SlurmPhase.TimedOut => "timeout",
+            Sparky.Execution.Slurm.SlurmPhase.Failed or Sparky.Execution.Slurm.SlurmPhase.OutOfMemory
+                or Sparky.Execution.Slurm.SlurmPhase.NodeFail or Sparky.Execution.Slurm.SlurmPhase.Preempted => "failed",
+            // Running, or a state Sparky is looking up again (the task still runs as far as Sparky knows).
+            _ => "running",
+        },
+    };
+
+    /// <summary>The replaced system's done file: the envelope as sent (extensions kept) plus the result, why there is
+    /// none (<c>result_error</c>) and the recorded output artifacts.</summary>
     public static JsonObject DoneFile(TaskRecord t)
     {
         var o = JsonNode.Parse(t.EnvelopeJson) as JsonObject ?? new JsonObject();
@@ -75,11 +127,20 @@ public static class TaskJson
         o["state"] = t.State.Name();
         o["exit_code"] = t.ExitCode;
         o["result"] = t.ResultJson is null ? null : JsonNode.Parse(t.ResultJson);
+        if (t.ResultError is not null) o["result_error"] = t.ResultError;
+        // The declared outputs with their sizes and checksums (the file is written once they are recorded). At the
+        // top level, where the replaced runner's clients may have declared them: the same entries, with more fields.
+        if (t.ArtifactsJson is not null) o["artifacts"] = JsonNode.Parse(t.ArtifactsJson);
         o["completed_at"] = Iso(t.FinishedAt);
         o["duration_ms"] = t.StartedAt is { } s && t.FinishedAt is { } f ? f - s : null;
         if (t.Reason is not null) o["reason"] = t.Reason;
+        if (ErrorOf(t) is { } error) o["error"] = error;
         return o;
     }
+
+    /// <summary>What a reader needs to put right, where a reason code alone does not say it: what to set for a payload
+    /// no handler could run.</summary>
+    public static string? ErrorOf(TaskRecord t) => t.Reason == Reasons.NoHandler ? Handlers.NoHandlerMessage(t.Class) : null;
 
     private static string? Iso(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v).ToString("O") : null;
 }

@@ -10,14 +10,20 @@ using Sparky.Server.Http;
 namespace Sparky.Server.Intake;
 
 /// <summary>
-/// Writes <c>&lt;data&gt;/queue/done/&lt;id&gt;.json</c> for each finished task that asked for one
+/// Writes <c>&lt;queue_dir&gt;/done/&lt;id&gt;.json</c> for each finished task that asked for one
 /// (<see cref="TaskSpec.DoneFile"/>), off the engine's loop. The store owes the file from the end's own commit
 /// (<see cref="Sparky.Store.Sqlite.SqliteStore.OwedDoneFiles"/>) until it is written, so nothing is lost to a full disk
 /// (a failed write is tried again, with backoff, until it succeeds) or to a kill -9 (a start writes every file owed).
-/// A file is written once: a start does not write again what a producer has already taken away.
+/// A file is written once: a start does not write again what a producer has already taken away. A task that declared
+/// output artifacts gets its file once they are hashed and recorded (<see cref="Outputs.ArtifactRecorder"/>), so the file
+/// holds their sizes and checksums.
 /// </summary>
 internal sealed class DoneFiles : IDisposable
 {
+    /// <summary>Quotes, '+' and non-ASCII text as themselves (as the replaced orchestrator wrote them), not as \u escapes:
+    /// the file is for people and scripts as much as for parsers. Still valid JSON.</summary>
+    private static readonly System.Text.Json.JsonWriterOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(100), MaxBackoff = TimeSpan.FromSeconds(5);
 
     private readonly SparkyDaemon _d;
@@ -32,9 +38,11 @@ internal sealed class DoneFiles : IDisposable
     public DoneFiles(SparkyDaemon d)
     {
         _d = d;
-        _dir = Path.Combine(d.Config.DataDir, "queue", "done");
+        _dir = Path.Combine(Path.GetFullPath(d.Config.QueueDir), "done");
         Directory.CreateDirectory(_dir);
-        _sub = d.Events.Subscribe(capacity: 1_000_000, filter: e => e.Topic == SparkyEvent.TaskFinished && e.Body["done_file"] is not null);
+        // A task with declared artifacts is announced by task.artifacts once they are recorded, not by task.finished.
+        _sub = d.Events.Subscribe(capacity: 1_000_000,
+            filter: e => e.Topic is SparkyEvent.TaskFinished or SparkyEvent.TaskArtifacts && e.Body["done_file"] is not null);
         _pump = Task.Run(async () =>
         {
             await foreach (var e in _sub.Reader.ReadAllAsync())
@@ -95,6 +103,15 @@ internal sealed class DoneFiles : IDisposable
             _queued.TryRemove(id.Value, out _);
             return null;
         }
+        // Artifacts are owed only where the end recorded some (pending): most tasks declare none and cost no look-up.
+        if (t.ArtifactsJson is not null && _d.Store.ArtifactsOwed(id))
+        {
+            // Written once its artifacts are recorded: task.artifacts queues it again. If that came while this id was
+            // still queued here, it was dropped as a duplicate: look once more after letting go of the id.
+            _queued.TryRemove(id.Value, out _);
+            if (!_d.Store.ArtifactsOwed(id)) Enqueue(id);
+            return null;
+        }
         Directory.CreateDirectory(_dir); // deleted from under the daemon: made again
         var tmp = Path.Combine(_dir, "." + id.Value + ".json.tmp");
         File.Delete(tmp); // one a kill -9 left, whatever its mode: the file is created afresh with the mode below
@@ -106,7 +123,8 @@ internal sealed class DoneFiles : IDisposable
         };
         try
         {
-            using (var f = new FileStream(tmp, options)) f.Write(Encoding.UTF8.GetBytes(TaskJson.DoneFile(t).ToJsonString()));
+            using (var f = new FileStream(tmp, options))
+            using (var w = new System.Text.Json.Utf8JsonWriter(f, Readable)) TaskJson.DoneFile(t).WriteTo(w);
             File.Move(tmp, Path.Combine(_dir, id.Value + ".json"), overwrite: true);
         }
         catch

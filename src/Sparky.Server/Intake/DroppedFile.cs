@@ -11,8 +11,9 @@ internal abstract record DroppedFile
     /// the same file still in pending/ (a kill -9 between the commit and the move) knows it was taken. The name, device,
     /// inode, size, modification and change times (nanoseconds; the change time moves on any rename, chmod or write,
     /// and no one can set it) and a hash of the bytes: a new file is never taken for an old one, even where a
-    /// deleted file's inode is reused and a copy keeps the old modification time.</summary>
-    public sealed record Read(byte[] Bytes, string Key) : DroppedFile;
+    /// deleted file's inode is reused and a copy keeps the old modification time. <see cref="Entry"/>: the file as
+    /// read, to tell whether a file that does not parse yet is still changing.</summary>
+    public sealed record Read(byte[] Bytes, string Key, Posix.Entry Entry) : DroppedFile;
     public sealed record Refused(string Reason) : DroppedFile;
     public sealed record Gone : DroppedFile;
     /// <summary>Not the file's fault (the daemon is out of file descriptors or memory): try again later.</summary>
@@ -71,7 +72,7 @@ internal abstract record DroppedFile
         catch (IOException e) { return new Refused($"the daemon cannot read it: {e.Message}"); }
         if (total > limit) return TooLarge(total, limit, atLeast: true);
         Array.Resize(ref buffer, (int)total);
-        return new Read(buffer, IdentityOf(Path.GetFileName(path), opened, buffer));
+        return new Read(buffer, IdentityOf(Path.GetFileName(path), opened, buffer), opened);
     }
 
     private static DroppedFile TooLarge(long size, long limit, bool atLeast = false) =>

@@ -19,6 +19,9 @@ public sealed class SparkyMetrics
     public static readonly string[] SlurmOutcomes = ["succeeded", "failed", "cancelled", "timeout"];
 
     private readonly Gauge _queueDepth, _running, _limit, _workers;
+    /// <summary>The replaced orchestrator's names, kept so its dashboards and alerts read Sparky unchanged: sums over
+    /// every class, without labels, as it had one queue.</summary>
+    private readonly Gauge _envQueueDepth, _orchestratorLimit, _orchestratorInflight;
     private readonly Counter _submitted, _completed;
     private readonly Histogram _duration, _wait;
     private readonly Gauge _gpuUtilization, _gpuMemoryUsed, _gpuMemoryTotal;
@@ -29,9 +32,10 @@ public sealed class SparkyMetrics
     private static readonly double[] DurationBuckets = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400];
     private static readonly double[] WaitBuckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600];
 
-    public SparkyMetrics(Counters counters, Func<IEnumerable<string>> classes, Func<string, int> limit)
+    public SparkyMetrics(Counters counters, Func<IEnumerable<string>> classes, Func<string, int> limit, Func<int>? logReaders = null)
     {
         var f = Prometheus.Metrics.WithCustomRegistry(Registry);
+        var readers = f.CreateGauge("sparky_log_readers", "Pollers of followed task logs running now: one per log, however many follow it.");
         _queueDepth = f.CreateGauge("sparky_queue_depth", "Tasks queued, by class.", "class");
         _running = f.CreateGauge("sparky_tasks_running", "Tasks running, by class.", "class");
         _limit = f.CreateGauge("sparky_concurrency_limit", "Concurrency limit in force, by class.", "class");
@@ -48,22 +52,33 @@ public sealed class SparkyMetrics
         _slurmSubmitted = f.CreateCounter("sparky_slurm_jobs_submitted_total", "Slurm jobs submitted.");
         _slurmCompleted = f.CreateCounter("sparky_slurm_jobs_completed_total", "Slurm jobs finished, by outcome.", "outcome");
         _slurmPollErrors = f.CreateCounter("sparky_slurm_poll_errors_total", "Failed polls of Slurm (squeue/sacct).");
+        _envQueueDepth = f.CreateGauge("env_queue_depth", "Tasks queued in all classes (the replaced orchestrator's name for the sum of sparky_queue_depth).");
+        _orchestratorLimit = f.CreateGauge("orchestrator_concurrency_limit", "Concurrency limits of all classes together (the replaced orchestrator's name for the sum of sparky_concurrency_limit).");
+        _orchestratorInflight = f.CreateGauge("orchestrator_inflight_tasks", "Tasks running in all classes (the replaced orchestrator's name for the sum of sparky_tasks_running).");
         _workers.Set(0);
         foreach (var o in SlurmOutcomes) _slurmCompleted.WithLabels(o);
 
         Registry.AddBeforeCollectCallback(() =>
         {
+            long queued = 0, running = 0, limits = 0;
             foreach (var cls in classes().Concat(counters.Classes).Distinct())
             {
-                _queueDepth.WithLabels(cls).Set(counters.Get(cls, TaskState.Queued));
-                _running.WithLabels(cls).Set(counters.Get(cls, TaskState.Running));
-                _limit.WithLabels(cls).Set(limit(cls));
+                long q = counters.Get(cls, TaskState.Queued), r = counters.Get(cls, TaskState.Running);
+                int l = limit(cls);
+                (queued, running, limits) = (queued + q, running + r, limits + l);
+                _queueDepth.WithLabels(cls).Set(q);
+                _running.WithLabels(cls).Set(r);
+                _limit.WithLabels(cls).Set(l);
                 long all = 0;
                 foreach (var s in Enum.GetValues<TaskState>()) all += counters.Get(cls, s);
                 _submitted.WithLabels(cls).IncTo(all);
                 foreach (var s in new[] { TaskState.Succeeded, TaskState.Failed, TaskState.Cancelled })
                     _completed.WithLabels(cls, s.Name()).IncTo(counters.Get(cls, s));
             }
+            readers.Set(logReaders?.Invoke() ?? 0);
+            _envQueueDepth.Set(queued);
+            _orchestratorInflight.Set(running);
+            _orchestratorLimit.Set(limits);
         });
     }
 

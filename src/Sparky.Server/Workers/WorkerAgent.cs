@@ -4,6 +4,7 @@ using NetMQ;
 using NetMQ.Sockets;
 using Sparky.Execution.Processes;
 using Sparky.Server.Daemon;
+using Sparky.Server.Outputs;
 using Sparky.Server.Zmq;
 
 namespace Sparky.Server.Workers;
@@ -52,6 +53,8 @@ public sealed class WorkerAgent : IDisposable
         public string Stdout { get; } = stdout;
         public List<string> Gpus { get; } = gpus;
         public int Pid { get; set; }
+        /// <summary>The payload its handler reads, written here, removed at its end.</summary>
+        public string? PayloadFile { get; set; }
         /// <summary>The daemon no longer counts it as running here: its end is not reported.</summary>
         public bool Disowned { get; set; }
     }
@@ -285,14 +288,20 @@ public sealed class WorkerAgent : IDisposable
         {
             Directory.CreateDirectory(Path.GetDirectoryName(stdout)!);
             Directory.CreateDirectory(Path.GetDirectoryName(stderr)!);
+            // A payload that names work: the handler the daemon sent reads it on stdin and in $SPARKY_PAYLOAD_FILE.
+            if (Text(t, "payload") is { } payload)
+            {
+                job.PayloadFile = WritePayload(id, attempt, payload);
+                env["SPARKY_PAYLOAD_FILE"] = job.PayloadFile;
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Finish(job, new ProcessExit(127, null), $"cannot write its logs here: {e.Message}");
+            Finish(job, new ProcessExit(127, null), $"cannot write its logs or payload here: {e.Message}");
             return;
         }
-        var launch = _launcher.Launch(new LaunchSpec(argv!, env, Text(t, "cwd"), stdout, stderr, RecordStartTime: false, Prefix: _prefix),
-            exit => Finish(job, exit, null));
+        var launch = _launcher.Launch(new LaunchSpec(argv!, env, Text(t, "cwd"), stdout, stderr, RecordStartTime: false, Prefix: _prefix,
+            StdinPath: job.PayloadFile), exit => Finish(job, exit, null));
         if (launch is LaunchResult.Started s)
         {
             job.Pid = s.Pid;
@@ -310,6 +319,7 @@ public sealed class WorkerAgent : IDisposable
     private void Finish(Job job, ProcessExit exit, string? spawnFailure)
     {
         if (_jobs.TryGetValue(job.Id, out var current) && ReferenceEquals(current, job)) _jobs.Remove(job.Id);
+        if (job.PayloadFile is { } payloadFile) try { File.Delete(payloadFile); } catch (IOException) { }
         _freeGpus.AddRange(job.Gpus);
         _idleSince = DateTimeOffset.UtcNow;
         // A held task takes the slot at once: no round trip to the daemon between two short tasks.
@@ -321,7 +331,13 @@ public sealed class WorkerAgent : IDisposable
             ["credit"] = _draining ? 0 : 1,
         };
         if (spawnFailure is not null) body["reason"] = "spawn_failed";
-        else if (exit.ExitCode == 0 && ResultLine.Read(job.Stdout) is { } result) body["result"] = result;
+        else if (exit.ExitCode == 0)
+        {
+            // The same rule as the daemon's own attempts: the last marker line, and why it gave no result.
+            var result = ResultLine.Read(job.Stdout);
+            if (result.Json is not null) body["result"] = result.Json;
+            if (result.Error is not null) body["result_error"] = result.Error;
+        }
         // Not sent without a session: it goes out after the next hello.
         if (_session is not null) Send("finished", body);
         _unacked[(job.Id, job.Attempt)] = (body, DateTimeOffset.UtcNow);
@@ -500,8 +516,26 @@ public sealed class WorkerAgent : IDisposable
         return 0;
     }
 
+    /// <summary>This run's payload files: a folder only this user can enter, removed when the worker ends.</summary>
+    private readonly string _payloadDir = Path.Combine(Path.GetTempPath(), "sparky-worker-" + Guid.NewGuid().ToString("N")[..12]);
+
+    private string WritePayload(string id, int attempt, string payload)
+    {
+        Directory.CreateDirectory(_payloadDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // The id is the daemon's (checked at submit), but this side trusts no path it did not make.
+        var name = $"{(Sparky.Core.Tasks.TaskId.TryParse(id, out _) ? id : "task")}.{attempt}.payload.json";
+        var path = Path.Combine(_payloadDir, name);
+        using var f = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        f.Write(System.Text.Encoding.UTF8.GetBytes(payload));
+        return path;
+    }
+
     public void Dispose()
     {
+        try { if (Directory.Exists(_payloadDir)) Directory.Delete(_payloadDir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         _poller.Dispose();
         _dealer.Dispose();
         _wake.Dispose();

@@ -22,7 +22,9 @@ public sealed record TaskRecord(
     int? ExitCode,
     int? Signal,
     string? ResultJson,
-    IReadOnlyList<AttemptRecord> AttemptList);
+    IReadOnlyList<AttemptRecord> AttemptList,
+    string? ResultError = null,
+    string? ArtifactsJson = null);
 
 /// <summary>One attempt: a process, or a Slurm job, that ran the task once.</summary>
 public sealed record AttemptRecord(

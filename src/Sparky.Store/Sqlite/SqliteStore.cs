@@ -77,16 +77,26 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <paramref name="onCommitted"/> runs on the writer thread right after the commit, so callbacks run in
     /// commit order (the engine learns of tasks in the order they were stored). <paramref name="intakeKey"/>, for a
     /// dropped file, is stored in the same transaction (<see cref="IntakeTaskOf"/>); a key stored before is a conflict.</summary>
-    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action? onCommitted = null, string? intakeKey = null) =>
+    /// <summary>Stores new tasks, all or none. <paramref name="onCommitted"/> runs on the writer thread once they are
+    /// durable, given the ids that were already stored with the same envelope (sent again, left as they are).</summary>
+    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action<IReadOnlySet<string>>? onCommitted = null, string? intakeKey = null) =>
         Enqueue(new InsertOp(tasks, onCommitted, intakeKey));
 
     public Task<WriteResult> AttemptStartedAsync(TaskId id, string cls, TaskState from, AttemptRecord attempt) =>
         Enqueue(new StartOp(id, cls, from, attempt));
 
     /// <summary>An attempt ended. With <paramref name="doneFile"/> and a terminal state, the task's done file is owed
-    /// from the same commit (<see cref="OwedDoneFiles"/>).</summary>
-    public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson, bool doneFile = false) =>
-        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson, doneFile));
+    /// from the same commit (<see cref="OwedDoneFiles"/>). <paramref name="artifactsJson"/> is the task's artifacts as
+    /// known at the end; with <paramref name="artifactsBaseDir"/> they are owed from the same commit
+    /// (<see cref="OwedArtifacts"/>) until <see cref="ArtifactsRecordedAsync"/>.</summary>
+    public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson,
+        bool doneFile = false, string? resultError = null, string? artifactsJson = null, string? artifactsBaseDir = null) =>
+        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson, doneFile, resultError, artifactsJson, artifactsBaseDir));
+
+    /// <summary>The artifacts of attempt <paramref name="attempt"/>'s end are hashed: recorded, and no longer owed.
+    /// <see cref="WriteStatus.Conflict"/> when the task is no longer that end (a replay queued it again).</summary>
+    public Task<WriteResult> ArtifactsRecordedAsync(TaskId id, int attempt, string artifactsJson) =>
+        Enqueue(new ArtifactsOp(id, attempt, artifactsJson));
 
     /// <summary>Records what Slurm said about a running attempt: its job id once sbatch answered, the node once it runs.</summary>
     public Task<WriteResult> AttemptSlurmAsync(TaskId id, int n, string? jobId, string? node, long? startedAt = null, long? endedAt = null) =>
@@ -230,7 +240,7 @@ public sealed class SqliteStore : IAsyncDisposable
     private sealed class Commands
     {
         public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan,
-            Intake, Owe, Paid;
+            Intake, Owe, Paid, OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget;
         private readonly SqliteCommand[] _all;
 
         public Commands(SqliteConnection c)
@@ -255,16 +265,17 @@ public sealed class SqliteStore : IAsyncDisposable
                 """, "$id", "$n", "$job", "$node", "$start", "$end");
             End = Make(c, """
                 UPDATE tasks SET state = $state, reason = $reason, exit_code = $exit, signal = $signal,
-                    finished_at = $finished, result = COALESCE($result, result)
+                    finished_at = $finished, result = COALESCE($result, result), result_error = $result_error, artifacts = $artifacts
                 WHERE id = $id
-                """, "$id", "$state", "$reason", "$exit", "$signal", "$finished", "$result");
+                """, "$id", "$state", "$reason", "$exit", "$signal", "$finished", "$result", "$result_error", "$artifacts");
             EndAttempt = Make(c, """
                 UPDATE attempts SET ended_at = $at, exit_code = $exit, signal = $signal, outcome = $outcome, reason = $reason
                 WHERE task_id = $id AND n = $n
                 """, "$id", "$n", "$at", "$exit", "$signal", "$outcome", "$reason");
             Finish = Make(c, "UPDATE tasks SET state = $state, reason = $reason, finished_at = $at WHERE id = $id AND state < 2", "$id", "$state", "$reason", "$at");
             Requeue = Make(c, """
-                UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL
+                UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL,
+                    result_error = NULL, artifacts = NULL
                 WHERE id = $id AND state = $from AND state >= 2
                 """, "$id", "$from");
             Plan = Make(c, """
@@ -276,7 +287,13 @@ public sealed class SqliteStore : IAsyncDisposable
             Intake = Make(c, "INSERT INTO intake (key, task_id) VALUES ($key, $id) ON CONFLICT(key) DO NOTHING", "$key", "$id");
             Owe = Make(c, "INSERT OR IGNORE INTO done_owed (task_id) VALUES ($id)", "$id");
             Paid = Make(c, "DELETE FROM done_owed WHERE task_id = $id", "$id");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan, Intake, Owe, Paid];
+            OweArtifacts = Make(c, "INSERT OR REPLACE INTO artifacts_owed (task_id, attempt, base_dir) VALUES ($id, $n, $dir)", "$id", "$n", "$dir");
+            // Only onto the end that owed them: a replay since has cleared both, and its own end owes its own.
+            Artifacts = Make(c, "UPDATE tasks SET artifacts = $artifacts WHERE id = $id AND attempts = $n AND state >= 2", "$id", "$n", "$artifacts");
+            ArtifactsPaid = Make(c, "DELETE FROM artifacts_owed WHERE task_id = $id AND attempt = $n", "$id", "$n");
+            ArtifactsForget = Make(c, "DELETE FROM artifacts_owed WHERE task_id = $id", "$id");
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan, Intake, Owe, Paid,
+                OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget];
         }
 
         public void Bind(SqliteTransaction tx)
@@ -308,21 +325,31 @@ public sealed class SqliteStore : IAsyncDisposable
         public virtual void Committed(Counters counters) { }
     }
 
-    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action? onCommitted, string? intakeKey) : WriteOp
+    /// <summary>
+    /// Inserts the tasks, all or none. A task whose id is taken by a task with the same envelope is the same task sent
+    /// again (a client's script run twice): it is left as it is and listed in <see cref="Existing"/>. One under a taken
+    /// id with another envelope is a conflict, which names what differs.
+    /// </summary>
+    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action<IReadOnlySet<string>>? onCommitted, string? intakeKey) : WriteOp
     {
         public override bool Awaited => true;
+        public HashSet<string> Existing { get; } = new(StringComparer.Ordinal);
 
         public override WriteResult Apply(Commands c)
         {
+            Existing.Clear(); // a batch that failed is applied again
             c.Savepoint.ExecuteNonQuery();
             foreach (var t in tasks)
             {
                 var after = t.Spec.After.Count == 0 ? null : string.Join(',', t.Spec.After);
                 if (Run(c.Insert, t.Id.Value, t.Spec.Class, t.Spec.Name, SpecJson.Serialize(t.Spec), t.EnvelopeJson, after, t.Spec.Retries, t.SubmittedAt, t.Spec.Asks.ToStored()) == 0)
                 {
+                    var differs = Differences(c.Insert, t);
+                    if (differs.Count == 0) { Existing.Add(t.Id.Value); continue; }
                     c.Rollback.ExecuteNonQuery();
                     c.Release.ExecuteNonQuery();
-                    return new WriteResult(WriteStatus.Conflict, $"a task with id '{t.Id}' exists");
+                    return new WriteResult(WriteStatus.Conflict,
+                        $"a task with id '{t.Id}' exists with another envelope (differs in {string.Join(", ", differs)}); send the same envelope to get it, or another id");
                 }
             }
             if (intakeKey is not null && Run(c.Intake, intakeKey, tasks[0].Id.Value) == 0)
@@ -337,8 +364,21 @@ public sealed class SqliteStore : IAsyncDisposable
 
         public override void Committed(Counters counters)
         {
-            foreach (var t in tasks) counters.Add(t.Spec.Class, TaskState.Queued, 1);
-            onCommitted?.Invoke();
+            foreach (var t in tasks)
+                if (!Existing.Contains(t.Id.Value)) counters.Add(t.Spec.Class, TaskState.Queued, 1);
+            onCommitted?.Invoke(Existing);
+        }
+
+        /// <summary>Where the stored task's envelope differs from this one's; none: the same task.</summary>
+        private static IReadOnlyList<string> Differences(SqliteCommand insert, NewTask t)
+        {
+            using var read = insert.Connection!.CreateCommand();
+            read.Transaction = insert.Transaction;
+            read.CommandText = "SELECT envelope FROM tasks WHERE id = $id";
+            read.Parameters.AddWithValue("$id", t.Id.Value);
+            if (read.ExecuteScalar() is not string stored) return ["the envelope"];
+            try { return EnvelopeDiff.Paths(System.Text.Json.Nodes.JsonNode.Parse(stored), System.Text.Json.Nodes.JsonNode.Parse(t.EnvelopeJson)); }
+            catch (System.Text.Json.JsonException) { return ["the envelope"]; }
         }
     }
 
@@ -363,13 +403,15 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
-    private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result, bool doneFile) : WriteOp
+    private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result, bool doneFile,
+        string? resultError, string? artifacts, string? artifactsBaseDir) : WriteOp
     {
         public override WriteResult Apply(Commands c)
         {
             Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome, a.Reason);
-            Run(c.End, id.Value, (int)state, reason, a.ExitCode, a.Signal, state.IsTerminal() ? a.EndedAt : null, result);
+            Run(c.End, id.Value, (int)state, reason, a.ExitCode, a.Signal, state.IsTerminal() ? a.EndedAt : null, result, resultError, artifacts);
             if (doneFile && state.IsTerminal()) Run(c.Owe, id.Value);
+            if (artifactsBaseDir is not null && state.IsTerminal()) Run(c.OweArtifacts, id.Value, a.N, artifactsBaseDir);
             return WriteResult.Ok;
         }
 
@@ -390,6 +432,16 @@ public sealed class SqliteStore : IAsyncDisposable
         public override void Committed(Counters counters)
         {
             if (_changed) counters.Move(cls, from, to);
+        }
+    }
+
+    private sealed class ArtifactsOp(TaskId id, int attempt, string artifacts) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            int changed = Run(c.Artifacts, id.Value, attempt, artifacts);
+            Run(c.ArtifactsPaid, id.Value, attempt);
+            return changed > 0 ? WriteResult.Ok : new WriteResult(WriteStatus.Conflict, "the task has been queued again since that end");
         }
     }
 
@@ -417,8 +469,12 @@ public sealed class SqliteStore : IAsyncDisposable
     {
         public override bool Awaited => true;
 
-        public override WriteResult Apply(Commands c) =>
-            Run(c.Requeue, id.Value, (int)from) > 0 ? WriteResult.Ok : new WriteResult(WriteStatus.Conflict, "the task is not finished");
+        public override WriteResult Apply(Commands c)
+        {
+            if (Run(c.Requeue, id.Value, (int)from) == 0) return new WriteResult(WriteStatus.Conflict, "the task is not finished");
+            Run(c.ArtifactsForget, id.Value); // a replay's end owes its own
+            return WriteResult.Ok;
+        }
 
         public override void Committed(Counters counters)
         {
@@ -452,7 +508,7 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>The columns <see cref="ReadAttempt"/> reads, in its order.</summary>
     private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id, slurm_started_at, slurm_ended_at";
 
-    private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result";
+    private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result, result_error, artifacts";
 
     public TaskRecord? Get(TaskId id) => Guarded(() => GetTask(id));
 
@@ -595,12 +651,39 @@ public sealed class SqliteStore : IAsyncDisposable
     {
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
-        cmd.CommandText = "SELECT o.task_id FROM done_owed o JOIN tasks t ON t.id = o.task_id WHERE t.state >= 2";
+        // A file whose artifacts are still owed is written once they are recorded (OwedArtifacts), not before.
+        cmd.CommandText = """
+            SELECT o.task_id FROM done_owed o JOIN tasks t ON t.id = o.task_id
+            WHERE t.state >= 2 AND NOT EXISTS (SELECT 1 FROM artifacts_owed a WHERE a.task_id = o.task_id)
+            """;
         using var r = cmd.ExecuteReader();
         var list = new List<TaskId>();
         while (r.Read()) list.Add(TaskId.Parse(r.GetString(0)));
         return list;
     }
+
+    /// <summary>The ends whose declared artifacts are not hashed yet: the task, its attempt, the directory its relative
+    /// paths start from. Read from the rows owed alone.</summary>
+    public IReadOnlyList<(TaskId Id, int Attempt, string BaseDir)> OwedArtifacts() => Guarded(() =>
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT task_id, attempt, base_dir FROM artifacts_owed";
+        using var r = cmd.ExecuteReader();
+        var list = new List<(TaskId, int, string)>();
+        while (r.Read()) list.Add((TaskId.Parse(r.GetString(0)), r.GetInt32(1), r.GetString(2)));
+        return (IReadOnlyList<(TaskId, int, string)>)list;
+    });
+
+    /// <summary>Whether the task's artifacts are owed (its done file waits for them).</summary>
+    public bool ArtifactsOwed(TaskId id) => Guarded(() =>
+    {
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT 1 FROM artifacts_owed WHERE task_id = $id";
+        cmd.Parameters.AddWithValue("$id", id.Value);
+        return cmd.ExecuteScalar() is not null;
+    });
 
     /// <summary>The task a dropped file was stored as, by the file's identity (<see cref="InsertAsync"/>'s intake key).</summary>
     public TaskId? IntakeTaskOf(string key)
@@ -656,7 +739,7 @@ public sealed class SqliteStore : IAsyncDisposable
     private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
         r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),
         SpecJson.Deserialize(r.GetString(6)), r.GetString(7), r.GetInt32(8), r.GetInt64(9), NLong(r, 10), NLong(r, 11),
-        NInt(r, 12), NInt(r, 13), NStr(r, 14), attempts);
+        NInt(r, 12), NInt(r, 13), NStr(r, 14), attempts, NStr(r, 15), NStr(r, 16));
 
     private static string? NStr(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
     private static long? NLong(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);

@@ -24,8 +24,9 @@ internal static class ConfigLoader
             ? x : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
         var context = new SettingContext(Environment.ProcessorCount, Path.Combine(dataHome, "sparky"), DetectMode);
 
-        // sparky.toml lives in the data directory (as chosen by flag or env) or the working directory.
-        string? dataDir = flags.GetValueOrDefault("data") ?? env.GetValueOrDefault("SPARKY_DATA") ?? env.GetValueOrDefault("ENV_QUEUE_DIR");
+        // sparky.toml lives in the data directory (as chosen by flag or env) or the working directory. ENV_QUEUE_DIR
+        // names the queue directory (queue_dir), not the data directory.
+        string? dataDir = flags.GetValueOrDefault("data") ?? env.GetValueOrDefault("SPARKY_DATA");
         var candidates = new[] { dataDir is null ? null : Path.Combine(dataDir, "sparky.toml"), Path.Combine(Environment.CurrentDirectory, "sparky.toml") };
         var file = new Dictionary<string, string>(StringComparer.Ordinal);
         string origin = "sparky.toml";

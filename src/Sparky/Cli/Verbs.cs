@@ -329,7 +329,9 @@ internal static class Verbs
             foreach (var def in SparkyConfig.Catalog)
             {
                 var s = config.Settings[def.Name];
-                table.AddRow(Views.Esc(s.Name), Views.Esc(Show(s)), Views.Esc(s.Origin), Views.Esc(def.EnvName), Views.Esc(def.Help));
+                // The replaced system's variable names beside Sparky's: a user of its .env files finds theirs here.
+                var variables = string.Join(", ", def.EnvAliases.Prepend(def.EnvName));
+                table.AddRow(Views.Esc(s.Name), Views.Esc(Show(s)), Views.Esc(s.Origin), Views.Esc(variables), Views.Esc(def.Help));
             }
             AnsiConsole.Write(table);
             return Task.FromResult(0);

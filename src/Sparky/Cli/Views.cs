@@ -64,6 +64,8 @@ internal static class Views
         Row("finished", Esc(t["finished_at"]));
         Row("runtime", Esc(Runtime(t)));
         if (t["result"] is { } r) Row("result", Esc(r.ToJsonString()));
+        if (t["result_error"] is { } re) Row("result error", Esc(re));
+        if (t["artifacts"] is JsonObject art) Row("artifacts", Esc(ArtifactsText(art)));
         AnsiConsole.Write(grid);
         if (t["attempt_list"] is JsonArray attempts && attempts.Count > 0)
         {
@@ -72,6 +74,25 @@ internal static class Views
                 table.AddRow(Esc(a?["n"]), Esc(a?["started_at"]), Esc(a?["ended_at"]), Esc(a?["exit_code"]), Esc(a?["signal"]), Esc(a?["pid"]), Esc(a?["host"]), Esc(a?["slurm_job_id"]), Esc(a?["outcome"]), Esc(a?["reason"]));
             AnsiConsole.Write(table);
         }
+    }
+
+    /// <summary>One line per declared output: its size and checksum, or missing, or why not; pending or skipped as a whole.</summary>
+    public static string ArtifactsText(JsonObject artifacts)
+    {
+        var state = (string?)artifacts["state"];
+        var lines = new List<string>();
+        if (state == "pending") lines.Add("pending (being hashed)");
+        if (state == "skipped") lines.Add("skipped: " + (string?)artifacts["reason"]);
+        foreach (var o in artifacts["outputs"] as JsonArray ?? [])
+        {
+            if (o is null) continue;
+            var what = state != "recorded" ? ""
+                : o["missing"] is not null ? " missing"
+                : o["error"] is { } e ? " " + (string?)e
+                : $" {(long?)o["size_bytes"]} bytes {(string?)o["checksum"]}";
+            lines.Add($"{(string?)o["path"]}{(o["name"] is { } n ? $" ({(string?)n})" : "")}{what}");
+        }
+        return string.Join('\n', lines);
     }
 
     public static string State(string? state, string? reason = null)
@@ -93,7 +114,8 @@ internal static class Views
     {
         JsonArray a => string.Join(' ', a.Select(x => (string?)x)),
         JsonNode n => (string?)n ?? "",
-        null => "",
+        // A payload that names work: its class's handler runs it.
+        null => t["payload"] is { } p ? "(handler) " + p.ToJsonString() : "",
     };
 
     public static string? Runtime(JsonNode t)

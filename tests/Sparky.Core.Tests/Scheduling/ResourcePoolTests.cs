@@ -75,6 +75,12 @@ public sealed class ResourcePoolTests
         Assert.Equal(ResourceRequest.None, ResourceRequest.Local(Classes.CpuShort, ResourceRequest.None, slurmBound: false));
         // A gpu-class task that asks for a share keeps its share (not a whole GPU on top).
         Assert.Equal(new ResourceRequest(0, 0, 0, 512), ResourceRequest.Local(Classes.Gpu, new ResourceRequest(0, 0, 0, 512), false));
+        // With a default share (gpu_memory_default), a gpu task that asks for nothing gets that share, not a whole GPU;
+        // one that asks keeps what it asked for, and a Slurm-bound one still reserves nothing here.
+        Assert.Equal(new ResourceRequest(0, 0, 0, 20480), ResourceRequest.Local(Classes.Gpu, ResourceRequest.None, false, defaultShareMb: 20480));
+        Assert.Equal(new ResourceRequest(0, 0, 2, 0), ResourceRequest.Local(Classes.Gpu, new ResourceRequest(0, 0, 2, 0), false, defaultShareMb: 20480));
+        Assert.Equal(ResourceRequest.None, ResourceRequest.Local(Classes.Gpu, ResourceRequest.None, true, defaultShareMb: 20480));
+        Assert.Equal(ResourceRequest.None, ResourceRequest.Local(Classes.CpuShort, ResourceRequest.None, false, defaultShareMb: 20480));
     }
 
     [Fact]

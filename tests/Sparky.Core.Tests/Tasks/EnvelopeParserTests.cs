@@ -98,7 +98,11 @@ public sealed class EnvelopeParserTests
     [InlineData("\"text\"", "expected a JSON object")]
     [InlineData("{}", "missing command")]
     [InlineData("""{"payload":{}}""", "missing command")]
-    [InlineData("""{"payload":[]}""", "payload must be an object")]
+    [InlineData("""{"payload":[]}""", "missing command")]
+    [InlineData("""{"payload":{"command":["true"],"execution":{"command":["true"]}}}""", "payload holds both command and execution")]
+    [InlineData("""{"payload":{"execution":"true"}}""", "payload.execution must be an object")]
+    [InlineData("""{"payload":{"execution":{"env":{}}}}""", "missing payload.execution.command")]
+    [InlineData("""{"payload":{"execution":{"command":["true"],"working_dir":7}}}""", "payload.execution.working_dir must be")]
     [InlineData("""{"payload":{"command":[]}}""", "command must not be empty")]
     [InlineData("""{"payload":{"command":42}}""", "command must be an array of strings or a string")]
     [InlineData("""{"payload":{"command":["a",1]}}""", "command must hold only strings")]
@@ -125,6 +129,92 @@ public sealed class EnvelopeParserTests
     public void Bad_envelopes_are_refused_with_a_reason_that_names_the_field(string json, string expected)
     {
         var r = Parse(json);
+        Assert.False(r.Ok);
+        Assert.Contains(expected, r.Error);
+    }
+
+    [Fact]
+    public void The_runner_form_inside_payload_means_the_same_task_as_at_the_top_level()
+    {
+        // As the replaced system's training pipeline and gRPC server sent it.
+        const string execution = """
+            {"command":["python","-m","gepa","--module","m1"],"env":{"PYTHONPATH":"/src"},"timeout_seconds":900,"working_dir":"/tmp/gepa-m1",
+             "resources":{"cpu_millicores":2500,"mem_bytes":3145728,"gpu_count":1}}
+            """;
+        var top = Parse("""{"id":"gepa-m1","class":"cpu_long","tenant":"acme","execution":""" + execution + "}");
+        var nested = Parse("""{"id":"gepa-m1","class":"cpu_long","payload":{"execution":""" + execution +
+            ""","artifacts":{"outputs":[{"path":"/tmp/gepa-m1/result.json","type":"json","name":"m1_result"}]},"tenant":"acme"}}""");
+        Assert.True(top.Ok, top.Error);
+        Assert.True(nested.Ok, nested.Error);
+        Assert.Equal(SpecJsonOf(top.Submission!.Spec), SpecJsonOf(nested.Submission!.Spec));
+        var spec = nested.Submission.Spec;
+        Assert.Equal(["python", "-m", "gepa", "--module", "m1"], spec.Argv);
+        Assert.Equal("/tmp/gepa-m1", spec.Cwd);
+        Assert.Equal(900, spec.TimeoutSeconds);
+        Assert.Equal(2.5, spec.Cpus);
+        Assert.Equal(3, spec.MemoryMb);
+        Assert.Equal(1, spec.Gpus);
+        Assert.Null(spec.HandlerPayload);
+        // What the client sent is kept whole.
+        Assert.Equal("acme", (string?)nested.Submission.Envelope["payload"]!["tenant"]);
+        Assert.NotNull(nested.Submission.Envelope["payload"]!["artifacts"]);
+    }
+
+    private static string SpecJsonOf(TaskSpec s) =>
+        string.Join("|", string.Join(" ", s.Argv ?? []), s.Shell, string.Join(",", s.Env.Select(kv => kv.Key + "=" + kv.Value)), s.Cwd, s.TimeoutSeconds,
+            s.Cpus, s.MemoryMb, s.Gpus, s.GpuMemoryMb, s.Retries, s.Class);
+
+    private static readonly EnvelopeOptions Compat = new() { CompatDoor = true };
+
+    [Theory]
+    [InlineData("""{"id":"t1","class":"cpu_short","payload":{"test":"data"}}""", """{"test":"data"}""")]
+    [InlineData("""{"id":"unit-task-1","class":"cpu_short","payload":"demo"}""", "\"demo\"")]
+    [InlineData("""{"class":"gpu_slurm","payload":{"method":"grpo","module":"orchestrator","model":"gpt2"}}""", """{"method":"grpo","module":"orchestrator","model":"gpt2"}""")]
+    [InlineData("""{"payload":{}}""", "{}")]
+    [InlineData("""{"payload":[1,2]}""", "[1,2]")]
+    [InlineData("""{"payload":7}""", "7")]
+    // No payload, or null: the replaced orchestrator ran it with an empty one (its test sends {"class":"gpu_slurm"}).
+    [InlineData("""{"class":"gpu_slurm"}""", "{}")]
+    [InlineData("""{"payload":null}""", "{}")]
+    [InlineData("""{}""", "{}")]
+    public void The_replaced_systems_doors_take_a_payload_that_names_work_whatever_its_class(string json, string payload)
+    {
+        var r = EnvelopeParser.Parse(JsonNode.Parse(json), Known, Compat);
+        Assert.True(r.Ok, r.Error);
+        var spec = r.Submission!.Spec;
+        Assert.Equal(payload, spec.HandlerPayload);
+        Assert.Null(spec.Argv);
+        Assert.Null(spec.Shell);
+        Assert.Empty(spec.CommandLine);
+    }
+
+    [Fact]
+    public void The_native_doors_take_a_payload_that_names_work_only_where_its_class_has_a_handler()
+    {
+        var json = JsonNode.Parse("""{"class":"gpu_slurm","payload":{"method":"grpo"}}""");
+        var refused = EnvelopeParser.Parse(json, Known);
+        Assert.False(refused.Ok);
+        Assert.Contains("missing command", refused.Error);
+        Assert.Contains("gpu_slurm_handler", refused.Error);
+        Assert.Contains("gpu_slurm_sbatch_template", refused.Error);
+
+        var handled = EnvelopeParser.Parse(json, Known, new EnvelopeOptions { HandlerClasses = new HashSet<string> { "gpu_slurm" } });
+        Assert.True(handled.Ok, handled.Error);
+        Assert.Equal("""{"method":"grpo"}""", handled.Submission!.Spec.HandlerPayload);
+        Assert.Equal("gpu_slurm", handled.Submission.Spec.Class);
+        // Another class still has none.
+        Assert.False(EnvelopeParser.Parse(JsonNode.Parse("""{"payload":{"method":"grpo"}}"""), Known,
+            new EnvelopeOptions { HandlerClasses = new HashSet<string> { "gpu_slurm" } }).Ok);
+    }
+
+    [Theory]
+    [InlineData("""{"payload":{"command":null}}""", "missing command")]
+    [InlineData("""{"payload":{"command":[]}}""", "command must not be empty")]
+    [InlineData("""{"payload":{"execution":{"env":{}}}}""", "missing payload.execution.command")]
+    [InlineData("""{"class":"quantum","payload":{"test":"data"}}""", "unknown class")]
+    public void A_payload_with_a_command_field_is_still_checked_at_the_replaced_systems_doors(string json, string expected)
+    {
+        var r = EnvelopeParser.Parse(JsonNode.Parse(json), Known, Compat);
         Assert.False(r.Ok);
         Assert.Contains(expected, r.Error);
     }

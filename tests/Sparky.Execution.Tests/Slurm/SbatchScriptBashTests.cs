@@ -97,12 +97,23 @@ public sealed class SbatchScriptBashTests : IDisposable
     }
 
     [Fact]
-    public void Missing_cwd_fails_the_job_with_a_message_and_runs_nothing()
+    public void A_missing_cwd_is_created_with_its_hostile_name_intact_and_nothing_else_runs()
     {
-        var missing = Path.Combine(_root, "gone 'x' $(touch PWNED)");
-        var r = Bash(SbatchScript.Render(Request(argv: ["touch", "PWNED-ran"], cwd: missing)));
+        var missing = Path.Combine(_root, "new 'x' $(touch PWNED)", "deeper");
+        var r = Bash(SbatchScript.Render(Request(argv: ["pwd"], cwd: missing)));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(missing + "\n", r.Stdout);
+        AssertNothingRan();
+    }
+
+    [Fact]
+    public void A_cwd_that_cannot_be_created_fails_the_job_with_a_message_and_runs_nothing()
+    {
+        File.WriteAllText(Path.Combine(_root, "a-file"), "");
+        var blocked = Path.Combine(_root, "a-file", "gone 'x' $(touch PWNED)");
+        var r = Bash(SbatchScript.Render(Request(argv: ["touch", "PWNED-ran"], cwd: blocked)));
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains($"sparky: cannot change to working directory {missing}\n", r.Stderr);
+        Assert.Contains($"sparky: cannot create or change to working directory {blocked}\n", r.Stderr);
         Assert.Equal("", r.Stdout);
         AssertNothingRan();
     }

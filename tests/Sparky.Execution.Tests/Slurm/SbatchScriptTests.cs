@@ -64,7 +64,7 @@ public sealed class SbatchScriptTests
             env: new Dictionary<string, string> { ["ZED"] = "z", ["A_1"] = "x y" }));
         var body = script[(script.IndexOf("\n\n", StringComparison.Ordinal) + 2)..];
         Assert.Equal(
-            "cd -- '/data/my dir' || { printf 'sparky: cannot change to working directory %s\\n' '/data/my dir' >&2; exit 1; }\n" +
+            "mkdir -p -- '/data/my dir' && cd -- '/data/my dir' || { printf 'sparky: cannot create or change to working directory %s\\n' '/data/my dir' >&2; exit 1; }\n" +
             "export A_1='x y'\n" +
             "export ZED='z'\n" +
             "export SPARKY_TASK_ID='01jb3kz8m2q' SPARKY_ATTEMPT='1'\n" +

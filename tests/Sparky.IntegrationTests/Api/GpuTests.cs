@@ -118,4 +118,52 @@ public sealed class GpuTests
         Assert.Contains("'5'", e.Message);
         Assert.Contains(GpuA, e.Message);
     }
+
+    /// <summary><c>gpu_memory_default</c> (the replaced system's <c>DSPY_GPU_MEMORY_LIMIT=20G</c>): a gpu task that asks for
+    /// nothing gets a 20 GB share of one GPU instead of a whole one, so three run at once on two 40 GB GPUs; one that
+    /// asks for a whole GPU still gets it.</summary>
+    [Fact]
+    public async Task A_gpu_task_that_asks_for_nothing_gets_the_default_share()
+    {
+        await using var d = await StartWithTwoGpusAsync(new() { ["gpu_memory_default"] = "20G" });
+        var ids = new List<string>();
+        foreach (var name in new[] { "d1", "d2", "d3" }) ids.Add((await d.SubmitAsync(Recorder(d, name, 3)))[0]);
+        foreach (var id in ids) Assert.Equal("succeeded", (string?)(await d.WaitAsync(id))["state"]);
+        var given = new[] { "d1", "d2", "d3" }.Select(n => Given(d, n)).ToList();
+        // All three saw each other's files: they ran side by side, each with its 20 GB budget.
+        Assert.All(given, g => Assert.EndsWith("PCI_BUS_ID 20480", g));
+        Assert.Equal(2, given.Count(g => g.StartsWith(GpuA)));
+
+        var whole = (await d.SubmitAsync(Recorder(d, "whole", 1, new JsonObject { ["gpus"] = 1 })))[0];
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(whole))["state"]);
+        Assert.Matches("^GPU-[0-9a-f-]+ PCI_BUS_ID$", Given(d, "whole"));
+    }
+
+    /// <summary>A default share larger than any GPU here is a limit no GPU reaches: the task gets a whole GPU.</summary>
+    [Fact]
+    public async Task A_default_share_larger_than_the_gpus_gives_a_whole_gpu()
+    {
+        await using var d = await StartWithTwoGpusAsync(new() { ["gpu_memory_default"] = "80G" });
+        var id = (await d.SubmitAsync(Recorder(d, "big", 1)))[0];
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(id))["state"]);
+        Assert.Matches("^GPU-[0-9a-f-]+ PCI_BUS_ID$", Given(d, "big"));
+    }
+
+    /// <summary><c>enable_gpu = false</c> (<c>DSPY_ENABLE_GPU=false</c>): the GPUs are still found and shown, but none is
+    /// handed out; a task that needs one here is refused at once, saying why, rather than queued for ever.</summary>
+    [Fact]
+    public async Task With_enable_gpu_false_no_gpu_is_handed_out_and_a_gpu_task_is_refused_saying_why()
+    {
+        await using var d = await StartWithTwoGpusAsync(new() { ["enable_gpu"] = "false" });
+        Assert.Equal(2, ((JsonArray)JsonNode.Parse(await d.Http.GetStringAsync("api/v1/gpus"))!["gpus"]!).Count);
+        foreach (var task in new[] { Recorder(d, "gpu", 1), Recorder(d, "share", 1, new JsonObject { ["gpu_memory_mb"] = 1024 }, cls: "cpu_short") })
+        {
+            var e = await Assert.ThrowsAsync<InvalidOperationException>(() => d.SubmitAsync(task));
+            Assert.StartsWith("400", e.Message);
+            Assert.Contains("enable_gpu", e.Message);
+        }
+        var cpu = await d.SubmitShellAsync("echo \"[$CUDA_VISIBLE_DEVICES]\"");
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(cpu))["state"]);
+        Assert.Equal("[]\n", await d.Http.GetStringAsync($"api/v1/tasks/{cpu}/logs"));
+    }
 }

@@ -42,8 +42,8 @@ public sealed class DropDirBadInputTests(ITestOutputHelper output)
         yield return Text("json-null", "null", "object");
         yield return Text("json-array", $"[{Valid}]", "object");
         yield return Text("json-number", "42", "object");
-        yield return Text("missing-command", """{"payload":{}}""", "command");
-        yield return Text("missing-command-empty-object", "{}", "command");
+        yield return Text("missing-command", """{"payload":{"command":null}}""", "command");
+        yield return Text("missing-command-in-execution", """{"execution":{"env":{}}}""", "command");
         yield return Text("missing-command-empty-argv", """{"payload":{"command":[]}}""", "command");
         yield return Text("command-number", """{"payload":{"command":42}}""", "command");
         yield return Text("command-holding-a-number", """{"payload":{"command":["echo",1]}}""", "command");
@@ -54,7 +54,7 @@ public sealed class DropDirBadInputTests(ITestOutputHelper output)
         yield return Node("retries-negative", Payload("retries", -1), "retries");
         yield return Node("timeout-string", Payload("timeout_seconds", "1h"), "timeout_seconds");
         yield return Node("resources-array", Payload("resources", new JsonArray()), "resources");
-        yield return Text("payload-string", """{"payload":"true"}""", "payload");
+        yield return Text("payload-execution-string", """{"payload":{"execution":"true"}}""", "payload.execution");
         yield return Text("execution-bad-mem", """{"execution":{"command":["true"],"resources":{"mem_bytes":"lots"}}}""", "mem_bytes");
         yield return Node("id-dotdot-etc-passwd", WithId("../../etc/passwd"), "id");
         yield return Node("id-slash", WithId("a/b"), "id");

@@ -65,10 +65,13 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
         };
         var followers = Enumerable.Range(0, 200).Select(_ => http.GetStringAsync($"api/v1/tasks/{id}/logs?follow=true")).ToList();
         int most = 0;
+        string? scraped = null;
         var all = Task.WhenAll(followers);
         while (!all.IsCompleted)
         {
             most = Math.Max(most, d.Daemon.LogReaders);
+            // An operator sees the same count in the metrics.
+            if (scraped is null && most == 1) scraped = await http.GetStringAsync("metrics");
             await Task.WhenAny(all, Task.Delay(20));
         }
         var texts = await all;
@@ -77,6 +80,8 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
         Assert.All(texts, t => Assert.Equal(expected, t));
         Assert.Equal(1, most);
         Assert.Equal(0, d.Daemon.LogReaders);
+        Assert.Contains("\nsparky_log_readers 1\n", scraped);
+        Assert.Contains("\nsparky_log_readers 0\n", await http.GetStringAsync("metrics"));
     }
 
     /// <summary>One HTTP/1.1 GET on an open connection; the status line, or with <paramref name="readAll"/> the whole

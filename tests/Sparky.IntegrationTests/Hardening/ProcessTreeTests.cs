@@ -135,13 +135,15 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
                 ["class"] = "cpu_short",
                 ["payload"] = new JsonObject
                 {
-                    ["command"] = $"echo start-$SPARKY_ATTEMPT >> {log}; timeout 60 sh -c 'sleep 2; echo end-$SPARKY_ATTEMPT >> {log}'",
+                    // Attempt 1 sleeps long enough that a loaded machine's restart cannot outlast it (it did at 2 s).
+                    ["command"] = $"echo start-$SPARKY_ATTEMPT >> {log}; timeout 60 sh -c '[ $SPARKY_ATTEMPT = 1 ] && s=8 || s=1; sleep $s; echo end-$SPARKY_ATTEMPT >> {log}'",
                     ["cwd"] = work, ["retries"] = 2,
                 },
             };
             using var resp = await d.Http.PostAsync("api/v1/tasks", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
             var id = (string)JsonNode.Parse(await resp.Content.ReadAsStringAsync())!["ids"]![0]!;
             await WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("start-1"), "attempt 1 starts");
+            var attempt1Started = DateTime.UtcNow;
             // Recorded as started (the store commits starts in groups): recovery then sees attempt 1 as lost.
             var deadline = DateTime.UtcNow.AddSeconds(10);
             while ((string?)(await d.GetAsync($"api/v1/tasks/{id}"))["state"] != "running")
@@ -153,7 +155,9 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
             var d2 = await DaemonProcess.StartAsync(data, port, settings);
             d = d2;
             var t = await WaitTask(d2.Http, id);
-            await Task.Delay(2500); // time for a surviving attempt 1 to write its end
+            // Time for a surviving attempt 1 to write its end.
+            var survivorDone = attempt1Started.AddSeconds(9.5) - DateTime.UtcNow;
+            if (survivorDone > TimeSpan.Zero) await Task.Delay(survivorDone);
             var lines = File.ReadAllLines(log);
             output.WriteLine(string.Join(' ', lines) + " | " + d2.Stderr);
             Assert.Equal("succeeded", (string?)t["state"]);

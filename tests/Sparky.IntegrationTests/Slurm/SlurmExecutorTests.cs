@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Sparky.IntegrationTests.Support;
 
@@ -116,6 +117,9 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
         Assert.Equal("failed", (string?)t["state"]);
         Assert.Equal("timeout", (string?)t["reason"]);
         Assert.Equal("TIMEOUT", (await cluster.ShowJobAsync(jobId))!["JobState"]);
+        // The replaced orchestrator's view says so too.
+        var view = (await d.Http.GetFromJsonAsync<JsonNode>($"slurm/status/{id}"))!;
+        Assert.Equal(("timeout", jobId), ((string?)view["status"], (string?)view["id"]));
     }
 
     [Fact]

@@ -11,8 +11,8 @@ public sealed class SqliteStoreTests : IDisposable
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "sparky-store-" + Guid.NewGuid().ToString("N")[..8]);
     private string DbPath => Path.Combine(_dir, "sparky.db");
 
-    private static NewTask Task(string id, string cls = "cpu_short") =>
-        new(TaskId.Parse(id), new TaskSpec { Argv = ["true"], Class = cls }, "{}", 1);
+    private static NewTask Task(string id, string cls = "cpu_short", string envelope = "{}") =>
+        new(TaskId.Parse(id), new TaskSpec { Argv = ["true"], Class = cls }, envelope, 1);
 
     [Fact]
     public async Task A_burst_of_10000_concurrent_submissions_costs_a_handful_of_commits()
@@ -32,12 +32,32 @@ public sealed class SqliteStoreTests : IDisposable
     {
         await using var store = SqliteStore.Open(DbPath);
         Assert.Equal(WriteStatus.Ok, (await store.InsertAsync([Task("a")])).Status);
-        var r = await store.InsertAsync([Task("b"), Task("a"), Task("c")]);
+        var r = await store.InsertAsync([Task("b"), Task("a", envelope: """{"name":"another"}"""), Task("c")]);
         Assert.Equal(WriteStatus.Conflict, r.Status);
         Assert.Contains("'a'", r.Detail);
+        Assert.Contains("name (new)", r.Detail);
         Assert.Null(store.StateOf(TaskId.Parse("b")));
         Assert.Null(store.StateOf(TaskId.Parse("c")));
         Assert.Equal(1, store.Counters.Total(TaskState.Queued));
+    }
+
+    [Fact]
+    public async Task An_id_sent_again_with_the_same_envelope_is_left_as_it_is_and_the_others_are_stored()
+    {
+        await using var store = SqliteStore.Open(DbPath);
+        const string Envelope = """{"payload":{"command":"true","env":{"A":"1","B":"2"}}}""";
+        Assert.Equal(WriteStatus.Ok, (await store.InsertAsync([Task("a", envelope: Envelope)])).Status);
+        await store.AttemptStartedAsync(TaskId.Parse("a"), "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 1, 1, "h", null, null, null));
+        IReadOnlySet<string>? existing = null;
+        // The same envelope with its fields in another order is the same task.
+        var r = await store.InsertAsync([Task("a", envelope: """{"payload":{"env":{"B":"2","A":"1"},"command":"true"}}"""), Task("b")],
+            onCommitted: e => existing = e);
+        Assert.Equal(WriteStatus.Ok, r.Status);
+        Assert.Equal(["a"], existing!);
+        Assert.Equal(TaskState.Running, store.StateOf(TaskId.Parse("a"))); // not queued again
+        Assert.Equal(TaskState.Queued, store.StateOf(TaskId.Parse("b")));
+        Assert.Equal(1, store.Counters.Total(TaskState.Queued));
+        Assert.Equal(1, store.Counters.Total(TaskState.Running));
     }
 
     [Fact]
@@ -67,7 +87,7 @@ public sealed class SqliteStoreTests : IDisposable
     {
         await using (var store = SqliteStore.Open(DbPath))
         {
-            Assert.Equal(6, store.SchemaVersion);
+            Assert.Equal(7, store.SchemaVersion);
             using var conn = store.OpenRead();
             using var cmd = conn.CreateCommand();
             cmd.CommandText = "PRAGMA journal_mode";
@@ -116,12 +136,13 @@ public sealed class SqliteStoreTests : IDisposable
     /// <summary>A database written by each released schema must open and migrate: fixtures are checked in.</summary>
     [Theory]
     [InlineData("schema-v1.db")]
+    [InlineData("schema-v6.db")]
     public async Task A_store_from_a_released_schema_opens_and_keeps_its_tasks(string fixture)
     {
         Directory.CreateDirectory(_dir);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), DbPath);
         await using var store = SqliteStore.Open(DbPath);
-        Assert.Equal(6, store.SchemaVersion); // migrated to the current schema
+        Assert.Equal(7, store.SchemaVersion); // migrated to the current schema
         var t = store.Get(TaskId.Parse("fixture-1"))!;
         Assert.Equal(TaskState.Succeeded, t.State);
         Assert.Equal(["echo", "hi"], t.Spec.Argv);
@@ -131,6 +152,55 @@ public sealed class SqliteStoreTests : IDisposable
         var unfinished = store.ReadUnfinished().ToList();
         Assert.Equal(["fixture-blocker", "fixture-2"], unfinished.Select(t => t.Id.Value));
         Assert.All(unfinished, t => Assert.Equal(ResourceRequest.None, t.Asks));
+    }
+
+    /// <summary>Schema 7: a done file owed under schema 6 stays owed (no artifacts are owed for tasks stored before), and
+    /// the tasks read back with no result error and no artifacts.</summary>
+    [Fact]
+    public async Task A_schema_6_store_keeps_its_done_files_owed_and_owes_no_artifacts()
+    {
+        Directory.CreateDirectory(_dir);
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", "schema-v6.db"), DbPath);
+        await using var store = SqliteStore.Open(DbPath);
+        Assert.Equal(["fixture-1"], store.OwedDoneFiles().Select(id => id.Value));
+        Assert.Empty(store.OwedArtifacts());
+        var t = store.Get(TaskId.Parse("fixture-1"))!;
+        Assert.Null(t.ResultError);
+        Assert.Null(t.ArtifactsJson);
+    }
+
+    /// <summary>Artifacts owed with an end hold its done file back until they are recorded onto that same end; a replay in
+    /// between drops the debt, and a late record for the old end changes nothing.</summary>
+    [Fact]
+    public async Task Artifacts_owed_hold_back_the_done_file_until_recorded_onto_their_own_end()
+    {
+        await using var store = SqliteStore.Open(DbPath);
+        var id = TaskId.Parse("art");
+        await store.InsertAsync([Task("art")]);
+        await store.AttemptStartedAsync(id, "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 1, 1, "h", null, null, null));
+        await store.AttemptEndedAsync(id, "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 1, 1, "h", "succeeded", null, null), TaskState.Succeeded, null,
+            null, doneFile: true, resultError: "bad json", artifactsJson: "{\"state\":\"pending\"}", artifactsBaseDir: "/w");
+        Assert.Equal([(id, 1, "/w")], store.OwedArtifacts());
+        Assert.True(store.ArtifactsOwed(id));
+        Assert.Empty(store.OwedDoneFiles()); // waits for the artifacts
+        Assert.Equal("bad json", store.Get(id)!.ResultError);
+
+        Assert.Equal(WriteStatus.Ok, (await store.ArtifactsRecordedAsync(id, 1, "{\"state\":\"recorded\"}")).Status);
+        Assert.Empty(store.OwedArtifacts());
+        Assert.Equal([id], store.OwedDoneFiles());
+        Assert.Equal("{\"state\":\"recorded\"}", store.Get(id)!.ArtifactsJson);
+
+        // A replay before they are recorded drops the debt; the record that comes late for the old end changes nothing.
+        var other = TaskId.Parse("art2");
+        await store.InsertAsync([Task("art2")]);
+        await store.AttemptStartedAsync(other, "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 1, 1, "h", null, null, null));
+        await store.AttemptEndedAsync(other, "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 1, 1, "h", "succeeded", null, null), TaskState.Succeeded, null,
+            null, doneFile: true, artifactsJson: "{\"state\":\"pending\"}", artifactsBaseDir: "/w");
+        Assert.Equal(WriteStatus.Ok, (await store.RequeueAsync(other, "cpu_short", TaskState.Succeeded)).Status);
+        Assert.Empty(store.OwedArtifacts());
+        Assert.Null(store.Get(other)!.ArtifactsJson);
+        Assert.Equal(WriteStatus.Conflict, (await store.ArtifactsRecordedAsync(other, 1, "{\"state\":\"recorded\"}")).Status);
+        Assert.Null(store.Get(other)!.ArtifactsJson);
     }
 
     [Fact]

@@ -26,15 +26,19 @@ public sealed class DaemonProcess : IAsyncDisposable
     public static Task<DaemonProcess> StartAsync(string dataDir, int port, int zmqPort, IDictionary<string, string>? env, params string[] extra) =>
         StartAsync(null, dataDir, port, zmqPort, env, extra);
 
+    /// <summary>In <paramref name="cwd"/> (what a relative setting is relative to), with extra environment.</summary>
+    public static Task<DaemonProcess> StartInAsync(string cwd, string dataDir, int port, IDictionary<string, string>? env, params string[] extra) =>
+        StartAsync(null, dataDir, port, 0, env, extra, cwd);
+
     /// <summary>Under a wrapper command that execs the rest of its arguments (e.g. <c>setpriv</c>, to run without a capability).</summary>
     public static Task<DaemonProcess> StartWrappedAsync(IReadOnlyList<string> wrapper, string dataDir, int port, params string[] extra) =>
         StartAsync(wrapper, dataDir, port, 0, null, extra);
 
-    private static async Task<DaemonProcess> StartAsync(IReadOnlyList<string>? wrapper, string dataDir, int port, int zmqPort, IDictionary<string, string>? env, string[] extra)
+    private static async Task<DaemonProcess> StartAsync(IReadOnlyList<string>? wrapper, string dataDir, int port, int zmqPort, IDictionary<string, string>? env, string[] extra, string? cwd = null)
     {
         var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}", "--zmq", $"tcp://127.0.0.1:{zmqPort}", "--zmq-events", "tcp://127.0.0.1:0" };
         args.AddRange(extra);
-        var psi = SparkyCli.StartInfo(args, env);
+        var psi = SparkyCli.StartInfo(args, env, cwd);
         if (wrapper is { Count: > 0 })
         {
             var inner = new List<string> { psi.FileName };

@@ -25,9 +25,12 @@ public sealed class ZmqCommandTests(ITestOutputHelper output)
         Assert.InRange((long)pong["time_ms"]! - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), -5000, 5000);
 
         // submit: one envelope, then an array; the same ids HTTP would give.
-        var one = (JsonArray)c.Ok("submit", Shell(d, "echo one", "zmq-one"))!["ids"]!;
-        Assert.Equal("zmq-one", (string)one.Single()!);
-        var two = (JsonArray)c.Ok("submit", new JsonArray(Shell(d, "exit 3"), Shell(d, "sleep 30", "zmq-long")))!["ids"]!;
+        var oneReply = c.Ok("submit", Shell(d, "echo one", "zmq-one"))!;
+        Assert.Equal("zmq-one", (string)((JsonArray)oneReply["ids"]!).Single()!);
+        Assert.Equal("zmq-one", (string?)oneReply["id"]); // one envelope: its id too, as /queue/submit answers
+        var twoReply = c.Ok("submit", new JsonArray(Shell(d, "exit 3"), Shell(d, "sleep 30", "zmq-long")))!;
+        Assert.Null(twoReply["id"]); // an array: ids only
+        var two = (JsonArray)twoReply["ids"]!;
         Assert.Equal(2, two.Count);
         string failing = (string)two[0]!;
         await d.WaitAsync("zmq-one");
