@@ -346,10 +346,8 @@ internal sealed class DropDirectory : IDisposable
                 Move(path, Path.Combine(_accepted, a.Ids[0].Value + ".json"));
                 return false;
             case SubmitOutcome.Invalid i: Reject(path, i.Reason); return false;
-            case SubmitOutcome.Conflict when sub.Id is { } id && _d.Store.Get(id)?.EnvelopeJson == sub.Envelope.ToJsonString():
-                // This very file was stored before a crash kept it from being moved: it is accepted, once.
-                Move(path, Path.Combine(_accepted, id.Value + ".json"));
-                return false;
+            // A file stored before a crash kept it from being moved comes back as Accepted: the store's insert takes the
+            // same envelope under its taken id as that task (an idempotent submit). A conflict is another envelope.
             case SubmitOutcome.Conflict c: Reject(path, c.Reason); return false;
             case SubmitOutcome.QueueFull or SubmitOutcome.Unavailable:
                 // Left in pending/: taken after this retry, or at the next start.
