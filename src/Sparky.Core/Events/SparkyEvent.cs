@@ -10,7 +10,7 @@ public sealed record SparkyEvent(string Topic, long TsMs, JsonObject Body)
     public const string TaskStarted = "task.started";
     public const string TaskFinished = "task.finished";
     public const string TaskRetrying = "task.retrying";
-    /// <summary>A succeeded task's declared output artifacts are hashed and recorded (after its task.finished).</summary>
+    /// <summary>An ended task's declared output artifacts are hashed and recorded (after its task.finished).</summary>
     public const string TaskArtifacts = "task.artifacts";
     public const string WorkerJoined = "worker.joined";
     public const string WorkerLeft = "worker.left";

@@ -812,7 +812,7 @@ public sealed partial class Engine : IAsyncDisposable
             return;
         }
 
-        // As the replaced runner: a result, and artifacts, only for a run that succeeded.
+        // As the replaced runner: a result only for a run that succeeded.
         var result = outcome != TaskState.Succeeded ? ResultRead.None
             : r.OnWorker ? new ResultRead(r.Result, r.ResultError) : ResultLine.Read(r.StdoutPath);
         if (result.Error is { } resultError) Console.Error.WriteLine($"sparky: task {r.Id}: no result: {resultError}");

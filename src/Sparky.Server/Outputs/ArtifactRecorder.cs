@@ -11,7 +11,7 @@ namespace Sparky.Server.Outputs;
 public sealed record ArtifactJob(TaskId Id, int Attempt, string Class, string BaseDir, IReadOnlyList<DeclaredOutput> Outputs, bool DoneFile);
 
 /// <summary>
-/// Hashes the declared output artifacts of succeeded tasks off the engine's loop, and records them. The engine commits
+/// Hashes the declared output artifacts of ended tasks (whatever their outcome) off the engine's loop, and records them. The engine commits
 /// a task's end at once, with its artifacts <c>pending</c> and owed in the same commit (<c>artifacts_owed</c>); a
 /// recorder thread hashes the files, commits them (which pays the debt), then publishes <c>task.artifacts</c>, which
 /// the done-file writer waits for. A file of 10 GB takes its thread some seconds and holds up nothing else: other

@@ -94,7 +94,7 @@ internal static class Schema
         """,
         // v7: what the end of a task's last attempt left besides its exit: why its result marker gave no result
         // (result_error), and its declared output artifacts (artifacts: TaskJson's "artifacts" object, pending until
-        // hashed). The artifacts a succeeded task owes are hashed off the engine's loop: artifacts_owed holds one row
+        // hashed). The artifacts an ended task owes are hashed off the engine's loop: artifacts_owed holds one row
         // per end whose files are not hashed yet (its attempt, and the directory relative paths start from), added
         // with the end and removed with the recorded artifacts, so a start hashes again what a kill -9 left owed.
         """
