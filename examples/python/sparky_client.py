@@ -33,6 +33,8 @@ also pass the key file it wrote (``<data>/keys/client-NAME.key``): ``Client(addr
 client_key=FILE)`` or ``--client-key FILE`` / ``$SPARKY_ZMQ_CLIENT_KEY``. The socket then uses that key pair for
 CURVE, and every request carries ``auth: {"key": its public key, "proof": HMAC-SHA256("sparky-zmq-auth-v1")
 under the X25519 secret it shares with the daemon}``, as the daemon checks (docs/security.md).
+Events then need the client key too (``follow(addr, server_key=KEY, client_key=FILE)``, ``events --client-key``):
+the event socket has a key of its own, which the daemon tells an authenticated client in its ``ping`` answer.
 """
 
 import hashlib
@@ -212,12 +214,19 @@ class Client:
         self.close()
 
 
-def follow(events_addr=None, prefix="task.", timeout=None, context=None, server_key=None):
+def follow(events_addr=None, prefix="task.", timeout=None, context=None, server_key=None, client_key=None, zmq_addr=None):
     """Subscribes now and returns an iterator of (topic, body). It ends after ``timeout`` seconds without an event
     (None: never). ZeroMQ subscriptions take a moment to reach the publisher: events sent in the first few
-    milliseconds after this call can be missed, so subscribe before submitting."""
+    milliseconds after this call can be missed, so subscribe before submitting.
+
+    Where the daemon authenticates clients (a client key), its event socket has a key of its own that only an
+    authenticated client is told: this asks for it first with a ``ping`` on the command socket (``zmq_addr``)."""
     addr = events_addr or os.environ.get("SPARKY_ZMQ_EVENTS") or DEFAULT_EVENTS
     ctx = context or zmq.Context.instance()
+    client_key = client_key or os.environ.get("SPARKY_ZMQ_CLIENT_KEY") or None
+    if client_key is not None:
+        with Client(zmq_addr, context=ctx, server_key=server_key, client_key=client_key) as c:
+            server_key = c.ping().get("events_key") or server_key
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     _curve_client(sock, server_key)
@@ -271,7 +280,7 @@ def _main(argv):
 
     if a.verb == "events":
         try:
-            for topic, body in follow(a.events, a.prefix, server_key=key):
+            for topic, body in follow(a.events, a.prefix, server_key=key, client_key=a.client_key, zmq_addr=a.zmq):
                 print(json.dumps({"topic": topic, "body": body}), flush=True)
         except KeyboardInterrupt:
             pass

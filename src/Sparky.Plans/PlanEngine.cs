@@ -24,6 +24,26 @@ public sealed record GateRecord(GateStatus Status, string? Key = null, IReadOnly
     public static readonly GateRecord None = new(GateStatus.NotRun);
 }
 
+/// <summary>
+/// A running workstream whose submission the daemon refused for now: 429 (its queue is full) or 503 (its store is
+/// unavailable). It stays pending and is submitted again at <see cref="RetryAt"/> (unix ms); <see cref="Tries"/> counts
+/// the refusals since <see cref="Since"/>.
+/// </summary>
+public sealed record SubmitWait(int Attempt, int Status, string Reason, long Since, long RetryAt, int Tries)
+{
+    public const double FirstDelaySeconds = 0.5;
+    /// <summary>The bound on the wait between two tries: a queue that drains is noticed within it.</summary>
+    public const double MaxDelaySeconds = 30;
+
+    /// <summary>How long to wait after the <paramref name="tries"/>-th refusal (1, 2, …): doubling from half a second
+    /// up to <see cref="MaxDelaySeconds"/>, and never less than the daemon's <paramref name="retryAfterSeconds"/>.</summary>
+    public static TimeSpan Delay(int tries, double? retryAfterSeconds = null)
+    {
+        double backoff = Math.Min(MaxDelaySeconds, FirstDelaySeconds * Math.Pow(2, Math.Clamp(tries - 1, 0, 30)));
+        return TimeSpan.FromSeconds(Math.Max(backoff, Math.Min(retryAfterSeconds ?? 0, MaxDelaySeconds)));
+    }
+}
+
 /// <summary>A plan's stored state: one record per workstream and gate, by name. Immutable; each change gives a new one.</summary>
 public sealed record PlanState
 {
@@ -32,7 +52,25 @@ public sealed record PlanState
     /// <summary>Phases that will not run in this run, and why (a phase before them stopped the plan).</summary>
     public ImmutableDictionary<string, string> BlockedPhases { get; init; } = ImmutableDictionary<string, string>.Empty;
 
+    /// <summary>Running workstreams not submitted yet (<see cref="SubmitWait"/>). Not stored: after a restart the
+    /// daemon submits every running workstream whose tasks it does not have, which finds out again.</summary>
+    public ImmutableDictionary<WorkstreamKey, SubmitWait> Waiting { get; init; } = ImmutableDictionary<WorkstreamKey, SubmitWait>.Empty;
+
     public static readonly PlanState Empty = new();
+
+    /// <summary>Why the workstream's current submission waits, or null when it does not (submitted, or not running).</summary>
+    public SubmitWait? WaitOf(string phase, string workstream) =>
+        Waiting.TryGetValue(new WorkstreamKey(phase, workstream), out var w) && Of(phase, workstream) is { Status: WorkstreamStatus.Running } r && r.Attempt == w.Attempt
+            ? w : null;
+
+    /// <summary>The daemon refused the running workstream's submission for now: it waits (see <see cref="SubmitWait"/>).</summary>
+    public PlanState WaitingToSubmit(string phase, string workstream, SubmitWait wait) =>
+        Of(phase, workstream) is { Status: WorkstreamStatus.Running } r && r.Attempt == wait.Attempt
+            ? this with { Waiting = Waiting.SetItem(new WorkstreamKey(phase, workstream), wait) } : this;
+
+    /// <summary>The workstream's tasks are with the daemon: it no longer waits.</summary>
+    public PlanState Submitted(string phase, string workstream) =>
+        this with { Waiting = Waiting.Remove(new WorkstreamKey(phase, workstream)) };
 
     public WorkstreamRecord Of(string phase, string workstream) =>
         Workstreams.GetValueOrDefault(new WorkstreamKey(phase, workstream)) ?? WorkstreamRecord.None;
@@ -44,14 +82,26 @@ public sealed record PlanState
 
     public PlanState WithGate(string phase, GateRecord record) => this with { Gates = Gates.SetItem(phase, record) };
 
-    /// <summary>Records what a decision starts: a submission (running), a gate run (running), a block.</summary>
+    /// <summary>Records what a decision starts: a submission (running), a gate run (running), a block, a cancel that
+    /// ends a workstream (one given a reason).</summary>
     public PlanState Apply(Plan plan, PlanDecision decision) => decision switch
     {
-        SubmitWorkstream s => With(s.Phase.Name, s.Workstream.Name, new(WorkstreamStatus.Running, s.Workstream.Hash, s.Attempt)),
+        SubmitWorkstream s => With(s.Phase.Name, s.Workstream.Name, new(WorkstreamStatus.Running, s.Workstream.Hash, s.Attempt)).Submitted(s.Phase.Name, s.Workstream.Name),
         RunGate g => WithGate(g.Phase.Name, new(GateStatus.Running, g.Phase.GateKey)),
         Block b => Blocked(plan, b),
+        CancelWorkstream { Reason: { } why } c => Cancelled(c, why),
         _ => this,
     };
+
+    /// <summary>A workstream cancelled because its phase failed: failed with the reason, or, if it was never
+    /// submitted (it waited), not started; the next run submits it again either way.</summary>
+    private PlanState Cancelled(CancelWorkstream c, string reason)
+    {
+        var r = Of(c.Phase, c.Workstream);
+        if (r.Status != WorkstreamStatus.Running || r.Attempt != c.Attempt) return this;
+        var status = WaitOf(c.Phase, c.Workstream) is null ? WorkstreamStatus.Failed : WorkstreamStatus.NotStarted;
+        return With(c.Phase, c.Workstream, r with { Status = status, Reason = reason }).Submitted(c.Phase, c.Workstream);
+    }
 
     /// <summary>A workstream's tasks all ended. An outcome for another attempt than the one running (a late
     /// event from a superseded submission) changes nothing.</summary>
@@ -59,7 +109,8 @@ public sealed record PlanState
     {
         var r = Of(phase, workstream);
         if (r.Status != WorkstreamStatus.Running || r.Attempt != attempt) return this;
-        return With(phase, workstream, r with { Status = succeeded ? WorkstreamStatus.Succeeded : WorkstreamStatus.Failed, Reason = succeeded ? null : reason });
+        return With(phase, workstream, r with { Status = succeeded ? WorkstreamStatus.Succeeded : WorkstreamStatus.Failed, Reason = succeeded ? null : reason })
+            .Submitted(phase, workstream);
     }
 
     /// <summary>A gate's checks all ran (in order, one result each).</summary>
@@ -98,8 +149,10 @@ public abstract record PlanDecision;
 /// <summary>Submit every task of the workstream (<see cref="PlanEnvelopes.For"/> with this attempt), then record it running.</summary>
 public sealed record SubmitWorkstream(Phase Phase, Workstream Workstream, int Attempt) : PlanDecision;
 
-/// <summary>Cancel the tasks of a superseded submission (the spec changed while it ran).</summary>
-public sealed record CancelWorkstream(string Phase, string Workstream, string Hash, int Attempt) : PlanDecision;
+/// <summary>Cancel the tasks of a submission: a superseded one (the spec changed while it ran; no
+/// <see cref="Reason"/>: a new submission follows), or one its failed phase no longer needs (with the
+/// <see cref="Reason"/> the workstream ends with).</summary>
+public sealed record CancelWorkstream(string Phase, string Workstream, string Hash, int Attempt, string? Reason = null) : PlanDecision;
 
 /// <summary>Run the phase's gate checks in order, then <see cref="PlanState.GateFinished"/>.</summary>
 public sealed record RunGate(Phase Phase) : PlanDecision;
@@ -166,7 +219,7 @@ public static class PlanEngine
             var phase = plan.Phases[k];
             var submits = new List<PlanDecision>();
             var failed = new List<(Workstream W, WorkstreamRecord R)>();
-            bool running = false;
+            var running = new List<(Workstream W, WorkstreamRecord R)>();
             foreach (var w in phase.Workstreams)
             {
                 var r = state.Of(phase.Name, w.Name);
@@ -176,7 +229,7 @@ public static class PlanEngine
                     case WorkstreamStatus.Succeeded when same:
                         break;
                     case WorkstreamStatus.Running when same:
-                        running = true;
+                        running.Add((w, r));
                         break;
                     case WorkstreamStatus.Running:
                         submits.Add(new CancelWorkstream(phase.Name, w.Name, r.Hash!, r.Attempt));
@@ -192,14 +245,21 @@ public static class PlanEngine
             }
             if (failed.Count > 0)
             {
-                // Siblings that still run finish first: their results count on the next run.
-                if (running) return new PlanStep(PlanStatus.Running, phase.Name, []);
                 var reason = failed.Count == 1
                     ? $"workstream '{failed[0].W.Name}' failed" + (failed[0].R.Reason is { Length: > 0 } why ? $": {why}" : "")
                     : $"workstreams {string.Join(", ", failed.Select(f => $"'{f.W.Name}'"))} failed";
-                return Stop(plan, k, reason);
+                // The phase cannot pass any more. What it no longer needs is cancelled now: a sibling whose failure
+                // would not count (on_failure: continue) and one the daemon has not taken yet (it waits to be
+                // submitted). Submitted siblings that must succeed finish first: their results count on the next run.
+                var cancels = running
+                    .Where(x => x.W.OnFailure == OnFailure.Continue || state.WaitOf(phase.Name, x.W.Name) is not null)
+                    .Select(x => (PlanDecision)new CancelWorkstream(phase.Name, x.W.Name, x.R.Hash!, x.R.Attempt, $"cancelled: {reason}"))
+                    .ToList();
+                if (running.Any(x => x.W.OnFailure == OnFailure.Stop && state.WaitOf(phase.Name, x.W.Name) is null))
+                    return new PlanStep(PlanStatus.Running, phase.Name, cancels);
+                return Stop(plan, k, reason, cancels);
             }
-            if (submits.Count > 0 || running) return new PlanStep(PlanStatus.Running, phase.Name, submits);
+            if (submits.Count > 0 || running.Count > 0) return new PlanStep(PlanStatus.Running, phase.Name, submits);
             if (phase.Gate.Count == 0) continue;
 
             var g = state.GateOf(phase.Name);
@@ -214,12 +274,13 @@ public static class PlanEngine
         return new PlanStep(PlanStatus.Succeeded, null, [new PlanSucceeded()]);
     }
 
-    private static PlanStep Stop(Plan plan, int k, string reason)
+    private static PlanStep Stop(Plan plan, int k, string reason, IReadOnlyList<PlanDecision>? cancels = null)
     {
         var phase = plan.Phases[k].Name;
         var decisions = new List<PlanDecision> { new PlanStopped(phase, reason) };
         for (int j = k + 1; j < plan.Phases.Count; j++)
             decisions.Add(new Block(plan.Phases[j].Name, $"phase '{phase}' stopped the plan: {reason}"));
+        decisions.AddRange(cancels ?? []);
         return new PlanStep(PlanStatus.Stopped, phase, decisions);
     }
 

@@ -38,7 +38,22 @@ public static class PlanFile
         return Parse(text, path, vars);
     }
 
-    /// <param name="vars">Overrides for the file's <c>vars:</c> (as from <c>--var K=V</c>).</param>
+    /// <summary>Whether <paramref name="name"/> can name a var (<c>${name}</c>): letters, digits and '_', not starting with a digit.</summary>
+    public static bool IsVarName(string name) => PlanParser.IsVarName(name);
+
+    /// <summary>The first problem with vars given from outside the file (<c>--var K=V</c>, the API's <c>vars</c>), or null.</summary>
+    public static string? CheckVars(IReadOnlyDictionary<string, string>? vars)
+    {
+        foreach (var (k, v) in vars ?? new Dictionary<string, string>())
+        {
+            if (!IsVarName(k)) return $"var name '{(k.Length <= 60 ? k : k[..60] + "…")}' must be letters, digits and '_', not starting with a digit";
+            if (v.Contains('\0')) return $"var '{k}' holds a NUL character";
+        }
+        return null;
+    }
+
+    /// <param name="vars">Overrides for the file's <c>vars:</c> (as from <c>--var K=V</c>); a name the file does not
+    /// declare is defined all the same (a var with no default).</param>
     public static PlanParseResult Parse(string text, string file = "plan.yaml", IReadOnlyDictionary<string, string>? vars = null) =>
         new PlanParser(file, vars).Run(text);
 }
@@ -56,6 +71,8 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
     private static partial Regex VarName();
+
+    public static bool IsVarName(string name) => VarName().IsMatch(name);
 
     public PlanParseResult Run(string text)
     {
@@ -97,6 +114,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
                     _vars[key] = sv.Value ?? "";
                 }
         }
+        if (PlanFile.CheckVars(overrides) is { } badVar) _errors.Add(new PlanError(file, 0, 0, badVar));
         foreach (var (k, v) in overrides ?? new Dictionary<string, string>()) _vars[k] = v;
 
         string? name = null;

@@ -70,10 +70,20 @@ public static class PlanJson
                 var r = state.Of(phase.Name, w.Name);
                 // A record of another spec is history: this workstream has not run as written now.
                 var status = r.Hash == w.Hash || r.Status is WorkstreamStatus.Blocked ? r.Status : WorkstreamStatus.NotStarted;
+                var wait = r.Hash == w.Hash ? state.WaitOf(phase.Name, w.Name) : null;
                 workstreams.Add((JsonNode)new JsonObject
                 {
                     ["name"] = w.Name,
-                    ["status"] = Name(status),
+                    // Pending: running as far as the plan goes, but the daemon has not taken its tasks yet.
+                    ["status"] = wait is null ? Name(status) : "pending",
+                    ["waiting"] = wait is null ? null : new JsonObject
+                    {
+                        ["status"] = wait.Status,
+                        ["reason"] = wait.Reason,
+                        ["since"] = wait.Since,
+                        ["retry_at"] = wait.RetryAt,
+                        ["tries"] = wait.Tries,
+                    },
                     ["attempt"] = r.Attempt,
                     ["hash"] = w.Hash,
                     ["changed"] = r.Hash is not null && r.Hash != w.Hash,
@@ -121,8 +131,24 @@ public static class PlanJson
             ["status"] = Name(step.Status),
             ["current_phase"] = step.CurrentPhase,
             ["reason"] = stopped?.Reason,
+            ["waiting"] = Waiting(plan, state),
             ["phases"] = phases,
         };
+    }
+
+    /// <summary>One line on what the plan waits for, or null: the workstreams the daemon has not taken, and why.</summary>
+    public static string? Waiting(Plan plan, PlanState state)
+    {
+        if (state.Waiting.IsEmpty) return null;
+        var waiting = new List<(string Name, SubmitWait Wait)>();
+        foreach (var phase in plan.Phases)
+            foreach (var w in phase.Workstreams)
+                if (state.Of(phase.Name, w.Name).Hash == w.Hash && state.WaitOf(phase.Name, w.Name) is { } wait)
+                    waiting.Add(($"{phase.Name}/{w.Name}", wait));
+        if (waiting.Count == 0) return null;
+        var latest = waiting.MaxBy(w => w.Wait.RetryAt).Wait;
+        var names = string.Join(", ", waiting.Take(5).Select(w => w.Name)) + (waiting.Count > 5 ? $" and {waiting.Count - 5} more" : "");
+        return $"waiting to submit {names}: {latest.Reason} ({latest.Status}); trying again with backoff";
     }
 
     /// <summary>Enum names as the API writes them: <c>not_started</c>, <c>gating</c>, <c>succeeded</c>.</summary>

@@ -70,6 +70,13 @@ public class PlanEnginePropertyTests
                         gating.Add(g.Phase);
                     }
                     if (d is PlanSucceeded) Assert.All(plan.Phases, p => Assert.True(Passed(plan, state, p)));
+                    if (d is CancelWorkstream { Reason: not null } c)
+                    {
+                        // A failed phase cancels only what it does not need: here (nothing waits to be submitted),
+                        // siblings whose failure would not count.
+                        Assert.Equal(OnFailure.Continue, plan.FindPhase(c.Phase)!.Workstreams.Single(w => w.Name == c.Workstream).OnFailure);
+                        running.RemoveAll(s => s.Phase.Name == c.Phase && s.Workstream.Name == c.Workstream && s.Attempt == c.Attempt);
+                    }
                     state = state.Apply(plan, d);
                 }
                 if (next.Status != PlanStatus.Running) break;

@@ -224,6 +224,17 @@ public class PlanFileTests
     }
 
     [Fact]
+    public void A_var_from_outside_must_have_a_var_name()
+    {
+        Assert.Null(PlanFile.CheckVars(new Dictionary<string, string> { ["out"] = "/x", ["_n2"] = "" }));
+        Assert.Contains("'2x'", PlanFile.CheckVars(new Dictionary<string, string> { ["2x"] = "y" }));
+        Assert.Contains("'a-b'", PlanFile.CheckVars(new Dictionary<string, string> { ["a-b"] = "y" }));
+        var r = PlanFile.Parse("name: v\nphases:\n  - name: p\n    workstreams: [{name: w, run: x}]\n", "plan.yaml", new Dictionary<string, string> { ["a b"] = "y" });
+        Assert.False(r.Ok);
+        Assert.Contains("'a b'", r.ErrorText);
+    }
+
+    [Fact]
     public void Gate_checks_of_every_kind()
     {
         var plan = Parse("""

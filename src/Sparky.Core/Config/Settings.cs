@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Globalization;
 using Sparky.Core.Tasks;
 
@@ -55,112 +56,199 @@ public sealed record ResolvedSetting(string Name, string Value, SettingSource So
 /// <summary>A class's limiter: algorithm name and the range [Min, Max] its limit moves in.</summary>
 public sealed record ClassLimitSettings(string Limiter, int Min, int Max);
 
-/// <summary>The settings in force, each with where it came from. Immutable.</summary>
+/// <summary>
+/// The settings in force, each with where it came from, and the typed values they mean. Immutable: every typed value
+/// is read once, when <see cref="Resolve"/> builds the config, so a property read (the engine reads some on every loop
+/// pass) is a field read that parses nothing and returns the same instance each time.
+/// </summary>
 public sealed class SparkyConfig
 {
     public IReadOnlyDictionary<string, ResolvedSetting> Settings { get; }
 
-    private SparkyConfig(IReadOnlyDictionary<string, ResolvedSetting> settings) => Settings = settings;
+    /// <summary>Reads each typed value from <paramref name="settings"/>. Built only from settings that passed their
+    /// validators, and each reading below parses with its validator's own rules, so none can fail here.</summary>
+    private SparkyConfig(Dictionary<string, ResolvedSetting> settings)
+    {
+        Settings = settings.AsReadOnly();
+        string V(string name) => settings[name].Value;
+
+        DataDir = V("data");
+        QueueDir = V("queue_dir");
+        DropSettle = ReadDuration(V("drop_settle"));
+        EnableGpu = IsTrue(V("enable_gpu"));
+        GpuMemoryDefaultMb = MemorySizes.TryParseMb(V("gpu_memory_default"), out var mb) ? mb : 0; // empty: a whole GPU
+        LogLevel = LogLevels[V("log_level").Trim().ToLowerInvariant()];
+        Http = V("http");
+        Zmq = V("zmq");
+        ZmqEvents = V("zmq_events");
+        ZmqCurve = V("zmq_curve");
+        ZmqCurveKey = NullIfEmpty(V("zmq_curve_key"));
+        Token = NullIfEmpty(V("token"));
+        MaxQueued = ReadLong(V("max_queued"));
+        MaxBodyBytes = ReadLong(V("max_body_mb")) * 1024 * 1024;
+        MaxConnections = ReadInt(V("max_connections"));
+        RetryBaseSeconds = ReadDouble(V("retry_base_seconds"));
+        KillGraceSeconds = ReadDouble(V("kill_grace_seconds"));
+        Containment = V("containment");
+        EnforceMemory = IsTrue(V("enforce_memory"));
+        ReattachClasses = List(V("reattach_classes")).ToFrozenSet(StringComparer.Ordinal);
+        Mode = V("mode");
+        MaxConcurrency = ReadInt(V("max_concurrency"));
+        VisibleGpus = NullIfEmpty(V("visible_gpus"));
+        NvmlLibrary = NullIfEmpty(V("nvml_library"));
+        NvidiaSmi = NullIfEmpty(V("nvidia_smi"));
+
+        SlurmClasses = (IsTrue(V("enable_slurm")) ? new[] { Tasks.Classes.GpuSlurm, Tasks.Classes.Gpu } : new[] { Tasks.Classes.GpuSlurm })
+            .ToFrozenSet(StringComparer.Ordinal);
+        PilotClasses = List(V("pilot_classes")).ToFrozenSet(StringComparer.Ordinal);
+        WorkerClasses = List(V("worker_classes")).Concat(PilotClasses).ToFrozenSet(StringComparer.Ordinal);
+        PilotMaxWorkers = ReadInt(V("pilot_max_workers"));
+        PilotSlots = ReadInt(V("pilot_slots"));
+        PilotPrefetch = ReadInt(V("pilot_prefetch"));
+        PilotIdleTimeout = ReadDuration(V("pilot_idle_timeout"));
+        PilotWalltime = ReadDuration(V("pilot_walltime"));
+        var drain = ReadDuration(V("pilot_drain"));
+        PilotDrain = settings["pilot_drain"].Source == SettingSource.Default && drain > PilotWalltime / 2 ? PilotWalltime / 2 : drain;
+        PilotConnect = NullIfEmpty(V("pilot_connect"));
+        PilotCommand = NullIfEmpty(V("pilot_command"));
+        WorkerHeartbeat = ReadDuration(V("worker_heartbeat"));
+        WorkerTimeout = ReadDuration(V("worker_timeout"));
+
+        SlurmPartition = NullIfEmpty(V("slurm_partition"));
+        SlurmAccount = NullIfEmpty(V("slurm_account"));
+        SlurmPollInterval = TimeSpan.FromSeconds(ReadDouble(V("slurm_poll_seconds")));
+        SlurmCommandTimeout = TimeSpan.FromSeconds(ReadDouble(V("slurm_command_timeout_seconds")));
+        SlurmSubmitWait = ReadDuration(V("slurm_submit_wait"));
+
+        // Keyed by what comes before the suffix: a class, or "pilot" (pilot_sbatch_options).
+        const string OptionsSuffix = "_sbatch_options";
+        _sbatchOptions = settings.Values.Where(s => s.Name.EndsWith(OptionsSuffix, StringComparison.Ordinal)).ToFrozenDictionary(
+            s => s.Name[..^OptionsSuffix.Length], s => ReadOnly(s.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)), StringComparer.Ordinal);
+        _handlers = Classes.Select(c => (Class: c, CommandWords.Split(V(c + "_handler")).Words))
+            .Where(h => h.Words.Count > 0)
+            .ToFrozenDictionary(h => h.Class, h => ReadOnly([.. h.Words]), StringComparer.Ordinal);
+        // A template applies only where the class runs on Slurm, which enable_slurm decided above.
+        _sbatchTemplates = SlurmClasses.Select(c => (Class: c, Path: settings.TryGetValue(c + "_sbatch_template", out var s) ? s.Value.Trim() : ""))
+            .Where(t => t.Path.Length > 0)
+            .ToFrozenDictionary(t => t.Class, t => t.Path, StringComparer.Ordinal);
+
+        _classLimits = Classes.ToFrozenDictionary(c => c, c =>
+        {
+            int min = ReadInt(V(c + "_min_slots"));
+            return new ClassLimitSettings(V(c + "_limiter"), min, Math.Max(min, ReadInt(V(c + "_slots"))));
+        }, StringComparer.Ordinal);
+        // A dictionary (not frozen) under the read-only view: it keeps the order of Classes, which the scheduler lists its classes in.
+        ClassLimits = Classes.ToDictionary(c => c, c => _classLimits[c].Max, StringComparer.Ordinal).AsReadOnly();
+    }
+
+    private readonly FrozenDictionary<string, IReadOnlyList<string>> _sbatchOptions;
+    private readonly FrozenDictionary<string, IReadOnlyList<string>> _handlers;
+    private readonly FrozenDictionary<string, string> _sbatchTemplates;
+    private readonly FrozenDictionary<string, ClassLimitSettings> _classLimits;
 
     public string this[string name] => Settings[name].Value;
 
-    public string DataDir => this["data"];
+    public string DataDir { get; }
     /// <summary>Where pending/, done/, accepted/ and rejected/ are (relative: to the daemon's working directory).</summary>
-    public string QueueDir => this["queue_dir"];
+    public string QueueDir { get; }
     /// <summary>How long a file written in place that does not parse must stay unchanged, with no writer, before it is rejected.</summary>
-    public TimeSpan DropSettle => Seconds("drop_settle");
-    public bool EnableGpu => IsTrue(this["enable_gpu"]);
+    public TimeSpan DropSettle { get; }
+    public bool EnableGpu { get; }
     /// <summary>The share of one GPU (MiB) a gpu task that asks for none gets; 0: a whole GPU.</summary>
-    public long GpuMemoryDefaultMb => MemorySizes.TryParseMb(this["gpu_memory_default"], out var mb) ? mb : 0;
-    public string LogLevel => LogLevels[this["log_level"].Trim().ToLowerInvariant()];
-    public string Http => this["http"];
+    public long GpuMemoryDefaultMb { get; }
+    public string LogLevel { get; }
+    public string Http { get; }
     /// <summary>The ZeroMQ command (ROUTER) and event (PUB) endpoints, tcp://HOST:PORT.</summary>
-    public string Zmq => this["zmq"];
-    public string ZmqEvents => this["zmq_events"];
+    public string Zmq { get; }
+    public string ZmqEvents { get; }
     /// <summary>CURVE on the ZeroMQ sockets: on, off, or auto (on for an endpoint off loopback).</summary>
-    public string ZmqCurve => this["zmq_curve"];
+    public string ZmqCurve { get; }
     /// <summary>The server's secret key file; empty: <c>&lt;data&gt;/sparky.key</c> where it exists.</summary>
-    public string? ZmqCurveKey => this["zmq_curve_key"] is { Length: > 0 } k ? k : null;
-    public string? Token => this["token"] is { Length: > 0 } t ? t : null;
-    public long MaxQueued => long.Parse(this["max_queued"], CultureInfo.InvariantCulture);
-    public long MaxBodyBytes => long.Parse(this["max_body_mb"], CultureInfo.InvariantCulture) * 1024 * 1024;
-    public int MaxConnections => int.Parse(this["max_connections"], CultureInfo.InvariantCulture);
-    public double RetryBaseSeconds => double.Parse(this["retry_base_seconds"], CultureInfo.InvariantCulture);
-    public double KillGraceSeconds => double.Parse(this["kill_grace_seconds"], CultureInfo.InvariantCulture);
+    public string? ZmqCurveKey { get; }
+    public string? Token { get; }
+    public long MaxQueued { get; }
+    public long MaxBodyBytes { get; }
+    public int MaxConnections { get; }
+    public double RetryBaseSeconds { get; }
+    public double KillGraceSeconds { get; }
+
+    /// <summary>auto: a cgroup per attempt where the host allows; marker: processes found by their environment marker.</summary>
+    public string Containment { get; }
+    public bool EnforceMemory { get; }
 
     /// <summary>Classes whose attempts run under a small shell shim that records the exit code in a file,
     /// so a task still running when the daemon dies can be re-attached and its true result kept. Short tasks
     /// skip the shim (it costs one more exec) and are retried instead.</summary>
-    /// <summary>auto: a cgroup per attempt where the host allows; marker: processes found by their environment marker.</summary>
-    public string Containment => this["containment"];
-
-    public IReadOnlySet<string> ReattachClasses => this["reattach_classes"].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+    public IReadOnlySet<string> ReattachClasses { get; }
 
     /// <summary>The mode in force: laptop, workstation or cluster (auto is resolved at load).</summary>
-    public string Mode => this["mode"];
+    public string Mode { get; }
 
     /// <summary>Most tasks running at once across all classes; 0: only the class limits bound them.</summary>
-    public int MaxConcurrency => int.Parse(this["max_concurrency"], CultureInfo.InvariantCulture);
-    public string? VisibleGpus => this["visible_gpus"] is { Length: > 0 } v ? v : null;
-    public string? NvmlLibrary => this["nvml_library"] is { Length: > 0 } v ? v : null;
-    public string? NvidiaSmi => this["nvidia_smi"] is { Length: > 0 } v ? v : null;
+    public int MaxConcurrency { get; }
+    public string? VisibleGpus { get; }
+    public string? NvmlLibrary { get; }
+    public string? NvidiaSmi { get; }
 
     /// <summary>Classes whose tasks run as Slurm jobs: <c>gpu_slurm</c> always, <c>gpu</c> where <c>enable_slurm</c> is on
     /// (its cluster mode preset).</summary>
-    public IReadOnlySet<string> SlurmClasses => IsTrue(this["enable_slurm"])
-        ? new HashSet<string> { Tasks.Classes.GpuSlurm, Tasks.Classes.Gpu }
-        : new HashSet<string> { Tasks.Classes.GpuSlurm };
+    public IReadOnlySet<string> SlurmClasses { get; }
 
     /// <summary>Classes whose tasks run on workers over ZeroMQ (<c>sparky worker --connect</c>): those of
     /// <c>worker_classes</c> and of <c>pilot_classes</c>.</summary>
-    public IReadOnlySet<string> WorkerClasses => List("worker_classes").Concat(List("pilot_classes")).ToHashSet(StringComparer.Ordinal);
+    public IReadOnlySet<string> WorkerClasses { get; }
     /// <summary>Worker classes for which Sparky itself starts workers, as pilot jobs on Slurm.</summary>
-    public IReadOnlySet<string> PilotClasses => List("pilot_classes").ToHashSet(StringComparer.Ordinal);
-    public int PilotMaxWorkers => int.Parse(this["pilot_max_workers"], CultureInfo.InvariantCulture);
-    public int PilotSlots => int.Parse(this["pilot_slots"], CultureInfo.InvariantCulture);
-    public int PilotPrefetch => int.Parse(this["pilot_prefetch"], CultureInfo.InvariantCulture);
-    public TimeSpan PilotIdleTimeout => Seconds("pilot_idle_timeout");
-    public TimeSpan PilotWalltime => Seconds("pilot_walltime");
+    public IReadOnlySet<string> PilotClasses { get; }
+    public int PilotMaxWorkers { get; }
+    public int PilotSlots { get; }
+    public int PilotPrefetch { get; }
+    public TimeSpan PilotIdleTimeout { get; }
+    public TimeSpan PilotWalltime { get; }
     /// <summary>Left at its default, the drain is at most half the walltime, so a short walltime needs no drain setting.</summary>
-    public TimeSpan PilotDrain => Settings["pilot_drain"].Source == SettingSource.Default && Seconds("pilot_drain") > PilotWalltime / 2
-        ? PilotWalltime / 2 : Seconds("pilot_drain");
-    public string? PilotConnect => this["pilot_connect"] is { Length: > 0 } v ? v : null;
-    public string? PilotCommand => this["pilot_command"] is { Length: > 0 } v ? v : null;
-    public TimeSpan WorkerHeartbeat => Seconds("worker_heartbeat");
-    public TimeSpan WorkerTimeout => Seconds("worker_timeout");
+    public TimeSpan PilotDrain { get; }
+    public string? PilotConnect { get; }
+    public string? PilotCommand { get; }
+    public TimeSpan WorkerHeartbeat { get; }
+    public TimeSpan WorkerTimeout { get; }
 
-    private IEnumerable<string> List(string name) => this[name].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-    private TimeSpan Seconds(string name) => TimeSpan.FromSeconds(Tasks.Durations.TryParseSeconds(this[name], out var s) ? s : 0);
-
-    public string? SlurmPartition => this["slurm_partition"] is { Length: > 0 } v ? v : null;
-    public string? SlurmAccount => this["slurm_account"] is { Length: > 0 } v ? v : null;
-    public TimeSpan SlurmPollInterval => TimeSpan.FromSeconds(double.Parse(this["slurm_poll_seconds"], CultureInfo.InvariantCulture));
-    public TimeSpan SlurmCommandTimeout => TimeSpan.FromSeconds(double.Parse(this["slurm_command_timeout_seconds"], CultureInfo.InvariantCulture));
+    public string? SlurmPartition { get; }
+    public string? SlurmAccount { get; }
+    public TimeSpan SlurmPollInterval { get; }
+    public TimeSpan SlurmCommandTimeout { get; }
 
     /// <summary>Extra sbatch options for a class, from <c>&lt;class&gt;_sbatch_options</c>.</summary>
-    public IReadOnlyList<string> SbatchOptionsFor(string cls) =>
-        Settings.TryGetValue(cls + "_sbatch_options", out var s) ? s.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
+    public IReadOnlyList<string> SbatchOptionsFor(string cls) => _sbatchOptions.TryGetValue(cls, out var o) ? o : [];
 
     /// <summary>The argv of <c>&lt;class&gt;_handler</c>, which runs the class's tasks whose payload names work instead of a
     /// command; null where none is set. The value was checked at load (<see cref="CommandWords"/>).</summary>
-    public IReadOnlyList<string>? HandlerFor(string cls) =>
-        Settings.TryGetValue(cls + "_handler", out var s) && CommandWords.Split(s.Value) is { Error: null, Words.Count: > 0 } w ? w.Words : null;
+    public IReadOnlyList<string>? HandlerFor(string cls) => _handlers.TryGetValue(cls, out var h) ? h : null;
 
     /// <summary>The file of <c>&lt;class&gt;_sbatch_template</c>, where the class runs on Slurm and one is set.</summary>
-    public string? SbatchTemplateFor(string cls) =>
-        SlurmClasses.Contains(cls) && Settings.TryGetValue(cls + "_sbatch_template", out var s) && s.Value.Trim() is { Length: > 0 } path ? path : null;
+    public string? SbatchTemplateFor(string cls) => _sbatchTemplates.TryGetValue(cls, out var t) ? t : null;
 
     /// <summary>How long <c>POST /queue/submit</c> waits for a gpu_slurm task's job id.</summary>
-    public TimeSpan SlurmSubmitWait => Seconds("slurm_submit_wait");
+    public TimeSpan SlurmSubmitWait { get; }
 
     /// <summary>Each class's concurrency: the ceiling (<c>&lt;class&gt;_slots</c>), where it is a fixed limit.</summary>
-    public IReadOnlyDictionary<string, int> ClassLimits => Classes.ToDictionary(c => c, c => ClassLimit(c).Max);
+    public IReadOnlyDictionary<string, int> ClassLimits { get; }
 
     /// <summary>A class's limiter: its algorithm and the range it moves in.</summary>
-    public ClassLimitSettings ClassLimit(string cls) => new(
-        this[cls + "_limiter"],
-        int.Parse(this[cls + "_min_slots"], CultureInfo.InvariantCulture),
-        Math.Max(int.Parse(this[cls + "_min_slots"], CultureInfo.InvariantCulture), int.Parse(this[cls + "_slots"], CultureInfo.InvariantCulture)));
+    public ClassLimitSettings ClassLimit(string cls) => _classLimits[cls];
+
+    // How each kind of value is read: with the rules its validator accepted it by (Long, Double, Duration below).
+    private static IEnumerable<string> List(string v) => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    private static long ReadLong(string v) => long.Parse(v, NumberStyles.Integer, CultureInfo.InvariantCulture);
+    // Every integer setting read as an int is bounded well inside int's range by its validator.
+    private static int ReadInt(string v) => checked((int)ReadLong(v));
+    private static double ReadDouble(string v) => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+    // "0" is a valid duration where the minimum is 0, but Durations reads only positive ones.
+    private static TimeSpan ReadDuration(string v) =>
+        v.Trim() == "0" ? TimeSpan.Zero
+        : Tasks.Durations.TryParseSeconds(v, out var s) ? TimeSpan.FromSeconds(s)
+        : throw new InvalidOperationException($"'{v}' passed the duration check but is no duration");
+    private static string? NullIfEmpty(string v) => v.Length > 0 ? v : null;
+    // Shared by every reader, so wrapped: none can change it for the others.
+    private static IReadOnlyList<string> ReadOnly(string[] words) => Array.AsReadOnly(words);
 
     public static readonly IReadOnlyList<string> Classes = [Tasks.Classes.CpuShort, Tasks.Classes.CpuLong, Tasks.Classes.Gpu, Tasks.Classes.GpuSlurm];
 
@@ -255,6 +343,8 @@ public sealed class SparkyConfig
             "(sparky demo is a verb of its own): shown here, no effect", _ => "false", Bool, "DSPY_ENABLE_DEMO"),
         new("containment", "how each attempt's processes are kept together so cancel, timeout and recovery end all of them: auto (a cgroup v2 per attempt where the host allows, else marker), marker (every process carrying the attempt's environment marker)",
             _ => "auto", OneOf(["auto", "marker"])),
+        new("enforce_memory", "hold a local task that asks for memory (--mem, resources.memory_mb) to it, as Slurm does: past it the kernel's OOM killer ends the task, which fails with reason out_of_memory " +
+            "(a cgroup v2 memory.max where the memory controller is delegated, else a cgroup v1 memory cgroup; never with containment = marker)", _ => "true", Bool),
     ];
 
     /// <summary>Resolves every setting: flag &gt; environment &gt; file &gt; default. Returns every error at once.</summary>

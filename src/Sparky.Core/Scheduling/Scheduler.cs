@@ -85,7 +85,6 @@ public sealed class Scheduler
     public int Limit(string cls) => _classes.TryGetValue(cls, out var q) ? q.Limit : 0;
     /// <summary>Tasks of the class whose dependencies are met, waiting for a slot or resources.</summary>
     public int ReadyCount(string cls) => _classes.TryGetValue(cls, out var q) ? q.Ready.Count : 0;
-    public IEnumerable<string> Classes => _classes.Keys;
 
     /// <summary>Sets a class's limit (its limiter moved, or its workers came and went). Lowering it never stops what
     /// runs: fewer start next. 0 holds the class's tasks (a worker class with no worker connected).</summary>

@@ -18,7 +18,6 @@ public sealed class Worker
         Credits = credits;
         FreeGpus = info.Gpus;
         LastSeen = now;
-        JoinedAt = now;
     }
 
     public string Session { get; }
@@ -27,7 +26,6 @@ public sealed class Worker
     public int Credits { get; internal set; }
     public int FreeGpus { get; internal set; }
     public DateTimeOffset LastSeen { get; internal set; }
-    public DateTimeOffset JoinedAt { get; }
     /// <summary>Draining: it finishes what it runs and takes nothing new (its walltime is near, or it is leaving).</summary>
     public bool Draining { get; internal set; }
     /// <summary>The tasks it was given and has not reported finished, with the GPUs each holds.</summary>

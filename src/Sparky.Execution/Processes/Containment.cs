@@ -25,29 +25,37 @@ public sealed class Containment
 
     /// <summary>The folder of this daemon's attempt cgroups, or null where attempts are found by their marker only.</summary>
     public string? CgroupRoot { get; }
-    /// <summary>"cgroup" or "marker", and why, for the log.</summary>
+    /// <summary>"cgroup" or "marker", and why, and how memory is held, for the log.</summary>
     public string Mode { get; }
+    /// <summary>How an attempt is held to the memory it asked for, and its memory use read.</summary>
+    public MemoryControl Memory { get; }
 
-    private Containment(string instance, string? cgroupRoot, string mode)
+    private Containment(string instance, string? cgroupRoot, string mode, MemoryControl memory)
     {
         _instance = instance;
         CgroupRoot = cgroupRoot;
-        Mode = mode;
+        Memory = memory;
+        Mode = mode + "; " + memory.Why;
     }
 
     /// <summary><paramref name="setting"/>: auto (a cgroup where the host allows), cgroup (the same, saying why not
-    /// where it cannot), or marker. Never fails: the marker always works.</summary>
-    public static Containment Create(string setting, string instance)
+    /// where it cannot), or marker. <paramref name="enforceMemory"/>: hold each attempt to the memory it asked for
+    /// where a memory controller can be had (never in marker mode, which makes no cgroups). Never fails: the marker
+    /// always works.</summary>
+    public static Containment Create(string setting, string instance, bool enforceMemory = true)
     {
-        if (setting == "marker") return new Containment(instance, null, "marker (containment = marker)");
-        var (root, why) = TryCgroupRoot(instance);
+        if (setting == "marker")
+            return new Containment(instance, null, "marker (containment = marker)", MemoryControl.NotHeld("containment = marker makes no cgroups"));
+        var folder = "sparky-" + Hash(instance);
+        var (root, why) = TryCgroupRoot(folder);
+        var memory = enforceMemory ? MemoryControl.Detect(root, folder) : MemoryControl.NotHeld("enforce_memory = false");
         return root is null
-            ? new Containment(instance, null, $"marker (no cgroup: {why})")
-            : new Containment(instance, root, $"cgroup ({root})");
+            ? new Containment(instance, null, $"marker (no cgroup: {why})", memory)
+            : new Containment(instance, root, $"cgroup ({root})", memory);
     }
 
     /// <summary>Makes and tests this daemon's cgroup folder under its own cgroup in the unified (v2) hierarchy.</summary>
-    private static (string? Root, string Why) TryCgroupRoot(string instance)
+    private static (string? Root, string Why) TryCgroupRoot(string folder)
     {
         try
         {
@@ -63,7 +71,7 @@ public sealed class Containment
             if (mount is null) return (null, "no cgroup2 file system is mounted");
             var own = File.ReadLines("/proc/self/cgroup").FirstOrDefault(l => l.StartsWith("0::", StringComparison.Ordinal));
             if (own is null) return (null, "this process has no cgroup v2");
-            var dir = Path.Combine(mount + own[3..].TrimEnd('/'), "sparky-" + Hash(instance));
+            var dir = Path.Combine(mount + own[3..].TrimEnd('/'), folder);
             if (!File.Exists(Path.Combine(mount, "cgroup.procs"))) return (null, $"{mount} is not a cgroup2 root");
             Directory.CreateDirectory(dir);
             // A cgroup that can be made may still not take processes (no write access to a common ancestor's
@@ -99,21 +107,26 @@ public sealed class Containment
         env[InstanceVar] = _instance;
     }
 
-    /// <summary>The cgroup an attempt's processes go in, made now; null in marker mode or if it cannot be made.</summary>
-    public string? Prepare(string task, int attempt)
+    /// <summary>
+    /// The cgroups an attempt's processes go in, made now: its own (null in marker mode or if it cannot be made), held
+    /// to <paramref name="memoryLimitBytes"/> where memory is unified; and, on a host whose memory controller is on
+    /// cgroup v1, a memory cgroup of its own when it asks for memory.
+    /// </summary>
+    public AttemptCgroups Prepare(string task, int attempt, long memoryLimitBytes = 0)
     {
-        if (CgroupRoot is null) return null;
-        var dir = Path.Combine(CgroupRoot, $"{task}.{attempt}");
-        try
+        var name = $"{task}.{attempt}";
+        string? dir = null;
+        if (CgroupRoot is not null)
         {
-            Directory.CreateDirectory(dir);
-            return dir;
+            dir = Path.Combine(CgroupRoot, name);
+            try { Directory.CreateDirectory(dir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"sparky: cannot make cgroup {dir}: {e.Message}; the attempt is found by its marker");
+                dir = null;
+            }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"sparky: cannot make cgroup {dir}: {e.Message}; the attempt is found by its marker");
-            return null;
-        }
+        return new AttemptCgroups(dir, Memory.Prepare(name, dir, memoryLimitBytes));
     }
 
     /// <summary>
@@ -167,25 +180,25 @@ public sealed class Containment
     /// when <paramref name="scanMarked"/> (the attempt failed or was stopped and may be retried); its process group
     /// is always ended.
     /// </summary>
-    /// <returns>The attempt's CPU time in microseconds, where its cgroup told it.</returns>
-    public long? Release(string task, int attempt, int pid, bool scanMarked)
+    /// <returns>The attempt's CPU time, peak memory and OOM kill, where its cgroups told them.</returns>
+    public AttemptUsage Release(string task, int attempt, int pid, bool scanMarked)
     {
         if (pid > 1) ProcessLauncher.SignalGroup(pid, Signals.Kill);
-        long? cpu = null;
-        if (CgroupRoot is not null)
+        var name = $"{task}.{attempt}";
+        string? dir = CgroupRoot is null ? null : Path.Combine(CgroupRoot, name);
+        string? legacy = Memory.LegacyRoot is { } lr && Directory.Exists(Path.Combine(lr, name)) ? Path.Combine(lr, name) : null;
+        var (peak, oom) = Memory.Read(dir, legacy);
+        var usage = new AttemptUsage(dir is null ? null : MemoryControl.Field(Path.Combine(dir, "cpu.stat"), "usage_usec"), peak, oom);
+        if (dir is not null && !TryRemoveDir(dir) && Directory.Exists(dir))
         {
-            var dir = Path.Combine(CgroupRoot, $"{task}.{attempt}");
-            cpu = CpuMicros(dir);
-            if (TryRemoveDir(dir)) return cpu; // empty: nothing of the attempt is left in it
-            if (Directory.Exists(dir))
-            {
-                // Still populated: end what is left; the cgroup goes at a sweep once its last process has exited.
-                SignalCgroup(dir, Signals.Kill);
-                lock (_gate) _toRemove.Add(dir);
-            }
+            // Still populated: end what is left; the cgroup goes at a sweep once its last process has exited.
+            SignalCgroup(dir, Signals.Kill);
+            lock (_gate) _toRemove.Add(dir);
         }
         if (scanMarked) SignalMarked(Signals.Kill, (t, a) => t == task && a == attempt);
-        return cpu;
+        // A v1 memory cgroup cannot kill: its processes are ended above (cgroup, group, marker) and it goes once empty.
+        if (legacy is not null && !TryRemoveDir(legacy)) lock (_gate) _toRemove.Add(legacy);
+        return usage;
     }
 
     /// <summary>Cgroups wait for their last processes to exit before they can be removed: the engine looks again soon.</summary>
@@ -217,13 +230,14 @@ public sealed class Containment
         {
             foreach (var dir in SafeDirectories(CgroupRoot))
             {
-                var name = Path.GetFileName(dir);
-                int dot = name.LastIndexOf('.');
-                if (dot > 0 && int.TryParse(name.AsSpan(dot + 1), out int n) && keep.Contains((name[..dot], n))) continue;
+                if (Kept(dir)) continue;
                 SignalCgroup(dir, Signals.Kill);
                 doomed.Add(dir);
             }
         }
+        if (Memory.LegacyRoot is { } legacyRoot)
+            foreach (var dir in SafeDirectories(legacyRoot))
+                if (!Kept(dir)) doomed.Add(dir); // its processes are in the unified cgroup or carry the marker: killed here
         int killed = 0;
         var deadline = DateTime.UtcNow + wait;
         // Until a pass finds none: a process may fork between our reading /proc and its kill.
@@ -240,13 +254,21 @@ public sealed class Containment
             if (Directory.Exists(dir)) lock (_gate) _toRemove.Add(dir);
         }
         return killed;
+
+        bool Kept(string dir)
+        {
+            var name = Path.GetFileName(dir);
+            int dot = name.LastIndexOf('.');
+            return dot > 0 && int.TryParse(name.AsSpan(dot + 1), out int n) && keep.Contains((name[..dot], n));
+        }
     }
 
-    /// <summary>Removes this daemon's cgroup folder if nothing is left in it (a clean stop).</summary>
+    /// <summary>Removes this daemon's cgroup folders if nothing is left in them (a clean stop).</summary>
     public void Close()
     {
         Sweep();
         if (CgroupRoot is not null) TryRemoveDir(CgroupRoot);
+        if (Memory.LegacyRoot is not null) TryRemoveDir(Memory.LegacyRoot);
     }
 
     private static void SignalCgroup(string dir, int signal)
@@ -316,17 +338,6 @@ public sealed class Containment
         return false;
     }
 
-    private static long? CpuMicros(string dir)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines(Path.Combine(dir, "cpu.stat")))
-                if (line.StartsWith("usage_usec ", StringComparison.Ordinal) && long.TryParse(line.AsSpan(11), out long us)) return us;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        return null;
-    }
-
     private static bool TryRemoveDir(string dir)
     {
         // A cgroup is removed with rmdir alone (its files are the kernel's); it fails while processes are in it.
@@ -339,3 +350,7 @@ public sealed class Containment
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
     }
 }
+
+/// <summary>Where an attempt's processes go: its own cgroup (null: found by marker only) and, on a host whose memory
+/// controller is on cgroup v1, a memory cgroup of its own (null unless it asked for memory there).</summary>
+public readonly record struct AttemptCgroups(string? Unified, string? Memory);

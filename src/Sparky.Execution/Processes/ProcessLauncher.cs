@@ -12,7 +12,8 @@ public sealed record LaunchSpec(
     bool RecordStartTime = true,
     IReadOnlyList<string>? Prefix = null,
     string? Cgroup = null,
-    string? StdinPath = null);
+    string? StdinPath = null,
+    string? MemoryCgroup = null);
 
 /// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
 public readonly record struct ProcessExit(int? ExitCode, int? Signal)
@@ -133,6 +134,8 @@ public sealed unsafe class ProcessLauncher : IDisposable
             if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
             _running[pid] = onExit;
             bool inCgroup = spec.Cgroup is not null && (cgroupFd >= 0 && SetCgroup != null || Containment.Enter(spec.Cgroup, pid));
+            // A cgroup v1 memory hierarchy has no CLONE_INTO_CGROUP: the process is moved there after its spawn.
+            if (spec.MemoryCgroup is not null) Containment.Enter(spec.MemoryCgroup, pid);
             // The start time tells a live process from a reused pid; only re-attachable tasks need it.
             return new LaunchResult.Started(pid, spec.RecordStartTime ? ProcessTable.StartTime(pid) ?? 0 : 0, inCgroup);
         }

@@ -79,7 +79,6 @@ public sealed class SlurmExecutor : IDisposable
     private TimeSpan _interval;
     private DateTimeOffset _nextPoll;
     private bool? _accounting;
-    private long _statusCalls, _detailCalls, _submitCalls, _pollErrors;
 
     public SlurmExecutor(SlurmExecutorOptions options, Action<SlurmReport> report, TimeProvider? clock = null)
     {
@@ -96,12 +95,6 @@ public sealed class SlurmExecutor : IDisposable
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Any(d => File.Exists(Path.Combine(d, "sbatch")));
 
-    /// <summary>squeue calls so far (one per poll, whatever the number of jobs).</summary>
-    public long StatusCalls => Interlocked.Read(ref _statusCalls);
-    /// <summary>sacct or scontrol calls so far (one per poll in which jobs ended).</summary>
-    public long DetailCalls => Interlocked.Read(ref _detailCalls);
-    public long SubmitCalls => Interlocked.Read(ref _submitCalls);
-    public long PollErrors => Interlocked.Read(ref _pollErrors);
     public Action? PollErrorObserved { get; set; }
 
     public SlurmView? ViewOf(string taskId) => _views.TryGetValue(taskId, out var v) ? v : null;
@@ -204,7 +197,6 @@ public sealed class SlurmExecutor : IDisposable
             }
             r = r with { AfterOkJobIds = afterJobs };
             s.Tries++;
-            Interlocked.Increment(ref _submitCalls);
             string script;
             try { script = SbatchScript.Render(r); }
             catch (ArgumentException e)
@@ -266,7 +258,6 @@ public sealed class SlurmExecutor : IDisposable
             try { script = SbatchScript.RenderArray(first with { StdoutPath = slurmLog, StderrPath = slurmLog, Env = env }, elements); }
             catch (ArgumentException) { continue; } // each goes on its own, where the error is reported
             foreach (var m in members) m.Tries++;
-            Interlocked.Increment(ref _submitCalls);
             var result = Run("sbatch", ["--parsable"], stdin: script);
             string? arrayJob = null;
             if (result.Ok) { try { arrayJob = SlurmQueries.ParseSbatch(result.Stdout).JobId; } catch (FormatException) { } }
@@ -347,7 +338,6 @@ public sealed class SlurmExecutor : IDisposable
 
     private IReadOnlyList<SlurmJob>? Squeue()
     {
-        Interlocked.Increment(ref _statusCalls);
         var r = Run("squeue", SlurmQueries.SqueueArgs);
         if (!r.Ok) return null;
         var rows = SlurmQueries.ParseSqueue(r.Stdout);
@@ -361,7 +351,6 @@ public sealed class SlurmExecutor : IDisposable
         var rows = Squeue();
         if (rows is null)
         {
-            Interlocked.Increment(ref _pollErrors);
             PollErrorObserved?.Invoke();
             _interval = TimeSpan.FromTicks(Math.Min(_options.MaxBackoff.Ticks, _interval.Ticks * 2));
             return;
@@ -405,7 +394,6 @@ public sealed class SlurmExecutor : IDisposable
     /// <summary>Exit codes come from sacct where accounting is on, else from scontrol (while the controller remembers the job).</summary>
     private void LookUp(List<Job> jobs, Dictionary<string, SlurmJob> fromSqueue)
     {
-        Interlocked.Increment(ref _detailCalls);
         IReadOnlyList<SlurmJob>? details = null;
         var ids = jobs.Select(j => j.JobId!).ToList();
         if (_accounting != false)

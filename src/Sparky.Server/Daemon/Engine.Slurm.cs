@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sparky.Core.Events;
+using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
 using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
@@ -21,7 +22,7 @@ public sealed partial class Engine
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnSlurm = true, Outputs = spec.Outputs, Cwd = spec.Cwd,
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, Place = new SlurmPlacement(null), Outputs = spec.Outputs, Cwd = spec.Cwd,
         };
         if (_slurm is null)
         {
@@ -78,11 +79,11 @@ public sealed partial class Engine
     private void OnSlurm(SlurmReport report, DateTimeOffset now)
     {
         var id = TaskId.Parse(report.TaskId);
-        if (!_running.TryGetValue(id, out var r) || r.N != report.Attempt || !r.OnSlurm) return;
+        if (!_running.TryGetValue(id, out var r) || r.N != report.Attempt || r.Place is not SlurmPlacement) return;
         switch (report)
         {
             case SlurmReport.Submitted s:
-                r.SlurmJobId = s.JobId;
+                r.Place = new SlurmPlacement(s.JobId);
                 ReleaseJobIdWaiter(id, s.JobId);
                 SlurmJobSubmitted?.Invoke();
                 _ = _store.AttemptSlurmAsync(id, r.N, s.JobId, null);
@@ -129,7 +130,8 @@ public sealed partial class Engine
         SlurmPhase.Succeeded or SlurmPhase.Failed => (new ProcessExit(e.ExitCode, e.Signal is > 0 ? e.Signal : null), null, "failed"),
         SlurmPhase.TimedOut => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Timeout, "timeout"),
         SlurmPhase.OutOfMemory => (new ProcessExit(e.ExitCode, e.Signal ?? 9), Reasons.OutOfMemory, "failed"),
-        SlurmPhase.Cancelled when r.Cancelling => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Cancelled, "cancelled"),
+        // Cancelled by Sparky (a cancel, or a dependency that failed: its end then says so), or by someone else.
+        SlurmPhase.Cancelled when r.Stop is StopReason.Cancel or StopReason.DependencyFailed => (new ProcessExit(e.ExitCode, e.Signal), Reasons.Cancelled, "cancelled"),
         SlurmPhase.Cancelled => (new ProcessExit(e.ExitCode, e.Signal), Reasons.CancelledBySlurm, "cancelled"),
         _ => (new ProcessExit(null, null), Reasons.Lost, "failed"), // node failure, preemption, a job Slurm has no record of
     };
@@ -141,7 +143,7 @@ public sealed partial class Engine
         var run = new Running
         {
             Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), OnSlurm = true, SlurmJobId = a?.SlurmJobId,
+            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), Place = new SlurmPlacement(a?.SlurmJobId),
         };
         run.DoneFile = spec?.DoneFile == true;
         run.Outputs = spec?.Outputs;
@@ -151,7 +153,7 @@ public sealed partial class Engine
         _scheduler.AddRunning(t.Id, t.Class, t.Seq);
         _running[t.Id] = run;
         if (_slurm is null) toEnd.Add((run, new ProcessExit(null, null), Reasons.Lost));
-        else _slurm.Track(t.Id.Value, run.N, run.SlurmJobId);
+        else _slurm.Track(t.Id.Value, run.N, a?.SlurmJobId);
     }
 
     /// <summary>Who waits for a task's Slurm job id (<c>POST /queue/submit</c> of a gpu_slurm task): completed from the

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json.Nodes;
 using Sparky.Core.Events;
+using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
 using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
@@ -56,9 +57,6 @@ public sealed partial class Engine
     /// from another key. For tests and logs.</summary>
     public long RejectedWorkerMessages => Interlocked.Read(ref _bogusEnds);
 
-    /// <summary>A lost worker's tasks are queued again without using their retries, this many times at most.</summary>
-    private const int MaxLostRequeues = 5;
-
     private readonly WorkerPool _workers = new();
     private readonly Dictionary<string, byte[]> _workerIdentity = new(StringComparer.Ordinal);
     /// <summary>Attempts of worker classes started and waiting for a worker's credit.</summary>
@@ -89,8 +87,8 @@ public sealed partial class Engine
         var run = new Running
         {
             Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, OnWorker = true, Spec = spec, Outputs = spec.Outputs, Cwd = spec.Cwd,
-            Gpus = spec.Gpus > 0 ? spec.Gpus : spec.Class == Classes.Gpu ? 1 : 0,
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, Outputs = spec.Outputs, Cwd = spec.Cwd,
+            Place = new WorkerPlacement(null, null, 0, null, spec, WholeGpus(spec, spec.Class)),
         };
         _running[id] = run;
         _awaitingWorker.Add(run);
@@ -106,7 +104,7 @@ public sealed partial class Engine
         {
             var r = _awaitingWorker[i];
             if (!_running.TryGetValue(r.Id, out var current) || !ReferenceEquals(current, r)) continue; // cancelled meanwhile
-            var w = _workers.Assign(r.Id, r.Class, r.Gpus);
+            var w = _workers.Assign(r.Id, r.Class, ((WorkerPlacement)r.Place).Gpus);
             if (w is null) { _awaitingWorker[kept++] = r; continue; }
             SendTask(w, r, now);
         }
@@ -115,12 +113,13 @@ public sealed partial class Engine
 
     private void SendTask(Worker w, Running r, DateTimeOffset now)
     {
-        var spec = r.Spec!;
-        r.Worker = w.Session;
-        r.WorkerName = w.Info.Name;
-        r.WorkerSeq = ++_taskSeq;
+        var waiting = (WorkerPlacement)r.Place;
+        var spec = waiting.Spec!;
+        long seq = ++_taskSeq;
+        r.Place = waiting with { Session = w.Session, Name = w.Info.Name, Seq = seq };
         r.StartedAt = now.ToUnixTimeMilliseconds();
         r.Deadline = DeadlineAfter(now, spec.TimeoutSeconds);
+        r.MemoryMb = spec.MemoryMb;
         var env = new JsonObject();
         foreach (var (k, v) in spec.Env) env[k] = v;
         env["SPARKY_TASK_ID"] = r.Id.Value;
@@ -130,12 +129,13 @@ public sealed partial class Engine
         var command = spec.HandlerPayload is null ? spec.CommandLine : HandlerOf(spec.Class).Handler ?? [];
         var body = new JsonObject
         {
-            ["session"] = w.Session, ["seq"] = r.WorkerSeq,
+            ["session"] = w.Session, ["seq"] = seq,
             ["id"] = r.Id.Value, ["attempt"] = r.N, ["command"] = new JsonArray(command.Select(a => (JsonNode?)a).ToArray()),
-            ["env"] = env, ["cwd"] = spec.Cwd, ["gpus"] = r.Gpus,
+            ["env"] = env, ["cwd"] = spec.Cwd, ["gpus"] = waiting.Gpus,
             ["stdout"] = r.StdoutPath, ["stderr"] = LogPath(r.Id, r.N, stderr: true),
         };
         if (spec.HandlerPayload is { } payload) body["payload"] = payload;
+        if (spec.MemoryMb > 0) body["memory_mb"] = spec.MemoryMb; // the worker holds the task to it, as the daemon would
         SendToWorker(w.Session, "task", body);
         _ = _store.AttemptStartedAsync(r.Id, r.Class, TaskState.Queued,
             new AttemptRecord(r.N, r.StartedAt, null, null, null, null, null, w.Info.Name, null, null, null));
@@ -167,14 +167,14 @@ public sealed partial class Engine
     /// <summary>A worker attempt is told to stop (cancel, timeout); its end comes back as a <c>finished</c>.</summary>
     private void SignalWorkerTask(Running r, int signal)
     {
-        if (r.Worker is { } session)
+        if (r.Place is WorkerPlacement { Session: { } session })
             SendToWorker(session, "kill", new JsonObject { ["session"] = session, ["id"] = r.Id.Value, ["attempt"] = r.N, ["signal"] = signal });
     }
 
     /// <summary>Takes a not yet dispatched attempt back: true if it was waiting for a worker.</summary>
     private bool TakeBackUndispatched(Running r)
     {
-        if (!r.OnWorker || r.Worker is not null || r.AdoptBy is not null) return false;
+        if (r.Place is not WorkerPlacement { Session: null, AdoptBy: null }) return false;
         _awaitingWorker.Remove(r);
         _running.Remove(r.Id);
         return true;
@@ -256,7 +256,8 @@ public sealed partial class Engine
             return;
         }
         var guard = _guards.GetValueOrDefault(w.Session);
-        bool current = _running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session && r.N == attempt;
+        var placed = _running.TryGetValue(id, out var r) ? r.Place as WorkerPlacement : null;
+        bool current = placed is not null && placed.Session == w.Session && r!.N == attempt;
         if (!current && guard?.Recent(id, attempt) != true)
         {
             // An end for an attempt this session was never given (or long forgotten): dropped, and counted. A worker
@@ -272,11 +273,17 @@ public sealed partial class Engine
         if (!current) return; // sent again: it was handled
         _workers.Seen(w, now);
         _workers.Credit(w, Int(b, "credit") ?? 0);
-        r!.Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null;
-        r.ResultError = b["result_error"] is JsonValue ev && ev.TryGetValue(out string? resultError) ? resultError : null;
+        r!.Place = placed! with
+        {
+            Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null,
+            ResultError = b["result_error"] is JsonValue ev && ev.TryGetValue(out string? resultError) ? resultError : null,
+        };
         string? reason = b["reason"] is JsonValue wv && wv.TryGetValue(out string? why) ? why : null;
         guard?.Remember(id, attempt);
-        Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now);
+        // What the worker's cgroups said of the attempt, recorded as a local attempt's is.
+        var usage = new AttemptUsage(b["cpu_ms"] is JsonValue cv && cv.TryGetValue(out long cpuMs) ? cpuMs * 1000 : null, b["mem_peak_bytes"] is JsonValue mv && mv.TryGetValue(out long peak) ? peak : null,
+            b["oom"] is JsonValue ov && ov.TryGetValue(out bool oom) && oom);
+        Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now, usage);
         Dispatch(now);
     }
 
@@ -295,8 +302,8 @@ public sealed partial class Engine
         List<Running>? gone = null;
         foreach (var id in w.Running.Keys)
         {
-            if (!_running.TryGetValue(id, out var r) || r.Worker != w.Session || held.Contains((id.Value, r.N))) continue;
-            bool missing = r.WorkerSeq <= seen || now - DateTimeOffset.FromUnixTimeMilliseconds(r.StartedAt) > _config.WorkerTimeout;
+            if (!_running.TryGetValue(id, out var r) || r.Place is not WorkerPlacement wp || wp.Session != w.Session || held.Contains((id.Value, r.N))) continue;
+            bool missing = wp.Seq <= seen || now - DateTimeOffset.FromUnixTimeMilliseconds(r.StartedAt) > _config.WorkerTimeout;
             if (missing) (gone ??= []).Add(r);
         }
         if (gone is null) return;
@@ -347,8 +354,8 @@ public sealed partial class Engine
             _guards.Remove(replaced.Session);
             foreach (var id in replaced.Running.Keys.ToList())
             {
-                if (!_running.TryGetValue(id, out var r) || r.Worker != replaced.Session) continue;
-                if (heldSet.Contains((id.Value, r.N))) { r.Worker = session; _workers.Adopt(joined, id, r.Gpus); }
+                if (!_running.TryGetValue(id, out var r) || r.Place is not WorkerPlacement wp || wp.Session != replaced.Session) continue;
+                if (heldSet.Contains((id.Value, r.N))) { r.Place = wp with { Session = session }; _workers.Adopt(joined, id, wp.Gpus); }
                 else Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
             }
         }
@@ -357,14 +364,15 @@ public sealed partial class Engine
         foreach (var (idText, attempt) in held)
         {
             var id = TaskId.Parse(idText);
-            if (_running.TryGetValue(id, out var r) && r.OnWorker && r.N == attempt && r.Worker == session) continue; // moved over above
-            if (_running.TryGetValue(id, out r) && r.OnWorker && r.N == attempt && r.AdoptBy is not null && r.WorkerName == info.Name)
+            var r = _running.GetValueOrDefault(id);
+            var wp = r?.N == attempt ? r.Place as WorkerPlacement : null;
+            if (wp is not null && wp.Session == session) continue; // moved over above
+            if (wp is { AdoptBy: not null } && wp.Name == info.Name)
             {
                 // Running there since before this daemon started: follow it again.
-                r.AdoptBy = null;
+                r!.Place = wp with { AdoptBy = null, Session = session };
                 _awaitingAdoption--;
-                r.Worker = session;
-                _workers.Adopt(joined, id, r.Gpus);
+                _workers.Adopt(joined, id, wp.Gpus);
                 adopted.Add(r);
                 continue;
             }
@@ -379,7 +387,7 @@ public sealed partial class Engine
             ["timeout_ms"] = (long)_config.WorkerTimeout.TotalMilliseconds, ["kill"] = kill,
         });
         // Timed out or cancelled while its worker was away: the signal it could not be sent goes now.
-        foreach (var r in adopted.Where(r => r.TimedOut || r.Cancelling))
+        foreach (var r in adopted.Where(r => r.Stop != StopReason.None))
         {
             SignalWorkerTask(r, Signals.Term);
             r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
@@ -444,7 +452,7 @@ public sealed partial class Engine
         _guards.Remove(w.Session);
         Console.Error.WriteLine($"sparky: worker {w.Info.Name} lost ({why}); {held.Count} task(s) queued again");
         foreach (var id in held)
-            if (_running.TryGetValue(id, out var r) && r.OnWorker && r.Worker == w.Session)
+            if (_running.TryGetValue(id, out var r) && r.Place is WorkerPlacement wp && wp.Session == w.Session)
                 Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
         PilotGone(w, now);
         _events.Publish(WorkerEvent(SparkyEvent.WorkerLost, w, new JsonArray(held.Select(i => (JsonNode?)i.Value).ToArray())));
@@ -460,12 +468,12 @@ public sealed partial class Engine
         if (_awaitingAdoption == 0) return;
         List<Running>? orphans = null;
         foreach (var r in _running.Values)
-            if (r.AdoptBy is { } by && by <= now) (orphans ??= []).Add(r);
+            if (r.Place is WorkerPlacement { AdoptBy: { } by } && by <= now) (orphans ??= []).Add(r);
         if (orphans is null) return;
         _awaitingAdoption -= orphans.Count;
         foreach (var r in orphans)
         {
-            r.AdoptBy = null;
+            r.Place = (WorkerPlacement)r.Place with { AdoptBy = null };
             Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
         }
     }
@@ -506,6 +514,9 @@ public sealed partial class Engine
         return new SparkyEvent(topic, _clock.GetUtcNow().ToUnixTimeMilliseconds(), body);
     }
 
+    /// <summary>The whole GPUs a worker attempt holds: what it asked for, else one for a gpu task.</summary>
+    private static int WholeGpus(TaskSpec? spec, string cls) => spec?.Gpus is > 0 and var g ? g : cls == Classes.Gpu ? 1 : 0;
+
     /// <summary>After a restart: an attempt a worker was running is followed again if that worker says hello in time.</summary>
     private void RecoverOnWorker(ActiveTask t, AttemptRecord? a, DateTimeOffset now)
     {
@@ -513,11 +524,10 @@ public sealed partial class Engine
         var run = new Running
         {
             Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), DoneFile = spec?.DoneFile == true, OnWorker = true, Spec = spec,
+            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), DoneFile = spec?.DoneFile == true,
             Outputs = spec?.Outputs, Cwd = spec?.Cwd,
-            Gpus = spec?.Gpus is > 0 and var g ? g : t.Class == Classes.Gpu ? 1 : 0, WorkerName = a?.Host,
             // A worker hears nothing for one timeout before it says hello again; give it two.
-            AdoptBy = now + 2 * _config.WorkerTimeout,
+            Place = new WorkerPlacement(null, a?.Host, 0, AdoptBy: now + 2 * _config.WorkerTimeout, spec, WholeGpus(spec, t.Class)),
         };
         run.Deadline = DeadlineAfter(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
         _attemptsSoFar[t.Id] = run.N;

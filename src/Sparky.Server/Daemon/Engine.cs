@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Sparky.Core.Config;
@@ -5,12 +6,14 @@ using Sparky.Core.Events;
 using Sparky.Core.Limiting;
 using Sparky.Execution.Host;
 using Sparky.Core.Scheduling;
+using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
 using Sparky.Core.Time;
 using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
 using Sparky.Server.Events;
+using Sparky.Server.Executors.Local;
 using Sparky.Server.Outputs;
 using Sparky.Store.Sqlite;
 
@@ -46,7 +49,7 @@ public sealed partial class Engine : IAsyncDisposable
     private sealed record SlurmCmd(SlurmReport Report) : Command;
     // WorkerMsgCmd: Engine.Workers.cs
 
-    /// <summary>An attempt in flight: a process we started, or one a previous daemon started and we re-attached.</summary>
+    /// <summary>An attempt in flight, wherever it runs (<see cref="Place"/>): a process of ours, a Slurm job, or a task on a worker.</summary>
     private sealed class Running
     {
         public required TaskId Id;
@@ -54,41 +57,49 @@ public sealed partial class Engine : IAsyncDisposable
         public required int N;
         public required int Retries;
         public required long StartedAt;
-        public int Pid;
-        public long PidStart;
-        public string? ExitFile;
+        /// <summary>Where it runs, with what only that executor knows of it.</summary>
+        public required Placement Place;
+        /// <summary>Why it is being stopped, if it is (<see cref="AttemptEnd.TryStop"/>): decides how its end is recorded,
+        /// whatever its exit says.</summary>
+        public StopReason Stop;
         public string StdoutPath = "";
         /// <summary>The payload file a handler reads (<c>$SPARKY_PAYLOAD_FILE</c>), removed when the attempt ends.</summary>
         public string? PayloadFile;
         public DateTimeOffset? Deadline;
         public DateTimeOffset? KillAt;
-        public bool Cancelling;
-        public bool TimedOut;
-        public bool Reattached;
-        /// <summary>Started by this daemon: its pid (and group) is ours until reaped, never a stale one from the store.</summary>
-        public bool Spawned;
         public bool DoneFile;
-        /// <summary>Run by Slurm, not by a process of ours (no pid; Slurm enforces the time limit).</summary>
-        public bool OnSlurm;
-        public string? SlurmJobId;
-        /// <summary>Started early on a chain and stopped because a dependency failed.</summary>
-        public bool DependencyFailed;
-        /// <summary>Run by a worker over ZeroMQ: <see cref="Worker"/> is its session, null while it waits for a credit.</summary>
-        public bool OnWorker;
-        public string? Worker;
-        public string? WorkerName;
-        /// <summary>The number of the task message that gave it to its worker.</summary>
-        public long WorkerSeq;
-        /// <summary>Found running on a worker after a restart: ended as worker_lost unless that worker says hello by then.</summary>
-        public DateTimeOffset? AdoptBy;
-        public TaskSpec? Spec;
-        public int Gpus;
-        /// <summary>The result line the worker read from the attempt's output, and why it gave none.</summary>
-        public string? Result, ResultError;
-        /// <summary>The spec's declared output artifacts and working directory: hashed when it succeeds.</summary>
+        /// <summary>The spec's declared output artifacts and working directory: hashed when it ends.</summary>
         public IReadOnlyList<DeclaredOutput>? Outputs;
         public string? Cwd;
+        /// <summary>The memory it asked for (MiB), for the reason an OOM kill gives.</summary>
+        public long MemoryMb;
     }
+
+    /// <summary>Where an attempt runs: each executor's own facts about it, and none of another's.</summary>
+    private abstract record Placement;
+
+    /// <summary>A process on this host. <paramref name="Spawned"/>: started by this daemon, so its pid (and group) is ours
+    /// until reaped, never a stale one from the store. <paramref name="Reattached"/>: found running after a restart; its
+    /// end is read from <paramref name="ExitFile"/>, written by the shim it runs under.</summary>
+    private sealed record LocalPlacement(int Pid, long PidStart, string? ExitFile, bool Spawned, bool Reattached) : Placement;
+
+    /// <summary>A Slurm job (no pid of ours; Slurm enforces its time limit); its id once sbatch answered.</summary>
+    private sealed record SlurmPlacement(string? JobId) : Placement;
+
+    /// <summary>
+    /// A task run by a worker over ZeroMQ. <paramref name="Session"/>: the worker session running it; null while it waits
+    /// for a credit, or (with <paramref name="AdoptBy"/>) for the worker named <paramref name="Name"/> to say hello again
+    /// after a restart. <paramref name="Seq"/>: the number of the task message that gave it to its worker.
+    /// <paramref name="Result"/>/<paramref name="ResultError"/>: what the worker read from its output's result line.
+    /// <paramref name="Spec"/>: what it is sent with once a worker has a credit for it (null after a restart: it is
+    /// followed, never sent again); <paramref name="Gpus"/>: the whole GPUs it holds on its worker.
+    /// </summary>
+    private sealed record WorkerPlacement(string? Session, string? Name, long Seq, DateTimeOffset? AdoptBy, TaskSpec? Spec, int Gpus,
+        string? Result = null, string? ResultError = null) : Placement;
+
+    /// <summary>An attempt that ended before any executor took it (no handler, a start that threw): no process, nothing to signal.</summary>
+    private static readonly Placement NotStarted = new LocalPlacement(0, 0, null, Spawned: false, Reattached: false);
+
 
     /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
     private sealed record Known(TaskSpec Spec, long SubmittedAt);
@@ -100,9 +111,9 @@ public sealed partial class Engine : IAsyncDisposable
     private readonly SqliteStore _store;
     private readonly EventHub _events;
     private readonly TimeProvider _clock;
-    private readonly ProcessLauncher _launcher;
+    /// <summary>The local executor: processes on this host (launcher, containment, shim and exit files).</summary>
+    private readonly LocalExecutor _local;
     /// <summary>Each local attempt's processes, whatever groups or sessions they make: a cgroup, else their marker.</summary>
-    private readonly Containment _contain;
     /// <summary>Set by every command and every SIGCHLD: the loop sleeps on it.</summary>
     private readonly AutoResetEvent _wake = new(false);
     private readonly Scheduler _scheduler;
@@ -115,8 +126,6 @@ public sealed partial class Engine : IAsyncDisposable
     private readonly HashSet<string> _shardsMade = new(StringComparer.Ordinal);
     private readonly Dictionary<TaskId, TaskState> _recentlyFinished = new();
     private readonly Queue<TaskId> _recentOrder = new();
-    private readonly IReadOnlyDictionary<string, string> _baseEnv;
-    private readonly IReadOnlySet<string> _reattachClasses;
     private readonly string _logsDir, _runDir, _instance;
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = new();
@@ -149,7 +158,6 @@ public sealed partial class Engine : IAsyncDisposable
     public Action? SlurmPollError { get; set; }
     /// <summary>Slurm's last word on a task's current job, or null if it has none in this daemon's memory.</summary>
     public SlurmView? SlurmViewOf(TaskId id) => _slurm?.ViewOf(id.Value);
-    public SlurmExecutor? Slurm => _slurm;
     /// <summary>An end's declared artifacts are owed (committed): the daemon's recorder hashes them off this loop.</summary>
     public Action<ArtifactJob>? ArtifactsOwed { get; set; }
 
@@ -161,7 +169,6 @@ public sealed partial class Engine : IAsyncDisposable
         // Timeouts, kill graces, backoffs and adoption deadlines are measured on a monotonic clock: a wall-clock
         // step (NTP at boot, a user's date -s) neither fires them early nor holds them back.
         _clock = clock as SteadyClock ?? new SteadyClock(clock);
-        _launcher = new ProcessLauncher(() => _wake.Set());
         _ids = new TaskIdGenerator(clock);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _slurmClasses = config.SlurmClasses;
@@ -176,7 +183,7 @@ public sealed partial class Engine : IAsyncDisposable
         _scheduler = new Scheduler(config.ClassLimits, pool)
         {
             ChainClasses = _slurmClasses,
-            CanChainOn = dep => _running.TryGetValue(dep, out var r) && r.OnSlurm && r.N > r.Retries,
+            CanChainOn = dep => _running.TryGetValue(dep, out var r) && r.Place is SlurmPlacement && r.N > r.Retries,
         };
         if (config.MaxConcurrency > 0) _scheduler.MaxRunning = config.MaxConcurrency;
         foreach (var cls in SparkyConfig.Classes)
@@ -195,32 +202,26 @@ public sealed partial class Engine : IAsyncDisposable
         KnownClasses = config.ClassLimits.Keys.ToHashSet();
         NativeDoor = new EnvelopeOptions { HandlerClasses = KnownClasses.Where(c => HandlerOf(c) is not (null, null)).ToHashSet(StringComparer.Ordinal) };
         CompatDoor = NativeDoor with { CompatDoor = true };
-        _reattachClasses = config.ReattachClasses;
         DataDir = Path.GetFullPath(config.DataDir);
         _logsDir = Path.Combine(DataDir, "logs");
         _runDir = Path.Combine(DataDir, "run");
         _instance = DataDir;
-        _contain = Containment.Create(config.Containment, _instance);
         Directory.CreateDirectory(_logsDir);
         Directory.CreateDirectory(_runDir);
-        var env = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
-        {
-            var key = (string)kv.Key;
-            // The daemon's own settings are not the task's business (and the token is a secret).
-            if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) continue;
-            env[key] = (string?)kv.Value ?? "";
-        }
-        _baseEnv = env;
+        _local = new LocalExecutor(config, _instance, _runDir, () => _wake.Set());
     }
 
     public int Limit(string cls) => _scheduler.Limit(cls);
 
+    /// <summary>Per-task bookkeeping of unfinished tasks (lost requeues, Slurm look-before-resubmit): for tests that
+    /// check it does not outlive its task. Read from another thread: a count, nothing more.</summary>
+    internal (int LostRequeues, int LookFirst) Bookkeeping => (_lostRequeues.Count, _slurmLookFirst.Count);
+
     /// <summary>How attempts' processes are kept together; the plan runner marks its gate checks with it.</summary>
-    public Containment Containment => _contain;
+    public Containment Containment => _local.Containment;
 
     /// <summary>The environment tasks start from: the daemon's, without its own SPARKY_ settings (the token is a secret).</summary>
-    public IReadOnlyDictionary<string, string> BaseEnvironment => _baseEnv;
+    public IReadOnlyDictionary<string, string> BaseEnvironment => _local.BaseEnvironment;
 
     /// <summary>The GPUs' mean utilisation (0..1), or null: fed to the GPU classes' limiters. Any thread.</summary>
     public double? GpuUtilization
@@ -253,7 +254,8 @@ public sealed partial class Engine : IAsyncDisposable
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         var tasks = new List<NewTask>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
-        // The bound is checked on the count before any task is built: an array can be large.
+        // The bound is checked on the count before any task is built (an array can be large), and again by the store's
+        // writer, which orders inserts: concurrent submissions that each see room here cannot overshoot it together.
         long total = submissions.Sum(s => (long)(s.Array?.Count ?? 1));
         long queuedNow = _store.Counters.Total(TaskState.Queued);
         if (queuedNow + total > _config.MaxQueued) return new SubmitOutcome.QueueFull(queuedNow, _config.MaxQueued);
@@ -316,11 +318,13 @@ public sealed partial class Engine : IAsyncDisposable
             foreach (var t in added)
                 _events.Publish(Event(SparkyEvent.TaskQueued, t.Id, t.Spec.Class, new JsonObject { ["name"] = t.Spec.Name }));
             if (added.Count > 0) Post(new AddedCmd(added.Select(t => (t.Id, t.Spec, t.SubmittedAt, 0)).ToList()));
-        }, intakeKey).ConfigureAwait(false);
+        }, intakeKey, _config.MaxQueued).ConfigureAwait(false);
         switch (result.Status)
         {
             case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
             case WriteStatus.Unavailable: return new SubmitOutcome.Unavailable(result.Detail!);
+            // Another submission took the room first: the bound is held where inserts are ordered.
+            case WriteStatus.QueueFull: return new SubmitOutcome.QueueFull(long.Parse(result.Detail!, System.Globalization.CultureInfo.InvariantCulture), _config.MaxQueued);
         }
         return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList(), SentAgain: sentAgain);
     }
@@ -381,7 +385,7 @@ public sealed partial class Engine : IAsyncDisposable
         var reader = _commands.Reader;
         while (!_stop.IsCancellationRequested)
         {
-            Guard(_launcher.Reap);
+            Guard(_local.Reap);
             var now = _clock.GetUtcNow();
             // One failure (a full disk, an unreadable file) must not stop the loop that runs every task.
             while (reader.TryRead(out var cmd)) Guard(() => Handle(cmd, now));
@@ -391,12 +395,12 @@ public sealed partial class Engine : IAsyncDisposable
             Guard(() => FeedPressure(now));
             Guard(() => StartWhatFits(now));
             Guard(() => ManagePilots(now));
-            Guard(_contain.Sweep);
+            Guard(_local.Sweep);
 
             if (reader.TryPeek(out _)) continue;
             // A slow poll while children run is only a safety net: SIGCHLD wakes us.
             var wait = NextWake(now) ?? Timeout.InfiniteTimeSpan;
-            if (_launcher.RunningCount > 0 && (wait == Timeout.InfiniteTimeSpan || wait > TimeSpan.FromMilliseconds(500))) wait = TimeSpan.FromMilliseconds(500);
+            if (_local.RunningCount > 0 && (wait == Timeout.InfiniteTimeSpan || wait > TimeSpan.FromMilliseconds(500))) wait = TimeSpan.FromMilliseconds(500);
             _wake.WaitOne(wait);
         }
     }
@@ -416,14 +420,14 @@ public sealed partial class Engine : IAsyncDisposable
         DateTimeOffset? next = _scheduler.NextDue();
         foreach (var r in _running.Values)
         {
-            if (r.Deadline is { } d && !r.TimedOut && (next is null || d < next)) next = d;
+            if (r.Deadline is { } d && r.Stop == StopReason.None && (next is null || d < next)) next = d;
             if (r.KillAt is { } k && (next is null || k < next)) next = k;
-            if (r.Reattached && (next is null || now.AddMilliseconds(500) < next)) next = now.AddMilliseconds(500);
-            if (r.AdoptBy is { } a && (next is null || a < next)) next = a;
+            if (r.Place is LocalPlacement { Reattached: true } && (next is null || now.AddMilliseconds(500) < next)) next = now.AddMilliseconds(500);
+            if (r.Place is WorkerPlacement { AdoptBy: { } a } && (next is null || a < next)) next = a;
         }
         if (NextWorkerWake() is { } w && (next is null || w < next)) next = w;
         // An ended attempt's cgroup is removed once its killed leftovers have exited: look again shortly, even when idle.
-        if (_contain.HasPending && (next is null || now.AddMilliseconds(100) < next)) next = now.AddMilliseconds(100);
+        if (_local.HasPending && (next is null || now.AddMilliseconds(100) < next)) next = now.AddMilliseconds(100);
         if (next is null) return null;
         var delay = next.Value - now;
         // A wait holds at most int.MaxValue ms (24.8 days); a timeout further off is looked at again in an hour.
@@ -490,12 +494,10 @@ public sealed partial class Engine : IAsyncDisposable
         foreach (var d in decisions)
         {
             if (d is Decision.Fail fail) Finished(fail.Id, TaskState.Queued, TaskState.Failed, fail.Reason, now);
-            else if (d is Decision.FailRunning stop && _running.TryGetValue(stop.Id, out var r) && !r.Cancelling)
+            else if (d is Decision.FailRunning stop && _running.TryGetValue(stop.Id, out var r) && AttemptEnd.TryStop(ref r.Stop, StopReason.DependencyFailed))
             {
                 // Its Slurm job waits on a dependency that will never succeed: take it away; it ends as dependency_failed.
-                r.DependencyFailed = true;
-                r.Cancelling = true;
-                if (r.OnSlurm) _slurm?.Cancel(stop.Id.Value);
+                if (r.Place is SlurmPlacement) _slurm?.Cancel(stop.Id.Value);
                 else Signal(r, Signals.Kill);
             }
         }
@@ -527,14 +529,14 @@ public sealed partial class Engine : IAsyncDisposable
     /// </summary>
     private void Cancel(TaskId id, TaskCompletionSource<CommandOutcome> reply, DateTimeOffset now)
     {
-        if (_running.TryGetValue(id, out var r) && r.OnWorker && (r.AdoptBy is not null || TakeBackUndispatched(r)))
+        if (_running.TryGetValue(id, out var r) && r.Place is WorkerPlacement wp && (wp.AdoptBy is not null || TakeBackUndispatched(r)))
         {
             // Not on any worker now (waiting for a credit, or for its worker to come back after a restart): ends here.
-            if (r.AdoptBy is not null)
+            if (wp.AdoptBy is not null)
             {
-                r.AdoptBy = null;
+                r.Place = wp with { AdoptBy = null };
                 _awaitingAdoption--;
-                r.Cancelling = true;
+                AttemptEnd.TryStop(ref r.Stop, StopReason.Cancel);
                 Ended(r, new ProcessExit(null, null), Reasons.Cancelled, now);
                 reply.TrySetResult(CommandOutcome.Done);
                 return;
@@ -549,10 +551,9 @@ public sealed partial class Engine : IAsyncDisposable
         }
         if (r is not null)
         {
-            if (!r.Cancelling)
+            if (AttemptEnd.TryStop(ref r.Stop, StopReason.Cancel))
             {
-                r.Cancelling = true;
-                if (r.OnSlurm) _slurm?.Cancel(id.Value); // ends when Slurm reports it CANCELLED
+                if (r.Place is SlurmPlacement) _slurm?.Cancel(id.Value); // ends when Slurm reports it CANCELLED
                 else
                 {
                     Signal(r, Signals.Term);
@@ -579,9 +580,9 @@ public sealed partial class Engine : IAsyncDisposable
         List<Running>? reattachedGone = null;
         foreach (var r in _running.Values)
         {
-            if (r.Deadline is { } d && d <= now && !r.TimedOut && !r.Cancelling)
+            if (r.Deadline is { } d && d <= now && r.Stop == StopReason.None)
             {
-                r.TimedOut = true;
+                AttemptEnd.TryStop(ref r.Stop, StopReason.Timeout);
                 Signal(r, Signals.Term);
                 r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
             }
@@ -590,28 +591,36 @@ public sealed partial class Engine : IAsyncDisposable
                 Signal(r, Signals.Kill);
                 r.KillAt = null;
             }
-            if (r.Reattached && !ProcessTable.IsSameProcess(r.Pid, r.PidStart)) (reattachedGone ??= []).Add(r);
+            if (r.Place is LocalPlacement { Reattached: true } lp && LocalExecutor.HasEnded(lp.Pid, lp.PidStart)) (reattachedGone ??= []).Add(r);
         }
         if (reattachedGone is null) return;
         foreach (var r in reattachedGone)
         {
             // Not our child: its exit status comes from the shim's exit file.
-            var exit = ReadExitFile(r.ExitFile);
+            var exit = LocalExecutor.ReadExitFile(ExitFileOf(r));
             Ended(r, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null, now);
         }
     }
 
-    /// <summary>Signals an attempt's whole process group, here or on its worker.</summary>
+    /// <summary>Signals an attempt's whole process tree, here or on its worker. A Slurm job is not signalled: it is
+    /// cancelled through Slurm (scancel), which reports its end.</summary>
     private void Signal(Running r, int signal)
     {
-        if (r.OnWorker) SignalWorkerTask(r, signal);
-        else
+        switch (r.Place)
         {
-            ProcessLauncher.SignalGroup(r.Pid, signal);
-            // Children in groups or sessions of their own (timeout, setsid, set -m) get it too.
-            _contain.Signal(r.Id.Value, r.N, signal);
+            case WorkerPlacement:
+                SignalWorkerTask(r, signal);
+                break;
+            case LocalPlacement lp:
+                _local.Signal(r.Id, r.N, lp.Pid, signal);
+                break;
+            case SlurmPlacement:
+                break;
         }
     }
+
+    /// <summary>The shim's exit file of a local attempt of a re-attachable class; null for any other.</summary>
+    private static string? ExitFileOf(Running r) => r.Place is LocalPlacement lp ? lp.ExitFile : null;
 
     private void StartWhatFits(DateTimeOffset now)
     {
@@ -623,18 +632,25 @@ public sealed partial class Engine : IAsyncDisposable
                 // Never strand a slot: whatever went wrong (a full disk, an unreadable store), the attempt
                 // ends and is retried by its policy.
                 var why = $"{e.GetType().Name}: {e.Message}";
-                if (_running.TryGetValue(id, out var r) && r.Pid > 0) Ended(r, new ProcessExit(null, null), Reasons.Lost, now);
+                if (_running.TryGetValue(id, out var r) && r.Place is LocalPlacement { Pid: > 0 }) Ended(r, new ProcessExit(null, null), Reasons.Lost, now);
                 else
                 {
-                    var spec = _known.TryGetValue(id, out var k) ? k.Spec : null;
+                    // A recovered task is not in _known: its class and retries come from the store, where it can be read.
+                    var spec = _known.TryGetValue(id, out var k) ? k.Spec : StoredSpecOrNull(id);
                     FailStart(r ?? new Running
                     {
                         Id = id, Class = spec?.Class ?? Classes.CpuShort, N = _attemptsSoFar.GetValueOrDefault(id, 1),
-                        Retries = spec?.Retries ?? 0, StartedAt = now.ToUnixTimeMilliseconds(),
+                        Retries = spec?.Retries ?? 0, StartedAt = now.ToUnixTimeMilliseconds(), Place = NotStarted,
                     }, why, now);
                 }
             }
         }
+    }
+
+    private TaskSpec? StoredSpecOrNull(TaskId id)
+    {
+        try { return _store.SpecOf(id)?.Spec; }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException) { return null; }
     }
 
     private void StartAttempt(TaskId id, Allocation allocation, DateTimeOffset now)
@@ -678,7 +694,7 @@ public sealed partial class Engine : IAsyncDisposable
                 FailStart(new Running
                 {
                     Id = id, Class = spec.Class, N = n, Retries = 0, StartedAt = now.ToUnixTimeMilliseconds(),
-                    StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile,
+                    StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, Place = NotStarted,
                 }, Handlers.NoHandlerMessage(spec.Class), now, Reasons.NoHandler, exitCode: null);
                 return;
             }
@@ -694,47 +710,25 @@ public sealed partial class Engine : IAsyncDisposable
             StartOnSlurm(id, spec, n, now);
             return;
         }
-        bool shim = _reattachClasses.Contains(spec.Class);
-        var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{n}.exit") : null;
-        var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
-        foreach (var (k, v) in spec.Env) env[k] = v;
-        _contain.Mark(env, id.Value, n);
-        if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
-        GpuEnvironment(env, allocation);
         IReadOnlyList<string> argv = handler ?? spec.CommandLine;
-        string? payloadFile = null;
-        if (spec.HandlerPayload is { } payload)
-        {
-            payloadFile = WritePayloadFile(id, n, payload);
-            env["SPARKY_PAYLOAD_FILE"] = payloadFile;
-        }
-        if (exitFile is not null)
-        {
-            env["SPARKY_EXIT_FILE"] = exitFile;
-            argv = ["/bin/sh", "-c", "\"$@\"; rc=$?; echo $rc > \"$SPARKY_EXIT_FILE\"; exit $rc", "sparky-shim", .. argv];
-        }
+        string? payloadFile = spec.HandlerPayload is { } payload ? WritePayloadFile(id, n, payload) : null;
         var stdout = LogPath(id, n, stderr: false);
         var stderr = LogPath(id, n, stderr: true);
         var run = new Running
         {
-            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            ExitFile = exitFile, StdoutPath = stdout, DoneFile = spec.DoneFile, Outputs = spec.Outputs, Cwd = spec.Cwd,
-            PayloadFile = payloadFile,
+            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(), Place = NotStarted,
+            StdoutPath = stdout, DoneFile = spec.DoneFile, Outputs = spec.Outputs, Cwd = spec.Cwd,
+            PayloadFile = payloadFile, MemoryMb = spec.MemoryMb,
             Deadline = DeadlineAfter(now, spec.TimeoutSeconds),
         };
         _running[id] = run;
-        var cgroup = _contain.Prepare(id.Value, n);
-        var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim, Cgroup: cgroup, StdinPath: payloadFile),
-            exit => Post(new ExitedCmd(id, n, exit, null)));
-        string host = Environment.MachineName;
+        var (launch, exitFile) = _local.Start(id, n, spec, allocation, argv, payloadFile, stdout, stderr, exit => Post(new ExitedCmd(id, n, exit, null)));
         if (launch is LaunchResult.Started started)
         {
-            run.Pid = started.Pid;
-            run.PidStart = started.StartTime;
-            run.Spawned = true;
+            run.Place = new LocalPlacement(started.Pid, started.StartTime, exitFile, Spawned: true, Reattached: false);
             _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
-                new AttemptRecord(n, run.StartedAt, null, null, null, run.Pid, run.PidStart, host, null, null, exitFile));
-            _events.Publish(Event(SparkyEvent.TaskStarted, id, spec.Class, new JsonObject { ["attempt"] = n, ["pid"] = run.Pid }));
+                new AttemptRecord(n, run.StartedAt, null, null, null, started.Pid, started.StartTime, Environment.MachineName, null, null, exitFile));
+            _events.Publish(Event(SparkyEvent.TaskStarted, id, spec.Class, new JsonObject { ["attempt"] = n, ["pid"] = started.Pid }));
         }
         else
         {
@@ -762,48 +756,45 @@ public sealed partial class Engine : IAsyncDisposable
     }
 
     /// <summary>An attempt ended: succeed, retry after a backoff, or fail; then release its slot.</summary>
-    private void Ended(Running r, ProcessExit exit, string? reason, DateTimeOffset now)
+    /// <param name="reported">What a worker's cgroups said of its attempt (a local attempt's are read here).</param>
+    private void Ended(Running r, ProcessExit exit, string? reason, DateTimeOffset now, AttemptUsage reported = default)
     {
-        // Under the shim the shell reports a death by signal N as exit 128+N: record the signal too,
-        // as the exit file path does.
-        if (r.ExitFile is not null && exit is { ExitCode: > 128 and < 160, Signal: null })
-            exit = new ProcessExit(exit.ExitCode, exit.ExitCode - 128);
-        // No exit code and no signal (the status was reaped elsewhere): we don't know how it ended.
-        if (exit is { ExitCode: null, Signal: null }) reason ??= Reasons.Lost;
+        var exitFile = ExitFileOf(r);
+        var (outcome, why, ended) = AttemptEnd.Outcome(r.Stop, new AttemptExit(exit.ExitCode, exit.Signal, reason), underShim: exitFile is not null);
+        exit = new ProcessExit(ended.ExitCode, ended.Signal);
         _running.Remove(r.Id);
         if (r.PayloadFile is { } payloadFile) TryDelete(payloadFile);
-        var worker = r.OnWorker ? _workers.Get(r.Worker) : null;
+        var worker = r.Place is WorkerPlacement wp ? _workers.Get(wp.Session) : null;
         if (worker is not null) _workers.Release(worker, r.Id);
         var endedAt = now.ToUnixTimeMilliseconds();
-        TaskState outcome;
-        if (r.DependencyFailed) { outcome = TaskState.Failed; reason = Reasons.DependencyFailed; }
-        else if (r.Cancelling) { outcome = TaskState.Cancelled; reason = Reasons.Cancelled; }
-        else if (r.TimedOut) { outcome = TaskState.Failed; reason = Reasons.Timeout; } // even if it exited 0 on SIGTERM
-        else if (reason is null && exit.ExitCode == 0) outcome = TaskState.Succeeded;
-        else
-        {
-            outcome = TaskState.Failed;
-            reason ??= r.TimedOut ? Reasons.Timeout : exit.Signal is not null ? Reasons.Signal : Reasons.NonZeroExit;
-        }
         // Nothing an attempt started outlives it: children that ignored SIGTERM, left its group or session, or were
         // left running behind a clean exit, so none can overlap a retry. A pid read back from the store is not
         // signalled (it may be another process's by now); its processes are found by cgroup and marker.
-        long? cpuMicros = r.OnSlurm || r.OnWorker ? null
-            : _contain.Release(r.Id.Value, r.N, r.Spawned || r.Reattached ? r.Pid : 0, scanMarked: outcome != TaskState.Succeeded);
-        var attempt = new AttemptRecord(r.N, r.StartedAt, endedAt, exit.ExitCode, exit.Signal, r.Pid, r.PidStart, null,
-            outcome == TaskState.Succeeded ? "succeeded" : outcome == TaskState.Cancelled ? "cancelled" : "failed", reason, r.ExitFile);
+        var usage = r.Place switch
+        {
+            SlurmPlacement => default,
+            WorkerPlacement => reported,
+            LocalPlacement lp => _local.Release(r.Id, r.N, lp.Spawned || lp.Reattached ? lp.Pid : 0, failed: outcome != TaskState.Succeeded),
+            _ => throw new UnreachableException(),
+        };
+        int lostBefore = _lostRequeues.GetValueOrDefault(r.Id);
+        var end = AttemptEnd.Settle(outcome, why, r.Stop, usage.OutOfMemory, r.N, r.Retries, lostBefore, _retry, _random.NextDouble(), now);
+        reason = end.Reason;
+        // The kernel's OOM killer ended it (over its --mem, or the host out of memory): say so where its log is read.
+        if (usage.OutOfMemory && reason == Reasons.OutOfMemory) OutOfMemoryNote(r, usage);
+        var local = r.Place as LocalPlacement;
+        var attempt = new AttemptRecord(r.N, r.StartedAt, endedAt, exit.ExitCode, exit.Signal, local?.Pid, local?.PidStart, null,
+            outcome == TaskState.Succeeded ? "succeeded" : outcome == TaskState.Cancelled ? "cancelled" : "failed", reason, exitFile,
+            CpuMs: usage.CpuMicros / 1000, MemPeakBytes: usage.MemoryPeakBytes);
         double seconds = (endedAt - r.StartedAt) / 1000.0;
         Observe(r.Class, seconds, overload: reason is Reasons.Timeout or Reasons.Signal or Reasons.NonZeroExit, now);
 
-        // A task its worker took down with it is queued again at once, without using a retry (a few times at most).
-        bool requeueLost = reason == Reasons.WorkerLost && outcome == TaskState.Failed && _lostRequeues.GetValueOrDefault(r.Id) < MaxLostRequeues;
-        if (requeueLost) _lostRequeues[r.Id] = _lostRequeues.GetValueOrDefault(r.Id) + 1;
-        if (outcome == TaskState.Failed && (r.N <= r.Retries + _lostRequeues.GetValueOrDefault(r.Id) || requeueLost) && !r.DependencyFailed)
+        if (end.LostRequeues != lostBefore) _lostRequeues[r.Id] = end.LostRequeues;
+        if (end.RetryAt is { } due)
         {
-            var due = requeueLost ? now : now + _retry.Delay(r.N, _random.NextDouble());
             _scheduler.RetryAt(r.Id, due);
-            DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null), r.ExitFile);
-            ReleaseJobIdWaiter(r.Id, r.SlurmJobId);
+            LocalExecutor.DeleteExitFileOnceStored(_store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null), exitFile);
+            ReleaseJobIdWaiter(r.Id, (r.Place as SlurmPlacement)?.JobId);
             _events.Publish(Event(SparkyEvent.TaskRetrying, r.Id, r.Class, new JsonObject
             {
                 ["attempt"] = r.N, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
@@ -814,7 +805,7 @@ public sealed partial class Engine : IAsyncDisposable
 
         // As the replaced runner: a result only for a run that succeeded.
         var result = outcome != TaskState.Succeeded ? ResultRead.None
-            : r.OnWorker ? new ResultRead(r.Result, r.ResultError) : ResultLine.Read(r.StdoutPath);
+            : r.Place is WorkerPlacement done ? new ResultRead(done.Result, done.ResultError) : ResultLine.Read(r.StdoutPath);
         if (result.Error is { } resultError) Console.Error.WriteLine($"sparky: task {r.Id}: no result: {resultError}");
         // Outputs are recorded at the task's end whatever its outcome (the rule): a failed training run's
         // checkpoints are worth their checksums too. (The replaced runner recorded them for a success only.)
@@ -822,14 +813,14 @@ public sealed partial class Engine : IAsyncDisposable
         _lostRequeues.Remove(r.Id);
         var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result.Json, r.DoneFile, result.Error,
             artifacts?.ToJsonString(), artifactsDir);
-        DeleteExitFileOnceStored(endWrite, r.ExitFile);
+        LocalExecutor.DeleteExitFileOnceStored(endWrite, exitFile);
         if (artifactsDir is not null)
         {
             // Hashed once the end is committed, so the recorded artifacts never land before the end they belong to.
             var job = new ArtifactJob(r.Id, r.N, r.Class, artifactsDir, r.Outputs!, r.DoneFile);
             endWrite.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) ArtifactsOwed?.Invoke(job); }, TaskContinuationOptions.ExecuteSynchronously);
         }
-        ReleaseJobIdWaiterOnceStored(endWrite, r.Id, r.SlurmJobId);
+        ReleaseJobIdWaiterOnceStored(endWrite, r.Id, (r.Place as SlurmPlacement)?.JobId);
         Remember(r.Id, outcome);
         TaskCompletedObserved?.Invoke(r.Class, outcome.Name(), seconds);
         var body = new JsonObject
@@ -841,9 +832,21 @@ public sealed partial class Engine : IAsyncDisposable
         // The done file waits for the artifacts: it is announced by task.artifacts instead.
         if (artifactsDir is not null) body["artifacts"] = ArtifactsJson.Pending;
         else if (r.DoneFile) body["done_file"] = true;
-        if (cpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
+        if (usage.CpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
+        if (usage.MemoryPeakBytes is { } peak) body["mem_peak_bytes"] = peak;
         PublishOnceStored(endWrite, Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
         Apply(_scheduler.Finished(r.Id, outcome), now);
+    }
+
+    /// <summary>Why an attempt the OOM killer ended failed, in its stderr log (where <c>sparky logs --stderr</c> shows it) and the daemon's.</summary>
+    private void OutOfMemoryNote(Running r, AttemptUsage usage)
+    {
+        long askedMb = r.MemoryMb;
+        var why = "killed by the kernel's OOM killer: " + (askedMb > 0 ? $"it went over the {askedMb} MiB it asked for" : "the host ran out of memory")
+            + (usage.MemoryPeakBytes is { } peak ? $" (peak {peak >> 20} MiB)" : "");
+        Console.Error.WriteLine($"sparky: task {r.Id} attempt {r.N}: {why}");
+        if (r.Place is WorkerPlacement) return; // the worker wrote it in the attempt's log
+        try { File.AppendAllText(LogPath(r.Id, r.N, stderr: true), "sparky: " + why + "\n"); } catch (IOException) { }
     }
 
     /// <summary>
@@ -854,7 +857,7 @@ public sealed partial class Engine : IAsyncDisposable
     /// </summary>
     private static (JsonObject? Artifacts, string? BaseDir) ArtifactsAtEnd(Running r, IReadOnlyList<DeclaredOutput> outputs, WorkerInfo? worker)
     {
-        if (r.OnWorker)
+        if (r.Place is WorkerPlacement)
         {
             if (worker is null)
                 return (ArtifactsJson.SkippedOf(outputs, "its worker is gone; where it ran is not known"), null);
@@ -908,6 +911,9 @@ public sealed partial class Engine : IAsyncDisposable
     {
         _known.Remove(id);
         _attemptsSoFar.Remove(id);
+        // Ended however (a cancel during a backoff or before a start included): its requeue and look-first marks go too.
+        _lostRequeues.Remove(id);
+        _slurmLookFirst.Remove(id);
         RememberEnd(id, state);
     }
 
@@ -934,7 +940,7 @@ public sealed partial class Engine : IAsyncDisposable
         long unfinished = _store.Counters.Total(TaskState.Queued) + _store.Counters.Total(TaskState.Running);
         if (unfinished == 0)
         {
-            EndLeftovers([]);
+            _local.EndLeftovers(new HashSet<(string, int)>());
             RemoveStalePayloadFiles();
             return;
         }
@@ -966,8 +972,9 @@ public sealed partial class Engine : IAsyncDisposable
             var run = new Running
             {
                 Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
-                Pid = proc.Pid > 0 ? proc.Pid : a?.Pid ?? 0, PidStart = proc.Pid > 0 ? proc.StartTime : a?.PidStart ?? 0,
-                ExitFile = a?.ExitFile, StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false),
+                Place = new LocalPlacement(proc.Pid > 0 ? proc.Pid : a?.Pid ?? 0, proc.Pid > 0 ? proc.StartTime : a?.PidStart ?? 0, a?.ExitFile,
+                    Spawned: false, Reattached: false),
+                StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false),
             };
             var spec = _store.SpecOf(t.Id)?.Spec;
             run.DoneFile = spec?.DoneFile == true;
@@ -979,39 +986,22 @@ public sealed partial class Engine : IAsyncDisposable
             _scheduler.AddRunning(t.Id, t.Class, t.Seq, LocalRequest(t.Class, t.Asks), proc.Gpus);
             _running[t.Id] = run;
             bool alive = proc.Pid > 0 && proc.Attempt == run.N;
-            if (alive && run.ExitFile is not null)
+            if (alive && a?.ExitFile is not null)
             {
-                run.Reattached = true;
+                run.Place = ((LocalPlacement)run.Place) with { Reattached = true };
                 continue;
             }
             // Any other live process of this task (no shim, or an attempt the store never recorded) must
             // not run beside the retry.
             if (proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill);
-            var exit = alive ? null : ReadExitFile(run.ExitFile);
+            var exit = alive ? null : LocalExecutor.ReadExitFile(a?.ExitFile);
             toEnd.Add((run, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null));
         }
         // Before any retry or new start: every process the dead daemon left (a task's children in sessions of their
         // own, an attempt it never recorded, a plan's gate check) is ended, except the re-attached attempts' trees.
-        EndLeftovers(_running.Values.Where(r => r.Reattached).Select(r => (r.Id.Value, r.N)).ToHashSet());
+        _local.EndLeftovers(_running.Values.Where(r => r.Place is LocalPlacement { Reattached: true }).Select(r => (r.Id.Value, r.N)).ToHashSet());
         RemoveStalePayloadFiles();
         foreach (var (run, exit, reason) in toEnd) Ended(run, exit, reason, now);
-    }
-
-    private void EndLeftovers(HashSet<(string, int)> keep)
-    {
-        int killed = _contain.EndAllExcept(keep, TimeSpan.FromSeconds(2));
-        if (killed > 0) Console.Error.WriteLine($"sparky: ended {killed} process(es) a previous daemon left running");
-    }
-
-    /// <summary>GPUs by UUID, in PCI bus order so indices inside the task match nvidia-smi; a task given
-    /// no GPU sees none (an empty list), so it cannot grab one by default.</summary>
-    private static void GpuEnvironment(Dictionary<string, string> env, Allocation allocation)
-    {
-        env["CUDA_VISIBLE_DEVICES"] = string.Join(',', allocation.GpuUuids);
-        if (allocation.GpuUuids.Count == 0) return;
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
-        // A share of one GPU: the task's budget on it, for frameworks that can cap themselves.
-        if (allocation.Request.GpuMemoryMb > 0) env["SPARKY_GPU_MEMORY_MB"] = allocation.Request.GpuMemoryMb.ToString();
     }
 
     /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
@@ -1027,7 +1017,7 @@ public sealed partial class Engine : IAsyncDisposable
         foreach (var (k, v) in spec.Env)
         {
             bytes += Sparky.Execution.Processes.ArgLimits.Bytes([k + "=" + v]);
-            if (_baseEnv.TryGetValue(k, out var b)) bytes -= Sparky.Execution.Processes.ArgLimits.Bytes([k + "=" + b]);
+            if (_local.BaseEnvironment.TryGetValue(k, out var b)) bytes -= Sparky.Execution.Processes.ArgLimits.Bytes([k + "=" + b]);
         }
         long max = Sparky.Execution.Processes.ArgLimits.ArgMax;
         return bytes > max
@@ -1035,7 +1025,7 @@ public sealed partial class Engine : IAsyncDisposable
             : null;
     }
 
-    private long BaseEnvBytes => _baseEnvBytes ??= Sparky.Execution.Processes.ArgLimits.Bytes(_baseEnv.Select(kv => kv.Key + "=" + kv.Value));
+    private long BaseEnvBytes => _baseEnvBytes ??= Sparky.Execution.Processes.ArgLimits.Bytes(_local.BaseEnvironment.Select(kv => kv.Key + "=" + kv.Value));
     private long? _baseEnvBytes;
 
     /// <summary>Why a task could never run here, or null. Safe from any thread: it reads only the pool's totals.</summary>
@@ -1061,26 +1051,6 @@ public sealed partial class Engine : IAsyncDisposable
         return s >= room ? DateTimeOffset.MaxValue : start.AddSeconds(Math.Max(0, s));
     }
 
-    private static ProcessExit? ReadExitFile(string? path)
-    {
-        if (path is null) return null;
-        try
-        {
-            var text = File.ReadAllText(path).Trim();
-            if (!int.TryParse(text, out int rc)) return null;
-            // The shim only sees $?, where death by signal N reads 128+N.
-            return rc > 128 && rc < 160 ? new ProcessExit(rc, rc - 128) : new ProcessExit(rc, null);
-        }
-        catch (IOException) { return null; }
-    }
-
-    /// <summary>The exit file is the only record of a re-attachable attempt's result until its end is committed.</summary>
-    private static void DeleteExitFileOnceStored(Task<WriteResult> write, string? exitFile)
-    {
-        if (exitFile is null) return;
-        write.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) TryDelete(exitFile); }, TaskContinuationOptions.ExecuteSynchronously);
-    }
-
     private static void TryDelete(string path)
     {
         try { File.Delete(path); } catch (IOException) { }
@@ -1098,8 +1068,7 @@ public sealed partial class Engine : IAsyncDisposable
         _stop.Cancel();
         _wake.Set();
         _loop?.Join();
-        _launcher.Dispose();
-        _contain.Close();
+        _local.Dispose();
         _slurm?.Dispose();
         await Task.CompletedTask;
     }

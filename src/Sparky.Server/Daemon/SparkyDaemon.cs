@@ -32,6 +32,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
     /// <summary>Plans (SPEC §5): started by <c>POST /api/v1/plans</c>, resumed at start.</summary>
     /// <para>Null until the engine has recovered (HTTP is up before that and answers 503 meanwhile).</para>
     public Sparky.Server.Plans.PlanRunner? Plans { get; private set; }
+    /// <summary>Every door is open (the engine recovered, plans resumed, the drop directory watched): what /readyz waits for,
+    /// so a client that waits for it can drop a file at once.</summary>
+    public bool Started { get; private set; }
     public SparkyMetrics Metrics { get; }
     /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
     public GpuDiscovery Gpus { get; }
@@ -119,7 +122,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             // is ready, /readyz and submissions answer 503.
             await d.StartHttpAsync();
             d._events = EventSocket.Start(d.Events, config.ZmqEvents, curve.Events); // before the engine: no event is missed
-            d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands, curve.Auth);
+            d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands, curve.Auth, curve.EventsKey);
             d.ZmqCurvePublicKey = curve.PublicKey;
             d.Engine.Workers = new WorkerLink(d._commands.Send, d._commands.Endpoint, curve.Commands?.PublicKeyZ85,
                 curve.Auth is not null && config.PilotClasses.Count > 0 ? Path.GetFullPath(Path.Combine(config.DataDir, ZmqAuth.KeysDir, ZmqAuth.PilotKeyFile)) : null);
@@ -139,6 +142,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
                 d.SampleGpus(); // the first readings are there before anyone can scrape
                 d._gpuSampler = new Timer(_ => d.SampleGpus(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
             }
+            d.Started = true;
         }
         catch
         {

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Prometheus;
 using Sparky.Core.Tasks;
+using Sparky.Plans;
 using Sparky.Server.Daemon;
 using Sparky.Server.Events;
 using Sparky.Store.Sqlite;
@@ -119,10 +120,23 @@ internal static class Api
             var (node, error) = await BodyReader.ReadJsonAsync(req, d.Config.MaxBodyBytes);
             if (error is not null) return error;
             if (node is not JsonObject o || o["text"] is not JsonValue tv || tv.GetValueKind() != JsonValueKind.String)
-                return Problems.BadRequest("send {\"text\": <the plan file>, \"path\"?, \"base_dir\"?, \"from\"?}");
+                return Problems.BadRequest("send {\"text\": <the plan file>, \"path\"?, \"base_dir\"?, \"from\"?, \"vars\"?: {name: value}}");
             string? Str(string key) => o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
+            var vars = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (o["vars"] is { } varsNode)
+            {
+                if (varsNode is not JsonObject vo) return Problems.BadRequest("vars must be an object of names to values: {\"out\": \"/tmp/run1\"}");
+                foreach (var (k, v) in vo)
+                {
+                    // A number or a boolean is taken as written, as YAML's vars: take them.
+                    if (v is JsonValue jv && jv.GetValueKind() is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False)
+                        vars[k] = jv.GetValueKind() == JsonValueKind.String ? jv.GetValue<string>() : jv.ToJsonString();
+                    else return Problems.BadRequest($"vars.{k} must be a string, a number or a boolean");
+                }
+                if (PlanFile.CheckVars(vars) is { } bad) return Problems.BadRequest("vars: " + bad);
+            }
             if (d.Plans is null) return Problems.Unavailable("the daemon is starting");
-            var r = await d.Plans.StartAsync(tv.GetValue<string>(), Str("path"), Str("base_dir"), Str("from"));
+            var r = await d.Plans.StartAsync(tv.GetValue<string>(), Str("path"), Str("base_dir"), Str("from"), vars);
             if (r is null) return Problems.Unavailable("the daemon is stopping");
             return r.Status switch
             {
@@ -140,6 +154,17 @@ internal static class Api
             d.Plans is null ? Problems.Unavailable("the daemon is starting") :
             d.Plans.Get(name) is { } run ? HttpJson.Of(d.Plans.Report(run)) : Problems.NotFound($"no plan '{name}'"));
 
+        // Stops the plan (its queued and running tasks are cancelled, its gate too) and removes it from the list.
+        app.MapDelete("/api/v1/plans/{name}", async (string name) =>
+        {
+            if (d.Plans is null) return Problems.Unavailable("the daemon is starting");
+            var r = await d.Plans.DeleteAsync(name);
+            if (r is null) return Problems.Unavailable("the daemon is stopping");
+            return r.Status == 200
+                ? HttpJson.Of(new JsonObject { ["ok"] = true, ["name"] = name, ["cancelled"] = r.Cancelled })
+                : Problems.Of(r.Status, r.Detail!);
+        });
+
         app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings)));
 
         // Alive. "/health" is the replaced orchestrator's name for it; "status" is what it answered there.
@@ -147,7 +172,7 @@ internal static class Api
         app.MapGet("/health", () => HttpJson.Of(new JsonObject { ["ok"] = true, ["status"] = "ok" }));
         // Not ready while the store cannot be trusted: a write failing (disk full), a failed integrity check, a
         // corrupt page met by a read. A load balancer or a supervisor reads this; /healthz only says the process answers.
-        app.MapGet("/readyz", () => !d.Engine.Ready ? Problems.Unavailable("starting")
+        app.MapGet("/readyz", () => !d.Started ? Problems.Unavailable("starting")
             : d.Store.Unhealthy is { } why ? Problems.Unavailable(why)
             : HttpJson.Of(new JsonObject { ["ok"] = true, ["schema"] = d.Store.SchemaVersion }));
     }

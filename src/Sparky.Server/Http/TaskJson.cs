@@ -55,6 +55,8 @@ public static class TaskJson
                 ["slurm_job_id"] = a.SlurmJobId,
                 ["slurm_started_at"] = Iso(a.SlurmStartedAt),
                 ["slurm_ended_at"] = Iso(a.SlurmEndedAt),
+                ["cpu_ms"] = a.CpuMs,
+                ["mem_peak_bytes"] = a.MemPeakBytes,
             }).ToArray());
         }
         return o;

@@ -12,8 +12,13 @@ using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Plans;
 
-/// <summary>A plan as the runner holds it: immutable, replaced on every change (readers take it as it is).</summary>
-public sealed record PlanRun(string Name, Plan Plan, PlanState State, PlanStatus Status, string Text, string? Path, string BaseDir, long UpdatedAt);
+/// <summary>A plan as the runner holds it: immutable, replaced on every change (readers take it as it is).
+/// <see cref="Vars"/> are the values given with the run (<c>--var</c>), stored with the state: the text alone does not
+/// make the same plan again.</summary>
+public sealed record PlanRun(string Name, Plan Plan, PlanState State, PlanStatus Status, string Text, string? Path, string BaseDir, long UpdatedAt)
+{
+    public IReadOnlyDictionary<string, string> Vars { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>
 /// Runs plans (SPEC §5) on the daemon: carries out <see cref="PlanEngine"/>'s decisions (submissions through
@@ -30,11 +35,16 @@ public sealed class PlanRunner : IAsyncDisposable
     private const int TailChars = 4000;
     private const double DefaultCheckTimeoutSeconds = 600;
 
+    /// <summary>What the HTTP door tells a client to wait after a 429 (Retry-After): a plan waits as long at least.</summary>
+    private const double QueueFullRetryAfterSeconds = 1;
+
     private readonly SparkyDaemon _d;
     private readonly ConcurrentDictionary<string, PlanRun> _plans = new(StringComparer.Ordinal);
-    /// <summary>Task (element) id → where it belongs. Touched only by the loop.</summary>
-    /// <summary>Plan task ids → where they belong. Written by the loop, read by the event filter on publishers' threads.</summary>
+    /// <summary>Plan task ids → where they belong, while their workstream runs. Written by the loop, read by the event
+    /// filter on publishers' threads.</summary>
     private readonly ConcurrentDictionary<string, TaskRef> _tasks = new(StringComparer.Ordinal);
+    /// <summary>The running gate of each plan, to stop its checks when the plan is deleted.</summary>
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _gates = new(StringComparer.Ordinal);
     private readonly Channel<Func<Task>> _inbox = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
     private readonly EventHub.Subscription _sub;
     private readonly CancellationTokenSource _stop = new();
@@ -102,6 +112,7 @@ public sealed class PlanRunner : IAsyncDisposable
         ["name"] = r.Name,
         ["status"] = PlanJson.Name(r.Status),
         ["current_phase"] = PlanEngine.Decide(r.Plan, r.State).CurrentPhase,
+        ["waiting"] = PlanJson.Waiting(r.Plan, r.State),
         ["updated_at"] = r.UpdatedAt,
     };
 
@@ -114,9 +125,12 @@ public sealed class PlanRunner : IAsyncDisposable
         report["status"] = PlanJson.Name(r.Status);
         report["path"] = r.Path;
         report["base_dir"] = r.BaseDir;
+        report["vars"] = VarsJson(r.Vars);
         report["updated_at"] = r.UpdatedAt;
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var phases = (JsonArray)report["phases"]!;
+        // Every task node with its envelope first, then their tasks in one read: the CLI asks for this every 300 ms.
+        var nodes = new List<(JsonObject Node, TaskEnvelope Envelope)>();
         for (int k = 0; k < r.Plan.Phases.Count; k++)
         {
             var phase = r.Plan.Phases[k];
@@ -129,32 +143,35 @@ public sealed class PlanRunner : IAsyncDisposable
                 var envelopes = PlanEnvelopes.For(r.Plan, phase, ws, rec.Attempt, r.BaseDir);
                 var taskNodes = (JsonArray)wsNodes[i]!["tasks"]!;
                 for (int j = 0; j < envelopes.Count && j < taskNodes.Count; j++)
+                    nodes.Add((taskNodes[j]!.AsObject(), envelopes[j]));
+            }
+        }
+        if (nodes.Count == 0) return report;
+        var tasks = _d.Store.Briefs(nodes.SelectMany(n => n.Envelope.TaskIds).ToList());
+        foreach (var (node, envelope) in nodes)
+        {
+            var elements = envelope.TaskIds.Select(id => tasks.GetValueOrDefault(id)).ToList();
+            node["id"] = envelope.Id;
+            if (elements.Count == 1) Describe(node, elements[0], now);
+            else
+            {
+                var arr = new JsonArray();
+                foreach (var (e, id) in elements.Zip(envelope.TaskIds))
                 {
-                    var node = taskNodes[j]!.AsObject();
-                    var elements = envelopes[j].TaskIds.Select(id => TaskId.TryParse(id, out var tid) ? _d.Store.Get(tid) : null).ToList();
-                    node["id"] = envelopes[j].Id;
-                    if (elements.Count == 1) Describe(node, elements[0], now);
-                    else
-                    {
-                        var arr = new JsonArray();
-                        foreach (var (e, id) in elements.Zip(envelopes[j].TaskIds))
-                        {
-                            var o = new JsonObject { ["id"] = id };
-                            Describe(o, e, now);
-                            arr.Add((JsonNode)o);
-                        }
-                        node["elements"] = arr;
-                        var states = elements.Select(e => e?.State).ToList();
-                        node["state"] = states.Any(s => s is null || !s.Value.IsTerminal()) ? (states.Any(s => s == TaskState.Running) ? "running" : "queued")
-                            : states.All(s => s == TaskState.Succeeded) ? "succeeded" : "failed";
-                    }
+                    var o = new JsonObject { ["id"] = id };
+                    Describe(o, e, now);
+                    arr.Add((JsonNode)o);
                 }
+                node["elements"] = arr;
+                var states = elements.Select(e => e?.State).ToList();
+                node["state"] = states.Any(s => s is null || !s.Value.IsTerminal()) ? (states.Any(s => s == TaskState.Running) ? "running" : "queued")
+                    : states.All(s => s == TaskState.Succeeded) ? "succeeded" : "failed";
             }
         }
         return report;
     }
 
-    private static void Describe(JsonObject node, TaskRecord? t, long now)
+    private static void Describe(JsonObject node, TaskBrief? t, long now)
     {
         if (t is null) { node["state"] = "not_submitted"; return; }
         node["state"] = t.State.Name();
@@ -172,10 +189,12 @@ public sealed class PlanRunner : IAsyncDisposable
     public sealed record StartResult(int Status, string? Name, string? Detail, IReadOnlyList<string> Errors);
 
     /// <summary>Parses and checks a plan, begins a run (resuming what is kept) and stores it before anything is submitted.</summary>
-    public Task<StartResult> StartAsync(string text, string? path, string? baseDir, string? fromPhase)
+    /// <param name="vars">Values for the plan's <c>${name}</c>s, over its own <c>vars:</c>.</param>
+    public Task<StartResult> StartAsync(string text, string? path, string? baseDir, string? fromPhase, IReadOnlyDictionary<string, string>? vars = null)
     {
         var file = path is { Length: > 0 } ? System.IO.Path.GetFileName(path) : "plan.yaml";
-        var parsed = PlanFile.Parse(text, path ?? file);
+        vars ??= new Dictionary<string, string>();
+        var parsed = PlanFile.Parse(text, path ?? file, vars);
         if (!parsed.Ok) return Task.FromResult(Bad(parsed.Errors.Select(e => e.ToString()).ToList()));
         var plan = parsed.Plan!;
         var errors = new List<string>();
@@ -196,8 +215,8 @@ public sealed class PlanRunner : IAsyncDisposable
             var stored = _plans.GetValueOrDefault(plan.Name);
             if (stored is { Status: PlanStatus.Running })
                 return new StartResult(409, plan.Name, $"plan '{plan.Name}' is already running (at phase {PlanEngine.Decide(stored.Plan, stored.State).CurrentPhase})", []);
-            var state = PlanEngine.Begin(plan, stored?.State ?? PlanState.Empty, fromPhase);
-            var run = new PlanRun(plan.Name, plan, state, PlanStatus.Running, text, path, dir!, Now());
+            var state = PlanEngine.Begin(plan, stored?.State ?? FreshAttempts(plan, dir!), fromPhase);
+            var run = new PlanRun(plan.Name, plan, state, PlanStatus.Running, text, path, dir!, Now()) { Vars = vars };
             // Still-running workstreams kept by Begin: their tasks' ends must find them.
             foreach (var phase in plan.Phases)
                 foreach (var ws in phase.Workstreams)
@@ -210,19 +229,61 @@ public sealed class PlanRunner : IAsyncDisposable
         static StartResult Bad(IReadOnlyList<string> errors) => new(400, null, string.Join('\n', errors), errors);
     }
 
+    // ---------- deleting ----------
+
+    /// <summary>What <see cref="DeleteAsync"/> answers: 200 with how many tasks it cancelled, 404, or 503.</summary>
+    public sealed record DeleteResult(int Status, int Cancelled = 0, string? Detail = null);
+
+    /// <summary>
+    /// Stops a plan and forgets it: cancels its queued and running tasks and its running gate, removes its stored row
+    /// and its report. Its tasks stay in the task list, as every task does. A later <c>plan run</c> of the same file
+    /// starts from nothing, with fresh task ids.
+    /// </summary>
+    public Task<DeleteResult> DeleteAsync(string name) => Post(async () =>
+    {
+        if (_plans.GetValueOrDefault(name) is not { } run) return new DeleteResult(404, Detail: $"no plan '{name}'");
+        // Forgotten first: if the store cannot do it, nothing is cancelled and the plan goes on.
+        var w = await _d.Store.DeletePlanAsync(name);
+        if (w.Status != WriteStatus.Ok) return new DeleteResult(503, Detail: $"the store is unavailable: {w.Detail}");
+        _plans.TryRemove(name, out _);
+        if (_gates.TryRemove(name, out var gate)) { gate.Cancel(); gate.Dispose(); }
+        // Its tasks: those of the workstreams that run (whether or not the map still has them), and any the map holds.
+        var ids = new HashSet<string>(_tasks.Where(kv => kv.Value.Plan == name).Select(kv => kv.Key), StringComparer.Ordinal);
+        foreach (var phase in run.Plan.Phases)
+            foreach (var ws in phase.Workstreams)
+                if (run.State.Of(phase.Name, ws.Name) is { Status: WorkstreamStatus.Running } r && r.Hash == ws.Hash && run.State.WaitOf(phase.Name, ws.Name) is null)
+                    ids.UnionWith(PlanEnvelopes.For(run.Plan, phase, ws, r.Attempt, run.BaseDir).SelectMany(e => e.TaskIds));
+        int cancelled = 0;
+        foreach (var id in ids)
+        {
+            _tasks.TryRemove(id, out _);
+            if (TaskId.TryParse(id, out var tid) && await _d.Engine.CancelAsync(tid) == CommandOutcome.Done) cancelled++;
+        }
+        try { Directory.Delete(System.IO.Path.Combine(DataDir, "plans", name), recursive: true); }
+        catch (DirectoryNotFoundException) { }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"sparky: plans: removing the report of '{name}': {e.Message}"); }
+        return new DeleteResult(200, cancelled);
+    });
+
     // ---------- the loop's work ----------
 
     private void Load()
     {
         foreach (var row in _d.Store.LoadPlans())
         {
-            var parsed = PlanFile.Parse(row.Text, row.Path ?? "plan.yaml");
-            if (!parsed.Ok) { Console.Error.WriteLine($"sparky: plans: stored plan '{row.Name}' no longer parses: {parsed.Errors[0]}"); continue; }
             PlanState state;
-            try { state = PlanJson.ReadState(JsonNode.Parse(row.StateJson)); }
+            Dictionary<string, string> vars;
+            try
+            {
+                var stored = JsonNode.Parse(row.StateJson);
+                state = PlanJson.ReadState(stored);
+                vars = ReadVars(stored);
+            }
             catch (Exception e) when (e is FormatException or System.Text.Json.JsonException) { Console.Error.WriteLine($"sparky: plans: '{row.Name}': {e.Message}"); continue; }
+            var parsed = PlanFile.Parse(row.Text, row.Path ?? "plan.yaml", vars);
+            if (!parsed.Ok) { Console.Error.WriteLine($"sparky: plans: stored plan '{row.Name}' no longer parses: {parsed.Errors[0]}"); continue; }
             var status = Enum.TryParse<PlanStatus>(row.Status, true, out var s) ? s : PlanStatus.Stopped;
-            var run = new PlanRun(row.Name, parsed.Plan!, state, status, row.Text, row.Path, row.BaseDir ?? DataDir, row.UpdatedAt);
+            var run = new PlanRun(row.Name, parsed.Plan!, state, status, row.Text, row.Path, row.BaseDir ?? DataDir, row.UpdatedAt) { Vars = vars };
             _plans[run.Name] = run;
         }
     }
@@ -251,14 +312,17 @@ public sealed class PlanRunner : IAsyncDisposable
                 var first = TaskId.Parse(envelopes[0].TaskIds[0]);
                 if (_d.Store.StateOf(first) is null)
                 {
-                    // Stored as running, but the daemon stopped before the submission: submit it now (same ids).
-                    var failure = await SubmitAsync(envelopes);
-                    if (failure is not null) current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, false, failure));
+                    // Stored as running, but the daemon stopped before the submission (or while it waited to submit):
+                    // submit it now (same ids).
+                    current = await SubmitWorkstreamAsync(current, phase, ws, r.Attempt);
                     continue;
                 }
                 // Ended while the daemon was down?
                 if (OutcomeOf(envelopes.SelectMany(e => e.TaskIds).ToList()) is { } o)
+                {
                     current = Update(current, current.State.Finished(phase.Name, ws.Name, r.Attempt, o.Ok, o.Reason));
+                    Untrack(envelopes.SelectMany(e => e.TaskIds));
+                }
             }
             if (current.State.GateOf(phase.Name) is { Status: GateStatus.Running } g && g.Key == phase.GateKey)
                 StartGate(current, phase);
@@ -274,6 +338,7 @@ public sealed class PlanRunner : IAsyncDisposable
         if (rec.Status != WorkstreamStatus.Running || rec.Attempt != t.Attempt) return;
         if (OutcomeOf(t.AllIds) is not { } o) return;
         var next = Update(run, run.State.Finished(t.Phase, t.Workstream, t.Attempt, o.Ok, o.Reason));
+        Untrack(t.AllIds);
         await SaveAsync(next);
         await DriveAsync(next.Name);
     }
@@ -281,6 +346,7 @@ public sealed class PlanRunner : IAsyncDisposable
     private async Task GateDoneAsync(string name, string phaseName, string key, IReadOnlyList<CheckResult> results)
     {
         if (_plans.GetValueOrDefault(name) is not { } run || run.Plan.FindPhase(phaseName) is not { } phase || phase.GateKey != key) return;
+        if (_gates.TryGetValue(name, out var cts) && _gates.TryRemove(new KeyValuePair<string, CancellationTokenSource>(name, cts))) cts.Dispose();
         if (run.State.GateOf(phaseName) is not { Status: GateStatus.Running } g || g.Key != key) return;
         var state = run.State.GateFinished(phase, results);
         var rec = state.GateOf(phaseName);
@@ -308,7 +374,7 @@ public sealed class PlanRunner : IAsyncDisposable
     {
         for (int guard = 0; guard < 1000; guard++)
         {
-            var run = _plans[name];
+            if (_plans.GetValueOrDefault(name) is not { } run) return; // deleted
             var step = PlanEngine.Decide(run.Plan, run.State);
             var state = run.State;
             foreach (var decision in step.Decisions) state = state.Apply(run.Plan, decision);
@@ -316,6 +382,8 @@ public sealed class PlanRunner : IAsyncDisposable
             if (step.Decisions.Count == 0 && status == run.Status) return;
             run = Update(run, state, status);
             await SaveAsync(run);
+            // Cancels whatever the status: a plan that stops cancels the work it no longer needs.
+            foreach (var c in step.Decisions.OfType<CancelWorkstream>()) await CancelTasksAsync(name, c.Phase, c.Workstream, c.Attempt);
             if (status != PlanStatus.Running) return;
 
             bool changed = false;
@@ -323,22 +391,12 @@ public sealed class PlanRunner : IAsyncDisposable
             {
                 switch (decision)
                 {
-                    case CancelWorkstream c:
-                        // The ids of the superseded spec: PlanEnvelopes.For needs the workstream as it was, which
-                        // only the task map still knows.
-                        foreach (var (id, _) in _tasks.Where(kv => kv.Value.Plan == name && kv.Value.Phase == c.Phase && kv.Value.Workstream == c.Workstream && kv.Value.Attempt == c.Attempt).ToList())
-                            if (TaskId.TryParse(id, out var tid)) await _d.Engine.CancelAsync(tid);
-                        break;
                     case SubmitWorkstream s:
-                    {
-                        var envelopes = Track(run, s.Phase, s.Workstream, s.Attempt);
-                        if (await SubmitAsync(envelopes) is { } failure)
-                        {
-                            run = Update(_plans[name], _plans[name].State.Finished(s.Phase.Name, s.Workstream.Name, s.Attempt, false, failure));
+                        // Refused for good: the workstream failed, so decide again. Refused for now: it waits.
+                        if (await SubmitWorkstreamAsync(_plans[name], s.Phase, s.Workstream, s.Attempt) is var after
+                            && after.State.Of(s.Phase.Name, s.Workstream.Name).Status != WorkstreamStatus.Running)
                             changed = true;
-                        }
                         break;
-                    }
                     case RunGate g:
                         StartGate(run, g.Phase);
                         break;
@@ -349,12 +407,120 @@ public sealed class PlanRunner : IAsyncDisposable
         }
     }
 
-    /// <summary>Null when submitted (or already there: a 409 after a crash), else why not.</summary>
-    private async Task<string?> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
+    /// <summary>Cancels the tasks of one submission of a workstream: the task map knows them (for a superseded spec,
+    /// only it does: <see cref="PlanEnvelopes.For"/> would need the workstream as it was).</summary>
+    private async Task CancelTasksAsync(string plan, string phase, string workstream, int attempt)
     {
-        var batch = new JsonArray(envelopes.Select(e => (JsonNode?)e.Envelope.DeepClone()).ToArray());
-        var answer = await Commands.SubmitAsync(_d, batch);
-        return answer.Ok || answer.Status == 409 ? null : $"submission refused ({answer.Status}): {answer.Detail}";
+        foreach (var (id, _) in _tasks.Where(kv => kv.Value.Plan == plan && kv.Value.Phase == phase && kv.Value.Workstream == workstream && kv.Value.Attempt == attempt).ToList())
+        {
+            if (TaskId.TryParse(id, out var tid)) await _d.Engine.CancelAsync(tid);
+            _tasks.TryRemove(id, out _);
+        }
+    }
+
+    /// <summary>
+    /// Submits a running workstream's tasks. Refused for now (429: the daemon's queue is full; 503: its store is
+    /// unavailable), the workstream stays running, waits (<see cref="PlanState.WaitingToSubmit"/>) and is tried again
+    /// after a bounded backoff; refused for good (a bad spec, or more tasks than the queue ever holds), it failed.
+    /// </summary>
+    private async Task<PlanRun> SubmitWorkstreamAsync(PlanRun run, Phase phase, Workstream ws, int attempt)
+    {
+        var envelopes = Track(run, phase, ws, attempt);
+        var (outcome, status, why) = await SubmitAsync(envelopes);
+        var current = _plans.GetValueOrDefault(run.Name) ?? run;
+        switch (outcome)
+        {
+            case Submitted.Yes:
+                return current.State.WaitOf(phase.Name, ws.Name) is null ? current : Update(current, current.State.Submitted(phase.Name, ws.Name));
+            case Submitted.No:
+                Untrack(envelopes.SelectMany(e => e.TaskIds));
+                return Update(current, current.State.Finished(phase.Name, ws.Name, attempt, false, why));
+            default:
+            {
+                var before = current.State.WaitOf(phase.Name, ws.Name);
+                int tries = (before?.Tries ?? 0) + 1;
+                var delay = SubmitWait.Delay(tries, status == 429 ? QueueFullRetryAfterSeconds : null);
+                long now = Now();
+                var wait = new SubmitWait(attempt, status, why!, before?.Since ?? now, now + (long)delay.TotalMilliseconds, tries);
+                var next = Update(current, current.State.WaitingToSubmit(phase.Name, ws.Name, wait));
+                _ = RetryLaterAsync(run.Name, phase.Name, ws.Name, attempt, delay);
+                return next;
+            }
+        }
+    }
+
+    private async Task RetryLaterAsync(string plan, string phase, string workstream, int attempt, TimeSpan delay)
+    {
+        try { await Task.Delay(delay, _stop.Token); }
+        catch (OperationCanceledException) { return; }
+        _inbox.Writer.TryWrite(() => RetrySubmitAsync(plan, phase, workstream, attempt));
+    }
+
+    /// <summary>A waiting workstream's next try, if it still waits: not if the plan was deleted or stopped, the
+    /// workstream cancelled, or its spec replaced since.</summary>
+    private async Task RetrySubmitAsync(string name, string phaseName, string wsName, int attempt)
+    {
+        if (_plans.GetValueOrDefault(name) is not { Status: PlanStatus.Running } run) return;
+        if (run.Plan.FindPhase(phaseName) is not { } phase || phase.Workstreams.FirstOrDefault(w => w.Name == wsName) is not { } ws) return;
+        if (run.State.WaitOf(phaseName, wsName) is not { } wait || wait.Attempt != attempt || run.State.Of(phaseName, wsName).Hash != ws.Hash) return;
+        var next = await SubmitWorkstreamAsync(run, phase, ws, attempt);
+        if (next.State.Of(phaseName, wsName).Status == WorkstreamStatus.Running) return;
+        await SaveAsync(next);
+        await DriveAsync(name);
+    }
+
+    private enum Submitted { Yes, No, NotNow }
+
+    /// <summary>Yes when submitted (or already there: a 409 after a crash); NotNow, with the status, when the daemon
+    /// refuses it for now; No, with why, when it never will.</summary>
+    private async Task<(Submitted Outcome, int Status, string? Why)> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
+    {
+        var subs = new List<Submission>(envelopes.Count);
+        for (int i = 0; i < envelopes.Count; i++)
+        {
+            var parsed = EnvelopeParser.Parse(envelopes[i].Envelope, _d.Engine.KnownClasses, _d.Engine.NativeDoor);
+            if (!parsed.Ok) return (Submitted.No, 400, $"submission refused (400): {(envelopes.Count == 1 ? parsed.Error : $"task [{i}]: {parsed.Error}")}");
+            subs.Add(parsed.Submission!);
+        }
+        long adding = subs.Sum(s => (long)(s.Array?.Count ?? 1));
+        return await _d.Engine.SubmitAsync(subs) switch
+        {
+            SubmitOutcome.Accepted or SubmitOutcome.Conflict => (Submitted.Yes, 200, null),
+            // Waiting would not help: this workstream alone is more than the queue ever holds.
+            SubmitOutcome.QueueFull q when adding > q.Bound => (Submitted.No, 429,
+                $"submission refused (429): the workstream adds {adding} tasks, more than the queue's bound of {q.Bound} (SPARKY_MAX_QUEUED)"),
+            SubmitOutcome.QueueFull q => (Submitted.NotNow, 429,
+                $"the daemon's queue is full: it holds {q.Queued} tasks and this workstream adds {adding}, over its bound of {q.Bound} (SPARKY_MAX_QUEUED)"),
+            SubmitOutcome.Unavailable u => (Submitted.NotNow, 503, $"the daemon cannot take tasks now: {u.Reason}"),
+            SubmitOutcome.Invalid i => (Submitted.No, 400, $"submission refused (400): {i.Reason}"),
+            var other => (Submitted.No, 500, $"submission refused: {other}"),
+        };
+    }
+
+    private void Untrack(IEnumerable<string> ids)
+    {
+        foreach (var id in ids) _tasks.TryRemove(id, out _);
+    }
+
+    /// <summary>
+    /// The state a plan with nothing stored starts from: each workstream's attempt counter past the ids already in the
+    /// store. A plan deleted and run again under its name has the same hashes, so its first attempt would get the ids
+    /// of the deleted run's tasks (ended, or cancelled by the delete) and take them for its own.
+    /// </summary>
+    private PlanState FreshAttempts(Plan plan, string baseDir)
+    {
+        var state = PlanState.Empty;
+        var open = plan.Phases.SelectMany(p => p.Workstreams.Select(w => (Phase: p, W: w))).ToList();
+        for (int attempt = 1; open.Count > 0 && attempt < 1000; attempt++)
+        {
+            var first = open.ToDictionary(x => PlanEnvelopes.For(plan, x.Phase, x.W, attempt, baseDir)[0].TaskIds[0], x => x, StringComparer.Ordinal);
+            var taken = _d.Store.Briefs(first.Keys.ToList());
+            if (taken.Count == 0) break;
+            foreach (var id in taken.Keys)
+                state = state.With(first[id].Phase.Name, first[id].W.Name, new WorkstreamRecord(WorkstreamStatus.NotStarted, null, attempt));
+            open = first.Where(kv => taken.ContainsKey(kv.Key)).Select(kv => kv.Value).ToList();
+        }
+        return state;
     }
 
     private IReadOnlyList<TaskEnvelope> Track(PlanRun run, Phase phase, Workstream ws, int attempt)
@@ -398,13 +564,18 @@ public sealed class PlanRunner : IAsyncDisposable
         contain.Mark(env, marker, 0);
         var baseDir = run.BaseDir;
         var key = phase.GateKey;
+        // One gate runs per plan at a time; deleting the plan cancels it (and kills its check).
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        if (_gates.TryRemove(run.Name, out var old)) { old.Cancel(); old.Dispose(); }
+        _gates[run.Name] = cts;
+        var token = cts.Token;
         _ = Task.Run(async () =>
         {
             var results = new List<CheckResult>();
             foreach (var check in phase.Gate)
             {
                 CheckResult r;
-                try { r = await RunCheckAsync(check, env, baseDir, _stop.Token); }
+                try { r = await RunCheckAsync(check, env, baseDir, token); }
                 catch (OperationCanceledException) { return; }
                 catch (Exception e) { r = new CheckResult(false, e.Message); }
                 finally { contain.Signal(marker, 0, Sparky.Execution.Processes.Signals.Kill); } // what the check left behind
@@ -526,7 +697,10 @@ public sealed class PlanRunner : IAsyncDisposable
     private async Task<bool> SaveAsync(PlanRun run)
     {
         _plans[run.Name] = run;
-        var row = new PlanRow(run.Name, run.Path, run.BaseDir, run.Text, PlanJson.Name(run.Status), PlanJson.State(run.State).ToJsonString(), run.UpdatedAt);
+        var state = PlanJson.State(run.State);
+        // Beside the engine's state (whose reader ignores it); a row written before vars existed has none.
+        if (run.Vars.Count > 0) state["vars"] = VarsJson(run.Vars);
+        var row = new PlanRow(run.Name, run.Path, run.BaseDir, run.Text, PlanJson.Name(run.Status), state.ToJsonString(), run.UpdatedAt);
         var w = await _d.Store.UpsertPlanAsync(row);
         if (w.Status != WriteStatus.Ok) Console.Error.WriteLine($"sparky: plans: storing '{run.Name}': {w.Detail}");
         return w.Status == WriteStatus.Ok;
@@ -549,6 +723,24 @@ public sealed class PlanRunner : IAsyncDisposable
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private static JsonObject VarsJson(IReadOnlyDictionary<string, string> vars)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in vars.OrderBy(kv => kv.Key, StringComparer.Ordinal)) o[k] = v;
+        return o;
+    }
+
+    /// <exception cref="FormatException">A <c>vars</c> that is not an object of strings.</exception>
+    private static Dictionary<string, string> ReadVars(JsonNode? stored)
+    {
+        var vars = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (stored?["vars"] is not { } node) return vars;
+        if (node is not JsonObject o) throw new FormatException("stored vars are not an object");
+        foreach (var (k, v) in o)
+            vars[k] = v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s : throw new FormatException($"stored var '{k}' is not a string");
+        return vars;
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -35,6 +35,8 @@ public sealed record WorkerOptions
     /// <summary>Tasks it takes beyond its slots and holds, so the next one starts as a slot frees, without waiting
     /// for the daemon: for many short tasks. A held task's run time (and timeout) counts from when it was sent.</summary>
     public int Prefetch { get; init; }
+    /// <summary>How each task's processes are kept together: auto (a cgroup where the host allows) or marker.</summary>
+    public string Containment { get; init; } = "auto";
 }
 
 /// <summary>
@@ -57,6 +59,9 @@ public sealed class WorkerAgent : IDisposable
         public string? PayloadFile { get; set; }
         /// <summary>The daemon no longer counts it as running here: its end is not reported.</summary>
         public bool Disowned { get; set; }
+        /// <summary>Marked and in its own cgroups (its id is well-formed).</summary>
+        public bool Contained { get; init; }
+        public string? Stderr { get; init; }
     }
 
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
@@ -70,6 +75,9 @@ public sealed class WorkerAgent : IDisposable
     private readonly NetMQQueue<bool> _wake = new();
     private readonly NetMQPoller _poller;
     private readonly ProcessLauncher _launcher;
+    /// <summary>Each attempt's processes kept together (a cgroup, else the marker) and held to the memory it asked for,
+    /// as the daemon's own attempts are: a cancel, a kill or an end leaves nothing of it running.</summary>
+    private readonly Containment _contain;
     private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
     /// <summary>Tasks received while every slot was busy (with --prefetch), started in order as slots free.</summary>
     private readonly Queue<JsonObject> _held = new();
@@ -116,6 +124,8 @@ public sealed class WorkerAgent : IDisposable
         _guard = StartGuard(_runToken, log);
         _prefix = _guard is null && File.Exists("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : null;
         _launcher = new ProcessLauncher(() => _wake.Enqueue(true));
+        // Named by worker and daemon: two workers of one name on this host, for two daemons, never share cgroups.
+        _contain = Containment.Create(options.Containment, $"worker:{options.Name}@{options.Connect}");
         _dealer.Options.Linger = TimeSpan.FromSeconds(2); // the last bye gets out
         // A fixed routing id: after a reconnect the daemon's answers find this worker at once.
         _dealer.Options.Identity = System.Text.Encoding.UTF8.GetBytes(options.Name + "/" + _runToken);
@@ -136,6 +146,9 @@ public sealed class WorkerAgent : IDisposable
     public int Run(CancellationToken stop)
     {
         KillLeftovers();
+        // What an earlier run of this worker left in its cgroups (or marked as its) is ended, and those cgroups removed.
+        _contain.EndAllExcept(new HashSet<(string, int)>(), TimeSpan.FromSeconds(2));
+        _log($"sparky worker: containment {_contain.Mode}");
         _dealer.Connect(_o.Connect);
         _lastHeard = _idleSince = DateTimeOffset.UtcNow;
         using var reg = stop.Register(() => { _terminate = true; _wake.Enqueue(true); });
@@ -202,7 +215,7 @@ public sealed class WorkerAgent : IDisposable
             case "kill":
                 if (Text(body, "id") is not { } id || Text(body, "session") != _session) break;
                 int sig = (int)(Num(body, "signal") ?? Signals.Term);
-                if (_jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt")) ProcessLauncher.SignalGroup(job.Pid, sig);
+                if (_jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt")) SignalJob(job, sig);
                 else if (Unhold(id, (int)(Num(body, "attempt") ?? 0)) is { } held)
                     Finish(new Job(id, (int)(Num(held, "attempt") ?? 0), "", []), new ProcessExit(null, sig), null);
                 break;
@@ -256,8 +269,15 @@ public sealed class WorkerAgent : IDisposable
         if (_jobs.TryGetValue(id, out var job) && job.Attempt == attempt)
         {
             job.Disowned = true;
-            ProcessLauncher.SignalGroup(job.Pid, Signals.Kill);
+            SignalJob(job, Signals.Kill);
         }
+    }
+
+    /// <summary>Signals all of an attempt: its process group, its cgroup and every process carrying its marker.</summary>
+    private void SignalJob(Job job, int signal)
+    {
+        ProcessLauncher.SignalGroup(job.Pid, signal);
+        if (job.Contained) _contain.Signal(job.Id, job.Attempt, signal);
     }
 
     private void StartTask(JsonObject t)
@@ -281,9 +301,12 @@ public sealed class WorkerAgent : IDisposable
                 if (v is JsonValue vv && vv.TryGetValue(out string? sv)) env[k] = sv;
         env["SPARKY_WORKER"] = _o.Name;
         env["SPARKY_WORKER_RUN"] = _runToken;
+        // The id names its cgroup: only a well-formed one (the daemon's, checked at submit) is trusted as a path.
+        bool contained = Sparky.Core.Tasks.TaskId.TryParse(id, out _);
+        if (contained) _contain.Mark(env, id, attempt);
         env["CUDA_VISIBLE_DEVICES"] = string.Join(',', gpus);
         if (gpus.Count > 0) env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
-        var job = new Job(id, attempt, stdout, gpus);
+        var job = new Job(id, attempt, stdout, gpus) { Contained = contained, Stderr = stderr };
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(stdout)!);
@@ -300,8 +323,9 @@ public sealed class WorkerAgent : IDisposable
             Finish(job, new ProcessExit(127, null), $"cannot write its logs or payload here: {e.Message}");
             return;
         }
+        var cgroups = contained ? _contain.Prepare(id, attempt, (Num(t, "memory_mb") ?? 0) * 1024 * 1024) : default;
         var launch = _launcher.Launch(new LaunchSpec(argv!, env, Text(t, "cwd"), stdout, stderr, RecordStartTime: false, Prefix: _prefix,
-            StdinPath: job.PayloadFile), exit => Finish(job, exit, null));
+            StdinPath: job.PayloadFile, Cgroup: cgroups.Unified, MemoryCgroup: cgroups.Memory), exit => Finish(job, exit, null));
         if (launch is LaunchResult.Started s)
         {
             job.Pid = s.Pid;
@@ -320,6 +344,11 @@ public sealed class WorkerAgent : IDisposable
     {
         if (_jobs.TryGetValue(job.Id, out var current) && ReferenceEquals(current, job)) _jobs.Remove(job.Id);
         if (job.PayloadFile is { } payloadFile) try { File.Delete(payloadFile); } catch (IOException) { }
+        // Nothing the attempt started outlives it; what its cgroups say of it goes to the daemon with its end.
+        var usage = job.Contained ? _contain.Release(job.Id, job.Attempt, job.Pid, scanMarked: exit.ExitCode != 0) : default;
+        if (usage.OutOfMemory && exit.ExitCode != 0 && job.Stderr is { } stderrLog)
+            try { File.AppendAllText(stderrLog, "sparky worker: killed by the kernel's OOM killer" + (usage.MemoryPeakBytes is { } p ? $" (peak {p >> 20} MiB)" : "") + "\n"); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         _freeGpus.AddRange(job.Gpus);
         _idleSince = DateTimeOffset.UtcNow;
         // A held task takes the slot at once: no round trip to the daemon between two short tasks.
@@ -330,6 +359,9 @@ public sealed class WorkerAgent : IDisposable
             ["session"] = _session, ["id"] = job.Id, ["attempt"] = job.Attempt, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal,
             ["credit"] = _draining ? 0 : 1,
         };
+        if (usage.CpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
+        if (usage.MemoryPeakBytes is { } peak) body["mem_peak_bytes"] = peak;
+        if (usage.OutOfMemory) body["oom"] = true;
         if (spawnFailure is not null) body["reason"] = "spawn_failed";
         else if (exit.ExitCode == 0)
         {
@@ -361,6 +393,7 @@ public sealed class WorkerAgent : IDisposable
     {
         var now = DateTimeOffset.UtcNow;
         _launcher.Reap(); // a safety net: SIGCHLD wakes us
+        _contain.Sweep(); // cgroups whose last processes have exited since their attempt's end
         if (_o.Walltime is { } wall)
         {
             if (now - _started >= wall) { _log("sparky worker: walltime reached"); Abandon(0); return; }
@@ -468,7 +501,7 @@ public sealed class WorkerAgent : IDisposable
         foreach (var j in _jobs.Values)
         {
             j.Disowned = true;
-            ProcessLauncher.SignalGroup(j.Pid, Signals.Kill);
+            SignalJob(j, Signals.Kill);
         }
         // Ends sent before the bye arrive before it; what still runs or is held is queued again by the daemon.
         if (_session is not null) Send("bye", new JsonObject { ["abandon"] = _jobs.Count > 0 || _held.Count > 0 });
@@ -540,6 +573,7 @@ public sealed class WorkerAgent : IDisposable
         _dealer.Dispose();
         _wake.Dispose();
         _launcher.Dispose();
+        _contain.Close();
         if (_guard is not null)
         {
             // Closing the pipe is the guard's signal; by now nothing of ours should be left to kill.

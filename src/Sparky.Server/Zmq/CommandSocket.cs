@@ -38,6 +38,7 @@ public sealed class CommandSocket : IDisposable
     private int _inFlight;
     private volatile bool _stopping;
     private readonly ZmqAuth? _auth;
+    private readonly string? _eventsKey;
     /// <summary>Per connection (routing id): requests taken and not yet answered. The socket thread's.</summary>
     private readonly Dictionary<byte[], int> _perPeer = new(ByteArrayComparer.Instance);
     private int _taken; // the socket thread's: the sum of _perPeer
@@ -63,10 +64,11 @@ public sealed class CommandSocket : IDisposable
     /// <param name="Counted">An answer to a request counted in <see cref="_perPeer"/> (not a message the engine sends unasked).</param>
     private readonly record struct Outgoing(byte[] Identity, byte[] Body, bool Counted = false);
 
-    private CommandSocket(SparkyDaemon d, RouterSocket router, string endpoint, ZmqAuth? auth)
+    private CommandSocket(SparkyDaemon d, RouterSocket router, string endpoint, ZmqAuth? auth, string? eventsKey)
     {
         _d = d;
         _auth = auth;
+        _eventsKey = eventsKey;
         _router = router;
         Endpoint = endpoint;
         _maxBody = d.Config.MaxBodyBytes;
@@ -86,7 +88,8 @@ public sealed class CommandSocket : IDisposable
     }
 
     /// <summary>Binds (port 0: a free port; with CURVE where a certificate is given) and starts the socket thread. Throws InvalidOperationException with one line if it can't bind.</summary>
-    public static CommandSocket Start(SparkyDaemon d, string endpoint, NetMQCertificate? curve = null, ZmqAuth? auth = null)
+    /// <param name="eventsKey">The event socket's own public key, told to authenticated clients in their ping's answer.</param>
+    public static CommandSocket Start(SparkyDaemon d, string endpoint, NetMQCertificate? curve = null, ZmqAuth? auth = null, string? eventsKey = null)
     {
         var router = new RouterSocket();
         try
@@ -101,7 +104,7 @@ public sealed class CommandSocket : IDisposable
             router.Options.MaxMsgSize = 2 * d.Config.MaxBodyBytes;
             CurveKeys.Serve(router, curve); // a peer without the server's public key never completes the handshake
             var bound = ZmqBind.Bind(router, endpoint, "command");
-            var s = new CommandSocket(d, router, bound, auth);
+            var s = new CommandSocket(d, router, bound, auth, eventsKey);
             s._poller.RunAsync("sparky-zmq-commands", isBackgroundThread: true);
             return s;
         }
@@ -203,7 +206,8 @@ public sealed class CommandSocket : IDisposable
         {
             case RequestType.Ping:
                 _buffer.ResetWrittenCount();
-                Wire.WritePong(_buffer, req.Corr.Span);
+                // An authenticated client learns the event socket's key here (a worker has no use for it).
+                Wire.WritePong(_buffer, req.Corr.Span, peer?.Role == PeerRole.Client ? _eventsKey : null);
                 ReplyNow(ref identity, _buffer.WrittenSpan);
                 return;
             case RequestType.Status when IsEmpty(req.Body):

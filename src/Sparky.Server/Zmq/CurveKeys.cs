@@ -10,10 +10,17 @@ namespace Sparky.Server.Zmq;
 public static class CurveKeys
 {
     public const string SecretFile = "sparky.key", PublicFile = "sparky.pub";
+    /// <summary>The event socket's own key pair where clients are authenticated: its public key is not published
+    /// (unlike sparky.pub) but given to authenticated clients only (in their <c>ping</c> answer), so a peer without a
+    /// listed key cannot complete the event socket's CURVE handshake: NetMQ's PUB cannot check subscribers' keys.</summary>
+    public const string EventsKeyFile = "events.key";
 
     /// <summary>Which sockets use CURVE and with what certificate; <see cref="Problem"/> says why serving must not start.</summary>
     /// <param name="Auth">Client authentication on the command socket (allow-lists of client and worker keys); null: none.</param>
-    public sealed record Plan(NetMQCertificate? Commands, NetMQCertificate? Events, string? KeyFile, string? Problem, ZmqAuth? Auth = null)
+    /// <param name="EventsKey">The event socket's own public key, told to authenticated clients only; null where the
+    /// event socket uses the daemon's published key (or no CURVE).</param>
+    public sealed record Plan(NetMQCertificate? Commands, NetMQCertificate? Events, string? KeyFile, string? Problem, ZmqAuth? Auth = null,
+        string? EventsKey = null)
     {
         public string? PublicKey => (Commands ?? Events)?.PublicKeyZ85;
     }
@@ -106,6 +113,12 @@ public static class CurveKeys
                 Problem = $"refusing to bind zmq to {config.Zmq} without client keys: anyone with the public key could run commands; " +
                     $"authorise clients with `sparky keys --client NAME` (and workers with `sparky keys --worker NAME`), or use tcp://127.0.0.1:PORT",
             };
+        if (events && !listed && !ZmqBind.IsLoopback(config.ZmqEvents))
+            return new Plan(null, null, keyFile, null, null) with
+            {
+                Problem = $"refusing to bind zmq_events to {config.ZmqEvents} without client keys: anyone with the public key could read every event; " +
+                    $"authorise clients with `sparky keys --client NAME`, or use tcp://127.0.0.1:PORT",
+            };
         ZmqAuth? auth = null;
         if (commands && listed)
         {
@@ -115,7 +128,29 @@ public static class CurveKeys
                 return new(null, null, keyFile, $"cannot read the ZeroMQ keys: {e.Message.Split('\n')[0]}");
             }
         }
-        return new(commands ? cert : null, events ? cert : null, keyFile, null, auth);
+        if (events && auth is null && !ZmqBind.IsLoopback(config.ZmqEvents))
+            return new(null, null, keyFile, $"refusing to bind zmq_events to {config.ZmqEvents} while the command socket does not authenticate clients " +
+                "(they learn the event socket's key there): set zmq_curve = on, or use tcp://127.0.0.1:PORT for events");
+        // Where clients are authenticated, the event socket gets a key of its own that only they are told.
+        NetMQCertificate? eventsCert = events ? cert : null;
+        if (events && auth is not null)
+        {
+            try { eventsCert = LoadOrCreate(Path.Combine(config.DataDir, EventsKeyFile), "# Sparky's event socket key (secret): its public key is told to authenticated clients only.\n"); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+                return new(null, null, keyFile, $"cannot read or make the event socket's key: {e.Message.Split('\n')[0]}");
+            }
+        }
+        return new(commands ? cert : null, eventsCert, keyFile, null, auth, eventsCert is not null && !ReferenceEquals(eventsCert, cert) ? eventsCert.PublicKeyZ85 : null);
+    }
+
+    /// <summary>A secret key file's pair, made (0600) where the file is missing.</summary>
+    private static NetMQCertificate LoadOrCreate(string path, string header)
+    {
+        if (File.Exists(path)) return Load(path);
+        var cert = new NetMQCertificate();
+        WriteSecret(path, cert, header);
+        return cert;
     }
 
     /// <summary>Makes a socket a CURVE server with this certificate; call before Bind.</summary>

@@ -192,14 +192,20 @@ public static class Wire
     }
 
     /// <summary>The pong: the daemon's clock, in unix ms.</summary>
-    public static void WritePong(IBufferWriter<byte> buffer, ReadOnlySpan<byte> corr)
+    /// <param name="eventsKey">The event socket's public key, for an authenticated client (docs/security.md); null: not sent.</param>
+    public static void WritePong(IBufferWriter<byte> buffer, ReadOnlySpan<byte> corr, string? eventsKey = null)
     {
         var w = Head(buffer, OkNames[(int)RequestType.Ping], corr, out long now);
-        w.WriteMapHeader(2);
+        w.WriteMapHeader(eventsKey is null ? 2 : 3);
         w.Write("pong");
         w.Write(true);
         w.Write("time_ms");
         w.Write(now);
+        if (eventsKey is not null)
+        {
+            w.Write("events_key");
+            w.Write(eventsKey);
+        }
         w.Flush();
     }
 

@@ -26,6 +26,9 @@ public sealed record TaskRecord(
     string? ResultError = null,
     string? ArtifactsJson = null);
 
+/// <summary>What a report shows of a task: <see cref="SqliteStore.Briefs"/> reads many at once.</summary>
+public sealed record TaskBrief(TaskState State, string? Reason, int Attempts, long? StartedAt, long? FinishedAt, int? ExitCode);
+
 /// <summary>One attempt: a process, or a Slurm job, that ran the task once.</summary>
 public sealed record AttemptRecord(
     int N,
@@ -41,7 +44,9 @@ public sealed record AttemptRecord(
     string? ExitFile,
     string? SlurmJobId = null,
     long? SlurmStartedAt = null,
-    long? SlurmEndedAt = null);
+    long? SlurmEndedAt = null,
+    long? CpuMs = null,
+    long? MemPeakBytes = null);
 
 /// <summary>What the engine reads of each unfinished task after a restart: a value, since a restart may read a million.</summary>
 public readonly record struct ActiveTask(long Seq, TaskId Id, string Class, TaskState State, IReadOnlyList<TaskId> After, int Attempts, int Retries, AttemptRecord? LastAttempt,

@@ -106,6 +106,12 @@ internal static class Schema
             base_dir TEXT NOT NULL
         ) WITHOUT ROWID;
         """,
+        // v8: what an attempt used, where its cgroups told it: CPU time and peak memory (null elsewhere: a Slurm job,
+        // a worker, marker-only containment, or memory not accounted on the host).
+        """
+        ALTER TABLE attempts ADD COLUMN cpu_ms INTEGER;
+        ALTER TABLE attempts ADD COLUMN mem_peak_bytes INTEGER;
+        """,
     ];
 
     public static int Current => Migrations.Length;

@@ -8,7 +8,8 @@ using Sparky.Core.Tasks;
 namespace Sparky.Store.Sqlite;
 
 /// <summary>Why a write was refused: values, not exceptions, because clients cause them.</summary>
-public enum WriteStatus { Ok, Conflict, Unavailable }
+/// <summary>How a write ended. <see cref="QueueFull"/>: an insert that would take the queued tasks past its bound.</summary>
+public enum WriteStatus { Ok, Conflict, Unavailable, QueueFull }
 
 public sealed record WriteResult(WriteStatus Status, string? Detail = null)
 {
@@ -40,6 +41,11 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Fsyncs done so far: one per group commit. Exposed for benchmarks and tests.</summary>
     public long Commits => Interlocked.Read(ref _commits);
     private long _commits;
+
+    /// <summary>Reads done so far through the guarded read methods, one per call. Exposed for tests (a plan report
+    /// reads its tasks in one call, not one per task).</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+    private long _reads;
 
     private SqliteStore(string path)
     {
@@ -78,9 +84,12 @@ public sealed class SqliteStore : IAsyncDisposable
     /// commit order (the engine learns of tasks in the order they were stored). <paramref name="intakeKey"/>, for a
     /// dropped file, is stored in the same transaction (<see cref="IntakeTaskOf"/>); a key stored before is a conflict.</summary>
     /// <summary>Stores new tasks, all or none. <paramref name="onCommitted"/> runs on the writer thread once they are
-    /// durable, given the ids that were already stored with the same envelope (sent again, left as they are).</summary>
-    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action<IReadOnlySet<string>>? onCommitted = null, string? intakeKey = null) =>
-        Enqueue(new InsertOp(tasks, onCommitted, intakeKey));
+    /// durable, given the ids that were already stored with the same envelope (sent again, left as they are).
+    /// <paramref name="maxQueued"/>: refused (<see cref="WriteStatus.QueueFull"/>) if the new tasks would take the
+    /// queued ones past it, counted on the writer, in commit order, so concurrent inserts cannot overshoot it together.</summary>
+    public Task<WriteResult> InsertAsync(IReadOnlyList<NewTask> tasks, Action<IReadOnlySet<string>>? onCommitted = null, string? intakeKey = null,
+        long maxQueued = long.MaxValue) =>
+        Enqueue(new InsertOp(tasks, onCommitted, intakeKey, maxQueued));
 
     public Task<WriteResult> AttemptStartedAsync(TaskId id, string cls, TaskState from, AttemptRecord attempt) =>
         Enqueue(new StartOp(id, cls, from, attempt));
@@ -117,6 +126,9 @@ public sealed class SqliteStore : IAsyncDisposable
     /// stores a decision before carrying it out.</summary>
     public Task<WriteResult> UpsertPlanAsync(PlanRow plan) => Enqueue(new PlanOp(plan));
 
+    /// <summary>Forgets a plan (its row; its tasks stay, as any task does). Awaited and durable.</summary>
+    public Task<WriteResult> DeletePlanAsync(string name) => Enqueue(new PlanDeleteOp(name));
+
     private Task<WriteResult> Enqueue(WriteOp op)
     {
         if (!_writes.Writer.TryWrite(op)) return Task.FromResult(new WriteResult(WriteStatus.Unavailable, "the store is closed"));
@@ -127,7 +139,7 @@ public sealed class SqliteStore : IAsyncDisposable
     private void WriterLoop()
     {
         var batch = new List<WriteOp>(MaxBatch);
-        var cmds = new Commands(_writer);
+        var cmds = new Commands(_writer, Counters);
         long lastUpdateCommit = 0;
         bool syncFull = true;
         var reader = _writes.Reader;
@@ -173,6 +185,7 @@ public sealed class SqliteStore : IAsyncDisposable
                 }
                 using var tx = _writer.BeginTransaction();
                 cmds.Bind(tx);
+                cmds.QueuedInBatch = 0;
                 for (int i = 0; i < batch.Count; i++) results[i] = batch[i].Apply(cmds);
                 tx.Commit();
                 if (!durable) lastUpdateCommit = Environment.TickCount64;
@@ -240,11 +253,16 @@ public sealed class SqliteStore : IAsyncDisposable
     private sealed class Commands
     {
         public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan,
-            Intake, Owe, Paid, OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget;
+            PlanDelete, Intake, Owe, Paid, OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget;
         private readonly SqliteCommand[] _all;
+        /// <summary>The committed counts, exact on the writer thread (only it moves them, after each commit).</summary>
+        public readonly Counters Counters;
+        /// <summary>Tasks queued by inserts applied in the batch being written, not yet in <see cref="Counters"/>.</summary>
+        public long QueuedInBatch;
 
-        public Commands(SqliteConnection c)
+        public Commands(SqliteConnection c, Counters counters)
         {
+            Counters = counters;
             Savepoint = Make(c, "SAVEPOINT op");
             Release = Make(c, "RELEASE op");
             Rollback = Make(c, "ROLLBACK TO op");
@@ -269,9 +287,10 @@ public sealed class SqliteStore : IAsyncDisposable
                 WHERE id = $id
                 """, "$id", "$state", "$reason", "$exit", "$signal", "$finished", "$result", "$result_error", "$artifacts");
             EndAttempt = Make(c, """
-                UPDATE attempts SET ended_at = $at, exit_code = $exit, signal = $signal, outcome = $outcome, reason = $reason
+                UPDATE attempts SET ended_at = $at, exit_code = $exit, signal = $signal, outcome = $outcome, reason = $reason,
+                    cpu_ms = $cpu, mem_peak_bytes = $mem
                 WHERE task_id = $id AND n = $n
-                """, "$id", "$n", "$at", "$exit", "$signal", "$outcome", "$reason");
+                """, "$id", "$n", "$at", "$exit", "$signal", "$outcome", "$reason", "$cpu", "$mem");
             Finish = Make(c, "UPDATE tasks SET state = $state, reason = $reason, finished_at = $at WHERE id = $id AND state < 2", "$id", "$state", "$reason", "$at");
             Requeue = Make(c, """
                 UPDATE tasks SET state = 0, reason = NULL, exit_code = NULL, signal = NULL, finished_at = NULL, started_at = NULL, result = NULL,
@@ -284,6 +303,7 @@ public sealed class SqliteStore : IAsyncDisposable
                 ON CONFLICT(name) DO UPDATE SET path = excluded.path, base_dir = excluded.base_dir, text = excluded.text,
                     status = excluded.status, state = excluded.state, updated_at = excluded.updated_at
                 """, "$name", "$path", "$base", "$text", "$status", "$state", "$at");
+            PlanDelete = Make(c, "DELETE FROM plans WHERE name = $name", "$name");
             Intake = Make(c, "INSERT INTO intake (key, task_id) VALUES ($key, $id) ON CONFLICT(key) DO NOTHING", "$key", "$id");
             Owe = Make(c, "INSERT OR IGNORE INTO done_owed (task_id) VALUES ($id)", "$id");
             Paid = Make(c, "DELETE FROM done_owed WHERE task_id = $id", "$id");
@@ -292,7 +312,7 @@ public sealed class SqliteStore : IAsyncDisposable
             Artifacts = Make(c, "UPDATE tasks SET artifacts = $artifacts WHERE id = $id AND attempts = $n AND state >= 2", "$id", "$n", "$artifacts");
             ArtifactsPaid = Make(c, "DELETE FROM artifacts_owed WHERE task_id = $id AND attempt = $n", "$id", "$n");
             ArtifactsForget = Make(c, "DELETE FROM artifacts_owed WHERE task_id = $id", "$id");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan, Intake, Owe, Paid,
+            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan, PlanDelete, Intake, Owe, Paid,
                 OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget];
         }
 
@@ -330,7 +350,7 @@ public sealed class SqliteStore : IAsyncDisposable
     /// again (a client's script run twice): it is left as it is and listed in <see cref="Existing"/>. One under a taken
     /// id with another envelope is a conflict, which names what differs.
     /// </summary>
-    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action<IReadOnlySet<string>>? onCommitted, string? intakeKey) : WriteOp
+    private sealed class InsertOp(IReadOnlyList<NewTask> tasks, Action<IReadOnlySet<string>>? onCommitted, string? intakeKey, long maxQueued) : WriteOp
     {
         public override bool Awaited => true;
         public HashSet<string> Existing { get; } = new(StringComparer.Ordinal);
@@ -358,6 +378,14 @@ public sealed class SqliteStore : IAsyncDisposable
                 c.Release.ExecuteNonQuery();
                 return new WriteResult(WriteStatus.Conflict, "this file was taken before");
             }
+            long added = tasks.Count - Existing.Count, queued = c.Counters.Total(TaskState.Queued) + c.QueuedInBatch;
+            if (added > 0 && queued + added > maxQueued)
+            {
+                c.Rollback.ExecuteNonQuery();
+                c.Release.ExecuteNonQuery();
+                return new WriteResult(WriteStatus.QueueFull, queued.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            c.QueuedInBatch += added;
             c.Release.ExecuteNonQuery();
             return WriteResult.Ok;
         }
@@ -408,7 +436,7 @@ public sealed class SqliteStore : IAsyncDisposable
     {
         public override WriteResult Apply(Commands c)
         {
-            Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome, a.Reason);
+            Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome, a.Reason, a.CpuMs, a.MemPeakBytes);
             Run(c.End, id.Value, (int)state, reason, a.ExitCode, a.Signal, state.IsTerminal() ? a.EndedAt : null, result, resultError, artifacts);
             if (doneFile && state.IsTerminal()) Run(c.Owe, id.Value);
             if (artifactsBaseDir is not null && state.IsTerminal()) Run(c.OweArtifacts, id.Value, a.N, artifactsBaseDir);
@@ -465,6 +493,17 @@ public sealed class SqliteStore : IAsyncDisposable
         }
     }
 
+    private sealed class PlanDeleteOp(string name) : WriteOp
+    {
+        public override bool Awaited => true;
+
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.PlanDelete, name);
+            return WriteResult.Ok;
+        }
+    }
+
     private sealed class RequeueOp(TaskId id, string cls, TaskState from, Action? onCommitted) : WriteOp
     {
         public override bool Awaited => true;
@@ -506,7 +545,7 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     /// <summary>The columns <see cref="ReadAttempt"/> reads, in its order.</summary>
-    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id, slurm_started_at, slurm_ended_at";
+    private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id, slurm_started_at, slurm_ended_at, cpu_ms, mem_peak_bytes";
 
     private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result, result_error, artifacts";
 
@@ -523,6 +562,29 @@ public sealed class SqliteStore : IAsyncDisposable
         var rec = ReadTask(r, []);
         return rec with { AttemptList = Attempts(conn, id) };
     }
+
+    /// <summary>
+    /// What a report shows of many tasks (state, reason, attempts, times, exit code), read in one query whatever their
+    /// number: the ids go in as one JSON array. Ids that are not stored are left out.
+    /// </summary>
+    public IReadOnlyDictionary<string, TaskBrief> Briefs(IReadOnlyCollection<string> ids) => Guarded(() =>
+    {
+        var found = new Dictionary<string, TaskBrief>(ids.Count, StringComparer.Ordinal);
+        if (ids.Count == 0) return (IReadOnlyDictionary<string, TaskBrief>)found;
+        using var conn = OpenRead();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = """
+            SELECT id, state, reason, attempts, started_at, finished_at, exit_code FROM tasks
+            WHERE id IN (SELECT value FROM json_each($ids))
+            """;
+        var json = new System.Text.Json.Nodes.JsonArray();
+        foreach (var id in ids) json.Add((System.Text.Json.Nodes.JsonNode?)id);
+        cmd.Parameters.AddWithValue("$ids", json.ToJsonString());
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            found[r.GetString(0)] = new TaskBrief((TaskState)r.GetInt32(1), NStr(r, 2), r.GetInt32(3), NLong(r, 4), NLong(r, 5), NInt(r, 6));
+        return found;
+    });
 
     public TaskState? StateOf(TaskId id) => Guarded(() => ReadState(id));
 
@@ -734,7 +796,7 @@ public sealed class SqliteStore : IAsyncDisposable
 
     private static AttemptRecord ReadAttempt(SqliteDataReader r, int o) => new(
         r.GetInt32(o), r.GetInt64(o + 1), NLong(r, o + 2), NInt(r, o + 3), NInt(r, o + 4), NInt(r, o + 5), NLong(r, o + 6),
-        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11), NLong(r, o + 12), NLong(r, o + 13));
+        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11), NLong(r, o + 12), NLong(r, o + 13), NLong(r, o + 14), NLong(r, o + 15));
 
     private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
         r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),
@@ -809,6 +871,7 @@ public sealed class SqliteStore : IAsyncDisposable
 
     private T Guarded<T>(Func<T> read)
     {
+        Interlocked.Increment(ref _reads);
         try { return read(); }
         catch (SqliteException e) when (Noted(e)) { throw; }
 

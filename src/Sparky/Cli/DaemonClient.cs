@@ -4,10 +4,17 @@ using System.Text.Json.Nodes;
 
 namespace Sparky.Cli;
 
-/// <summary>A failure a user should see as one line.</summary>
+/// <summary>A failure a user should see as one line. From a daemon's error answer it carries the HTTP status, the
+/// problem's detail and its list of errors (a plan's, one per line), so callers branch on the status, not the text.</summary>
 internal sealed class CliException(string message, int exitCode = 1) : Exception(message)
 {
     public int ExitCode { get; } = exitCode;
+    /// <summary>The daemon's HTTP status; null when the failure is not an answer of the daemon's.</summary>
+    public int? Status { get; init; }
+    /// <summary>The problem's <c>detail</c>, as sent (lines kept).</summary>
+    public string? Detail { get; init; }
+    /// <summary>The problem's <c>errors</c>, where it lists them.</summary>
+    public IReadOnlyList<string> Errors { get; init; } = [];
 }
 
 /// <summary>The client verbs' view of a daemon: --server, then SPARKY_SERVER, then http://127.0.0.1:9097.</summary>
@@ -69,14 +76,28 @@ internal sealed class DaemonClient : IDisposable
     private CliException Failure(HttpResponseMessage resp, string body)
     {
         string? detail = null;
+        var errors = new List<string>();
         if (resp.Content.Headers.ContentType?.MediaType is "application/problem+json" or "application/json")
         {
-            try { detail = JsonNode.Parse(body)?["detail"]?.ToString(); } catch (System.Text.Json.JsonException) { }
+            try
+            {
+                var problem = JsonNode.Parse(body);
+                detail = problem?["detail"]?.ToString();
+                if (problem?["errors"] is JsonArray list)
+                    foreach (var e in list)
+                        if (e is JsonValue v && v.TryGetValue<string>(out var s)) errors.Add(s);
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException) { }
         }
-        detail = detail?.ReplaceLineEndings(" ");
-        return new CliException(detail is null
+        var line = detail?.ReplaceLineEndings(" ");
+        return new CliException(line is null
             ? $"{Server} answered {(int)resp.StatusCode} {resp.ReasonPhrase}"
-            : $"{(int)resp.StatusCode} {resp.ReasonPhrase}: {detail}");
+            : $"{(int)resp.StatusCode} {resp.ReasonPhrase}: {line}")
+        {
+            Status = (int)resp.StatusCode,
+            Detail = detail,
+            Errors = errors,
+        };
     }
 
     public async Task<Stream> StreamAsync(string path, CancellationToken ct)

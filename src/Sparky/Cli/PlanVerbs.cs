@@ -6,7 +6,8 @@ using Sparky.Plans;
 
 namespace Sparky.Cli;
 
-/// <summary><c>sparky plan run FILE [--from PHASE]</c> and <c>sparky plan status [NAME]</c> (SPEC §5).</summary>
+/// <summary><c>sparky plan run FILE [--from PHASE] [--var K=V]…</c>, <c>sparky plan status [NAME]</c> and
+/// <c>sparky plan delete NAME</c> (SPEC §5).</summary>
 internal static class PlanVerbs
 {
     public static Command Build(Option<string?> server, Option<bool> json)
@@ -14,6 +15,7 @@ internal static class PlanVerbs
         var plan = new Command("plan", "Plans: phases of parallel workstreams behind gates, resumable.");
         plan.Subcommands.Add(Run(server, json));
         plan.Subcommands.Add(Status(server, json));
+        plan.Subcommands.Add(Delete(server, json));
         return plan;
     }
 
@@ -21,15 +23,17 @@ internal static class PlanVerbs
     {
         var file = new Argument<string>("file") { Description = "the plan file (YAML)" };
         var from = new Option<string?>("--from") { Description = "run this phase and every later one again" };
-        var c = new Command("run", "Run a plan (again: resume) and follow it; exit 0 when every phase and gate passed.") { file, from };
+        var varOption = new Option<string[]>("--var") { Description = "KEY=VALUE for ${KEY} in the plan, over its vars:; repeatable" };
+        var c = new Command("run", "Run a plan (again: resume) and follow it; exit 0 when every phase and gate passed.") { file, from, varOption };
         c.SetAction(async (p, ct) =>
         {
+            var vars = Vars(p.GetValue(varOption) ?? []);
             var path = Path.GetFullPath(p.GetValue(file)!);
             string text;
             try { text = PlanLimits.ReadFile(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read {path}: {e.Message}", 2); }
             // The file's own errors, all of them, before anything is sent.
-            var parsed = PlanFile.Parse(text, path);
+            var parsed = PlanFile.Parse(text, path, vars);
             if (!parsed.Ok)
             {
                 foreach (var e in parsed.Errors) Console.Error.WriteLine(e);
@@ -38,9 +42,21 @@ internal static class PlanVerbs
             using var client = new DaemonClient(p.GetValue(server));
             var body = new JsonObject { ["text"] = text, ["path"] = path, ["base_dir"] = Path.GetDirectoryName(path) };
             if (p.GetValue(from) is { } f) body["from"] = f;
+            if (vars.Count > 0)
+            {
+                var vo = new JsonObject();
+                foreach (var (k, v) in vars) vo[k] = v;
+                body["vars"] = vo;
+            }
             JsonNode started;
             try { started = await client.PostAsync("api/v1/plans", body, ct); }
-            catch (CliException e) when (e.Message.StartsWith("400")) { throw new CliException(e.Message, 2); }
+            catch (CliException e) when (e.Status == 400)
+            {
+                // What only the daemon can check (its classes, --from): each error on its own line, as the file's own.
+                if (e.Errors.Count == 0) throw new CliException(e.Message, 2);
+                foreach (var error in e.Errors) Console.Error.WriteLine(error);
+                return 2;
+            }
             var name = (string?)started["name"] ?? throw client.NotSparky();
             bool asJson = p.GetValue(json);
             var report = await FollowAsync(client, name, live: !asJson && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive, lines: !asJson, ct);
@@ -56,11 +72,30 @@ internal static class PlanVerbs
         return c;
     }
 
+    /// <summary><c>--var KEY=VALUE</c>s; a later one for the same key wins, as it would in a shell.</summary>
+    private static Dictionary<string, string> Vars(IEnumerable<string> given)
+    {
+        var vars = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var kv in given)
+        {
+            int eq = kv.IndexOf('=');
+            if (eq <= 0) throw new CliException($"--var wants KEY=VALUE, got '{kv}'", 2);
+            vars[kv[..eq]] = kv[(eq + 1)..];
+        }
+        if (PlanFile.CheckVars(vars) is { } bad) throw new CliException("--var: " + bad, 2);
+        return vars;
+    }
+
     /// <summary>Polls the plan every 300 ms until it succeeded or stopped: a live tree on a terminal, else a line per change.</summary>
     internal static async Task<JsonNode> FollowAsync(DaemonClient client, string name, bool live, bool lines, CancellationToken ct)
     {
         var path = $"api/v1/plans/{Uri.EscapeDataString(name)}";
-        JsonNode report = await client.GetAsync(path, ct);
+        async Task<JsonNode> Get()
+        {
+            try { return await client.GetAsync(path, ct); }
+            catch (CliException e) when (e.Status == 404) { throw new CliException($"plan {name} was deleted while it ran"); }
+        }
+        JsonNode report = await Get();
         bool Done(JsonNode r) => (string?)r["status"] is "succeeded" or "stopped";
         if (live)
         {
@@ -69,7 +104,7 @@ internal static class PlanVerbs
                 while (!Done(report))
                 {
                     await Task.Delay(300, ct);
-                    report = await client.GetAsync(path, ct);
+                    report = await Get();
                     ctx.UpdateTarget(Tree(report));
                 }
             });
@@ -87,19 +122,21 @@ internal static class PlanVerbs
                     }
             if (Done(report)) return report;
             await Task.Delay(300, ct);
-            report = await client.GetAsync(path, ct);
+            report = await Get();
         }
     }
 
     /// <summary>One line per phase, workstream and gate, keyed, for the not-a-terminal view.</summary>
     private static IEnumerable<(string Key, string Line)> Lines(JsonNode report)
     {
+        if (report["waiting"] is { } waiting) yield return ("#waiting", $"plan {(string?)report["name"]}: {(string?)waiting}");
         foreach (var ph in (JsonArray)report["phases"]!)
         {
             var phase = (string)ph!["name"]!;
             yield return (phase, $"phase {phase}: {(string?)ph["status"]}" + (ph["blocked_reason"] is { } b ? $" ({b})" : ""));
             foreach (var ws in (JsonArray)ph["workstreams"]!)
-                yield return ($"{phase}/{ws!["name"]}", $"  {phase}/{(string?)ws["name"]}: {(string?)ws["status"]}" + (ws["reason"] is { } r ? $" ({r})" : ""));
+                yield return ($"{phase}/{ws!["name"]}", $"  {phase}/{(string?)ws["name"]}: {(string?)ws["status"]}" +
+                    (ws["waiting"]?["reason"] is { } wr ? $" ({wr})" : ws["reason"] is { } r ? $" ({r})" : ""));
             var gate = ph["gate"]!;
             if (((JsonArray)gate["checks"]!).Count > 0)
                 yield return ($"{phase}#gate", $"  {phase} gate: {(string?)gate["status"]}" + (gate["reason"] is { } gr ? $" ({gr})" : ""));
@@ -135,11 +172,30 @@ internal static class PlanVerbs
         return c;
     }
 
+    private static Command Delete(Option<string?> server, Option<bool> json)
+    {
+        var name = new Argument<string>("name") { Description = "the plan" };
+        var c = new Command("delete", "Stop a plan (cancel its queued and running tasks and its gate) and remove it from the list.") { name };
+        c.SetAction(async (p, ct) =>
+        {
+            using var client = new DaemonClient(p.GetValue(server));
+            var n = p.GetValue(name)!;
+            JsonNode answer;
+            try { answer = await client.DeleteAsync($"api/v1/plans/{Uri.EscapeDataString(n)}", ct); }
+            catch (CliException e) when (e.Status == 404) { throw new CliException($"no plan '{n}'"); }
+            if (p.GetValue(json)) Console.WriteLine(answer.ToJsonString());
+            else Console.WriteLine($"deleted plan {n}" + ((int?)answer["cancelled"] is > 0 and var k ? $" (cancelled {k} task{(k == 1 ? "" : "s")})" : ""));
+            return 0;
+        });
+        return c;
+    }
+
     /// <summary>phases → workstreams → tasks (state, duration, attempts), and each gate check with its result and output tail.</summary>
     public static IRenderable Tree(JsonNode report)
     {
         var root = new Tree(new Markup($"[bold]{Markup.Escape((string?)report["name"] ?? "?")}[/] {Styled((string?)report["status"])}" +
-            (report["reason"] is { } why ? $" [grey]{Markup.Escape((string)why!)}[/]" : "")));
+            (report["reason"] is { } why ? $" [grey]{Markup.Escape((string)why!)}[/]" : "") +
+            (report["waiting"] is { } waiting ? $" [yellow]{Markup.Escape((string)waiting!)}[/]" : "")));
         foreach (var ph in (JsonArray)report["phases"]!)
         {
             var phase = root.AddNode(new Markup($"phase [bold]{Markup.Escape((string)ph!["name"]!)}[/] {Styled((string?)ph["status"])}" +
@@ -148,7 +204,8 @@ internal static class PlanVerbs
             {
                 var w = phase.AddNode(new Markup($"{Markup.Escape((string)ws!["name"]!)} {Styled((string?)ws["status"])}" +
                     ((int?)ws["attempt"] is > 1 and var a ? $" [grey]run {a}[/]" : "") +
-                    (ws["reason"] is { } r ? $" [grey]{Markup.Escape((string)r!)}[/]" : "")));
+                    (ws["waiting"]?["reason"] is { } wr ? $" [yellow]{Markup.Escape((string)wr!)}[/]"
+                        : ws["reason"] is { } r ? $" [grey]{Markup.Escape((string)r!)}[/]" : "")));
                 foreach (var t in (JsonArray)ws["tasks"]!)
                 {
                     if (t!["state"] is null) continue;

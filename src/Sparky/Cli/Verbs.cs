@@ -403,7 +403,9 @@ internal static class Verbs
         var s = server ?? "<the daemon's public key: sparky keys prints it; <data>/sparky.pub>";
         var use = isClient
             ? $$"""
-                  python:  Client("tcp://HOST:5555", server_key="{{s}}", key_file="{{secret}}")
+                  python:  Client("tcp://HOST:5555", server_key="{{s}}", client_key="{{secret}}")
+                  events:  follow("tcp://HOST:5556", server_key="{{s}}", client_key="{{secret}}", zmq_addr="tcp://HOST:5555")
+                           (the event socket's key is told to listed clients only, in the answer to their ping: "events_key")
                   any client: use this key pair as the socket's CURVE certificate and add to each message
                            "auth": {"key": "{{pub}}", "proof": hex HMAC-SHA256("sparky-zmq-auth-v1") keyed by the X25519 secret shared with the server}
                 """

@@ -69,11 +69,26 @@ internal static class Views
         AnsiConsole.Write(grid);
         if (t["attempt_list"] is JsonArray attempts && attempts.Count > 0)
         {
-            var table = new Table().Border(TableBorder.Simple).AddColumns("attempt", "started", "ended", "exit", "signal", "pid", "host", "slurm job", "outcome", "reason");
+            var table = new Table().Border(TableBorder.Simple).AddColumns("attempt", "started", "ended", "exit", "signal", "pid", "host", "slurm job", "cpu", "peak mem", "outcome", "reason");
             foreach (var a in attempts)
-                table.AddRow(Esc(a?["n"]), Esc(a?["started_at"]), Esc(a?["ended_at"]), Esc(a?["exit_code"]), Esc(a?["signal"]), Esc(a?["pid"]), Esc(a?["host"]), Esc(a?["slurm_job_id"]), Esc(a?["outcome"]), Esc(a?["reason"]));
+                table.AddRow(Esc(a?["n"]), Esc(a?["started_at"]), Esc(a?["ended_at"]), Esc(a?["exit_code"]), Esc(a?["signal"]), Esc(a?["pid"]), Esc(a?["host"]), Esc(a?["slurm_job_id"]),
+                    Esc(CpuText((long?)a?["cpu_ms"])), Esc(BytesText((long?)a?["mem_peak_bytes"])), Esc(a?["outcome"]), Esc(a?["reason"]));
             AnsiConsole.Write(table);
         }
+    }
+
+    /// <summary>An attempt's CPU time ("1.25 s"); empty where it is not known.</summary>
+    public static string? CpuText(long? ms) => ms is { } v ? (v / 1000.0).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " s" : null;
+
+    /// <summary>A size in binary units ("12.3 MiB"); empty where it is not known.</summary>
+    public static string? BytesText(long? bytes)
+    {
+        if (bytes is not { } b) return null;
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        double v = b;
+        int u = 0;
+        for (; v >= 1024 && u < units.Length - 1; u++) v /= 1024;
+        return (u == 0 ? b.ToString(System.Globalization.CultureInfo.InvariantCulture) : v.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)) + " " + units[u];
     }
 
     /// <summary>One line per declared output: its size and checksum, or missing, or why not; pending or skipped as a whole.</summary>

@@ -22,9 +22,10 @@ internal static class WorkerVerb
         var key = new Option<string?>("--key") { Description = "this worker's key file (sparky keys --worker NAME writes it); needed where the daemon checks worker keys" };
         var pilot = new Option<string?>("--pilot") { Description = "the pilot job this worker runs in (set by the daemon in pilot mode)", Hidden = true };
         var prefetch = new Option<int?>("--prefetch") { Description = "tasks to hold beyond the slots, so the next starts without a round trip (for many short tasks; default 0)" };
+        var containment = new Option<string?>("--containment") { Description = "how each task's processes are kept together: auto (a cgroup per attempt where the host allows, holding a task to the memory it asked for) or marker (default: $SPARKY_CONTAINMENT, else auto)" };
         var guard = new Option<string?>("--guard") { Description = "run as a worker's guard (started by the worker itself)", Hidden = true };
         var c = new Command("worker", "Run tasks of the daemon's worker classes here, pulled over ZeroMQ.")
-            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, key, prefetch, pilot, guard };
+            { connect, name, slots, classes, gpus, idle, walltime, drain, serverKey, key, prefetch, containment, pilot, guard };
         c.SetAction((p, ct) =>
         {
             if (p.GetValue(guard) is { } token) return Task.FromResult(WorkerAgent.Guard(token));
@@ -43,7 +44,9 @@ internal static class WorkerVerb
                 Key = OwnKey(p.GetValue(key)),
                 Pilot = p.GetValue(pilot),
                 Prefetch = p.GetValue(prefetch) ?? 0,
+                Containment = p.GetValue(containment) ?? Environment.GetEnvironmentVariable("SPARKY_CONTAINMENT") ?? "auto",
             };
+            if (options.Containment is not ("auto" or "marker")) throw new CliException($"--containment: auto or marker, got '{options.Containment}'", 2);
             if (!options.Connect.StartsWith("tcp://", StringComparison.Ordinal) && !options.Connect.StartsWith("ipc://", StringComparison.Ordinal))
                 throw new CliException($"--connect: expected tcp://HOST:PORT, got '{options.Connect}'", 2);
             if (!TaskId.TryParse(options.Name, out _))

@@ -202,7 +202,11 @@ public sealed class TaskLifecycleTests
         // A native submission keeps its result in the store only.
         var native = await d.SubmitShellAsync("echo '__DSPY_RESULT__:{\"n\": 1}'");
         Assert.Equal(1, (int)(await d.WaitAsync(native))["result"]!["n"]!);
-        await Task.Delay(200);
+        // Done files are written one after another in the order the ends are stored: once a later task's is there,
+        // the native task's would have been written before it.
+        using (var later = await d.Http.PostAsync("queue/submit", new StringContent("""{"id":"after-native","payload":{"command":"true"}}""", Encoding.UTF8, "application/json")))
+            Assert.True(later.IsSuccessStatusCode, await later.Content.ReadAsStringAsync());
+        await WaitForAsync(() => File.Exists(Path.Combine(d.DataDir, "queue", "done", "after-native.json")));
         Assert.False(File.Exists(Path.Combine(d.DataDir, "queue", "done", native + ".json")));
     }
 

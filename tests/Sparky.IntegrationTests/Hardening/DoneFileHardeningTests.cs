@@ -48,7 +48,8 @@ public sealed class DoneFileHardeningTests(ITestOutputHelper output)
 
             var id = await SubmitCompatibleAsync(d.Http, "full-disk");
             Assert.Equal("succeeded", (string?)(await d.WaitAsync(id))["state"]);
-            // The end is stored and announced; the file cannot be written. Give the writer a moment to try.
+            // The end is stored and announced; the file cannot be written. Give the writer a moment to try: nothing
+            // outside shows that it has (it only logs, and the file stays owed), so this pause is a bound, not a sign.
             await Task.Delay(500);
             Assert.False(File.Exists(Path.Combine(done, id + ".json")));
 

@@ -14,13 +14,13 @@ namespace Sparky.IntegrationTests.Hardening;
 public sealed class ProcessTreeTests(ITestOutputHelper output)
 {
     /// <summary>True if a process with this pid is alive (not a zombie).</summary>
-    private static bool Alive(int pid)
+    internal static bool Alive(int pid)
     {
         try { return !File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].StartsWith('Z'); }
         catch (IOException) { return false; }
     }
 
-    private static async Task<int> PidFrom(string file, double seconds = 20)
+    internal static async Task<int> PidFrom(string file, double seconds = 20)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
@@ -31,7 +31,7 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task AssertEnds(int pid, string what, double seconds = 10)
+    internal static async Task AssertEnds(int pid, string what, double seconds = 10)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (Alive(pid))
@@ -136,14 +136,14 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
                 ["payload"] = new JsonObject
                 {
                     // Attempt 1 sleeps long enough that a loaded machine's restart cannot outlast it (it did at 2 s).
-                    ["command"] = $"echo start-$SPARKY_ATTEMPT >> {log}; timeout 60 sh -c '[ $SPARKY_ATTEMPT = 1 ] && s=8 || s=1; sleep $s; echo end-$SPARKY_ATTEMPT >> {log}'",
+                    ["command"] = $"echo start-$SPARKY_ATTEMPT >> {log}; timeout 60 sh -c 'echo $$ > {work}/attempt-$SPARKY_ATTEMPT.pid; [ $SPARKY_ATTEMPT = 1 ] && s=8 || s=1; sleep $s; echo end-$SPARKY_ATTEMPT >> {log}'",
                     ["cwd"] = work, ["retries"] = 2,
                 },
             };
             using var resp = await d.Http.PostAsync("api/v1/tasks", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
             var id = (string)JsonNode.Parse(await resp.Content.ReadAsStringAsync())!["ids"]![0]!;
             await WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("start-1"), "attempt 1 starts");
-            var attempt1Started = DateTime.UtcNow;
+            int attempt1 = await PidFrom(Path.Combine(work, "attempt-1.pid")); // the shell that would write end-1
             // Recorded as started (the store commits starts in groups): recovery then sees attempt 1 as lost.
             var deadline = DateTime.UtcNow.AddSeconds(10);
             while ((string?)(await d.GetAsync($"api/v1/tasks/{id}"))["state"] != "running")
@@ -155,9 +155,8 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
             var d2 = await DaemonProcess.StartAsync(data, port, settings);
             d = d2;
             var t = await WaitTask(d2.Http, id);
-            // Time for a surviving attempt 1 to write its end.
-            var survivorDone = attempt1Started.AddSeconds(9.5) - DateTime.UtcNow;
-            if (survivorDone > TimeSpan.Zero) await Task.Delay(survivorDone);
+            // Attempt 1's shell is gone (killed by the recovery, or, if it survived, ended after writing its end).
+            await WaitFor(() => !Alive(attempt1), $"attempt 1 (pid {attempt1}) ends");
             var lines = File.ReadAllLines(log);
             output.WriteLine(string.Join(' ', lines) + " | " + d2.Stderr);
             Assert.Equal("succeeded", (string?)t["state"]);
@@ -187,12 +186,13 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
                     workstreams:
                       - {name: a, run: "true"}
                     gate:
-                      - run: echo start >> gate.log; setsid sh -c 'sleep 3; echo end >> gate.log' & wait
+                      - run: echo start >> gate.log; setsid sh -c 'echo $$ >> gate.pids; sleep 3; echo end >> gate.log' & wait
                 """;
             var body = new JsonObject { ["text"] = plan, ["base_dir"] = work, ["path"] = Path.Combine(work, "plan.yaml") };
             using (var resp = await d.Http.PostAsync("api/v1/plans", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")))
                 Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-            await WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("start"), "the gate check starts");
+            var pids = Path.Combine(work, "gate.pids");
+            await WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("start") && File.Exists(pids) && File.ReadAllText(pids).EndsWith('\n'), "the gate check starts");
             d.KillHard();
             var d2 = await DaemonProcess.StartAsync(data, port);
             d = d2;
@@ -202,7 +202,9 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
                 if (DateTime.UtcNow > deadline) throw new TimeoutException("plan still running");
                 await Task.Delay(50);
             }
-            await Task.Delay(3500); // time for an orphaned check to write its end
+            // Every check's shell is gone (an orphan killed, or, if it survived, ended after writing its end).
+            foreach (var pid in File.ReadAllLines(pids).Select(int.Parse))
+                await WaitFor(() => !Alive(pid), $"the gate check's shell (pid {pid}) ends");
             var lines = File.ReadAllLines(log);
             output.WriteLine(string.Join(' ', lines));
             Assert.Equal(["start", "start", "end"], lines);

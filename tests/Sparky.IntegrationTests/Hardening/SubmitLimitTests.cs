@@ -95,6 +95,38 @@ public sealed class SubmitLimitTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Issue 15, point 8: the queue bound was checked before the insert, outside the store's writer, so
+    /// concurrent submits that each saw room all got in. It is held in the writer, in commit order.</summary>
+    [Fact]
+    public async Task Concurrent_submits_never_take_the_queue_past_max_queued()
+    {
+        await using var d = await TestDaemon.StartAsync(new() { ["max_queued"] = "40" });
+        // Every task waits on a dependency that runs for a minute, so all of them stay queued.
+        var blocker = await d.SubmitShellAsync("sleep 60");
+        var batch = new JsonArray();
+        for (int i = 0; i < 5; i++)
+            batch.Add(new JsonObject { ["after"] = new JsonArray(blocker), ["payload"] = new JsonObject { ["command"] = new JsonArray("true") } });
+        var body = batch.ToJsonString();
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var clients = Enumerable.Range(0, 32).Select(_ => System.Threading.Tasks.Task.Run(async () =>
+        {
+            using var http = new HttpClient { BaseAddress = d.Http.BaseAddress };
+            await go.Task;
+            using var resp = await http.PostAsync("api/v1/tasks", Json(body));
+            return (int)resp.StatusCode;
+        })).ToList();
+        go.SetResult();
+        var codes = await System.Threading.Tasks.Task.WhenAll(clients);
+        int accepted = codes.Count(c => c is 200 or 201 or 202);
+        var queued = (long)JsonNode.Parse(await d.Http.GetStringAsync("queue/status"))!["pending"]!;
+        output.WriteLine($"accepted {accepted} of 32 batches of 5; refused {codes.Count(c => c == 429)}; queued {queued}");
+        Assert.All(codes, c => Assert.True(c is 200 or 201 or 202 or 429, $"status {c}"));
+        Assert.True(accepted * 5 <= 40, $"{accepted} batches of 5 accepted past max_queued = 40");
+        Assert.Equal(8, accepted); // and the bound is reached: batches are refused only when it is
+        Assert.Equal(40, queued);
+        using (await d.Http.DeleteAsync($"api/v1/tasks/{blocker}")) { }
+    }
+
     [Fact]
     public async Task A_429_for_a_batch_says_how_large_the_batch_is()
     {

@@ -34,6 +34,7 @@ public sealed class ZmqAuthTests
         var endpoint = d.Daemon.ZmqEndpoint;
 
         // A fresh key pair with the server's public key: CURVE lets it in, the daemon answers nothing, runs nothing.
+        // (Silence gives no sign to wait for: 1.5 s each, where a listed key's answer takes milliseconds.)
         using (var stranger = new KeyedClient(endpoint, serverKey, new NetMQCertificate()))
         {
             Assert.Null(stranger.Request("ping", null, 1.5));
@@ -65,7 +66,9 @@ public sealed class ZmqAuthTests
             var r = worker.Request(type, type == "submit" ? Shell(d, "touch worker-ran") : new JsonObject { ["id"] = "x" })!;
             Assert.Equal(("error", 403), ((string?)r["type"], (int?)r["body"]!["status"]));
         }
-        await Task.Delay(300);
+        // Nothing queued or running: whatever was stored has run to its end.
+        await Api.TaskLifecycleTests.WaitForAsync(async () =>
+            (await d.Http.GetFromJsonAsync<JsonNode>("queue/status")) is { } s && (long)s["pending"]! + (long)s["running"]! == 0);
         foreach (var f in new[] { "stranger-ran", "anonymous-ran", "worker-ran" }) Assert.False(File.Exists(Path.Combine(d.WorkDir, f)), f);
         Assert.Equal(1L, (long)(await d.Http.GetFromJsonAsync<JsonNode>("queue/status"))!["submitted"]!);
 
@@ -75,6 +78,65 @@ public sealed class ZmqAuthTests
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (client.Request("ping", null, 0.5) is not null)
             Assert.True(DateTime.UtcNow < deadline, "the revoked key still gets answers");
+    }
+
+    /// <summary>NetMQ's PUB cannot check a subscriber's key, and the daemon's public key is no secret: where clients
+    /// are authenticated, the event socket has a key of its own that only an authenticated client is told.</summary>
+    [Fact]
+    public async Task Where_clients_are_authenticated_only_they_can_follow_events()
+    {
+        var root = TestDaemon.NewRoot();
+        var data = Path.Combine(root, "data");
+        var serverKey = CurveKeys.Generate(data, force: false);
+        var alice = await SparkyCli.RunAsync(["keys", "--client", "alice", "--data", data, "--json"]);
+        var aliceFile = (string)JsonNode.Parse(alice.Stdout)!["secret_key_file"]!;
+        var w1 = await SparkyCli.RunAsync(["keys", "--worker", "w1", "--data", data, "--json"]);
+        var workerFile = (string)JsonNode.Parse(w1.Stdout)!["secret_key_file"]!;
+
+        var d = await TestDaemon.StartAsync(new() { ["zmq_curve"] = "on" }, root);
+        var eventsFile = Path.Combine(data, CurveKeys.EventsKeyFile);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(eventsFile));
+
+        using var client = new KeyedClient(d.Daemon.ZmqEndpoint, serverKey, KeyedClient.LoadKey(aliceFile));
+        var eventsKey = (string?)client.Request("ping", null)!["body"]!["events_key"];
+        Assert.NotNull(eventsKey);
+        Assert.NotEqual(serverKey, eventsKey);
+        using (var worker = new KeyedClient(d.Daemon.ZmqEndpoint, serverKey, KeyedClient.LoadKey(workerFile)))
+            Assert.Null(worker.Request("ping", null)!["body"]!["events_key"]); // a worker has no use for it
+
+        // Subscribers: one with the key the client was told (any key pair of its own), one with the daemon's
+        // published key (what anyone has), one with a made-up key.
+        using var told = Zmq.ZmqCurveTests.Subscribe(d.Daemon.ZmqEventsEndpoint, eventsKey);
+        using var published = Zmq.ZmqCurveTests.Subscribe(d.Daemon.ZmqEventsEndpoint, serverKey);
+        using var made = Zmq.ZmqCurveTests.Subscribe(d.Daemon.ZmqEventsEndpoint, new NetMQCertificate().PublicKeyZ85);
+        Thread.Sleep(500); // subscriptions reach the publisher after the handshake
+        var ok = client.Request("submit", Shell(d, "true"))!;
+        var id = (string)ok["body"]!["ids"]![0]!;
+        Assert.Equal(["task.queued", "task.started", "task.finished"], Zmq.ZmqCurveTests.Topics(told, id, 20, untilFinished: true));
+        Assert.Empty(Zmq.ZmqCurveTests.Topics(published, id, 0.5, untilFinished: false));
+        Assert.Empty(Zmq.ZmqCurveTests.Topics(made, id, 0.5, untilFinished: false));
+
+        // The same key across a restart: subscribers keep it.
+        client.Dispose();
+        await d.DisposeAsync();
+        await using var again = await TestDaemon.StartAsync(new() { ["zmq_curve"] = "on" }, root);
+        using var client2 = new KeyedClient(again.Daemon.ZmqEndpoint, serverKey, KeyedClient.LoadKey(aliceFile));
+        Assert.Equal(eventsKey, (string?)client2.Request("ping", null)!["body"]!["events_key"]);
+    }
+
+    [Fact]
+    public void Events_off_loopback_need_client_keys_and_an_authenticating_command_socket()
+    {
+        var root = TestDaemon.NewRoot();
+        var data = Path.Combine(root, "data");
+        CurveKeys.Generate(data, force: false);
+        var noList = SparkyDaemon.CheckBinding(TestDaemon.Config(root, new() { ["zmq_events"] = "tcp://0.0.0.0:5556" }));
+        Assert.Contains("refusing to bind zmq_events to tcp://0.0.0.0:5556 without client keys", noList);
+        ZmqAuth.Authorise(Path.Combine(data, ZmqAuth.ClientsFile), "c1", Path.Combine(data, "keys", "c1.key"), force: false);
+        // Listed, but the command socket on loopback without CURVE cannot tell clients the event key.
+        Assert.Contains("set zmq_curve = on", SparkyDaemon.CheckBinding(TestDaemon.Config(root, new() { ["zmq_events"] = "tcp://0.0.0.0:5556" })));
+        Assert.Null(SparkyDaemon.CheckBinding(TestDaemon.Config(root, new() { ["zmq_events"] = "tcp://0.0.0.0:5556", ["zmq_curve"] = "on" })));
+        Directory.Delete(root, true);
     }
 
     [Fact]

@@ -20,9 +20,29 @@ public sealed class ZmqFloodTests(ITestOutputHelper output)
         return 0;
     }
 
+    /// <summary>Raises this process's (the test host's) thread-pool minimum until disposed.</summary>
+    private sealed class PoolMinimum : IDisposable
+    {
+        private readonly int _workers, _io;
+
+        public PoolMinimum(int workers)
+        {
+            ThreadPool.GetMinThreads(out _workers, out _io);
+            ThreadPool.SetMinThreads(Math.Max(_workers, workers), _io);
+        }
+
+        public void Dispose() => ThreadPool.SetMinThreads(_workers, _io);
+    }
+
     [Fact]
     public async Task Four_clients_flooding_list_without_reading_leave_the_daemon_small_and_healthz_fast()
     {
+        // The probe measures the daemon, so its own process must not be what is slow. vstest (its message loop) and the
+        // xunit adapter (waiting for the assembly's run) each keep a thread-pool thread blocked for the whole run; on 2
+        // cores that is the pool's minimum, so now and then the probe's continuation (and everything else of this
+        // process) waited for the pool's starvation check to add a thread, every 500 ms: probes of 0.2-1 s (the pool
+        // stalled for up to 1.6 s) whose answer had been on the wire within a few ms. With room for the test's own work, none.
+        using var pool = new PoolMinimum(8);
         var root = TestDaemon.NewRoot();
         int zmqPort = SparkyCli.FreePort();
         await using var d = await DaemonProcess.StartAsync(Path.Combine(root, "data"), SparkyCli.FreePort(), zmqPort, null);
@@ -85,22 +105,25 @@ public sealed class ZmqFloodTests(ITestOutputHelper output)
             worstMs = Math.Max(worstMs, ms);
             peakKb = Math.Max(peakKb, RssKb(d.Pid));
             probes++;
-            if (peakKb > 400 * 1024 || worstMs > 1000) break;
+            if (peakKb > 400 * 1024 || worstMs > 500) break;
             await Task.Delay(50);
         }
         stop.Cancel();
         await Task.WhenAll(flooders);
         foreach (var s in sockets) s.Dispose();
         probeMs.Sort();
-        double p90 = probeMs[(int)(0.9 * (probeMs.Count - 1))];
-        output.WriteLine($"RSS {before / 1024} MB before, peak {peakKb / 1024} MB; {probes} healthz probes, p90 {p90:0.0} ms, worst {worstMs:0.0} ms");
+        double p99 = probeMs[(int)(0.99 * (probeMs.Count - 1))];
+        output.WriteLine($"RSS {before / 1024} MB before, peak {peakKb / 1024} MB; {probes} healthz probes, p99 {p99:0.0} ms, " +
+            $"{probeMs.Count(ms => ms >= 100)} past 100 ms, worst {worstMs:0.0} ms");
 
         Assert.True(peakKb < 200 * 1024, $"the daemon grew to {peakKb / 1024} MB");
-        // The target is 100 ms throughout; on a 2-core VM a busy moment (a build finishing beside the test) stretched one
-        // probe of ~280 to 0.6-1 s in two clean-clone runs, while the other runs' worst was 8-45 ms. Before the bounds,
-        // /healthz did not answer for minutes. So: nine in ten probes within 100 ms, and none past 2 s.
-        Assert.True(p90 < 100, $"healthz p90 {p90:0.0} ms");
-        Assert.True(worstMs < 2000, $"healthz took {worstMs:0.0} ms");
+        // The target is 100 ms throughout. On a 2-core machine with other builds running, every probe made it (worst
+        // 12-49 ms a run); with two CPU burners added as well, at most one probe in a run went past it (worst 192 ms,
+        // p99 at most 68 ms): the daemon's threads waiting for a CPU, its collections' ~15 ms pauses stretched to 40-120
+        // ms. That is the scheduler's doing, not the daemon's; before the bounds /healthz did not answer for minutes.
+        // So: 99 in 100 probes within 100 ms, and none past 500 ms.
+        Assert.True(p99 < 100, $"healthz p99 {p99:0.0} ms");
+        Assert.True(worstMs < 500, $"healthz took {worstMs:0.0} ms");
         // Still serving ZeroMQ: a client that reads gets its answer.
         using var c = new ZmqTestClient(endpoint);
         Assert.True((bool)c.Ok("ping")!["pong"]!);

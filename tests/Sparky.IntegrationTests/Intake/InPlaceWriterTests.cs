@@ -97,8 +97,14 @@ public sealed class InPlaceWriterTests(ITestOutputHelper output)
             File.Move(Path.Combine(pending, ".good.part"), Path.Combine(pending, "good.json"));
             Assert.True(await EventuallyAsync(() => Task.FromResult(File.Exists(Path.Combine(Queue(d, "accepted"), "good.json"))), seconds: 20),
                 "a good file waited behind one being written");
-            // Idle, but open: well past the bound, it is still left alone.
-            await Task.Delay(2500);
+            // Idle, but open: well past the bound, it is still left alone. Being idle past the bound is what is tested,
+            // so that much time must pass; then a file renamed in after it (not JSON: rejected at once) shows the drop
+            // directory has dealt with every look at pending/ queued before it.
+            await Task.Delay(2000);
+            File.WriteAllText(Path.Combine(pending, ".probe.part"), "not JSON");
+            File.Move(Path.Combine(pending, ".probe.part"), Path.Combine(pending, "probe.json"));
+            Assert.True(await EventuallyAsync(() => Task.FromResult(File.Exists(Path.Combine(Queue(d, "rejected"), "probe.json"))), seconds: 20),
+                "a malformed file renamed in was not rejected");
             Assert.True(File.Exists(path), "the file being written left pending/");
             Assert.False(File.Exists(rejected), "the file was rejected while its writer still had it open");
             f.Write("oops, not JSON"u8);

@@ -47,7 +47,8 @@ public sealed class WorkerTests
         var marks = Path.Combine(d.WorkDir, "marks");
         // Nothing runs before a worker connects: a worker class's limit is its workers' slots.
         var early = await d.SubmitShellAsync($"echo \"$SPARKY_TASK_ID $SPARKY_WORKER\" >> {marks}");
-        await Task.Delay(500);
+        // A local task submitted after it has run: the engine has looked for what it could start since it queued the first.
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(await d.SubmitShellAsync("true", cls: "cpu_long")))["state"]);
         Assert.Equal("queued", (string?)(await d.GetTaskAsync(early))["state"]);
 
         await using var w1 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", slots: 2);
@@ -130,8 +131,7 @@ public sealed class WorkerTests
         Assert.Equal(("w1", "failed", "worker_lost"), ((string?)first["host"], (string?)first["outcome"], (string?)first["reason"]));
         Assert.Null((int?)first["exit_code"]);
         Assert.Equal("w2", (string?)t["attempt_list"]![1]!["host"]);
-        // The killed worker's task died with it (parent-death signal): it never got to its end.
-        await Task.Delay(3500);
+        // The killed worker's task died with it (parent-death signal; none of its processes is left, above): it never got to its end.
         var lines = await File.ReadAllLinesAsync(marks);
         Assert.Equal(["start w1 1", "start w2 2", "end w2"], lines);
         await WaitForWorkersAsync(d.Http, 1);
@@ -177,7 +177,13 @@ public sealed class WorkerTests
             Assert.Equal(2, (int?)t["attempts"]);
             Assert.Equal("worker_lost", (string?)t["attempt_list"]![0]!["reason"]);
         }
-        await Task.Delay(500);
+        // Attempt 1's processes are gone (they die with their worker): none of them can write its end any more.
+        foreach (var id in ids)
+            for (var until = DateTime.UtcNow.AddSeconds(10); ProcessesOf(id, attempt: 1) is { Count: > 0 } left;)
+            {
+                Assert.True(DateTime.UtcNow < until, $"attempt 1 of {id} outlived its worker: pids {string.Join(", ", left)}");
+                await Task.Delay(50);
+            }
         var lines = await File.ReadAllLinesAsync(marks);
         foreach (var id in ids)
         {

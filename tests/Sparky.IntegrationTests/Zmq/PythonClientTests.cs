@@ -173,5 +173,32 @@ public sealed class PythonClientTests(ITestOutputHelper output)
         Assert.Equal(1, stranger.Code);
         Assert.Contains("no reply", stranger.Stderr);
         Assert.False(File.Exists(Path.Combine(d.WorkDir, "stranger-ran")));
+
+        // Events: the event socket's key is told to an authenticated client only; follow() asks for it with the client key.
+        const string Follow = """
+            import json, sys, time
+            sys.path.insert(0, sys.argv[1])
+            from sparky_client import Client, follow
+            cmd, events, key, keyfile, cwd = sys.argv[2:7]
+            out = {}
+            sub = follow(events, prefix="task.", timeout=20, server_key=key, client_key=keyfile, zmq_addr=cmd)
+            public_only = follow(events, prefix="task.", timeout=1.5, server_key=key)
+            time.sleep(0.5)  # the subscriptions reach the publisher after the handshake
+            with Client(cmd, timeout=10, server_key=key, client_key=keyfile) as c:
+                [tid] = c.submit({"payload": {"command": ["true"], "cwd": cwd}})
+            for topic, body in sub:
+                if body["id"] == tid and topic == "task.finished":
+                    out["finished"] = body["state"]
+                    break
+            out["public_only"] = [t for t, b in public_only if b["id"] == tid]
+            print(json.dumps(out))
+            """;
+        var examples = Path.GetDirectoryName(client)!;
+        var ev = await RunAsync(python, "-c", Follow, examples, d.Daemon.ZmqEndpoint, d.Daemon.ZmqEventsEndpoint, publicKey, keyFile, d.WorkDir);
+        output.WriteLine(ev.Stdout + ev.Stderr);
+        Assert.True(ev.Code == 0, ev.Stderr);
+        var seen = JsonNode.Parse(ev.Stdout)!;
+        Assert.Equal("succeeded", (string?)seen["finished"]);
+        Assert.Empty((JsonArray)seen["public_only"]!);
     }
 }

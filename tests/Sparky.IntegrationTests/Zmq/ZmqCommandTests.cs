@@ -122,6 +122,7 @@ public sealed class ZmqCommandTests(ITestOutputHelper output)
         const int Clients = 50, PerClient = 20;
         string[] types = ["ping", "status", "list", "submit"];
         var started = System.Diagnostics.Stopwatch.StartNew();
+        using var allAnswered = new CountdownEvent(Clients);
         // A thread each (blocking receives would starve the thread pool the daemon answers from).
         var results = await Task.WhenAll(Enumerable.Range(0, Clients).Select(n => Task.Factory.StartNew(() =>
         {
@@ -146,6 +147,10 @@ public sealed class ZmqCommandTests(ITestOutputHelper output)
                 var r = c.Receive(30);
                 got.Add(((string)r["corr"]!, (string)r["type"]!));
             }
+            // Once every client has all its replies, the daemon has sent everything it was asked for: nothing more
+            // comes here (a reply meant for another client, one sent twice). The short receive only drains the wire.
+            allAnswered.Signal();
+            Assert.True(allAnswered.Wait(TimeSpan.FromSeconds(60)), "not every client got its replies");
             Assert.Null(c.TryReceive(0.05)); // nothing meant for another client
             return (sent, got);
         }, TaskCreationOptions.LongRunning)));

@@ -105,7 +105,7 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
         Assert.Equal("succeeded", (string)late.Ok("status", new JsonObject { ["id"] = id })!["state"]!);
     }
 
-    private static SubscriberSocket Subscribe(string endpoint, string? serverKey)
+    internal static SubscriberSocket Subscribe(string endpoint, string? serverKey)
     {
         var sub = new SubscriberSocket();
         sub.Options.Linger = TimeSpan.Zero;
@@ -115,7 +115,7 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
         return sub;
     }
 
-    private static List<string> Topics(SubscriberSocket sub, string id, double seconds, bool untilFinished)
+    internal static List<string> Topics(SubscriberSocket sub, string id, double seconds, bool untilFinished)
     {
         var got = new List<string>();
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
@@ -173,9 +173,10 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
         {
             Assert.StartsWith($"tcp://{ip}:", d.Daemon.ZmqEndpoint);
             Assert.Equal(publicKey, d.Daemon.ZmqCurvePublicKey);
-            using var events = Subscribe(d.Daemon.ZmqEventsEndpoint, publicKey);
-            Thread.Sleep(500);
             using var good = new Hardening.KeyedClient(d.Daemon.ZmqEndpoint, publicKey, Hardening.KeyedClient.LoadKey(clientKey));
+            // With clients authenticated, the event socket's key is the one a listed client is told, not the public one.
+            using var events = Subscribe(d.Daemon.ZmqEventsEndpoint, (string?)good.Request("ping", null)!["body"]!["events_key"]);
+            Thread.Sleep(500);
             var id = (string)((JsonArray)good.Request("submit", Shell(d, "true"))!["body"]!["ids"]!).Single()!;
             Assert.Contains("task.finished", Topics(events, id, 20, untilFinished: true));
             using var plain = new ZmqTestClient(d.Daemon.ZmqEndpoint);
