@@ -86,9 +86,11 @@ public sealed class TestDaemon : IAsyncDisposable
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
         {
-            var t = await GetTaskAsync(id);
-            if ((string?)t["state"] is "succeeded" or "failed" or "cancelled") return t;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"task {id} still {(string?)t["state"]} after {seconds}s");
+            // Not there yet is waited for too: a file dropped in pending/ becomes a task a moment after it lands.
+            using var resp = await Http.GetAsync($"api/v1/tasks/{Uri.EscapeDataString(id)}");
+            var t = resp.StatusCode == System.Net.HttpStatusCode.NotFound ? null : JsonNode.Parse(await resp.EnsureSuccessStatusCode().Content.ReadAsStringAsync())!;
+            if ((string?)t?["state"] is "succeeded" or "failed" or "cancelled") return t!;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"task {id} still {(string?)t?["state"] ?? "not stored"} after {seconds}s");
             await Task.Delay(20);
         }
     }
