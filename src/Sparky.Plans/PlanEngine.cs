@@ -251,12 +251,11 @@ public static class PlanEngine
                 // The phase cannot pass any more. What it no longer needs is cancelled now: a sibling whose failure
                 // would not count (on_failure: continue) and one the daemon has not taken yet (it waits to be
                 // submitted). Submitted siblings that must succeed finish first: their results count on the next run.
-                var cancels = running
-                    .Where(x => x.W.OnFailure == OnFailure.Continue || state.WaitOf(phase.Name, x.W.Name) is not null)
+                var mustFinish = running.Where(x => x.W.OnFailure == OnFailure.Stop && state.WaitOf(phase.Name, x.W.Name) is null).ToList();
+                var cancels = running.Except(mustFinish)
                     .Select(x => (PlanDecision)new CancelWorkstream(phase.Name, x.W.Name, x.R.Hash!, x.R.Attempt, $"cancelled: {reason}"))
                     .ToList();
-                if (running.Any(x => x.W.OnFailure == OnFailure.Stop && state.WaitOf(phase.Name, x.W.Name) is null))
-                    return new PlanStep(PlanStatus.Running, phase.Name, cancels);
+                if (mustFinish.Count > 0) return new PlanStep(PlanStatus.Running, phase.Name, cancels);
                 return Stop(plan, k, reason, cancels);
             }
             if (submits.Count > 0 || running.Count > 0) return new PlanStep(PlanStatus.Running, phase.Name, submits);

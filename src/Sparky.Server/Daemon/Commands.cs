@@ -25,19 +25,31 @@ public static class Commands
     {
         var items = node is JsonArray arr ? arr.ToList() : [node];
         if (items.Count == 0) return Answer.Error(400, "the array is empty");
-        var subs = new List<Submission>(items.Count);
-        for (int i = 0; i < items.Count; i++)
-        {
-            var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses, d.Engine.NativeDoor);
-            if (!parsed.Ok) return Answer.Error(400, items.Count == 1 ? parsed.Error! : $"task [{i}]: {parsed.Error}");
-            subs.Add(parsed.Submission!);
-        }
+        var (subs, error) = Parse(d, items);
+        if (error is not null) return Answer.Error(400, error);
         // One envelope that made one task also answers its "id", as /queue/submit does, over HTTP and ZeroMQ alike.
         bool one = node is not JsonArray;
         return await SubmitAsync(d, subs, ids => one && ids.Count == 1
             ? new JsonObject { ["id"] = ids[0].Value, ["ids"] = IdArray(ids) }
             : new JsonObject { ["ids"] = IdArray(ids) }, 201);
     }
+
+    /// <summary>Envelopes as the native door reads them; the first one that does not parse says why (with its index
+    /// where there are several), and then nothing is submitted.</summary>
+    public static (List<Submission> Submissions, string? Error) Parse(SparkyDaemon d, IReadOnlyList<JsonNode?> items)
+    {
+        var subs = new List<Submission>(items.Count);
+        for (int i = 0; i < items.Count; i++)
+        {
+            var parsed = EnvelopeParser.Parse(items[i], d.Engine.KnownClasses, d.Engine.NativeDoor);
+            if (!parsed.Ok) return (subs, items.Count == 1 ? parsed.Error! : $"task [{i}]: {parsed.Error}");
+            subs.Add(parsed.Submission!);
+        }
+        return (subs, null);
+    }
+
+    /// <summary>What a client is told to wait after a 429 (Retry-After, seconds): a plan waits at least as long.</summary>
+    public const int QueueFullRetryAfterSeconds = 1;
 
     /// <summary>Parsed submissions to the engine; <paramref name="ok"/> shapes the success body.</summary>
     public static async Task<Answer> SubmitAsync(SparkyDaemon d, IReadOnlyList<Submission> subs, Func<IReadOnlyList<TaskId>, JsonNode> ok, int okStatus = 200) =>

@@ -324,7 +324,7 @@ public sealed partial class Engine : IAsyncDisposable
             case WriteStatus.Conflict: return new SubmitOutcome.Conflict(result.Detail!);
             case WriteStatus.Unavailable: return new SubmitOutcome.Unavailable(result.Detail!);
             // Another submission took the room first: the bound is held where inserts are ordered.
-            case WriteStatus.QueueFull: return new SubmitOutcome.QueueFull(long.Parse(result.Detail!, System.Globalization.CultureInfo.InvariantCulture), _config.MaxQueued);
+            case WriteStatus.QueueFull: return new SubmitOutcome.QueueFull(result.Queued, _config.MaxQueued);
         }
         return new SubmitOutcome.Accepted(tasks.Select(t => t.Id).ToList(), SentAgain: sentAgain);
     }
@@ -541,7 +541,6 @@ public sealed partial class Engine : IAsyncDisposable
                 reply.TrySetResult(CommandOutcome.Done);
                 return;
             }
-            _lostRequeues.Remove(id);
             var freed = _scheduler.Finished(id, TaskState.Cancelled);
             Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now)
                 .ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),
@@ -810,7 +809,6 @@ public sealed partial class Engine : IAsyncDisposable
         // Outputs are recorded at the task's end whatever its outcome (the rule): a failed training run's
         // checkpoints are worth their checksums too. (The replaced runner recorded them for a success only.)
         var (artifacts, artifactsDir) = r.Outputs is not { Count: > 0 } outputs ? (null, null) : ArtifactsAtEnd(r, outputs, worker?.Info);
-        _lostRequeues.Remove(r.Id);
         var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result.Json, r.DoneFile, result.Error,
             artifacts?.ToJsonString(), artifactsDir);
         LocalExecutor.DeleteExitFileOnceStored(endWrite, exitFile);

@@ -219,7 +219,7 @@ internal static class Api
     {
         public Task ExecuteAsync(HttpContext ctx)
         {
-            ctx.Response.Headers.RetryAfter = "1";
+            ctx.Response.Headers.RetryAfter = Commands.QueueFullRetryAfterSeconds.ToString();
             return Results.Problem(detail, statusCode: 429, title: "Too many requests").ExecuteAsync(ctx);
         }
     }

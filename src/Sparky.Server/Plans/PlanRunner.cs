@@ -35,8 +35,6 @@ public sealed class PlanRunner : IAsyncDisposable
     private const int TailChars = 4000;
     private const double DefaultCheckTimeoutSeconds = 600;
 
-    /// <summary>What the HTTP door tells a client to wait after a 429 (Retry-After): a plan waits as long at least.</summary>
-    private const double QueueFullRetryAfterSeconds = 1;
 
     private readonly SparkyDaemon _d;
     private readonly ConcurrentDictionary<string, PlanRun> _plans = new(StringComparer.Ordinal);
@@ -439,7 +437,7 @@ public sealed class PlanRunner : IAsyncDisposable
             {
                 var before = current.State.WaitOf(phase.Name, ws.Name);
                 int tries = (before?.Tries ?? 0) + 1;
-                var delay = SubmitWait.Delay(tries, status == 429 ? QueueFullRetryAfterSeconds : null);
+                var delay = SubmitWait.Delay(tries, status == 429 ? Commands.QueueFullRetryAfterSeconds : null);
                 long now = Now();
                 var wait = new SubmitWait(attempt, status, why!, before?.Since ?? now, now + (long)delay.TotalMilliseconds, tries);
                 var next = Update(current, current.State.WaitingToSubmit(phase.Name, ws.Name, wait));
@@ -475,13 +473,8 @@ public sealed class PlanRunner : IAsyncDisposable
     /// refuses it for now; No, with why, when it never will.</summary>
     private async Task<(Submitted Outcome, int Status, string? Why)> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
     {
-        var subs = new List<Submission>(envelopes.Count);
-        for (int i = 0; i < envelopes.Count; i++)
-        {
-            var parsed = EnvelopeParser.Parse(envelopes[i].Envelope, _d.Engine.KnownClasses, _d.Engine.NativeDoor);
-            if (!parsed.Ok) return (Submitted.No, 400, $"submission refused (400): {(envelopes.Count == 1 ? parsed.Error : $"task [{i}]: {parsed.Error}")}");
-            subs.Add(parsed.Submission!);
-        }
+        var (subs, error) = Commands.Parse(_d, envelopes.Select(e => e.Envelope).ToList());
+        if (error is not null) return (Submitted.No, 400, $"submission refused (400): {error}");
         long adding = subs.Sum(s => (long)(s.Array?.Count ?? 1));
         return await _d.Engine.SubmitAsync(subs) switch
         {

@@ -110,13 +110,7 @@ public sealed class WorkerAgent : IDisposable
         _o = options;
         _log = log;
         _freeGpus = options.Gpus.ToList();
-        _baseEnv = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
-        {
-            var key = (string)kv.Key;
-            if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) continue; // the worker's own settings, not the task's
-            _baseEnv[key] = (string?)kv.Value ?? "";
-        }
+        _baseEnv = Sparky.Server.Executors.Local.LocalExecutor.InheritedEnvironment(); // the worker's own settings are not the task's
         // A task must not outlive a worker killed with -9 (it is queued again elsewhere). A guard process waits on a
         // pipe from this one; when the pipe closes, however this worker ended, it kills every process carrying this
         // run's mark, whole process groups included. Where the guard cannot start, setpriv makes the kernel kill each

@@ -145,7 +145,7 @@ public static class CurveKeys
     }
 
     /// <summary>A secret key file's pair, made (0600) where the file is missing.</summary>
-    private static NetMQCertificate LoadOrCreate(string path, string header)
+    internal static NetMQCertificate LoadOrCreate(string path, string header)
     {
         if (File.Exists(path)) return Load(path);
         var cert = new NetMQCertificate();

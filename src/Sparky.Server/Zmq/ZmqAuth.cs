@@ -183,10 +183,6 @@ public sealed class ZmqAuth
     /// started by an earlier daemon are still accepted after a restart.</summary>
     public static NetMQCertificate PilotKey(string dataDir)
     {
-        var path = Path.Combine(dataDir, KeysDir, PilotKeyFile);
-        if (File.Exists(path)) return CurveKeys.Load(path);
-        var cert = new NetMQCertificate();
-        CurveKeys.WriteSecret(path, cert, "# Sparky's key for its own pilot workers (secret; made by the daemon).\n");
-        return cert;
+        return CurveKeys.LoadOrCreate(Path.Combine(dataDir, KeysDir, PilotKeyFile), "# Sparky's key for its own pilot workers (secret; made by the daemon).\n");
     }
 }

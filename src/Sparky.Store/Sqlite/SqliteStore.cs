@@ -7,11 +7,12 @@ using Sparky.Core.Tasks;
 
 namespace Sparky.Store.Sqlite;
 
-/// <summary>Why a write was refused: values, not exceptions, because clients cause them.</summary>
-/// <summary>How a write ended. <see cref="QueueFull"/>: an insert that would take the queued tasks past its bound.</summary>
+/// <summary>How a write ended; a refusal is a value, not an exception, because clients cause them.
+/// <see cref="QueueFull"/>: an insert that would take the queued tasks past its bound.</summary>
 public enum WriteStatus { Ok, Conflict, Unavailable, QueueFull }
 
-public sealed record WriteResult(WriteStatus Status, string? Detail = null)
+/// <param name="Queued">With <see cref="WriteStatus.QueueFull"/>: the tasks queued when the insert was refused.</param>
+public sealed record WriteResult(WriteStatus Status, string? Detail = null, long Queued = 0)
 {
     public static readonly WriteResult Ok = new(WriteStatus.Ok);
 }
@@ -383,7 +384,7 @@ public sealed class SqliteStore : IAsyncDisposable
             {
                 c.Rollback.ExecuteNonQuery();
                 c.Release.ExecuteNonQuery();
-                return new WriteResult(WriteStatus.QueueFull, queued.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                return new WriteResult(WriteStatus.QueueFull, Queued: queued);
             }
             c.QueuedInBatch += added;
             c.Release.ExecuteNonQuery();

@@ -124,11 +124,7 @@ public sealed class PlanStopTests
     }
 
     /// <summary>Running and not a zombie (a zombie's stat says Z).</summary>
-    private static bool Alive(int pid)
-    {
-        try { return File.ReadAllText($"/proc/{pid}/stat").Split(") ").Last().Split(' ')[0] != "Z"; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
-    }
+    private static bool Alive(int pid) => Hardening.ProcessTreeTests.Alive(pid);
 
     [Fact]
     public async Task The_cli_deletes_a_plan_and_one_that_follows_it_says_it_was_deleted()

@@ -29,14 +29,20 @@ public sealed class LocalExecutor : IDisposable
         _reattachClasses = config.ReattachClasses;
         _runDir = runDir;
         Containment = Containment.Create(config.Containment, instance, config.EnforceMemory);
-        _baseEnv = new Dictionary<string, string>(StringComparer.Ordinal);
+        _baseEnv = InheritedEnvironment();
+    }
+
+    /// <summary>This process's environment without its own <c>SPARKY_</c> settings: what a task (here or on a worker)
+    /// starts from. The daemon's settings are not the task's business, and the token is a secret.</summary>
+    public static Dictionary<string, string> InheritedEnvironment()
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
         {
             var key = (string)kv.Key;
-            // The daemon's own settings are not the task's business (and the token is a secret).
-            if (key.StartsWith("SPARKY_", StringComparison.Ordinal)) continue;
-            _baseEnv[key] = (string?)kv.Value ?? "";
+            if (!key.StartsWith("SPARKY_", StringComparison.Ordinal)) env[key] = (string?)kv.Value ?? "";
         }
+        return env;
     }
 
     /// <summary>How attempts' processes are kept together; the plan runner marks its gate checks with it.</summary>
