@@ -55,7 +55,7 @@ run_tests() {
   grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
   rm -f "$out"
 }
-for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.IntegrationTests; do
+for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.IntegrationTests; do
   echo "== $proj"
   run_tests "$proj"
 done
@@ -81,7 +81,12 @@ if ! bench/ipc/run.sh --small; then status=1; fi
 # vstest's summary per project: "Passed: N" always, "Failed: N" only when some failed.
 passed=$( { grep -oE "^\s*Passed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
 failed=$( { grep -oE "^\s*Failed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
-rm -f "$log"
 echo "tests: $passed passed, $failed failed"
+# Repeat each failed test with its message here at the end, where a CI log's tail shows it.
+if [ "$failed" != 0 ]; then
+  echo "failed tests:"
+  awk '/^\s*Failed [^:]/ {n=14} n>0 {print; n--}' "$log"
+fi
+rm -f "$log"
 [ "$failed" = 0 ] || status=1
 exit $status

@@ -250,7 +250,7 @@ internal sealed class Daemon
         {
             if (e.Data is null) { serving.TrySetException(new InvalidOperationException($"the daemon exited: {stderr}")); return; }
             lock (stderr) stderr.AppendLine(e.Data);
-            if (e.Data.Contains("sparky: serving on")) serving.TrySetResult(e.Data);
+            if (e.Data.Contains(" serving on http")) serving.TrySetResult(e.Data); // "sparky: info: serving on …"
         };
         p.OutputDataReceived += (_, _) => { };
         p.BeginErrorReadLine();

@@ -6,6 +6,10 @@ HTTP on loopback), task-spooler, nq, `xargs -P2` and a process-spawn floor; then
 submit-to-start latency, idle RSS, /queue/status latency, and (unless --small) /queue/status
 latency and restart time with 1,000,000 tasks queued.
 
+With --baseline-dll, a second Sparky (another revision's build) is started, warmed up and timed in
+the same rounds as the current one, as its own row, so a daemon change is measured before/after in
+one run under the same machine load.
+
 Exit status: 0 when everything ran (targets missed or not), 1 when anything errored (a tool
 failed or timed out, Sparky lost or failed tasks, the daemon died), 2 on --strict with a missed
 target. Only loopback traffic; only processes this script started are ever signalled, by pid.
@@ -235,8 +239,10 @@ def daemon_command(exe: str) -> list[str]:
 
 
 class Daemon:
-    def __init__(self, dll: str, data: str, port: int, book: PidBook, extra: list[str], logdir: str):
+    def __init__(self, dll: str, data: str, port: int, book: PidBook, extra: list[str], logdir: str,
+                 label: str = "sparky-daemon"):
         self.dll, self.data, self.port, self.book, self.extra, self.logdir = dll, data, port, book, extra, logdir
+        self.label = label
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -257,7 +263,7 @@ class Daemon:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.logdir)
         logf.close()
-        self.book.add(self.proc.pid, "sparky-daemon")
+        self.book.add(self.proc.pid, self.label)
         deadline = t0 + 120
         while True:
             if self.proc.poll() is not None:
@@ -677,6 +683,48 @@ def bench_queued(args, dll: str, work: str, book: PidBook, results: dict) -> Non
         d.stop(grace_s=60)
 
 
+def lower_median(values: list[float]) -> float | None:
+    """The median as the table takes it: the lower middle of an even count."""
+    s = sorted(v for v in values if v is not None)
+    return s[(len(s) - 1) // 2] if s else None
+
+
+def compare_baseline(results: dict, cur: list[dict], base: list[dict], bname: str) -> None:
+    """Prints and stores current/baseline for tasks/s and CPU per task: the medians over rounds, and (with more
+    than one round) each round's pair, run under the same load, so their spread shows the noise."""
+    out = results["baseline"]
+    metrics = (("tasks_per_s", "tasks/s", "{:.1f}"),
+               ("daemon_cpu_ms_per_task", "daemon CPU per task", "{:.3f} ms"),
+               ("tasks_cpu_ms_per_task", "task processes CPU per task", "{:.3f} ms"))
+    comp: dict = {"rounds_current": len(cur), "rounds_baseline": len(base)}
+    out["comparison"] = comp
+    log(f"\nsparky vs {bname} (current / baseline; medians over rounds, both timed in the same rounds):")
+    if not cur or not base:
+        log("  n/a: " + ("the current sparky" if not cur else bname) + " has no completed round")
+        return
+    by_round = {r["round"]: r for r in base}
+    pairs = [(r, by_round[r["round"]]) for r in cur if r["round"] in by_round]
+    for key, label, fmt in metrics:
+        c = lower_median([r.get(key) for r in cur])
+        b = lower_median([r.get(key) for r in base])
+        ratio = c / b if c is not None and b else None
+        each = [a[key] / z[key] for a, z in pairs if a.get(key) is not None and z.get(key)]
+        comp[key] = {"current": c, "baseline": b, "ratio": ratio, "ratio_each_round": each}
+        if ratio is None:
+            log(f"  {label:<28} n/a")
+            continue
+        line = f"  {label:<28} {ratio:5.2f}x   ({fmt.format(c)} vs {fmt.format(b)})"
+        if len(each) > 1:
+            line += "   each round: " + " ".join(f"{v:.2f}" for v in each)
+        log(line)
+    log("  (tasks/s above 1.00x: the current is faster; CPU per task below 1.00x: the current is cheaper)")
+
+    def mib(v):
+        return "n/a" if v is None else f"{v:.1f} MiB"
+    log(f"  daemon RSS idle after start: {mib(results.get('rss_idle_start_mib'))} vs {mib(out.get('rss_idle_start_mib'))}; "
+        f"idle after the rounds: {mib(results.get('rss_idle_after_run_mib'))} vs {mib(out.get('rss_idle_after_run_mib'))}")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -703,6 +751,9 @@ def main() -> int:
     ap.add_argument("--tsp", default="")
     ap.add_argument("--floor-bin", default="")
     ap.add_argument("--results", required=True)
+    ap.add_argument("--baseline-dll", default="", help="another build of sparky, timed in the same rounds as --dll")
+    ap.add_argument("--baseline-label", default="baseline", help="its name in the table: sparky @LABEL")
+    ap.add_argument("--baseline-rev", default="", help="the commit it was built from (recorded in the JSON)")
     args = ap.parse_args()
     n = args.n
     samples = args.latency_samples or (50 if args.small else 200)
@@ -725,6 +776,15 @@ def main() -> int:
         f"load {os.getloadavg()[0]:.2f}")
     results["daemon"] = "jit" if args.dll.endswith(".dll") else "native"
     log(f"daemon: {' '.join(daemon_command(args.dll))} ({'dotnet, JIT' if results['daemon'] == 'jit' else 'Native AOT'})")
+    bname = f"sparky @{args.baseline_label}"
+    if args.baseline_dll:
+        bkind = "jit" if args.baseline_dll.endswith(".dll") else "native"
+        results["baseline"] = {"label": args.baseline_label, "tool": bname, "exe": args.baseline_dll,
+                               "rev": args.baseline_rev or None, "daemon": bkind}
+        log(f"baseline ({bname}): {' '.join(daemon_command(args.baseline_dll))} "
+            f"({'dotnet, JIT' if bkind == 'jit' else 'Native AOT'}){', commit ' + args.baseline_rev if args.baseline_rev else ''}")
+        if bkind != results["daemon"]:
+            log("   note: the baseline and the current daemon are not the same kind of build (JIT vs Native AOT): not like for like")
     log(f"scratch dir {args.work}: {results['machine']['tmp_fs']}, creating one empty file costs "
         f"{results['machine']['file_create_us']:.0f} us")
 
@@ -739,6 +799,9 @@ def main() -> int:
     if not have_nq:
         errors.append("nq is not installed")
     all_runs: dict[str, list[dict]] = {}
+    bd: Daemon | None = None
+    bclient: Http | None = None
+    name_w = max(13, len(bname)) if args.baseline_dll else 13
     try:
         ready_s = d.start()
         results["sparky_first_start_seconds"] = ready_s
@@ -746,13 +809,41 @@ def main() -> int:
         results["rss_idle_start_mib"] = rss_mib(d.pid)
         results["rss_idle_start_breakdown_mib"] = rss_breakdown_mib(d.pid)
         results["status_idle"] = status_latency(client, 200)
+        if args.baseline_dll:
+            # Started after the current daemon's idle measurements (its start-up CPU would colour them); a failed
+            # baseline is an error, but the rest of the run goes on without it.
+            bdir = os.path.join(args.work, "baseline")
+            os.makedirs(bdir, exist_ok=True)
+            bd = Daemon(args.baseline_dll, os.path.join(bdir, "data"), free_port(), book, [], bdir, "sparky-baseline-daemon")
+            bclient = Http(bd.port)
+            try:
+                results["baseline"]["first_start_seconds"] = bd.start()
+                time.sleep(3)
+                results["baseline"]["rss_idle_start_mib"] = rss_mib(bd.pid)
+                results["baseline"]["rss_idle_start_breakdown_mib"] = rss_breakdown_mib(bd.pid)
+            except FAILURES as e:
+                errors.append(f"{bname}: {e}")
+                log(f"   ERROR {bname}: {e}")
+                bclient.close()
+                bd.stop()
+                bd = bclient = None
         if args.warmup > 0:
             run_batch(d, client, args.warmup, args.batch)
+            if bd is not None and bclient is not None:
+                run_batch(bd, bclient, args.warmup, args.batch)
             time.sleep(2)  # tiered JIT recompiles the hot paths in the background
         for rnd in range(1, args.rounds + 1):
-            plan = [("sparky", lambda: bench_sparky(d, client, n, args.batch, args.warmup)),
-                    ("spawn floor", lambda: bench_floor(n, args.floor_bin or None, tool_timeout)),
-                    ("xargs -P2", lambda: bench_xargs(n, tool_timeout))]
+            # With a baseline the two Sparkys run back to back, their order swapped every round, so neither
+            # always follows the other.
+            sparkies = [("sparky", d, client)]
+            if bd is not None and bclient is not None:
+                sparkies.append((bname, bd, bclient))
+            if rnd % 2 == 0:
+                sparkies.reverse()
+            plan = [(name, lambda dd=dd, cc=cc: bench_sparky(dd, cc, n, args.batch, args.warmup))
+                    for name, dd, cc in sparkies]
+            plan += [("spawn floor", lambda: bench_floor(n, args.floor_bin or None, tool_timeout)),
+                     ("xargs -P2", lambda: bench_xargs(n, tool_timeout))]
             if args.tsp:
                 plan.append(("task-spooler", lambda: bench_tsp(n, args.tsp, args.work, tool_timeout, rnd)))
             # nq last in a round, and (by default) only in the last round: its herd of N waiting
@@ -760,22 +851,32 @@ def main() -> int:
             if have_nq and (rnd == args.rounds or not args.nq_once):
                 plan.append(("nq", lambda: bench_nq(n, args.work, tool_timeout, rnd)))
             for name, fn in plan:
-                if name == "sparky" and not d.alive():
+                if (name == "sparky" and not d.alive()) or (name == bname and bd is not None and not bd.alive()):
                     continue
                 time.sleep(1)  # let the previous tool's stragglers (done files, zombies) settle
                 try:
                     r = fn()
                     r["round"] = rnd
+                    if name == bname:
+                        r["tool"] = bname
+                        r["note"] += f"; the baseline: {args.baseline_rev or args.baseline_dll}"
                     all_runs.setdefault(name, []).append(r)
                     extra = (f", CPU per task: daemon {r['daemon_cpu_ms_per_task']:.2f} ms, task processes {r['tasks_cpu_ms_per_task']:.2f} ms"
                              if r.get("daemon_cpu_ms_per_task") is not None and r.get("tasks_cpu_ms_per_task") is not None else "")
-                    log(f"   round {rnd}  {name:<13} {n} tasks in {r['seconds']:7.2f} s  {r['tasks_per_s']:8.1f} tasks/s{extra}")
+                    log(f"   round {rnd}  {name:<{name_w}} {n} tasks in {r['seconds']:7.2f} s  {r['tasks_per_s']:8.1f} tasks/s{extra}")
                 except FAILURES as e:
                     errors.append(f"{name} (round {rnd}): {e}")
                     log(f"   ERROR {name} (round {rnd}): {e}")
         time.sleep(IDLE_WAIT_S)
         results["rss_idle_after_run_mib"] = rss_mib(d.pid)
         results["rss_idle_after_run_breakdown_mib"] = rss_breakdown_mib(d.pid)
+        if bd is not None:
+            results["baseline"]["rss_idle_after_run_mib"] = rss_mib(bd.pid)
+            results["baseline"]["rss_idle_after_run_breakdown_mib"] = rss_breakdown_mib(bd.pid)
+            # Done with the baseline: the latency samples and the rest are the current daemon's alone.
+            if bclient is not None:
+                bclient.close()
+            bd.stop()
         try:
             results["latency"] = bench_latency(d, client, samples)
         except FAILURES as e:
@@ -789,9 +890,14 @@ def main() -> int:
     finally:
         client.close()
         d.stop()
+        if bclient is not None:
+            bclient.close()
+        if bd is not None:
+            bd.stop()
 
     runs: list[dict] = []
-    for name in ("sparky", "spawn floor", "xargs -P2", "task-spooler", "nq"):
+    names = ["sparky", *([bname] if args.baseline_dll else []), "spawn floor", "xargs -P2", "task-spooler", "nq"]
+    for name in names:
         rs = all_runs.get(name)
         if not rs:
             continue
@@ -807,12 +913,15 @@ def main() -> int:
     results["all_rounds"] = all_runs
 
     log("")
-    log(f"{'tool':<14} {'N':>7} {'rounds':>6} {'seconds':>9} {'tasks/s':>10} {'sparky ratio':>13}   tasks/s of each round")
+    tool_w = max([14, *(len(r["tool"]) for r in runs)])
+    log(f"{'tool':<{tool_w}} {'N':>7} {'rounds':>6} {'seconds':>9} {'tasks/s':>10} {'sparky ratio':>13}   tasks/s of each round")
     for r in runs:
         ratio = f"{r['sparky_ratio']:.2f}x" if r.get("sparky_ratio") is not None else "n/a"
         each = " ".join(f"{v:.0f}" for v in r["tasks_per_s_all_rounds"])
-        log(f"{r['tool']:<14} {r['n']:>7} {r['rounds']:>6} {r['seconds']:>9.3f} {r['tasks_per_s']:>10.1f} {ratio:>13}   {each}")
+        log(f"{r['tool']:<{tool_w}} {r['n']:>7} {r['rounds']:>6} {r['seconds']:>9.3f} {r['tasks_per_s']:>10.1f} {ratio:>13}   {each}")
     log("  (seconds and tasks/s: the median round; sparky ratio = sparky's tasks/s / the tool's tasks/s)")
+    if args.baseline_dll:
+        compare_baseline(results, all_runs.get("sparky", []), all_runs.get(bname, []), bname)
     for r in runs:
         log(f"  {r['tool']}: {r['note']}")
     lat = results.get("latency")

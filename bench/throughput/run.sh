@@ -17,9 +17,17 @@
 # rounds of every tool, median reported; default 1 small / 3 full), SPARKY_BENCH_NQ_EVERY_ROUND=1
 # (nq runs in the last round only by default: at N=5000 one nq run takes minutes).
 #
+# Before/after in one run: SPARKY_BENCH_BASELINE=<git revision> (HEAD~3, a commit id, a branch) also builds
+# that revision's sparky (the same kind as SPARKY_BENCH_DAEMON) in a temporary detached `git worktree` under the
+# scratch dir (removed on exit; this checkout is not touched) and times it in the same rounds as the current one:
+# the table gets a "sparky @<short id>" row and a current/baseline line for tasks/s and CPU per task.
+# SPARKY_BENCH_BASELINE_EXE=<path to a built sparky or sparky.dll> uses that build instead (no git, no build);
+# SPARKY_BENCH_BASELINE_LABEL names the row (default: the short commit id, or "baseline" for _EXE).
+#
 # Exit status: 0 when every part ran (missed targets are reported, not failed, unless --strict),
 # 1 when anything errored (a tool failed or timed out, Sparky lost or failed a task).
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/../.."
 root=$PWD
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -30,13 +38,33 @@ for a in "$@"; do
   case "$a" in
     --small) small=1 ;;
     --strict) strict=(--strict) ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$a' (use --small, --strict)" >&2; exit 64 ;;
   esac
 done
 if [ $small = 1 ]; then n=${SPARKY_BENCH_N:-300}; else n=${SPARKY_BENCH_N:-5000}; fi
 case "$n" in ''|*[!0-9]*) echo "run.sh: SPARKY_BENCH_N must be a positive integer" >&2; exit 64 ;; esac
 [ "$n" -ge 2 ] || { echo "run.sh: SPARKY_BENCH_N must be at least 2" >&2; exit 64; }
+
+# ---- the baseline, checked before anything is built: a revision to build, or a build to use
+base_rev="" base_exe="" base_label=""
+if [ -n "${SPARKY_BENCH_BASELINE:-}" ] && [ -n "${SPARKY_BENCH_BASELINE_EXE:-}" ]; then
+  echo "run.sh: set SPARKY_BENCH_BASELINE or SPARKY_BENCH_BASELINE_EXE, not both" >&2; exit 64
+fi
+if [ -n "${SPARKY_BENCH_BASELINE:-}" ]; then
+  base_rev=$(git rev-parse -q --verify "${SPARKY_BENCH_BASELINE}^{commit}") \
+    || { echo "run.sh: SPARKY_BENCH_BASELINE='$SPARKY_BENCH_BASELINE' is not a commit of this repository" >&2; exit 64; }
+  base_label=${SPARKY_BENCH_BASELINE_LABEL:-$(git rev-parse --short "$base_rev")}
+elif [ -n "${SPARKY_BENCH_BASELINE_EXE:-}" ]; then
+  base_exe=$SPARKY_BENCH_BASELINE_EXE
+  case "$base_exe" in /*) ;; *) base_exe=$caller/$base_exe ;; esac
+  if [ ! -f "$base_exe" ] || { case "$base_exe" in *.dll) false ;; *) [ ! -x "$base_exe" ] ;; esac; }; then
+    echo "run.sh: SPARKY_BENCH_BASELINE_EXE='$SPARKY_BENCH_BASELINE_EXE' is not a sparky.dll or an executable sparky" >&2; exit 64
+  fi
+  base_exe=$(cd "$(dirname "$base_exe")" && pwd -P)/$(basename "$base_exe")
+  base_label=${SPARKY_BENCH_BASELINE_LABEL:-baseline}
+fi
+case "$base_label" in *[[:space:]]*) echo "run.sh: SPARKY_BENCH_BASELINE_LABEL must not contain spaces" >&2; exit 64 ;; esac
 
 # ---- tools: task-spooler (binary tsp, or ts on some systems) and nq
 find_tsp() {
@@ -74,6 +102,7 @@ esac
 # ---- a scratch dir on the normal temp filesystem; everything we start is ended by pid on exit
 work=$(mktemp -d "${TMPDIR:-/tmp}/sparky-bench.XXXXXX")
 py=""
+base_wt=""
 cleanup() {
   local rc=$?
   set +e
@@ -103,12 +132,34 @@ cleanup() {
   for sock in "$work"/tsp*/socket; do
     [ -n "$tsp_bin" ] && [ -S "$sock" ] && TS_SOCKET="$sock" "$tsp_bin" -K >/dev/null 2>&1
   done
+  # The baseline's worktree (its daemon is ended above): --force, as its build left untracked files.
+  [ -n "$base_wt" ] && git -C "$root" worktree remove --force "$base_wt" >/dev/null 2>&1
   rm -rf "$work"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---- the baseline's build: that revision checked out (detached) in the scratch dir, built like the current one
+base_args=()
+if [ -n "$base_rev" ]; then
+  base_wt=$work/baseline-src
+  git worktree add -q --detach "$base_wt" "$base_rev" >/dev/null \
+    || { echo "run.sh: git worktree add of $base_rev failed" >&2; exit 1; }
+  echo "run.sh: building the baseline sparky @$base_label ($SPARKY_BENCH_BASELINE, ${SPARKY_BENCH_DAEMON:-native})"
+  case "${SPARKY_BENCH_DAEMON:-native}" in
+    native)
+      [ -x "$base_wt/native.sh" ] || { echo "run.sh: $base_label has no native.sh (SPARKY_BENCH_DAEMON=jit builds the dll)" >&2; exit 1; }
+      base_exe=$("$base_wt/native.sh") || { echo "run.sh: the baseline's native build failed" >&2; exit 1; } ;;
+    jit)
+      (cd "$base_wt" && dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >"$work/baseline-build.log" 2>&1) \
+        || { echo "run.sh: the baseline's build failed:" >&2; tail -n 30 "$work/baseline-build.log" >&2; exit 1; }
+      base_exe=$base_wt/src/Sparky/bin/Release/net10.0/sparky.dll ;;
+  esac
+  [ -f "$base_exe" ] || { echo "run.sh: the baseline's build did not make $base_exe" >&2; exit 1; }
+fi
+[ -n "$base_exe" ] && base_args=(--baseline-dll "$base_exe" --baseline-label "$base_label" --baseline-rev "$base_rev")
 
 # ---- the spawn floor: a tiny C program when a compiler is there, else bash loops (bench.py says which)
 floor=""
@@ -126,7 +177,7 @@ args=(--n "$n" --dll "$daemon" --work "$work" --tsp "$tsp_bin" --floor-bin "$flo
 [ "${SPARKY_BENCH_NQ_EVERY_ROUND:-0}" = 1 ] || args+=(--nq-once)
 [ $small = 1 ] && args+=(--small)
 # In the background and waited for, so that a signal to this script runs the trap at once.
-python3 bench/throughput/bench.py "${args[@]}" "${strict[@]}" &
+python3 bench/throughput/bench.py "${args[@]}" "${base_args[@]}" "${strict[@]}" &
 py=$!
 rc=0
 wait "$py" || rc=$?

@@ -22,25 +22,11 @@ public sealed record Plan
     /// <summary>The plan-level <c>env:</c>, already merged into every task's <see cref="PlanTask.Env"/>.</summary>
     public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
     /// <summary>The plan-level <c>defaults:</c>, already applied to every task.</summary>
-    public TaskDefaults Defaults { get; init; } = new();
+    public TaskOptions Defaults { get; init; } = TaskOptions.None;
     public required IReadOnlyList<Phase> Phases { get; init; }
 
     public Phase? FindPhase(string name) => Phases.FirstOrDefault(p => p.Name == name);
     public int IndexOf(string phase) => Phases.ToList().FindIndex(p => p.Name == phase);
-}
-
-/// <summary>Task options a plan's <c>defaults:</c> gives every task that does not set them.</summary>
-public sealed record TaskDefaults
-{
-    public string? Class { get; init; }
-    public double? Cpus { get; init; }
-    public long? MemoryMb { get; init; }
-    public int? Gpus { get; init; }
-    public long? GpuMemoryMb { get; init; }
-    public int? Retries { get; init; }
-    public double? TimeoutSeconds { get; init; }
-    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
-    public string? Cwd { get; init; }
 }
 
 public sealed record Phase
@@ -77,17 +63,10 @@ public sealed record PlanTask
     /// <summary>argv form. Exactly one of <see cref="Argv"/> and <see cref="Shell"/> is set.</summary>
     public IReadOnlyList<string>? Argv { get; init; }
     public string? Shell { get; init; }
-    public string? Class { get; init; }
-    public double? Cpus { get; init; }
-    public long? MemoryMb { get; init; }
-    public int? Gpus { get; init; }
-    public long? GpuMemoryMb { get; init; }
-    public int? Retries { get; init; }
-    public double? TimeoutSeconds { get; init; }
-    /// <summary>Plan env, then defaults env, then the task's own.</summary>
-    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
-    /// <summary>As written; relative paths are taken from the plan file's folder when submitted.</summary>
-    public string? Cwd { get; init; }
+    /// <summary>The task's own options over the plan's <c>defaults:</c>; unset ones are the daemon's defaults. The env is
+    /// the plan's, then the defaults', then the task's own; the cwd is as written (relative paths are taken from the plan
+    /// file's folder when submitted).</summary>
+    public TaskOptions Options { get; init; } = TaskOptions.None;
     /// <summary>Names of tasks in the same workstream.</summary>
     public IReadOnlyList<string> After { get; init; } = [];
     public ArrayRange? Array { get; init; }

@@ -5,10 +5,14 @@ using Sparky.Core.Tasks;
 namespace Sparky.Plans;
 
 /// <summary>
-/// One task of a workstream as the daemon takes it (<c>POST /api/v1/tasks</c>): its id, the ids its elements get
-/// (one, or one per array index as the daemon names them, <c>&lt;id&gt;_&lt;index&gt;</c>), and the envelope.
+/// One task of a workstream as the daemon takes it: its id, the ids its elements get (one, or one per array index as
+/// the daemon names them, <c>&lt;id&gt;_&lt;index&gt;</c>), and the submission, typed, with the envelope that is
+/// stored with it (what <c>POST /api/v1/tasks</c> would take for the same task, and parse to the same spec).
 /// </summary>
-public sealed record TaskEnvelope(string TaskName, string Id, IReadOnlyList<string> TaskIds, JsonObject Envelope);
+public sealed record TaskEnvelope(string TaskName, string Id, IReadOnlyList<string> TaskIds, Submission Submission)
+{
+    public JsonObject Envelope => Submission.Envelope;
+}
 
 /// <summary>Turns a workstream's tasks into submissions with ids that are the same every time for the same attempt.</summary>
 public static class PlanEnvelopes
@@ -30,31 +34,40 @@ public static class PlanEnvelopes
         var result = new List<TaskEnvelope>(ws.Tasks.Count);
         foreach (var t in ws.Tasks)
         {
+            var o = t.Options;
+            var env = new Dictionary<string, string>(o.Env, StringComparer.Ordinal)
+            {
+                // So a task can tell where in the plan it runs.
+                ["SPARKY_PLAN"] = plan.Name,
+                ["SPARKY_PLAN_PHASE"] = phase.Name,
+                ["SPARKY_PLAN_WORKSTREAM"] = ws.Name,
+            };
+            var cwd = o.Cwd is { } dir ? Path.GetFullPath(dir, baseDir) : Path.GetFullPath(baseDir);
+            var name = DisplayName(plan, phase, ws, t);
+            var after = t.After.SelectMany(a => elements[a]).Distinct().ToList();
+
+            // The envelope kept with the task, as a client would send it: a crash-resume sends the same one again, and
+            // the daemon compares the two, so it is built exactly as it always was.
             var payload = new JsonObject
             {
                 ["command"] = t.Argv is { } argv ? new JsonArray(argv.Select(a => (JsonNode?)a).ToArray()) : t.Shell,
             };
-            var env = new JsonObject();
-            foreach (var (k, v) in t.Env) env[k] = v;
-            // So a task can tell where in the plan it runs.
-            env["SPARKY_PLAN"] = plan.Name;
-            env["SPARKY_PLAN_PHASE"] = phase.Name;
-            env["SPARKY_PLAN_WORKSTREAM"] = ws.Name;
-            payload["env"] = env;
-            payload["cwd"] = t.Cwd is { } cwd ? Path.GetFullPath(cwd, baseDir) : Path.GetFullPath(baseDir);
-            if (t.TimeoutSeconds is { } to) payload["timeout_seconds"] = to;
-            if (t.Retries is { } r) payload["retries"] = r;
+            var envJson = new JsonObject();
+            foreach (var (k, v) in env) envJson[k] = v;
+            payload["env"] = envJson;
+            payload["cwd"] = cwd;
+            if (o.TimeoutSeconds is { } to) payload["timeout_seconds"] = to;
+            if (o.Retries is { } r) payload["retries"] = r;
             var res = new JsonObject();
-            if (t.Cpus is { } cpus) res["cpus"] = cpus;
-            if (t.MemoryMb is { } mem) res["memory_mb"] = mem;
-            if (t.Gpus is { } gpus) res["gpus"] = gpus;
-            if (t.GpuMemoryMb is { } gm) res["gpu_memory_mb"] = gm;
+            if (o.Cpus is { } cpus) res["cpus"] = cpus;
+            if (o.MemoryMb is { } mem) res["memory_mb"] = mem;
+            if (o.Gpus is { } gpus) res["gpus"] = gpus;
+            if (o.GpuMemoryMb is { } gm) res["gpu_memory_mb"] = gm;
             if (res.Count > 0) payload["resources"] = res;
 
             var envelope = new JsonObject { ["id"] = ids[t.Name] };
-            if (t.Class is { } cls) envelope["class"] = cls;
-            envelope["name"] = DisplayName(plan, phase, ws, t);
-            var after = t.After.SelectMany(a => elements[a]).Distinct().ToList();
+            if (o.Class is { } cls) envelope["class"] = cls;
+            envelope["name"] = name;
             if (after.Count > 0) envelope["after"] = new JsonArray(after.Select(a => (JsonNode?)a).ToArray());
             if (t.Array is { } arr) envelope["array"] = arr.ToString();
             envelope["payload"] = payload;
@@ -68,9 +81,29 @@ public static class PlanEnvelopes
                 ["hash"] = ws.Hash,
                 ["attempt"] = attempt,
             };
-            result.Add(new TaskEnvelope(t.Name, ids[t.Name], elements[t.Name], envelope));
+            // The spec that envelope parses to, built directly: sizes in MiB read as the parser reads them.
+            var spec = TaskSpec.Of(t.Argv, t.Shell, o with
+            {
+                Env = env,
+                Cwd = cwd,
+                MemoryMb = o.MemoryMb is { } mb ? EnvelopeParser.MiB(mb) : null,
+                GpuMemoryMb = o.GpuMemoryMb is { } gmb ? EnvelopeParser.MiB(gmb) : null,
+            }) with { Name = name, After = after.Select(Core.Tasks.TaskId.Parse).ToList() };
+            var submission = new Submission(Core.Tasks.TaskId.Parse(ids[t.Name]), spec, envelope, t.Array);
+            result.Add(new TaskEnvelope(t.Name, ids[t.Name], elements[t.Name], submission));
         }
         return result;
+    }
+
+    /// <summary>Why the daemon's native door would refuse these tasks' envelopes, in its words (the first refused one,
+    /// with its index where there are several, as for an array sent to <c>POST /api/v1/tasks</c>), or null. Built in
+    /// the daemon's process, they are checked (<see cref="EnvelopeParser.Check"/>), not written out and parsed again.</summary>
+    public static string? Refusal(IReadOnlyList<TaskEnvelope> tasks, IReadOnlySet<string> knownClasses)
+    {
+        for (int i = 0; i < tasks.Count; i++)
+            if (EnvelopeParser.Check(tasks[i].Submission, knownClasses) is { Count: > 0 } errors)
+                return tasks.Count == 1 ? string.Join("; ", errors) : $"task [{i}]: {string.Join("; ", errors)}";
+        return null;
     }
 
     /// <summary>

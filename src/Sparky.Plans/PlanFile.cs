@@ -126,7 +126,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
         }
 
         var env = Env(Get(root, "env"), "env") ?? new Dictionary<string, string>();
-        var defaults = new TaskDefaults();
+        var defaults = TaskOptions.None;
         if (Get(root, "defaults") is { } defNode && !IsNull(defNode))
         {
             if (defNode is not YamlMappingNode dm) Err(defNode, $"defaults must be a mapping of task options, got {Kind(defNode)}");
@@ -168,7 +168,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
     private PlanParseResult Done(Plan? plan) =>
         new(_errors.Count == 0 ? plan : null, _errors.OrderBy(e => e.Line).ThenBy(e => e.Column).ToList());
 
-    private Phase? ParsePhase(YamlNode node, IReadOnlyDictionary<string, string> planEnv, TaskDefaults defaults)
+    private Phase? ParsePhase(YamlNode node, IReadOnlyDictionary<string, string> planEnv, TaskOptions defaults)
     {
         if (node is not YamlMappingNode m) { Err(node, $"a phase must be a mapping (name, workstreams, gate), got {Kind(node)}"); return null; }
         CheckKeys(m, "a phase", PlanFile.PhaseKeys);
@@ -203,7 +203,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
         return new Phase { Name = name, Workstreams = workstreams, Gate = gate, Pos = NamePos(m) };
     }
 
-    private Workstream? ParseWorkstream(YamlNode node, IReadOnlyDictionary<string, string> planEnv, TaskDefaults defaults)
+    private Workstream? ParseWorkstream(YamlNode node, IReadOnlyDictionary<string, string> planEnv, TaskOptions defaults)
     {
         if (node is not YamlMappingNode m) { Err(node, $"a workstream must be a mapping (name, then run or tasks), got {Kind(node)}"); return null; }
         var tasksNode = Get(m, "tasks");
@@ -289,7 +289,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
     }
 
     /// <param name="fixedName">The workstream's name, for a workstream written as one task.</param>
-    private PlanTask? ParseTask(YamlMappingNode m, IReadOnlyDictionary<string, string> planEnv, TaskDefaults defaults, string? fixedName,
+    private PlanTask? ParseTask(YamlMappingNode m, IReadOnlyDictionary<string, string> planEnv, TaskOptions defaults, string? fixedName,
         Dictionary<string, List<(string Name, YamlNode Node)>> afterItems)
     {
         var name = fixedName ?? Name(m, "a task");
@@ -320,30 +320,18 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
             else Err(arr, error);
         }
 
-        var gpus = o.Gpus ?? defaults.Gpus;
-        var gpuMem = o.GpuMemoryMb ?? defaults.GpuMemoryMb;
-        if (gpuMem > 0 && gpus > 1)
+        var options = o.Or(defaults).Or(new TaskOptions { Env = planEnv });
+        if (options.GpuMemoryMb > 0 && options.Gpus > 1)
             Err(Get(m, "gpu_mem") ?? Get(m, "gpus") ?? m, "gpu_mem is a share of one GPU; it cannot go with gpus > 1 (ask for whole GPUs, or for a share)");
 
         if (name is null || (argv is null && shell is null)) return null;
         afterItems[name] = after;
-        var env = new Dictionary<string, string>(planEnv, StringComparer.Ordinal);
-        foreach (var (k, v) in defaults.Env) env[k] = v;
-        foreach (var (k, v) in o.Env) env[k] = v;
         return new PlanTask
         {
             Name = name,
             Argv = argv,
             Shell = shell,
-            Class = o.Class ?? defaults.Class,
-            Cpus = o.Cpus ?? defaults.Cpus,
-            MemoryMb = o.MemoryMb ?? defaults.MemoryMb,
-            Gpus = gpus,
-            GpuMemoryMb = gpuMem,
-            Retries = o.Retries ?? defaults.Retries,
-            TimeoutSeconds = o.TimeoutSeconds ?? defaults.TimeoutSeconds,
-            Env = env,
-            Cwd = o.Cwd ?? defaults.Cwd,
+            Options = options,
             After = after.Select(a => a.Item1).ToList(),
             Array = array,
             Pos = fixedName is null ? NamePos(m) : m.Start.ToPos(),
@@ -351,7 +339,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
     }
 
     /// <summary>The task options that <c>defaults:</c> and tasks share (keys are checked by the caller).</summary>
-    private TaskDefaults Options(YamlMappingNode m)
+    private TaskOptions Options(YamlMappingNode m)
     {
         string? cls = null;
         if (Get(m, "class") is { } cn && !IsNull(cn) && Str(cn, "class") is { } c)
@@ -377,7 +365,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
             if (w.Length == 0 || w.Contains('\0')) Err(wn, "cwd must be a non-empty path");
             else cwd = w;
         }
-        return new TaskDefaults
+        return new TaskOptions
         {
             Class = cls, Cpus = cpus, MemoryMb = mem, Gpus = gpus, GpuMemoryMb = gpuMem, Retries = retries, TimeoutSeconds = timeout,
             Env = Env(Get(m, "env"), "env") ?? new Dictionary<string, string>(), Cwd = cwd,

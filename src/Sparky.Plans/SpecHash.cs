@@ -57,20 +57,21 @@ public static class SpecHash
             j.WriteEndArray();
         }
         if (t.Shell is { } shell) j.WriteString("shell", shell);
-        if (t.Class is { } c) j.WriteString("class", c);
-        if (t.Cpus is { } cpus) j.WriteNumber("cpus", cpus);
-        if (t.MemoryMb is { } mem) j.WriteNumber("memory_mb", mem);
-        if (t.Gpus is { } gpus) j.WriteNumber("gpus", gpus);
-        if (t.GpuMemoryMb is { } gm) j.WriteNumber("gpu_memory_mb", gm);
-        if (t.Retries is { } r) j.WriteNumber("retries", r);
-        if (t.TimeoutSeconds is { } to) j.WriteNumber("timeout_seconds", to);
-        if (t.Env.Count > 0)
+        var o = t.Options;
+        if (o.Class is { } c) j.WriteString("class", c);
+        if (o.Cpus is { } cpus) j.WriteNumber("cpus", cpus);
+        if (o.MemoryMb is { } mem) j.WriteNumber("memory_mb", mem);
+        if (o.Gpus is { } gpus) j.WriteNumber("gpus", gpus);
+        if (o.GpuMemoryMb is { } gm) j.WriteNumber("gpu_memory_mb", gm);
+        if (o.Retries is { } r) j.WriteNumber("retries", r);
+        if (o.TimeoutSeconds is { } to) j.WriteNumber("timeout_seconds", to);
+        if (o.Env.Count > 0)
         {
             j.WriteStartObject("env");
-            foreach (var (k, v) in t.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal)) j.WriteString(k, v);
+            foreach (var (k, v) in o.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal)) j.WriteString(k, v);
             j.WriteEndObject();
         }
-        if (t.Cwd is { } cwd) j.WriteString("cwd", cwd);
+        if (o.Cwd is { } cwd) j.WriteString("cwd", cwd);
         if (t.After.Count > 0)
         {
             j.WriteStartArray("after");

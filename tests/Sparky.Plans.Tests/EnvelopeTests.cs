@@ -80,7 +80,7 @@ public class EnvelopeTests
         Assert.Equal("full/p/w/shards", shards.Spec.Name);
 
         var merge = Accept(envs[1]);
-        Assert.Equal(envs[0].TaskIds, merge.Spec.After);
+        Assert.Equal(envs[0].TaskIds, merge.Spec.After.Select(a => a.Value));
         Assert.Equal(20480, merge.Spec.GpuMemoryMb);
         Assert.Equal("/abs", merge.Spec.Cwd);
         Assert.Equal("gpu", merge.Spec.Class);

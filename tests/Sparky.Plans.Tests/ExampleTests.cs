@@ -27,7 +27,7 @@ public class ExampleTests
     {
         var plan = PlanFile.Load(Path.Combine(AppContext.BaseDirectory, "plans", "ml-pipeline.yaml")).Plan!;
         Assert.Equal(["prepare", "train", "evaluate"], plan.Phases.Select(p => p.Name));
-        Assert.Equal(2, plan.Phases[1].Workstreams[0].Tasks[0].Retries);
+        Assert.Equal(2, plan.Phases[1].Workstreams[0].Tasks[0].Options.Retries);
         Assert.Contains(plan.Phases[2].Gate, c => c is MetricCheck { Path: "eval.r2" });
     }
 }

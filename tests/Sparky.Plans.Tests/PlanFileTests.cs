@@ -55,17 +55,17 @@ public class PlanFileTests
         Assert.Equal("fetch", fetch.Name);
         Assert.Equal("./fetch.sh", fetch.Shell);
         Assert.Null(fetch.Argv);
-        Assert.Null(fetch.Class);
+        Assert.Null(fetch.Options.Class);
         var tok = prepare.Workstreams[1].Tasks[0];
         Assert.Equal(["python", "tok.py", "--shards", "8"], tok.Argv!);
-        Assert.Equal("cpu_long", tok.Class);
+        Assert.Equal("cpu_long", tok.Options.Class);
         var gate = Assert.IsType<RunCheck>(Assert.Single(prepare.Gate));
         Assert.Equal("test -s data/tokens.bin", gate.Shell);
 
         var sft = plan.Phases[1].Workstreams[0].Tasks[0];
-        Assert.Equal("gpu", sft.Class);
-        Assert.Equal(1, sft.Gpus);
-        Assert.Equal(2, sft.Retries);
+        Assert.Equal("gpu", sft.Options.Class);
+        Assert.Equal(1, sft.Options.Gpus);
+        Assert.Equal(2, sft.Options.Retries);
         var metric = Assert.IsType<MetricCheck>(Assert.Single(plan.Phases[1].Gate));
         Assert.Equal(("out/eval.json", "accuracy", 0.8, (double?)null), (metric.File, metric.Path, metric.Min!.Value, metric.Max));
         Assert.Equal(OnFailure.Stop, plan.Phases[1].Workstreams[0].OnFailure);
@@ -97,15 +97,15 @@ public class PlanFileTests
         var w = plan.Phases[0].Workstreams[0];
         var t = w.Tasks[0];
         Assert.Equal(OnFailure.Continue, w.OnFailure);
-        Assert.Equal("gpu", t.Class);
-        Assert.Equal(2.5, t.Cpus);
-        Assert.Equal(4096, t.MemoryMb);
-        Assert.Equal(0, t.Gpus);
-        Assert.Equal(20480, t.GpuMemoryMb);
-        Assert.Equal(3, t.Retries);
-        Assert.Equal(5400, t.TimeoutSeconds);
-        Assert.Equal(new Dictionary<string, string> { ["SEED"] = "1", ["MODE"] = "fast" }, t.Env);
-        Assert.Equal("work/dir", t.Cwd);
+        Assert.Equal("gpu", t.Options.Class);
+        Assert.Equal(2.5, t.Options.Cpus);
+        Assert.Equal(4096, t.Options.MemoryMb);
+        Assert.Equal(0, t.Options.Gpus);
+        Assert.Equal(20480, t.Options.GpuMemoryMb);
+        Assert.Equal(3, t.Options.Retries);
+        Assert.Equal(5400, t.Options.TimeoutSeconds);
+        Assert.Equal(new Dictionary<string, string> { ["SEED"] = "1", ["MODE"] = "fast" }, t.Options.Env);
+        Assert.Equal("work/dir", t.Options.Cwd);
         Assert.Equal("0-9:3", t.Array!.Value.ToString());
     }
 
@@ -164,10 +164,10 @@ public class PlanFileTests
             """);
         var plain = plan.Phases[0].Workstreams[0].Tasks[0];
         var own = plan.Phases[0].Workstreams[1].Tasks[0];
-        Assert.Equal(("cpu_long", 1, 600.0, 512L, "/srv"), (plain.Class, plain.Retries!.Value, plain.TimeoutSeconds!.Value, plain.MemoryMb!.Value, plain.Cwd));
-        Assert.Equal(("gpu", 0, 600.0, "/tmp"), (own.Class, own.Retries!.Value, own.TimeoutSeconds!.Value, own.Cwd));
-        Assert.Equal(new Dictionary<string, string> { ["A"] = "plan", ["B"] = "defaults", ["C"] = "defaults" }, plain.Env);
-        Assert.Equal(new Dictionary<string, string> { ["A"] = "plan", ["B"] = "defaults", ["C"] = "task" }, own.Env);
+        Assert.Equal(("cpu_long", 1, 600.0, 512L, "/srv"), (plain.Options.Class, plain.Options.Retries!.Value, plain.Options.TimeoutSeconds!.Value, plain.Options.MemoryMb!.Value, plain.Options.Cwd));
+        Assert.Equal(("gpu", 0, 600.0, "/tmp"), (own.Options.Class, own.Options.Retries!.Value, own.Options.TimeoutSeconds!.Value, own.Options.Cwd));
+        Assert.Equal(new Dictionary<string, string> { ["A"] = "plan", ["B"] = "defaults", ["C"] = "defaults" }, plain.Options.Env);
+        Assert.Equal(new Dictionary<string, string> { ["A"] = "plan", ["B"] = "defaults", ["C"] = "task" }, own.Options.Env);
         Assert.Equal("cpu_long", plan.Defaults.Class);
     }
 
@@ -195,12 +195,12 @@ public class PlanFileTests
             """);
         var w = plan.Phases[0].Workstreams[0].Tasks[0];
         Assert.Equal(["python", "tok.py", "--shards", "8", "--out", "/mnt/data/tok"], w.Argv!);
-        Assert.Equal("/mnt/data/work", w.Cwd);
-        Assert.Equal(8, w.Gpus);
-        Assert.Equal("/mnt/data", w.Env["ROOT"]);
-        Assert.Equal("base-v2", w.Env["M"]);
-        Assert.Equal("${HOME}", w.Env["HOME_AS_IS"]);
-        Assert.Equal("$HOME", w.Env["PLAIN"]);
+        Assert.Equal("/mnt/data/work", w.Options.Cwd);
+        Assert.Equal(8, w.Options.Gpus);
+        Assert.Equal("/mnt/data", w.Options.Env["ROOT"]);
+        Assert.Equal("base-v2", w.Options.Env["M"]);
+        Assert.Equal("${HOME}", w.Options.Env["HOME_AS_IS"]);
+        Assert.Equal("$HOME", w.Options.Env["PLAIN"]);
         Assert.Equal("echo base $$HOME ${x}", plan.Phases[0].Workstreams[1].Tasks[0].Shell);
         var gate = plan.Phases[0].Gate;
         Assert.Equal("test -s /mnt/data/tok", ((RunCheck)gate[0]).Shell);

@@ -156,7 +156,8 @@ public sealed class SparkyConfig
     public bool EnableGpu { get; }
     /// <summary>The share of one GPU (MiB) a gpu task that asks for none gets; 0: a whole GPU.</summary>
     public long GpuMemoryDefaultMb { get; }
-    public string LogLevel { get; }
+    /// <summary>The least severe message the daemon writes (<c>log_level</c>).</summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; }
     public string Http { get; }
     /// <summary>The ZeroMQ command (ROUTER) and event (PUB) endpoints, tcp://HOST:PORT.</summary>
     public string Zmq { get; }
@@ -337,8 +338,8 @@ public sealed class SparkyConfig
         new("retry_base_seconds", "first retry delay; doubles each attempt, with jitter", _ => "0.5", Double(0, 3600)),
         new("kill_grace_seconds", "time between SIGTERM and SIGKILL on cancel or timeout", _ => "5", Double(0, 3600)),
         new("reattach_classes", "classes whose running tasks survive a daemon restart", _ => "cpu_long,gpu,gpu_slurm", _ => null),
-        new("log_level", "what the daemon logs: error, warning, info (and the HTTP server's requests), debug (and each file the drop directory waits on)",
-            _ => "warning", LogLevelName, "DSPY_LOG_LEVEL"),
+        new("log_level", "the least severe message the daemon writes to stderr: trace, debug (and each file the drop directory waits on, and the HTTP server's " +
+            "requests), information, warning, error, critical or none", _ => "information", LogLevelName, "DSPY_LOG_LEVEL"),
         new("enable_demo", "read from the replaced system's .env files, where it started demo tasks in its orchestrator; Sparky's daemon never runs demo tasks " +
             "(sparky demo is a verb of its own): shown here, no effect", _ => "false", Bool, "DSPY_ENABLE_DEMO"),
         new("containment", "how each attempt's processes are kept together so cancel, timeout and recovery end all of them: auto (a cgroup v2 per attempt where the host allows, else marker), marker (every process carrying the attempt's environment marker)",
@@ -443,17 +444,22 @@ public sealed class SparkyConfig
     private static string? Bool(string v) =>
         TrueWords.Contains(v.Trim().ToLowerInvariant()) || FalseWords.Contains(v.Trim().ToLowerInvariant()) ? null : "allowed: true or false (also 1/0, yes/no, on/off)";
 
-    /// <summary>Each accepted spelling of a log level (any case) and the level it means.</summary>
-    private static readonly Dictionary<string, string> LogLevels = new(StringComparer.Ordinal)
+    /// <summary>Each accepted spelling of a log level (any case) and the level it means: Microsoft.Extensions.Logging's
+    /// names, and the shorter ones the replaced system's .env files and Python's logging use (info, warn, fatal).</summary>
+    private static readonly Dictionary<string, Microsoft.Extensions.Logging.LogLevel> LogLevels = new(StringComparer.Ordinal)
     {
-        ["error"] = "error", ["critical"] = "error", ["fatal"] = "error",
-        ["warning"] = "warning", ["warn"] = "warning",
-        ["info"] = "info",
-        ["debug"] = "debug", ["trace"] = "debug",
+        ["trace"] = Microsoft.Extensions.Logging.LogLevel.Trace,
+        ["debug"] = Microsoft.Extensions.Logging.LogLevel.Debug,
+        ["information"] = Microsoft.Extensions.Logging.LogLevel.Information, ["info"] = Microsoft.Extensions.Logging.LogLevel.Information,
+        ["warning"] = Microsoft.Extensions.Logging.LogLevel.Warning, ["warn"] = Microsoft.Extensions.Logging.LogLevel.Warning,
+        ["error"] = Microsoft.Extensions.Logging.LogLevel.Error,
+        ["critical"] = Microsoft.Extensions.Logging.LogLevel.Critical, ["fatal"] = Microsoft.Extensions.Logging.LogLevel.Critical,
+        ["none"] = Microsoft.Extensions.Logging.LogLevel.None,
     };
 
     private static string? LogLevelName(string v) =>
-        LogLevels.ContainsKey(v.Trim().ToLowerInvariant()) ? null : "allowed: error, warning, info, debug (any case)";
+        LogLevels.ContainsKey(v.Trim().ToLowerInvariant()) ? null
+            : "allowed: trace, debug, information, warning, error, critical, none (any case; also info, warn, fatal)";
 
     private static string? GpuMemory(string v) =>
         v.Trim().Length == 0 || (MemorySizes.TryParseMb(v, out var mb) && mb > 0) ? null : "allowed: a size such as 20G or 512M, or empty";

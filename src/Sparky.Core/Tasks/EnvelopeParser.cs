@@ -48,7 +48,7 @@ public static class EnvelopeParser
         {
             var s = Str(classNode);
             if (s is null) errors.Add("class must be a string");
-            else if (!knownClasses.Contains(s)) errors.Add($"unknown class '{Clip(s)}' (known: {string.Join(", ", knownClasses.Order())})");
+            else if (!knownClasses.Contains(s)) errors.Add(UnknownClass(s, knownClasses));
             else cls = s;
         }
 
@@ -56,21 +56,21 @@ public static class EnvelopeParser
         if (root.TryGetPropertyValue("name", out var nameNode) && nameNode is not null)
         {
             name = Str(nameNode);
-            if (name is null || name.Length > MaxNameLength || name.Any(char.IsControl))
+            if (name is null || !NameOk(name))
             {
-                errors.Add($"name must be a string of at most {MaxNameLength} printable characters");
+                errors.Add(NameMessage);
                 name = null;
             }
         }
 
-        var after = new List<string>();
+        var after = new List<TaskId>();
         if (root.TryGetPropertyValue("after", out var afterNode) && afterNode is not null)
         {
             if (afterNode is not JsonArray arr) errors.Add("after must be an array of task ids");
             else
                 foreach (var a in arr)
                 {
-                    if (Str(a) is { } s && TaskId.TryParse(s, out _)) after.Add(s);
+                    if (Str(a) is { } s && TaskId.TryParse(s, out var dep)) after.Add(dep);
                     else { errors.Add($"after holds an invalid task id (must match {TaskId.Pattern})"); break; }
                 }
         }
@@ -125,6 +125,47 @@ public static class EnvelopeParser
         static string err_(JsonNode n) { ArrayRange.TryParse(Str(n), out _, out var e); return e; }
     }
 
+    /// <summary>
+    /// What <see cref="Parse"/> would refuse in a submission built in this process instead of parsed (a plan's tasks):
+    /// the same checks, in the same order and words, as its envelope gets at the native door in the payload form
+    /// (<c>payload.command</c>, <c>env</c>, …). Ids, dependencies and the array are typed, so valid already; declared
+    /// outputs and handler payloads are not checked (nothing in this process builds them). Empty when it is accepted.
+    /// </summary>
+    public static IReadOnlyList<string> Check(Submission submission, IReadOnlySet<string> knownClasses)
+    {
+        if (JsonChecks.FirstProblem(submission.Envelope) is { } problem) return [problem];
+        var spec = submission.Spec;
+        var errors = new List<string>();
+        if (!knownClasses.Contains(spec.Class)) errors.Add(UnknownClass(spec.Class, knownClasses));
+        if (spec.Name is { } name && !NameOk(name)) errors.Add(NameMessage);
+        if (spec.Argv is { } argv)
+        {
+            if (argv.Count == 0) errors.Add("command must not be empty");
+            else if (argv.Count > MaxArgs) errors.Add(TooManyArgs("command", argv.Count));
+            else if (argv.Select((a, i) => ArgProblem(a, "command", i)).FirstOrDefault(p => p is not null) is { } bad) errors.Add(bad);
+            else if (argv[0].Length == 0) errors.Add(EmptyProgram("command"));
+        }
+        else if (spec.Shell is { } shell)
+        {
+            if (ShellProblem(shell, "command") is { } wrong) errors.Add(wrong);
+        }
+        else if (spec.HandlerPayload is null) errors.Add("missing command");
+        foreach (var (k, v) in spec.Env)
+        {
+            if (!EnvNameOk(k)) errors.Add(EnvNameMessage("env"));
+            else if (EnvValueProblem(k, v, "env") is { } bad) errors.Add(bad);
+        }
+        if (spec.Cwd is { } cwd && !PathOk(cwd)) errors.Add(PathMessage("cwd"));
+        if (spec.TimeoutSeconds is { } timeout && !TimeoutOk(timeout)) errors.Add(TimeoutMessage("timeout_seconds"));
+        if (spec.Retries is < 0 or > MaxRetries) errors.Add(IntMessage("retries", 0, MaxRetries));
+        if (spec.Cpus is { } cpus && !NonNegativeOk(cpus)) errors.Add(NonNegativeMessage("resources.cpus"));
+        if (spec.MemoryMb < 0) errors.Add(NonNegativeMessage("resources.memory_mb"));
+        if (spec.Gpus is < 0 or > 1024) errors.Add(IntMessage("resources.gpus", 0, 1024));
+        if (spec.GpuMemoryMb < 0) errors.Add(NonNegativeMessage("resources.gpu_memory_mb"));
+        CheckGpuShare(spec.Gpus, spec.GpuMemoryMb, errors);
+        return errors;
+    }
+
     private static TaskSpec? ParsePayload(JsonObject p, List<string> errors)
     {
         int before = errors.Count;
@@ -132,25 +173,28 @@ public static class EnvelopeParser
         var env = ParseEnv(p["env"], "env", errors);
         var cwd = OptionalPath(p["cwd"], "cwd", errors);
         var timeout = OptionalTimeout(p["timeout_seconds"], "timeout_seconds", errors);
-        int retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors) ?? 0;
+        int? retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors);
         double? cpus = null;
-        long memMb = 0, gpuMemMb = 0;
-        int gpus = 0;
+        long? memMb = null, gpuMemMb = null;
+        int? gpus = null;
         if (p["resources"] is JsonNode resNode)
         {
             if (resNode is JsonObject res)
             {
                 cpus = OptionalNonNegative(res["cpus"], "resources.cpus", errors);
                 memMb = Mb(OptionalNonNegative(res["memory_mb"], "resources.memory_mb", errors), 1);
-                gpus = OptionalInt(res["gpus"], "resources.gpus", 0, 1024, errors) ?? 0;
+                gpus = OptionalInt(res["gpus"], "resources.gpus", 0, 1024, errors);
                 gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_mb"], "resources.gpu_memory_mb", errors), 1);
-                if (gpuMemMb == 0) gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "resources.gpu_memory_gb", errors), 1024);
+                if (gpuMemMb is null or 0) gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "resources.gpu_memory_gb", errors), 1024) ?? gpuMemMb;
             }
             else errors.Add("resources must be an object");
         }
-        CheckGpuShare(gpus, gpuMemMb, errors);
+        CheckGpuShare(gpus ?? 0, gpuMemMb ?? 0, errors);
         if (errors.Count > before) return null;
-        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb };
+        return TaskSpec.Of(argv, shell, new TaskOptions
+        {
+            Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb,
+        });
     }
 
     /// <summary>A payload that names work instead of a command: any JSON value, kept as it came for the class's handler.
@@ -174,23 +218,26 @@ public static class EnvelopeParser
         var cwd = OptionalPath(e["working_dir"], at + ".working_dir", errors);
         var timeout = OptionalTimeout(e["timeout_seconds"], at + ".timeout_seconds", errors);
         double? cpus = null;
-        long memMb = 0, gpuMemMb = 0;
-        int gpus = 0;
+        long? memMb = null, gpuMemMb = null;
+        int? gpus = null;
         if (e["resources"] is JsonNode resNode)
         {
             if (resNode is JsonObject res)
             {
                 if (OptionalNonNegative(res["cpu_millicores"], at + ".resources.cpu_millicores", errors) is { } mc) cpus = mc / 1000.0;
                 if (OptionalNonNegative(res["mem_bytes"], at + ".resources.mem_bytes", errors) is { } mb) memMb = (long)Math.Ceiling(mb / (1024.0 * 1024.0));
-                gpus = OptionalInt(res["gpu_count"], at + ".resources.gpu_count", 0, 1024, errors) ?? 0;
+                gpus = OptionalInt(res["gpu_count"], at + ".resources.gpu_count", 0, 1024, errors);
                 gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], at + ".resources.gpu_memory_gb", errors), 1024);
                 // The replaced runner sent both a count and the memory it needs on each; that is whole GPUs.
-                if (gpus > 0) gpuMemMb = 0;
+                if (gpus > 0) gpuMemMb = null;
             }
             else errors.Add(at + ".resources must be an object");
         }
         if (errors.Count > before) return null;
-        return new TaskSpec { Argv = argv, Shell = shell, Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb };
+        return TaskSpec.Of(argv, shell, new TaskOptions
+        {
+            Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb,
+        });
     }
 
     public const int MaxOutputs = 1000;
@@ -232,9 +279,12 @@ public static class EnvelopeParser
         }
     }
 
-    /// <summary>A size in MiB from a number in units of <paramref name="unitMb"/>, rounded up; 0 when absent.</summary>
-    private static long Mb(double? value, double unitMb) =>
-        value is { } v ? (long)Math.Min(long.MaxValue / 2, Math.Ceiling(v * unitMb)) : 0;
+    /// <summary>A size in MiB from a number in units of <paramref name="unitMb"/>, rounded up; null when absent.</summary>
+    private static long? Mb(double? value, double unitMb) => value is { } v ? MiB(v, unitMb) : null;
+
+    /// <summary>A size in MiB, as a field of the envelope is read: from a number in units of <paramref name="unitMb"/>,
+    /// rounded up, and capped where adding two of them cannot overflow.</summary>
+    public static long MiB(double value, double unitMb = 1) => (long)Math.Min(long.MaxValue / 2, Math.Ceiling(value * unitMb));
 
     private static void CheckGpuShare(int gpus, long gpuMemMb, List<string> errors)
     {
@@ -251,25 +301,41 @@ public static class EnvelopeParser
                 return (null, null);
             case JsonArray arr:
                 if (arr.Count == 0) { errors.Add($"{field} must not be empty"); return (null, null); }
-                if (arr.Count > MaxArgs) { errors.Add($"{field} has {arr.Count} arguments; at most {MaxArgs}"); return (null, null); }
+                if (arr.Count > MaxArgs) { errors.Add(TooManyArgs(field, arr.Count)); return (null, null); }
                 var argv = new List<string>(arr.Count);
                 foreach (var a in arr)
                 {
                     if (Str(a) is not { } s) { errors.Add($"{field} must hold only strings"); return (null, null); }
-                    if (s.Contains('\0')) { errors.Add($"{field} must not contain a NUL byte"); return (null, null); }
-                    if (TooLong(s, 0) is { } n) { errors.Add($"{field}[{argv.Count}] is {n} bytes; the kernel takes at most {MaxArgBytes - 1} in one argument"); return (null, null); }
+                    if (ArgProblem(s, field, argv.Count) is { } bad) { errors.Add(bad); return (null, null); }
                     argv.Add(s);
                 }
-                if (argv[0].Length == 0) { errors.Add($"{field}[0] must not be empty"); return (null, null); }
+                if (argv[0].Length == 0) { errors.Add(EmptyProgram(field)); return (null, null); }
                 return (argv, null);
             default:
                 var str = Str(node);
                 if (str is null) { errors.Add($"{field} must be an array of strings or a string, got {Kind(node)}"); return (null, null); }
-                if (string.IsNullOrWhiteSpace(str)) { errors.Add($"{field} must not be empty"); return (null, null); }
-                if (str.Contains('\0')) { errors.Add($"{field} must not contain a NUL byte"); return (null, null); }
-                if (TooLong(str, 0) is { } len) { errors.Add($"{field} is {len} bytes; the kernel takes at most {MaxArgBytes - 1} in one argument (the shell's)"); return (null, null); }
+                if (ShellProblem(str, field) is { } wrong) { errors.Add(wrong); return (null, null); }
                 return (null, str);
         }
+    }
+
+    private static string TooManyArgs(string field, int count) => $"{field} has {count} arguments; at most {MaxArgs}";
+    private static string EmptyProgram(string field) => $"{field}[0] must not be empty";
+
+    /// <summary>What is wrong with argument <paramref name="index"/> of an argv, or null.</summary>
+    private static string? ArgProblem(string s, string field, int index)
+    {
+        if (s.Contains('\0')) return $"{field} must not contain a NUL byte";
+        if (TooLong(s, 0) is { } n) return $"{field}[{index}] is {n} bytes; the kernel takes at most {MaxArgBytes - 1} in one argument";
+        return null;
+    }
+
+    private static string? ShellProblem(string s, string field)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return $"{field} must not be empty";
+        if (s.Contains('\0')) return $"{field} must not contain a NUL byte";
+        if (TooLong(s, 0) is { } len) return $"{field} is {len} bytes; the kernel takes at most {MaxArgBytes - 1} in one argument (the shell's)";
+        return null;
     }
 
     private static IReadOnlyDictionary<string, string> ParseEnv(JsonNode? node, string field, List<string> errors)
@@ -279,49 +345,75 @@ public static class EnvelopeParser
         if (node is not JsonObject obj) { errors.Add($"{field} must be an object of strings"); return env; }
         foreach (var (k, v) in obj)
         {
-            if (k.Length == 0 || k.Contains('=') || k.Contains('\0')) { errors.Add($"{field} has an invalid variable name"); continue; }
+            if (!EnvNameOk(k)) { errors.Add(EnvNameMessage(field)); continue; }
             var s = v is JsonValue jv && jv.GetValueKind() is JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False
                 ? jv.ToJsonString()
                 : Str(v);
             if (s is null) { errors.Add($"{field}.{Clip(k)} must be a string"); continue; }
-            if (s.Contains('\0')) { errors.Add($"{field}.{Clip(k)} must not contain a NUL byte"); continue; }
-            if (TooLong(s, k.Length + 1) is { } n) { errors.Add($"{field}.{Clip(k)} is {n} bytes with its name; the kernel takes at most {MaxArgBytes - 1} in one variable"); continue; }
+            if (EnvValueProblem(k, s, field) is { } bad) { errors.Add(bad); continue; }
             env[k] = s;
         }
         return env;
+    }
+
+    private static bool EnvNameOk(string k) => k.Length > 0 && !k.Contains('=') && !k.Contains('\0');
+    private static string EnvNameMessage(string field) => $"{field} has an invalid variable name";
+
+    private static string? EnvValueProblem(string k, string s, string field)
+    {
+        if (s.Contains('\0')) return $"{field}.{Clip(k)} must not contain a NUL byte";
+        if (TooLong(s, k.Length + 1) is { } n) return $"{field}.{Clip(k)} is {n} bytes with its name; the kernel takes at most {MaxArgBytes - 1} in one variable";
+        return null;
     }
 
     private static string? OptionalPath(JsonNode? node, string field, List<string> errors)
     {
         if (node is null) return null;
         var s = Str(node);
-        if (s is null || s.Length == 0 || s.Contains('\0')) { errors.Add($"{field} must be a non-empty string without NUL bytes"); return null; }
+        if (s is null || !PathOk(s)) { errors.Add(PathMessage(field)); return null; }
         return s;
     }
+
+    private static bool PathOk(string s) => s.Length > 0 && !s.Contains('\0');
+    private static string PathMessage(string field) => $"{field} must be a non-empty string without NUL bytes";
 
     private static double? OptionalTimeout(JsonNode? node, string field, List<string> errors)
     {
         if (node is null) return null;
-        if (Num(node) is { } d && d > 0 && d <= MaxTimeoutSeconds) return d;
-        errors.Add($"{field} must be a positive number of seconds, at most {MaxTimeoutSeconds:0} (a year and a day)");
+        if (Num(node) is { } d && TimeoutOk(d)) return d;
+        errors.Add(TimeoutMessage(field));
         return null;
     }
+
+    private static bool TimeoutOk(double d) => d > 0 && d <= MaxTimeoutSeconds;
+    private static string TimeoutMessage(string field) => $"{field} must be a positive number of seconds, at most {MaxTimeoutSeconds:0} (a year and a day)";
 
     private static double? OptionalNonNegative(JsonNode? node, string field, List<string> errors)
     {
         if (node is null) return null;
-        if (Num(node) is { } d && d >= 0 && double.IsFinite(d)) return d;
-        errors.Add($"{field} must be a non-negative number");
+        if (Num(node) is { } d && NonNegativeOk(d)) return d;
+        errors.Add(NonNegativeMessage(field));
         return null;
     }
+
+    private static bool NonNegativeOk(double d) => d >= 0 && double.IsFinite(d);
+    private static string NonNegativeMessage(string field) => $"{field} must be a non-negative number";
 
     private static int? OptionalInt(JsonNode? node, string field, int min, int max, List<string> errors)
     {
         if (node is null) return null;
         if (Num(node) is { } d && d == Math.Floor(d) && d >= min && d <= max) return (int)d;
-        errors.Add($"{field} must be an integer from {min} to {max}");
+        errors.Add(IntMessage(field, min, max));
         return null;
     }
+
+    private static string IntMessage(string field, int min, int max) => $"{field} must be an integer from {min} to {max}";
+
+    private static string UnknownClass(string cls, IReadOnlySet<string> knownClasses) =>
+        $"unknown class '{Clip(cls)}' (known: {string.Join(", ", knownClasses.Order())})";
+
+    private static bool NameOk(string name) => name.Length <= MaxNameLength && !name.Any(char.IsControl);
+    private static readonly string NameMessage = $"name must be a string of at most {MaxNameLength} printable characters";
 
     /// <summary>The UTF-8 length of <paramref name="s"/> plus <paramref name="extra"/> bytes when that and its NUL are
     /// over <see cref="MaxArgBytes"/>; null when it fits. Counted only for strings that could be too long.</summary>

@@ -27,7 +27,8 @@ public sealed record TaskSpec
     public long GpuMemoryMb { get; init; }
     public int Retries { get; init; }
     public double? TimeoutSeconds { get; init; }
-    public IReadOnlyList<string> After { get; init; } = [];
+    /// <summary>Tasks that must succeed before this one starts.</summary>
+    public IReadOnlyList<TaskId> After { get; init; } = [];
     public int? ArrayIndex { get; init; }
     /// <summary>Write <c>&lt;queue_dir&gt;/done/&lt;id&gt;.json</c> when it ends: set for tasks that came through the
     /// replaced system's doors (<c>/queue/submit</c>, the drop directory), whose producers read results there.</summary>
@@ -35,6 +36,18 @@ public sealed record TaskSpec
     /// <summary>The files the task says it writes (<c>artifacts.outputs</c>): each one there when it succeeds is
     /// recorded with its size and SHA-256. Null when it declares none.</summary>
     public IReadOnlyList<DeclaredOutput>? Outputs { get; init; }
+
+    /// <summary>The spec of a command (or of neither, for a handler's payload) under <paramref name="options"/>; what
+    /// they leave unset is <see cref="TaskOptions.Daemon"/>'s.</summary>
+    public static TaskSpec Of(IReadOnlyList<string>? argv, string? shell, TaskOptions options)
+    {
+        var o = options.Or(TaskOptions.Daemon);
+        return new TaskSpec
+        {
+            Argv = argv, Shell = shell, Env = o.Env, Cwd = o.Cwd, Class = o.Class!, Cpus = o.Cpus, MemoryMb = o.MemoryMb!.Value,
+            Gpus = o.Gpus!.Value, GpuMemoryMb = o.GpuMemoryMb!.Value, Retries = o.Retries!.Value, TimeoutSeconds = o.TimeoutSeconds,
+        };
+    }
 
     /// <summary>What the spec asks for, as named (before any class default).</summary>
     public Scheduling.ResourceRequest Asks =>

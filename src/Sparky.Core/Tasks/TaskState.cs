@@ -48,6 +48,43 @@ public static class TaskStates
     }
 }
 
+/// <summary>How one attempt ended. Stored, and shown (<c>attempt_list[].outcome</c>), as its <see cref="AttemptOutcomes.Name"/>;
+/// an attempt that has not ended has none.</summary>
+public enum AttemptOutcome
+{
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+public static class AttemptOutcomes
+{
+    /// <summary>The outcome of an attempt that ended its task in <paramref name="state"/> (or failed before a retry).</summary>
+    public static AttemptOutcome Of(TaskState state) => state switch
+    {
+        TaskState.Succeeded => AttemptOutcome.Succeeded,
+        TaskState.Cancelled => AttemptOutcome.Cancelled,
+        _ => AttemptOutcome.Failed,
+    };
+
+    public static string Name(this AttemptOutcome o) => o switch
+    {
+        AttemptOutcome.Succeeded => "succeeded",
+        AttemptOutcome.Failed => "failed",
+        AttemptOutcome.Cancelled => "cancelled",
+        _ => throw new ArgumentOutOfRangeException(nameof(o)),
+    };
+
+    /// <summary>The outcome a stored name says; null for none, or for a name this version does not know.</summary>
+    public static AttemptOutcome? Parse(string? name) => name switch
+    {
+        "succeeded" => AttemptOutcome.Succeeded,
+        "failed" => AttemptOutcome.Failed,
+        "cancelled" => AttemptOutcome.Cancelled,
+        _ => null,
+    };
+}
+
 /// <summary>Why a task or attempt ended the way it did, in words a user reads in <c>sparky status</c>.</summary>
 public static class Reasons
 {

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace Sparky.Execution.Processes;
 
@@ -22,6 +23,7 @@ public sealed class Containment
     /// <summary>Attempt cgroups whose processes were killed but had not all exited when their end was handled.</summary>
     private readonly HashSet<string> _toRemove = new(StringComparer.Ordinal);
     private readonly object _gate = new();
+    private readonly ILogger _log;
 
     /// <summary>The folder of this daemon's attempt cgroups, or null where attempts are found by their marker only.</summary>
     public string? CgroupRoot { get; }
@@ -30,9 +32,10 @@ public sealed class Containment
     /// <summary>How an attempt is held to the memory it asked for, and its memory use read.</summary>
     public MemoryControl Memory { get; }
 
-    private Containment(string instance, string? cgroupRoot, string mode, MemoryControl memory)
+    private Containment(string instance, string? cgroupRoot, string mode, MemoryControl memory, ILogger log)
     {
         _instance = instance;
+        _log = log;
         CgroupRoot = cgroupRoot;
         Memory = memory;
         Mode = mode + "; " + memory.Why;
@@ -41,17 +44,18 @@ public sealed class Containment
     /// <summary><paramref name="setting"/>: auto (a cgroup where the host allows), cgroup (the same, saying why not
     /// where it cannot), or marker. <paramref name="enforceMemory"/>: hold each attempt to the memory it asked for
     /// where a memory controller can be had (never in marker mode, which makes no cgroups). Never fails: the marker
-    /// always works.</summary>
-    public static Containment Create(string setting, string instance, bool enforceMemory = true)
+    /// always works. <paramref name="log"/>: where an attempt that cannot be contained as planned is reported.</summary>
+    public static Containment Create(string setting, string instance, bool enforceMemory = true, ILogger? log = null)
     {
+        log ??= Sparky.Core.Logging.LineLoggerProvider.Fallback(typeof(Containment).FullName!);
         if (setting == "marker")
-            return new Containment(instance, null, "marker (containment = marker)", MemoryControl.NotHeld("containment = marker makes no cgroups"));
+            return new Containment(instance, null, "marker (containment = marker)", MemoryControl.NotHeld("containment = marker makes no cgroups", log), log);
         var folder = "sparky-" + Hash(instance);
         var (root, why) = TryCgroupRoot(folder);
-        var memory = enforceMemory ? MemoryControl.Detect(root, folder) : MemoryControl.NotHeld("enforce_memory = false");
+        var memory = enforceMemory ? MemoryControl.Detect(root, folder, log) : MemoryControl.NotHeld("enforce_memory = false", log);
         return root is null
-            ? new Containment(instance, null, $"marker (no cgroup: {why})", memory)
-            : new Containment(instance, root, $"cgroup ({root})", memory);
+            ? new Containment(instance, null, $"marker (no cgroup: {why})", memory, log)
+            : new Containment(instance, root, $"cgroup ({root})", memory, log);
     }
 
     /// <summary>Makes and tests this daemon's cgroup folder under its own cgroup in the unified (v2) hierarchy.</summary>
@@ -122,7 +126,7 @@ public sealed class Containment
             try { Directory.CreateDirectory(dir); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"sparky: cannot make cgroup {dir}: {e.Message}; the attempt is found by its marker");
+                ExecutionLog.CgroupNotMade(_log, dir, e.Message);
                 dir = null;
             }
         }

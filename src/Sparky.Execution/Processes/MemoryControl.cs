@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Sparky.Execution.Processes;
 
 /// <summary>What an attempt's cgroups recorded of it by its end (null: not known on this host).</summary>
@@ -28,29 +30,32 @@ public sealed class MemoryControl
     /// <summary>For the daemon's start line.</summary>
     public string Why { get; }
 
-    private MemoryControl(Kind where, string? legacyRoot, string why)
+    private readonly ILogger _log;
+
+    private MemoryControl(Kind where, string? legacyRoot, string why, ILogger? log)
     {
+        _log = log ?? Sparky.Core.Logging.LineLoggerProvider.Fallback(typeof(MemoryControl).FullName!);
         Where = where;
         LegacyRoot = legacyRoot;
         Why = why;
     }
 
-    public static MemoryControl NotHeld(string why) => new(Kind.None, null, $"memory not enforced ({why})");
+    public static MemoryControl NotHeld(string why, ILogger? log = null) => new(Kind.None, null, $"memory not enforced ({why})", log);
 
     /// <summary>Finds the memory controller for attempt cgroups under <paramref name="unifiedRoot"/> (the daemon's v2
     /// attempts folder, if any), else in a v1 memory hierarchy, under a folder named <paramref name="folder"/>.</summary>
-    public static MemoryControl Detect(string? unifiedRoot, string folder)
+    public static MemoryControl Detect(string? unifiedRoot, string folder, ILogger? log = null)
     {
         string whyNotUnified = unifiedRoot is null ? "no cgroup v2 for attempts" : "";
         if (unifiedRoot is not null)
         {
             if (EnableUnified(unifiedRoot) is { } no) whyNotUnified = no;
-            else return new MemoryControl(Kind.Unified, null, "memory: cgroup v2");
+            else return new MemoryControl(Kind.Unified, null, "memory: cgroup v2", log);
         }
         var (legacy, whyNotLegacy) = TryLegacyRoot(folder);
         return legacy is not null
-            ? new MemoryControl(Kind.Legacy, legacy, $"memory: cgroup v1 ({legacy}), for tasks that ask for memory")
-            : new MemoryControl(Kind.None, null, $"memory not enforced ({whyNotUnified}; {whyNotLegacy})");
+            ? new MemoryControl(Kind.Legacy, legacy, $"memory: cgroup v1 ({legacy}), for tasks that ask for memory", log)
+            : new MemoryControl(Kind.None, null, $"memory not enforced ({whyNotUnified}; {whyNotLegacy})", log);
     }
 
     /// <summary>
@@ -144,7 +149,7 @@ public sealed class MemoryControl
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"sparky: cannot hold attempt {name} to {limitBytes >> 20} MiB: {e.Message}; it runs without a memory limit");
+            ExecutionLog.MemoryNotHeld(_log, name, limitBytes >> 20, e.Message);
             return null;
         }
     }

@@ -65,6 +65,7 @@ public sealed class SlurmExecutor : IDisposable
     private readonly SlurmExecutorOptions _options;
     private readonly Action<SlurmReport> _report;
     private readonly TimeProvider _clock;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private readonly ConcurrentQueue<Action> _inbox = new();
     private readonly AutoResetEvent _wake = new(false);
     private readonly CancellationTokenSource _stop = new();
@@ -80,8 +81,10 @@ public sealed class SlurmExecutor : IDisposable
     private DateTimeOffset _nextPoll;
     private bool? _accounting;
 
-    public SlurmExecutor(SlurmExecutorOptions options, Action<SlurmReport> report, TimeProvider? clock = null)
+    /// <param name="log">Where a failed pass and an unreadable squeue line are reported; none: stderr.</param>
+    public SlurmExecutor(SlurmExecutorOptions options, Action<SlurmReport> report, TimeProvider? clock = null, Microsoft.Extensions.Logging.ILogger? log = null)
     {
+        _log = log ?? Sparky.Core.Logging.LineLoggerProvider.Fallback(typeof(SlurmExecutor).FullName!);
         _options = options;
         _report = report;
         _clock = clock ?? TimeProvider.System;
@@ -154,7 +157,7 @@ public sealed class SlurmExecutor : IDisposable
             }
             catch (Exception e)
             {
-                Console.Error.WriteLine($"sparky: slurm: {e.GetType().Name}: {e.Message}");
+                ExecutionLog.SlurmLoopFailed(_log, e.GetType().Name, e.Message);
             }
             _wake.WaitOne(NextWait());
         }
@@ -341,7 +344,7 @@ public sealed class SlurmExecutor : IDisposable
         var r = Run("squeue", SlurmQueries.SqueueArgs);
         if (!r.Ok) return null;
         var rows = SlurmQueries.ParseSqueue(r.Stdout);
-        foreach (var skipped in rows.Skipped) Console.Error.WriteLine($"sparky: slurm: squeue line {skipped.LineNumber} skipped: {skipped.Reason}");
+        foreach (var skipped in rows.Skipped) ExecutionLog.SqueueLineSkipped(_log, skipped.LineNumber, skipped.Reason);
         return rows;
     }
 

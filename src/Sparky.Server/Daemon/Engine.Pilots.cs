@@ -1,5 +1,6 @@
 using System.Globalization;
 using Sparky.Core.Workers;
+using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
 
 namespace Sparky.Server.Daemon;
@@ -109,16 +110,16 @@ public sealed partial class Engine
         {
             case SlurmReport.Submitted s:
                 p.JobId = s.JobId;
-                SlurmJobSubmitted?.Invoke();
+                Observer.SlurmJobSubmitted();
                 break;
             case SlurmReport.SubmitFailed f:
-                Console.Error.WriteLine($"sparky: cannot submit pilot {p.Id}: {f.Error}");
+                EngineLog.PilotSubmitFailed(_log, p.Id, f.Error);
                 PilotEnded(p, now);
                 break;
             case SlurmReport.Ended e:
                 if (!p.Connected)
-                    Console.Error.WriteLine($"sparky: pilot {p.Id} (job {e.JobId}) ended {e.State} before its worker connected; see {Path.Combine(_logsDir, "pilots", p.Id + ".err")}");
-                if (e.JobId.Length > 0) SlurmJobCompleted?.Invoke(e.Phase == SlurmPhase.Succeeded ? "succeeded" : "failed");
+                    EngineLog.PilotEndedUnconnected(_log, p.Id, e.JobId, e.State, Path.Combine(_logsDir, "pilots", p.Id + ".err"));
+                if (e.JobId.Length > 0) Observer.SlurmJobCompleted(e.Phase == SlurmPhase.Succeeded ? "succeeded" : "failed");
                 PilotEnded(p, now);
                 break;
         }

@@ -1,12 +1,16 @@
 using System.Buffers;
 using System.Text.Json.Nodes;
+using PolyType;
 using Sparky.Core.Events;
 using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
 using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
+using Sparky.Server.Executors.Workers;
 using Sparky.Server.Zmq;
+using Sparky.Server.Executors;
 using Sparky.Store.Sqlite;
+using Sparky.Workers.Protocol;
 
 namespace Sparky.Server.Daemon;
 
@@ -22,8 +26,9 @@ public sealed record WorkerLink(Action<byte[], byte[]> Send, string Endpoint, st
 /// </summary>
 public sealed partial class Engine
 {
+    /// <param name="Message">The body, read into its record by the command socket; null where it had none.</param>
     /// <param name="Key">The public key the message proved (where the command socket checks keys); null: none checked.</param>
-    private sealed record WorkerMsgCmd(byte[] Identity, RequestType Type, byte[] Corr, JsonObject? Body, string? Key) : Command;
+    private sealed record WorkerMsgCmd(byte[] Identity, RequestType Type, byte[] Corr, IFromWorker? Message, string? Key) : Command;
 
     /// <summary>
     /// What binds a session to its worker: the key its hello proved (a hello under a live session's name from another
@@ -60,7 +65,7 @@ public sealed partial class Engine
     private readonly WorkerPool _workers = new();
     private readonly Dictionary<string, byte[]> _workerIdentity = new(StringComparer.Ordinal);
     /// <summary>Attempts of worker classes started and waiting for a worker's credit.</summary>
-    private readonly List<Running> _awaitingWorker = new();
+    private readonly List<Attempt> _awaitingWorker = new();
     private readonly Dictionary<TaskId, int> _lostRequeues = new();
     private readonly ArrayBufferWriter<byte> _workerBuffer = new(4096);
     private IReadOnlySet<string> _workerClasses = new HashSet<string>();
@@ -69,31 +74,17 @@ public sealed partial class Engine
     /// <summary>Numbers every task message; a worker's heartbeat says the highest it has seen.</summary>
     private long _taskSeq;
     /// <summary>Ends handled per session since its last heartbeat: acknowledged in the heartbeat's answer.</summary>
-    private readonly Dictionary<string, JsonArray> _acks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<AttemptRef>> _acks = new(StringComparer.Ordinal);
 
     /// <summary>Set by the daemon once its command socket is bound; null: no worker can be reached.</summary>
     public WorkerLink? Workers { get; set; }
     public Action<int>? WorkerCountChanged { get; set; }
 
     /// <summary>A worker's message, from the command socket's thread.</summary>
-    public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, JsonObject? body, string? key = null) =>
-        Post(new WorkerMsgCmd(identity, type, corr, body, key));
+    public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, IFromWorker? message, string? key = null) =>
+        Post(new WorkerMsgCmd(identity, type, corr, message, key));
 
     private bool IsWorkerClass(string cls) => _workerClasses.Contains(cls);
-
-    /// <summary>Waits for a worker's credit; recorded as started once a worker takes it.</summary>
-    private void StartOnWorker(TaskId id, TaskSpec spec, int n, DateTimeOffset now)
-    {
-        var run = new Running
-        {
-            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, Outputs = spec.Outputs, Cwd = spec.Cwd,
-            Place = new WorkerPlacement(null, null, 0, null, spec, WholeGpus(spec, spec.Class)),
-        };
-        _running[id] = run;
-        _awaitingWorker.Add(run);
-        Dispatch(now);
-    }
 
     /// <summary>Gives waiting attempts to workers with credits, oldest first; one that fits no worker now does not block the rest.</summary>
     private void Dispatch(DateTimeOffset now)
@@ -111,7 +102,7 @@ public sealed partial class Engine
         _awaitingWorker.RemoveRange(kept, _awaitingWorker.Count - kept);
     }
 
-    private void SendTask(Worker w, Running r, DateTimeOffset now)
+    private void SendTask(Worker w, Attempt r, DateTimeOffset now)
     {
         var waiting = (WorkerPlacement)r.Place;
         var spec = waiting.Spec!;
@@ -120,59 +111,50 @@ public sealed partial class Engine
         r.StartedAt = now.ToUnixTimeMilliseconds();
         r.Deadline = DeadlineAfter(now, spec.TimeoutSeconds);
         r.MemoryMb = spec.MemoryMb;
-        var env = new JsonObject();
-        foreach (var (k, v) in spec.Env) env[k] = v;
-        env["SPARKY_TASK_ID"] = r.Id.Value;
-        env["SPARKY_ATTEMPT"] = r.N.ToString();
+        var env = new Dictionary<string, string?>(spec.Env, StringComparer.Ordinal)
+        {
+            ["SPARKY_TASK_ID"] = r.Id.Value, ["SPARKY_ATTEMPT"] = r.N.ToString(),
+        };
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
         // A payload that names work goes with its class's handler; the worker writes it to a file of its own for it.
         var command = spec.HandlerPayload is null ? spec.CommandLine : HandlerOf(spec.Class).Handler ?? [];
-        var body = new JsonObject
+        SendToWorker(w.Session, new TaskMessage
         {
-            ["session"] = w.Session, ["seq"] = seq,
-            ["id"] = r.Id.Value, ["attempt"] = r.N, ["command"] = new JsonArray(command.Select(a => (JsonNode?)a).ToArray()),
-            ["env"] = env, ["cwd"] = spec.Cwd, ["gpus"] = waiting.Gpus,
-            ["stdout"] = r.StdoutPath, ["stderr"] = LogPath(r.Id, r.N, stderr: true),
-        };
-        if (spec.HandlerPayload is { } payload) body["payload"] = payload;
-        if (spec.MemoryMb > 0) body["memory_mb"] = spec.MemoryMb; // the worker holds the task to it, as the daemon would
-        SendToWorker(w.Session, "task", body);
+            Session = w.Session, Seq = seq, Id = r.Id.Value, Attempt = r.N, Command = [.. command], Env = env, Cwd = spec.Cwd,
+            Gpus = waiting.Gpus, Stdout = r.StdoutPath, Stderr = LogPath(r.Id, r.N, stderr: true), Payload = spec.HandlerPayload,
+            MemoryMb = spec.MemoryMb > 0 ? spec.MemoryMb : null, // the worker holds the task to it, as the daemon would
+        });
         _ = _store.AttemptStartedAsync(r.Id, r.Class, TaskState.Queued,
             new AttemptRecord(r.N, r.StartedAt, null, null, null, null, null, w.Info.Name, null, null, null));
         _events.Publish(Event(SparkyEvent.TaskStarted, r.Id, r.Class, new JsonObject { ["attempt"] = r.N, ["worker"] = w.Info.Name }));
     }
 
-    private void SendToWorker(string session, string type, JsonNode? body, byte[]? corr = null)
+    private void SendToWorker<T>(string session, T body) where T : IMessage<T>, IShapeable<T>
     {
         if (Workers is not { } link || !_workerIdentity.TryGetValue(session, out var identity)) return;
-        link.Send(identity, Encode(type, corr, body));
+        link.Send(identity, Encode([], body));
     }
 
-    private byte[] Encode(string type, byte[]? corr, JsonNode? body)
+    private byte[] Encode<T>(ReadOnlySpan<byte> corr, T body) where T : IMessage<T>, IShapeable<T>
     {
         _workerBuffer.ResetWrittenCount();
-        Wire.WriteMessage(_workerBuffer, type, corr ?? [], body);
+        WorkerWire.Write(_workerBuffer, corr, body);
         return _workerBuffer.WrittenSpan.ToArray();
     }
 
-    private void Reply(WorkerMsgCmd m, string type, JsonNode? body) => Workers?.Send(m.Identity, Encode(type, m.Corr, body));
+    private void Reply<T>(WorkerMsgCmd m, T body) where T : IMessage<T>, IShapeable<T> => Workers?.Send(m.Identity, Encode(m.Corr, body));
 
-    private void ReplyError(WorkerMsgCmd m, int status, string detail)
-    {
-        _workerBuffer.ResetWrittenCount();
-        Wire.WriteError(_workerBuffer, m.Corr, status, detail);
-        Workers?.Send(m.Identity, _workerBuffer.WrittenSpan.ToArray());
-    }
+    private void ReplyError(WorkerMsgCmd m, int status, string detail) => Reply(m, new ErrorReply { Status = status, Detail = detail });
 
     /// <summary>A worker attempt is told to stop (cancel, timeout); its end comes back as a <c>finished</c>.</summary>
-    private void SignalWorkerTask(Running r, int signal)
+    private void SignalWorkerTask(Attempt r, int signal)
     {
         if (r.Place is WorkerPlacement { Session: { } session })
-            SendToWorker(session, "kill", new JsonObject { ["session"] = session, ["id"] = r.Id.Value, ["attempt"] = r.N, ["signal"] = signal });
+            SendToWorker(session, new Kill { Session = session, Id = r.Id.Value, Attempt = r.N, Signal = signal });
     }
 
     /// <summary>Takes a not yet dispatched attempt back: true if it was waiting for a worker.</summary>
-    private bool TakeBackUndispatched(Running r)
+    private bool TakeBackUndispatched(Attempt r)
     {
         if (r.Place is not WorkerPlacement { Session: null, AdoptBy: null }) return false;
         _awaitingWorker.Remove(r);
@@ -180,11 +162,11 @@ public sealed partial class Engine
         return true;
     }
 
+    /// <summary>A worker's message, one handler per type. A hello opens a session; every other message names one.</summary>
     private void OnWorkerMessage(WorkerMsgCmd m, DateTimeOffset now)
     {
-        if (m.Type == RequestType.Hello) { Hello(m, now); return; }
-        var session = m.Body?["session"] is JsonValue sv && sv.TryGetValue(out string? s) ? s : null;
-        var w = _workers.Get(session);
+        if (m.Type == RequestType.Hello) { OnHello(m, m.Message as Hello, now); return; }
+        var w = _workers.Get((m.Message as ISessionMessage)?.Session);
         var guard = w is null ? null : _guards.GetValueOrDefault(w.Session);
         if (w is not null && guard is not null && guard.Key != m.Key)
         {
@@ -201,56 +183,72 @@ public sealed partial class Engine
         // Only what shows the worker alive keeps its session: a flood of anything else does not.
         if (m.Type is not (RequestType.Finished or RequestType.Credit)) _workers.Seen(w, now);
         _workerIdentity[w.Session] = m.Identity; // a reconnected DEALER comes back under a new identity
-        switch (m.Type)
+        switch (m.Message)
         {
-            case RequestType.Heartbeat:
-                Reply(m, "heartbeat.ok", new JsonObject { ["acked"] = _acks.Remove(w.Session, out var acked) ? acked : new JsonArray() });
-                Reconcile(w, m.Body!, now);
-                break;
-            case RequestType.Credit:
-                _workers.Credit(w, Int(m.Body, "n") ?? 0);
-                Dispatch(now);
-                break;
-            case RequestType.Finished:
-                WorkerFinished(m, w, now);
-                break;
-            case RequestType.Draining:
-                _workers.Drain(w);
-                UpdateWorkerLimits();
-                Reply(m, "draining.ok", null);
-                break;
-            case RequestType.Bye:
-                if (m.Body?["abandon"] is JsonValue av && av.TryGetValue(out bool abandon) && abandon)
-                {
-                    LoseWorker(w, now, "it left with tasks running");
-                    Reply(m, "bye.ok", new JsonObject { ["left"] = true });
-                }
-                else if (w.Running.Count == 0)
-                {
-                    _workers.Remove(w.Session);
-                    _workerIdentity.Remove(w.Session);
-                    _acks.Remove(w.Session);
-                    _guards.Remove(w.Session);
-                    PilotGone(w, now);
-                    _events.Publish(WorkerEvent(SparkyEvent.WorkerLeft, w, null));
-                    WorkersChanged(now);
-                    Reply(m, "bye.ok", new JsonObject { ["left"] = true });
-                }
-                else
-                {
-                    // Tasks given to it are on their way: it runs them first, then says bye again.
-                    _workers.Drain(w);
-                    UpdateWorkerLimits();
-                    Reply(m, "bye.ok", new JsonObject { ["left"] = false, ["running"] = w.Running.Count });
-                }
-                break;
+            case Heartbeat beat: OnHeartbeat(m, w, beat, now); break;
+            case Credit credit: OnCredit(w, credit, now); break;
+            case Finished end: OnFinished(m, w, end, now); break;
+            case Draining: OnDraining(m, w); break;
+            case Bye bye: OnBye(m, w, bye, now); break;
         }
     }
 
-    private void WorkerFinished(WorkerMsgCmd m, Worker w, DateTimeOffset now)
+    private void OnHeartbeat(WorkerMsgCmd m, Worker w, Heartbeat beat, DateTimeOffset now)
     {
-        var b = m.Body!;
-        if (b["id"] is not JsonValue iv || !iv.TryGetValue(out string? idText) || !TaskId.TryParse(idText, out var id) || Int(b, "attempt") is not { } attempt)
+        Reply(m, new HeartbeatOk { Acked = _acks.Remove(w.Session, out var acked) ? acked : [] });
+        Reconcile(w, beat, now);
+    }
+
+    private void OnCredit(Worker w, Credit credit, DateTimeOffset now)
+    {
+        _workers.Credit(w, credit.N ?? 0);
+        Dispatch(now);
+    }
+
+    private void OnDraining(WorkerMsgCmd m, Worker w)
+    {
+        _workers.Drain(w);
+        UpdateWorkerLimits();
+        Workers?.Send(m.Identity, EncodeEmpty(m.Corr, DrainingOk.Type));
+    }
+
+    private byte[] EncodeEmpty(ReadOnlySpan<byte> corr, string type)
+    {
+        _workerBuffer.ResetWrittenCount();
+        WorkerWire.WriteEmpty(_workerBuffer, type, corr);
+        return _workerBuffer.WrittenSpan.ToArray();
+    }
+
+    private void OnBye(WorkerMsgCmd m, Worker w, Bye bye, DateTimeOffset now)
+    {
+        if (bye.Abandon == true)
+        {
+            LoseWorker(w, now, "it left with tasks running");
+            Reply(m, new ByeOk { Left = true });
+        }
+        else if (w.Running.Count == 0)
+        {
+            _workers.Remove(w.Session);
+            _workerIdentity.Remove(w.Session);
+            _acks.Remove(w.Session);
+            _guards.Remove(w.Session);
+            PilotGone(w, now);
+            _events.Publish(WorkerEvent(SparkyEvent.WorkerLeft, w, null));
+            WorkersChanged(now);
+            Reply(m, new ByeOk { Left = true });
+        }
+        else
+        {
+            // Tasks given to it are on their way: it runs them first, then says bye again.
+            _workers.Drain(w);
+            UpdateWorkerLimits();
+            Reply(m, new ByeOk { Left = false, Running = w.Running.Count });
+        }
+    }
+
+    private void OnFinished(WorkerMsgCmd m, Worker w, Finished end, DateTimeOffset now)
+    {
+        if (end.Attempted() is not (var id, var attempt))
         {
             ReplyError(m, 400, "finished needs id and attempt");
             return;
@@ -268,22 +266,16 @@ public sealed partial class Engine
             return;
         }
         // No reply: the answer to the worker's next heartbeat acknowledges it, handled or stale alike.
-        if (!_acks.TryGetValue(w.Session, out var acks)) _acks[w.Session] = acks = new JsonArray();
-        acks.Add((JsonNode)new JsonObject { ["id"] = id.Value, ["attempt"] = attempt });
+        if (!_acks.TryGetValue(w.Session, out var acks)) _acks[w.Session] = acks = [];
+        acks.Add(new AttemptRef { Id = id.Value, Attempt = attempt });
         if (!current) return; // sent again: it was handled
         _workers.Seen(w, now);
-        _workers.Credit(w, Int(b, "credit") ?? 0);
-        r!.Place = placed! with
-        {
-            Result = b["result"] is JsonValue rv && rv.TryGetValue(out string? result) ? result : null,
-            ResultError = b["result_error"] is JsonValue ev && ev.TryGetValue(out string? resultError) ? resultError : null,
-        };
-        string? reason = b["reason"] is JsonValue wv && wv.TryGetValue(out string? why) ? why : null;
+        _workers.Credit(w, end.Credit ?? 0);
+        r!.Place = placed! with { Result = end.Result, ResultError = end.ResultError };
         guard?.Remember(id, attempt);
         // What the worker's cgroups said of the attempt, recorded as a local attempt's is.
-        var usage = new AttemptUsage(b["cpu_ms"] is JsonValue cv && cv.TryGetValue(out long cpuMs) ? cpuMs * 1000 : null, b["mem_peak_bytes"] is JsonValue mv && mv.TryGetValue(out long peak) ? peak : null,
-            b["oom"] is JsonValue ov && ov.TryGetValue(out bool oom) && oom);
-        Ended(r, new ProcessExit(Int(b, "exit_code"), Int(b, "signal")), reason, now, usage);
+        var usage = new AttemptUsage(end.CpuMs * 1000, end.MemPeakBytes, end.Oom == true);
+        Ended(r, new ProcessExit(end.ExitCode, end.Signal), end.Reason, now, usage);
         Dispatch(now);
     }
 
@@ -292,14 +284,13 @@ public sealed partial class Engine
     /// highest task number it has seen. An attempt given to it that it has seen yet no longer holds, or that it never
     /// saw long after it was sent, was lost on the way (a message dropped across a reconnect): queued again.
     /// </summary>
-    private void Reconcile(Worker w, JsonObject b, DateTimeOffset now)
+    private void Reconcile(Worker w, Heartbeat beat, DateTimeOffset now)
     {
-        if (b["held"] is not JsonArray heldList || Int(b, "seen") is null) return;
-        long seen = b["seen"] is JsonValue sv && sv.TryGetValue(out long l) ? l : 0;
+        if (beat.Held is not { } heldList || beat.Seen is not { } seen) return;
         var held = new HashSet<(string, int)>();
-        foreach (var e in heldList.OfType<JsonObject>())
-            if (e["id"] is JsonValue iv && iv.TryGetValue(out string? hid) && Int(e, "attempt") is { } ha) held.Add((hid, ha));
-        List<Running>? gone = null;
+        foreach (var e in heldList)
+            if (e is { Id: { } hid, Attempt: { } ha }) held.Add((hid, ha));
+        List<Attempt>? gone = null;
         foreach (var id in w.Running.Keys)
         {
             if (!_running.TryGetValue(id, out var r) || r.Place is not WorkerPlacement wp || wp.Session != w.Session || held.Contains((id.Value, r.N))) continue;
@@ -309,7 +300,7 @@ public sealed partial class Engine
         if (gone is null) return;
         foreach (var r in gone)
         {
-            Console.Error.WriteLine($"sparky: worker {w.Info.Name} does not hold {r.Id} (attempt {r.N}): lost on the way, queued again");
+            EngineLog.TaskLostOnTheWay(_log, w.Info.Name, r.Id.Value, r.N);
             _guards.GetValueOrDefault(w.Session)?.Remember(r.Id, r.N); // its end may still come: acknowledged, not counted
             Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
             // Its credit: spent on a task that never arrived, or coming back with an end that never did.
@@ -317,14 +308,17 @@ public sealed partial class Engine
         }
     }
 
-    private void Hello(WorkerMsgCmd m, DateTimeOffset now)
+    private void OnHello(WorkerMsgCmd m, Hello? hello, DateTimeOffset now)
     {
         if (_workerClasses.Count == 0)
         {
             ReplyError(m, 409, "this daemon sends no class to workers: set worker_classes (or pilot_classes) on the daemon");
             return;
         }
-        if (ParseHello(m.Body, out var info, out int credits, out var held) is { } problem)
+        WorkerInfo info = null!;
+        int credits = 0;
+        List<(string Id, int Attempt)> held = [];
+        if ((hello is null ? "the body must be a map" : hello.Validate(out info, out credits, out held)) is { } problem)
         {
             ReplyError(m, 400, "hello: " + problem);
             return;
@@ -359,8 +353,8 @@ public sealed partial class Engine
                 else Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
             }
         }
-        var kill = new JsonArray();
-        var adopted = new List<Running>();
+        var kill = new List<AttemptRef>();
+        var adopted = new List<Attempt>();
         foreach (var (idText, attempt) in held)
         {
             var id = TaskId.Parse(idText);
@@ -377,14 +371,14 @@ public sealed partial class Engine
                 continue;
             }
             // Queued again (or finished) meanwhile: the worker must not run it beside the new attempt.
-            kill.Add((JsonNode)new JsonObject { ["id"] = idText, ["attempt"] = attempt });
+            kill.Add(new AttemptRef { Id = idText, Attempt = attempt });
         }
         // The worker counted those against its credits and reports no end for them: their slots come back here.
         _workers.Credit(joined, kill.Count);
-        Reply(m, "hello.ok", new JsonObject
+        Reply(m, new HelloOk
         {
-            ["session"] = session, ["heartbeat_ms"] = (long)_config.WorkerHeartbeat.TotalMilliseconds,
-            ["timeout_ms"] = (long)_config.WorkerTimeout.TotalMilliseconds, ["kill"] = kill,
+            Session = session, HeartbeatMs = (long)_config.WorkerHeartbeat.TotalMilliseconds,
+            TimeoutMs = (long)_config.WorkerTimeout.TotalMilliseconds, Kill = kill,
         });
         // Timed out or cancelled while its worker was away: the signal it could not be sent goes now.
         foreach (var r in adopted.Where(r => r.Stop != StopReason.None))
@@ -397,52 +391,6 @@ public sealed partial class Engine
         WorkersChanged(now);
     }
 
-    private static string? ParseHello(JsonObject? b, out WorkerInfo info, out int credits, out List<(string, int)> held)
-    {
-        info = null!;
-        credits = 0;
-        held = [];
-        if (b is null) return "the body must be a map";
-        if (b["name"] is not JsonValue nv || !nv.TryGetValue(out string? name) || !TaskId.TryParse(name, out _))
-            return "name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
-        foreach (var key in new[] { "slots", "gpus", "memory_mb", "credits", "prefetch" })
-            if (b[key] is { } v && (v is not JsonValue jv || !jv.TryGetValue(out long _))) return $"{key} must be an integer";
-        string host = b["host"] is JsonValue hv && hv.TryGetValue(out string? h) && h.Length is > 0 and <= 255 && !h.Any(char.IsControl) ? h : name;
-        int slots = Int(b, "slots") ?? 1;
-        if (slots is < 1 or > 100_000) return "slots must be from 1 to 100000";
-        int gpus = Int(b, "gpus") ?? 0;
-        if (gpus is < 0 or > 4096) return "gpus must be from 0 to 4096";
-        long memory = b["memory_mb"] is JsonValue mv && mv.TryGetValue(out long mb) ? mb : 0;
-        HashSet<string>? classes = null;
-        if (b["classes"] is JsonArray ca)
-        {
-            classes = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var c in ca)
-            {
-                if (c is not JsonValue cv || !cv.TryGetValue(out string? cls)) return "classes must be a list of class names";
-                classes.Add(cls);
-            }
-        }
-        string? pilot = b["pilot"] is JsonValue pv && pv.TryGetValue(out string? p) ? p : null;
-        int prefetch = Int(b, "prefetch") ?? 0;
-        if (prefetch is < 0 or > 100_000) return "prefetch must be from 0 to 100000";
-        credits = Int(b, "credits") ?? slots;
-        if (b["running"] is JsonArray ra)
-        {
-            foreach (var e in ra)
-            {
-                if (e is not JsonObject o || o["id"] is not JsonValue iv || !iv.TryGetValue(out string? id) || !TaskId.TryParse(id, out _) || Int(o, "attempt") is not { } a)
-                    return "running must be a list of {id, attempt}";
-                held.Add((id, a));
-            }
-        }
-        info = new WorkerInfo(name, host, slots, gpus, memory, classes, pilot, prefetch);
-        return null;
-    }
-
-    private static int? Int(JsonObject? b, string key) =>
-        b?[key] is JsonValue v && v.TryGetValue(out long l) ? (int)Math.Clamp(l, int.MinValue, int.MaxValue) : null;
-
     /// <summary>A worker went quiet (or left mid-task): its tasks end as worker_lost and are queued again.</summary>
     private void LoseWorker(Worker w, DateTimeOffset now, string why)
     {
@@ -450,7 +398,7 @@ public sealed partial class Engine
         _workerIdentity.Remove(w.Session);
         _acks.Remove(w.Session);
         _guards.Remove(w.Session);
-        Console.Error.WriteLine($"sparky: worker {w.Info.Name} lost ({why}); {held.Count} task(s) queued again");
+        EngineLog.WorkerLost(_log, w.Info.Name, why, held.Count);
         foreach (var id in held)
             if (_running.TryGetValue(id, out var r) && r.Place is WorkerPlacement wp && wp.Session == w.Session)
                 Ended(r, new ProcessExit(null, null), Reasons.WorkerLost, now);
@@ -466,7 +414,7 @@ public sealed partial class Engine
         foreach (var w in _workers.Silent(now, _config.WorkerTimeout))
             LoseWorker(w, now, $"silent for {(now - w.LastSeen).TotalSeconds:0.#} s");
         if (_awaitingAdoption == 0) return;
-        List<Running>? orphans = null;
+        List<Attempt>? orphans = null;
         foreach (var r in _running.Values)
             if (r.Place is WorkerPlacement { AdoptBy: { } by } && by <= now) (orphans ??= []).Add(r);
         if (orphans is null) return;
@@ -516,23 +464,4 @@ public sealed partial class Engine
 
     /// <summary>The whole GPUs a worker attempt holds: what it asked for, else one for a gpu task.</summary>
     private static int WholeGpus(TaskSpec? spec, string cls) => spec?.Gpus is > 0 and var g ? g : cls == Classes.Gpu ? 1 : 0;
-
-    /// <summary>After a restart: an attempt a worker was running is followed again if that worker says hello in time.</summary>
-    private void RecoverOnWorker(ActiveTask t, AttemptRecord? a, DateTimeOffset now)
-    {
-        var spec = _store.SpecOf(t.Id)?.Spec;
-        var run = new Running
-        {
-            Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
-            StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false), DoneFile = spec?.DoneFile == true,
-            Outputs = spec?.Outputs, Cwd = spec?.Cwd,
-            // A worker hears nothing for one timeout before it says hello again; give it two.
-            Place = new WorkerPlacement(null, a?.Host, 0, AdoptBy: now + 2 * _config.WorkerTimeout, spec, WholeGpus(spec, t.Class)),
-        };
-        run.Deadline = DeadlineAfter(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
-        _attemptsSoFar[t.Id] = run.N;
-        _scheduler.AddRunning(t.Id, t.Class, t.Seq);
-        _running[t.Id] = run;
-        _awaitingAdoption++;
-    }
 }

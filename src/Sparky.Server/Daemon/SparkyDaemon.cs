@@ -26,6 +26,8 @@ namespace Sparky.Server.Daemon;
 public sealed class SparkyDaemon : IAsyncDisposable
 {
     public SparkyConfig Config { get; }
+    /// <summary>The daemon's one logger factory (<see cref="DaemonLogging"/>): each area makes its logger from it.</summary>
+    public ILoggerFactory Logs { get; }
     public SqliteStore Store { get; }
     public EventHub Events { get; } = new();
     public Engine Engine { get; }
@@ -64,10 +66,13 @@ public sealed class SparkyDaemon : IAsyncDisposable
     private IdleTrim? _idleTrim;
     private CommandSocket? _commands;
     private EventSocket? _events;
+    private readonly ILogger _log;
 
-    private SparkyDaemon(SparkyConfig config, TimeProvider clock)
+    private SparkyDaemon(SparkyConfig config, TimeProvider clock, ILoggerFactory logs)
     {
         Config = config;
+        Logs = logs;
+        _log = logs.CreateLogger<SparkyDaemon>();
         LogFeeds = new LogFeeds(this);
         // GPUs first: a visible_gpus entry that names no GPU stops the start before anything is opened.
         try { Gpus = GpuDiscovery.Discover(GpuJson.Options(config)); }
@@ -79,13 +84,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
         // none is handed out.
         var devices = config.EnableGpu ? Gpus.Gpus.Select(g => new GpuDevice(g.Uuid, (g.MemoryTotalBytes ?? 0) / MiB)).ToList() : [];
         var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / MiB, devices);
-        Engine = new Engine(config, Store, Events, clock, pool);
+        Engine = new Engine(config, Store, Events, clock, pool, logs);
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit, () => LogFeeds.Count);
-        Engine.QueueWaitObserved = Metrics.ObserveWait;
-        Engine.TaskCompletedObserved = (cls, _, seconds) => { if (seconds > 0) Metrics.ObserveDuration(cls, seconds); };
-        Engine.SlurmJobSubmitted = Metrics.SlurmJobSubmitted;
-        Engine.SlurmJobCompleted = Metrics.SlurmJobCompleted;
-        Engine.SlurmPollError = Metrics.SlurmPollError;
+        Engine.Observer = Metrics;
         Engine.WorkerCountChanged = Metrics.SetWorkers;
     }
 
@@ -99,11 +100,19 @@ public sealed class SparkyDaemon : IAsyncDisposable
         return CurveKeys.PlanFor(config).Problem;
     }
 
+    /// <param name="log">Where the daemon's log lines go (<c>sparky: LEVEL: ...</c>, as <c>log_level</c> lets through); null: stderr.</param>
     /// <param name="clock">The wall clock (tests step it); the engine's timers run on a monotonic clock beside it.</param>
     public static async Task<SparkyDaemon> StartAsync(SparkyConfig config, Action<string>? log = null, TimeProvider? clock = null)
     {
         if (CheckBinding(config) is { } refusal) throw new InvalidOperationException(refusal);
-        var curve = CurveKeys.PlanFor(config);
+        var logs = DaemonLogging.Create(config.LogLevel, log);
+        try { return await StartAsync(config, clock, logs); }
+        catch { logs.Dispose(); throw; }
+    }
+
+    private static async Task<SparkyDaemon> StartAsync(SparkyConfig config, TimeProvider? clock, ILoggerFactory logs)
+    {
+        var curve = CurveKeys.PlanFor(config, logs);
         // A data dir Sparky creates is its user's alone: the store and the done files hold every task's environment.
         // One that exists keeps the mode its owner gave it (a drop directory shared with another user, say).
         if (!Directory.Exists(config.DataDir))
@@ -113,7 +122,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         try { dataLock = Lock(config.DataDir); }
         catch { dirLock?.Dispose(); throw; }
         SparkyDaemon d;
-        try { d = new SparkyDaemon(config, clock ?? TimeProvider.System) { _lock = dataLock, _dirLock = dirLock }; }
+        try { d = new SparkyDaemon(config, clock ?? TimeProvider.System, logs) { _lock = dataLock, _dirLock = dirLock }; }
         catch { dataLock.Dispose(); dirLock?.Dispose(); throw; }
         var started = System.Diagnostics.Stopwatch.StartNew();
         try
@@ -121,14 +130,15 @@ public sealed class SparkyDaemon : IAsyncDisposable
             // The port first: if it is taken, nothing has been recovered or started. Until the engine
             // is ready, /readyz and submissions answer 503.
             await d.StartHttpAsync();
-            d._events = EventSocket.Start(d.Events, config.ZmqEvents, curve.Events); // before the engine: no event is missed
+            d._events = EventSocket.Start(d.Events, config.ZmqEvents, logs.CreateLogger<EventSocket>(), curve.Events); // before the engine: no event is missed
             d._commands = CommandSocket.Start(d, config.Zmq, curve.Commands, curve.Auth, curve.EventsKey);
             d.ZmqCurvePublicKey = curve.PublicKey;
             d.Engine.Workers = new WorkerLink(d._commands.Send, d._commands.Endpoint, curve.Commands?.PublicKeyZ85,
                 curve.Auth is not null && config.PilotClasses.Count > 0 ? Path.GetFullPath(Path.Combine(config.DataDir, ZmqAuth.KeysDir, ZmqAuth.PilotKeyFile)) : null);
             d._done = new DoneFiles(d); // before recovery, which may finish tasks
             // After the done-file writer (it waits for task.artifacts), before recovery (which may end tasks that owe some).
-            d._artifacts = new Sparky.Server.Outputs.ArtifactRecorder(d.Store, d.Events, clock ?? TimeProvider.System);
+            d._artifacts = new Sparky.Server.Outputs.ArtifactRecorder(d.Store, d.Events, clock ?? TimeProvider.System,
+                logs.CreateLogger<Sparky.Server.Outputs.ArtifactRecorder>());
             d.Engine.ArtifactsOwed = d._artifacts.Enqueue;
             d._artifacts.ResumeOwed();
             d.Plans = new Sparky.Server.Plans.PlanRunner(d); // subscribes: ends found by recovery reach it
@@ -146,13 +156,14 @@ public sealed class SparkyDaemon : IAsyncDisposable
         }
         catch
         {
-            await d.DisposeAsync();
+            await d.DisposeAsync(keepLogs: true); // the caller disposes them
             throw;
         }
         string Curve(bool on) => on ? " (CURVE)" : "";
-        log?.Invoke($"sparky: serving on {d.Url}, zmq {d.ZmqEndpoint}{Curve(curve.Commands is not null)}, events {d.ZmqEventsEndpoint}{Curve(curve.Events is not null)} (data {Path.GetFullPath(config.DataDir)}, queue {Path.GetFullPath(config.QueueDir)}, mode {config.Mode}, " +
-            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}{(config.EnableGpu ? "" : " (none handed out: enable_gpu is false)")}, containment {d.Engine.Containment.Mode}, ready in {started.ElapsedMilliseconds} ms)" +
-            (d.ZmqCurvePublicKey is { } pub ? $"; CURVE public key {pub}" : ""));
+        DaemonLog.Serving(d._log, d.Url, d.ZmqEndpoint + Curve(curve.Commands is not null), d.ZmqEventsEndpoint + Curve(curve.Events is not null),
+            $"data {Path.GetFullPath(config.DataDir)}, queue {Path.GetFullPath(config.QueueDir)}, mode {config.Mode}, " +
+            $"{d.Gpus.Gpus.Count} GPU(s) via {d.Gpus.Source}{(config.EnableGpu ? "" : " (none handed out: enable_gpu is false)")}, containment {d.Engine.Containment.Mode}, ready in {started.ElapsedMilliseconds} ms",
+            d.ZmqCurvePublicKey is { } pub ? $"; CURVE public key {pub}" : "");
         return d;
     }
 
@@ -167,7 +178,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             var utils = gpus.Where(g => g.UtilizationRatio is not null).Select(g => g.UtilizationRatio!.Value).ToList();
             Engine.GpuUtilization = utils.Count > 0 ? utils.Average() : null;
         }
-        catch (Exception e) { Console.Error.WriteLine($"sparky: GPU sampling: {e.Message}"); }
+        catch (Exception e) { DaemonLog.GpuSamplingFailed(_log, e.Message); }
     }
 
     private async Task StartHttpAsync()
@@ -179,15 +190,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = Config.DataDir });
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Config.LogLevel switch
-        {
-            "error" => LogLevel.Error,
-            "info" => LogLevel.Information,
-            "debug" => LogLevel.Debug,
-            _ => LogLevel.Warning,
-        });
-        // A failed start is reported once, by the caller, in one line.
-        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+        // ASP.NET Core logs through the daemon's own factory: one format, one log_level.
+        builder.Services.AddSingleton(Logs);
         var host = HostOf(Config.Http);
         int port = int.Parse(Config.Http[(Config.Http.LastIndexOf(':') + 1)..]);
         // Descriptors: the soft limit is often 1024, less than the connection bound alone.
@@ -196,7 +200,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         if (files is { } nofile && maxConnections > nofile - 256)
         {
             maxConnections = (int)Math.Max(16, nofile - 256);
-            Console.Error.WriteLine($"sparky: max_connections {Config.MaxConnections} is over what RLIMIT_NOFILE ({nofile}) leaves room for; using {maxConnections}");
+            DaemonLog.MaxConnectionsLowered(_log, Config.MaxConnections, nofile, maxConnections);
         }
         Connections = new ConnectionLimit(maxConnections);
         builder.WebHost.ConfigureKestrel(k =>
@@ -299,7 +303,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
         return new(active, active + 2 * ended);
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => DisposeAsync(keepLogs: false);
+
+    private async ValueTask DisposeAsync(bool keepLogs)
     {
         _idleTrim?.Dispose();
         if (_gpuSampler is not null) await _gpuSampler.DisposeAsync();
@@ -319,5 +325,6 @@ public sealed class SparkyDaemon : IAsyncDisposable
         Gpus.Dispose();
         _lock?.Dispose();
         _dirLock?.Dispose();
+        if (!keepLogs) Logs.Dispose();
     }
 }

@@ -78,41 +78,7 @@ internal static class Api
             return Results.Empty;
         });
 
-        app.MapGet("/api/v1/events", async (HttpContext ctx) =>
-        {
-            ctx.Response.Headers.ContentType = "text/event-stream";
-            ctx.Response.Headers.CacheControl = "no-cache";
-            using var sub = d.Events.Subscribe();
-            await ctx.Response.WriteAsync(": sparky events\n\n", ctx.RequestAborted);
-            await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-            try
-            {
-                while (!ctx.RequestAborted.IsCancellationRequested)
-                {
-                    using var keepAlive = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
-                    keepAlive.CancelAfter(TimeSpan.FromSeconds(15));
-                    bool any;
-                    try { any = await sub.Reader.WaitToReadAsync(keepAlive.Token); }
-                    catch (OperationCanceledException) when (!ctx.RequestAborted.IsCancellationRequested)
-                    {
-                        await ctx.Response.WriteAsync(": keep-alive\n\n", ctx.RequestAborted);
-                        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-                        continue;
-                    }
-                    if (!any) break;
-                    var sb = new StringBuilder();
-                    while (sub.Reader.TryRead(out var e))
-                    {
-                        var body = new JsonObject { ["v"] = 1, ["type"] = e.Topic, ["ts"] = e.TsMs, ["body"] = e.Body.DeepClone() };
-                        sb.Append("event: ").Append(e.Topic).Append("\ndata: ").Append(body.ToJsonString()).Append("\n\n");
-                    }
-                    await ctx.Response.WriteAsync(sb.ToString(), ctx.RequestAborted);
-                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-                }
-            }
-            catch (OperationCanceledException) { }
-            return Results.Empty;
-        });
+        app.MapGet("/api/v1/events", () => EventStream.Of(d.Events));
 
         // ---- plans (SPEC §5) ----
         app.MapPost("/api/v1/plans", async (HttpRequest req) =>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Sparky.Core.Tasks;
 using Sparky.Server.Daemon;
 using Sparky.Store.Sqlite;
@@ -13,6 +14,7 @@ namespace Sparky.Server.Http;
 internal sealed class LogFeeds(SparkyDaemon d)
 {
     private readonly Dictionary<(TaskId, bool), Feed> _feeds = [];
+    private readonly ILogger _log = d.Logs.CreateLogger<LogFeeds>();
 
     /// <summary>Pollers running now: one per log being followed.</summary>
     public int Count { get { lock (_feeds) return _feeds.Count; } }
@@ -94,7 +96,7 @@ internal sealed class LogFeeds(SparkyDaemon d)
                 }
             }
             catch (OperationCanceledException) { }
-            catch (Exception e) { Console.Error.WriteLine($"sparky: log feed {id}: {e.Message}"); Stop(); }
+            catch (Exception e) { HttpLog.FeedFailed(owner._log, id.Value, e.Message); Stop(); }
         }
 
         public void Dispose() => owner.Leave(this);

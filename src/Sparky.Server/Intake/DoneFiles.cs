@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Sparky.Core.Events;
 using Sparky.Core.Tasks;
 using Sparky.Server.Daemon;
@@ -27,6 +28,7 @@ internal sealed class DoneFiles : IDisposable
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(100), MaxBackoff = TimeSpan.FromSeconds(5);
 
     private readonly SparkyDaemon _d;
+    private readonly ILogger _log;
     private readonly string _dir;
     private readonly EventHub.Subscription _sub;
     private readonly Channel<TaskId> _ids = Channel.CreateUnbounded<TaskId>(new UnboundedChannelOptions { SingleReader = true });
@@ -38,6 +40,7 @@ internal sealed class DoneFiles : IDisposable
     public DoneFiles(SparkyDaemon d)
     {
         _d = d;
+        _log = d.Logs.CreateLogger<DoneFiles>();
         _dir = Path.Combine(Path.GetFullPath(d.Config.QueueDir), "done");
         Directory.CreateDirectory(_dir);
         // A task with declared artifacts is announced by task.artifacts once they are recorded, not by task.finished.
@@ -52,7 +55,7 @@ internal sealed class DoneFiles : IDisposable
         // A store that cannot be read (corrupt pages: /readyz says so) must not keep the daemon from starting; the
         // files stay owed in it, for the next start.
         try { foreach (var id in d.Store.OwedDoneFiles()) Enqueue(id); }
-        catch (Microsoft.Data.Sqlite.SqliteException e) { Console.Error.WriteLine($"sparky: the done files owed could not be read ({e.Message}); they are written at a later start"); }
+        catch (Microsoft.Data.Sqlite.SqliteException e) { IntakeLog.DoneFilesOwedUnreadable(_log, e.Message); }
         _worker = Task.Run(Work);
     }
 
@@ -73,7 +76,7 @@ internal sealed class DoneFiles : IDisposable
             if (error is null)
             {
                 if (failingSince is { } since)
-                    Console.Error.WriteLine($"sparky: done files are written again ({(DateTime.UtcNow - since).TotalSeconds:0} s after the first failure)");
+                    IntakeLog.DoneFilesWrittenAgain(_log, (long)Math.Round((DateTime.UtcNow - since).TotalSeconds));
                 failingSince = lastLogged = null;
                 backoff = FirstBackoff;
                 continue;
@@ -83,7 +86,7 @@ internal sealed class DoneFiles : IDisposable
             failingSince ??= DateTime.UtcNow;
             if (lastLogged is null || DateTime.UtcNow - lastLogged > TimeSpan.FromMinutes(1))
             {
-                Console.Error.WriteLine($"sparky: done file for {id}: {error}; trying again until it is written ({_queued.Count} waiting)");
+                IntakeLog.DoneFileFailing(_log, id.Value, error, _queued.Count);
                 lastLogged = DateTime.UtcNow;
             }
             try { await Task.Delay(backoff, _stop.Token); }
@@ -143,6 +146,6 @@ internal sealed class DoneFiles : IDisposable
         _sub.Dispose();
         _ids.Writer.TryComplete();
         try { Task.WaitAll([_pump, _worker], TimeSpan.FromSeconds(5)); }
-        catch (AggregateException e) { Console.Error.WriteLine($"sparky: done files: {e.InnerException?.Message}"); }
+        catch (AggregateException e) { IntakeLog.DoneFilesStopped(_log, e.InnerException?.Message); }
     }
 }

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Sparky.Core.Tasks;
 using Sparky.Server.Daemon;
 
@@ -56,7 +57,7 @@ internal sealed class DropDirectory : IDisposable
     private readonly SparkyDaemon _d;
     private readonly string _pending, _accepted, _rejected;
     private readonly TimeSpan _settle;
-    private readonly bool _debug;
+    private readonly ILogger _log;
     private readonly PendingWatch? _watch;
     private int _wd = -1;
     private long _rewatchAt;
@@ -77,17 +78,17 @@ internal sealed class DropDirectory : IDisposable
         _accepted = Path.Combine(queue, "accepted");
         _rejected = Path.Combine(queue, "rejected");
         _settle = d.Config.DropSettle;
-        _debug = d.Config.LogLevel == "debug";
+        _log = d.Logs.CreateLogger<DropDirectory>();
         foreach (var dir in new[] { _pending, _accepted, _rejected, Path.Combine(queue, "done") }) Directory.CreateDirectory(dir);
         // The watch first, then the scan: a file that comes in between is seen twice, never missed.
-        _watch = PendingWatch.Start(c => _items.Writer.TryWrite(new Changed(c)), out var problem);
+        _watch = PendingWatch.Start(c => _items.Writer.TryWrite(new Changed(c)), _log, out var problem);
         if (_watch is not null)
         {
             _wd = _watch.Add(_pending, out problem);
             if (_wd < 0) { _watch.Dispose(); _watch = null; }
         }
         if (_watch is null)
-            Console.Error.WriteLine($"sparky: drop directory: no inotify ({problem}); pending/ is scanned every second instead");
+            IntakeLog.NoInotify(_log, problem);
         _items.Writer.TryWrite(new ScanNow());
         _ticker = new Timer(_ => OnTimer(), null, TickEvery, TickEvery);
         _worker = Task.Run(Work);
@@ -122,7 +123,7 @@ internal sealed class DropDirectory : IDisposable
                         break;
                 }
             }
-            catch (Exception e) { Console.Error.WriteLine($"sparky: drop directory: {e.Message}"); }
+            catch (Exception e) { IntakeLog.DropFailed(_log, e.Message); }
             _needTicks = _waiting.Count > 0 || _rewatchAt != 0;
         }
     }
@@ -218,12 +219,12 @@ internal sealed class DropDirectory : IDisposable
         try { Directory.CreateDirectory(_pending); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"sparky: drop directory: pending/ is gone and cannot be made again: {e.Message}");
+            IntakeLog.PendingGone(_log, e.Message);
         }
         _wd = _watch.Add(_pending, out var problem);
         if (_wd < 0)
         {
-            if (_rewatchAt == 0) Console.Error.WriteLine($"sparky: drop directory: {problem}; trying again every second");
+            if (_rewatchAt == 0) IntakeLog.CannotWatch(_log, problem);
             _rewatchAt = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency;
             return;
         }
@@ -255,16 +256,16 @@ internal sealed class DropDirectory : IDisposable
         {
             // The file system's fault (accepted/ or rejected/ cannot take it): one line, and the file stays in pending/
             // until an event or the next start names it again, rather than a line per tick.
-            Console.Error.WriteLine($"sparky: drop directory: {name}: {e.Message}");
+            IntakeLog.FileFailed(_log, name, e.Message);
             waits = false;
         }
         if (waits)
         {
-            if (_waiting.Add(name) && _debug) Console.Error.WriteLine($"sparky: drop directory: {name}: not whole yet (a writer has it, or it changed less than {_settle.TotalSeconds:0.###} s ago); waiting");
+            if (_waiting.Add(name)) IntakeLog.NotWholeYet(_log, name, _settle.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture));
         }
         else
         {
-            if (_debug && _waiting.Contains(name)) Console.Error.WriteLine($"sparky: drop directory: {name}: dealt with after waiting");
+            if (_waiting.Contains(name)) IntakeLog.DealtWithAfterWaiting(_log, name);
             Forget(name);
         }
     }
@@ -293,7 +294,7 @@ internal sealed class DropDirectory : IDisposable
                 Reject(path, refused.Reason);
                 return false;
             case DroppedFile.Later later:
-                Console.Error.WriteLine($"sparky: drop directory: {name}: {later.Why}; trying again");
+                IntakeLog.TryingAgain(_log, name, later.Why);
                 t.RetryAt = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(RetryAfter.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
                 return true;
             default:

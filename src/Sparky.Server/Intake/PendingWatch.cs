@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Sparky.Server.Daemon;
 
 namespace Sparky.Server.Intake;
@@ -20,21 +21,22 @@ internal sealed class PendingWatch : IDisposable
 
     private readonly int _fd, _wakeRead, _wakeWrite;
     private readonly Action<Change> _post;
+    private readonly ILogger _log;
     private readonly Thread _thread;
     private volatile bool _stopping, _failed;
 
     /// <summary>The reader met an error it cannot go on from: events no longer come (the drop directory scans instead).</summary>
     public bool Failed => _failed;
 
-    private PendingWatch(int fd, int wakeRead, int wakeWrite, Action<Change> post)
+    private PendingWatch(int fd, int wakeRead, int wakeWrite, Action<Change> post, ILogger log)
     {
-        (_fd, _wakeRead, _wakeWrite, _post) = (fd, wakeRead, wakeWrite, post);
+        (_fd, _wakeRead, _wakeWrite, _post, _log) = (fd, wakeRead, wakeWrite, post, log);
         _thread = new Thread(Loop) { IsBackground = true, Name = "sparky-drop-inotify" };
     }
 
     /// <summary>An inotify instance and its reader; null with the reason where the kernel gives none (the per-user
     /// limit on instances, say).</summary>
-    public static PendingWatch? Start(Action<Change> post, out string? problem)
+    public static PendingWatch? Start(Action<Change> post, ILogger log, out string? problem)
     {
         int fd = Posix.InotifyInit(out int err);
         if (fd < 0)
@@ -49,7 +51,7 @@ internal sealed class PendingWatch : IDisposable
             problem = $"pipe2: {Posix.Describe(err)}";
             return null;
         }
-        var watch = new PendingWatch(fd, r, w, post);
+        var watch = new PendingWatch(fd, r, w, post, log);
         watch._thread.Start();
         problem = null;
         return watch;
@@ -75,7 +77,7 @@ internal sealed class PendingWatch : IDisposable
             if (which < 0)
             {
                 if (err == Posix.EINTR) continue;
-                Console.Error.WriteLine($"sparky: drop directory: poll: {Posix.Describe(err)}; pending/ is scanned every second instead");
+                IntakeLog.PollFailed(_log, Posix.Describe(err));
                 _failed = true;
                 return;
             }
@@ -88,7 +90,7 @@ internal sealed class PendingWatch : IDisposable
                     if (err == Posix.EINTR) continue;
                     if (err == Posix.EAGAIN) break; // all read
                     if (_stopping) return;
-                    Console.Error.WriteLine($"sparky: drop directory: reading inotify: {Posix.Describe(err)}; pending/ is scanned every second instead");
+                    IntakeLog.InotifyReadFailed(_log, Posix.Describe(err));
                     _failed = true;
                     return;
                 }

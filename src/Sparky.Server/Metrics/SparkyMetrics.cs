@@ -8,7 +8,7 @@ namespace Sparky.Server.Metrics;
 /// The Prometheus view. Counts come from the store's counters at scrape time (so they are right
 /// after a restart); durations and waits are observed as they happen. No label ever holds a task id.
 /// </summary>
-public sealed class SparkyMetrics
+public sealed class SparkyMetrics : Daemon.IEngineObserver
 {
     public CollectorRegistry Registry { get; } = Prometheus.Metrics.NewCustomRegistry();
 
@@ -86,6 +86,14 @@ public sealed class SparkyMetrics
 
     public void ObserveDuration(string cls, double seconds) => _duration.WithLabels(cls).Observe(seconds);
     public void ObserveWait(string cls, double seconds) => _wait.WithLabels(cls).Observe(seconds);
+
+    void Daemon.IEngineObserver.QueueWait(string cls, double seconds) => ObserveWait(cls, seconds);
+
+    /// <summary>Run time of attempts that ran: a task that ended without running is not a duration.</summary>
+    void Daemon.IEngineObserver.TaskCompleted(string cls, string outcome, double seconds)
+    {
+        if (seconds > 0) ObserveDuration(cls, seconds);
+    }
 
     /// <summary>
     /// Replaces the GPU view with one sample per GPU (<paramref name="gpus"/>: index or UUID, never a task id).

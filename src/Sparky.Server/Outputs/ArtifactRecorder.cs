@@ -25,14 +25,16 @@ internal sealed class ArtifactRecorder : IDisposable
     private readonly SqliteStore _store;
     private readonly EventHub _events;
     private readonly TimeProvider _clock;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private readonly BlockingCollection<ArtifactJob> _jobs = new();
     /// <summary>Ends queued or being hashed: one owed at start and announced again by recovery is hashed once.</summary>
     private readonly ConcurrentDictionary<(string, int), byte> _queued = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread[] _threads;
 
-    public ArtifactRecorder(SqliteStore store, EventHub events, TimeProvider clock)
+    public ArtifactRecorder(SqliteStore store, EventHub events, TimeProvider clock, Microsoft.Extensions.Logging.ILogger<ArtifactRecorder> log)
     {
+        _log = log;
         _store = store;
         _events = events;
         _clock = clock;
@@ -65,7 +67,7 @@ internal sealed class ArtifactRecorder : IDisposable
         catch (Microsoft.Data.Sqlite.SqliteException e)
         {
             // A store that cannot be read (/readyz says so) must not keep the daemon from starting; they stay owed.
-            Console.Error.WriteLine($"sparky: the artifacts owed could not be read ({e.Message}); they are hashed at a later start");
+            OutputsLog.OwedUnreadable(_log, e.Message);
         }
     }
 
@@ -80,7 +82,7 @@ internal sealed class ArtifactRecorder : IDisposable
                 catch (Exception e)
                 {
                     // Still owed in the store: the next start tries again.
-                    Console.Error.WriteLine($"sparky: artifacts of {job.Id}: {e.GetType().Name}: {e.Message}; left owed for the next start");
+                    OutputsLog.RecordFailed(_log, job.Id.Value, e.GetType().Name, e.Message);
                 }
                 finally { _queued.TryRemove((job.Id.Value, job.Attempt), out _); }
             }

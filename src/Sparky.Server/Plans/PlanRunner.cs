@@ -21,9 +21,9 @@ public sealed record PlanRun(string Name, Plan Plan, PlanState State, PlanStatus
 }
 
 /// <summary>
-/// Runs plans (SPEC §5) on the daemon: carries out <see cref="PlanEngine"/>'s decisions (submissions through
-/// <see cref="Commands.SubmitAsync(SparkyDaemon, JsonNode?)"/>, gate checks, stop and block), learns outcomes from
-/// <c>task.finished</c> events, and stores the state after every change. One per daemon; every change goes through
+/// Runs plans (SPEC §5) on the daemon: carries out <see cref="PlanEngine"/>'s decisions (typed submissions, checked as
+/// the native door checks envelopes, straight to <see cref="Engine.SubmitAsync"/>; gate checks, stop and block),
+/// learns outcomes from <c>task.finished</c> events, and stores the state after every change. One per daemon; every change goes through
 /// one loop (one message at a time), so the state needs no lock; readers see the last <see cref="PlanRun"/> stored
 /// in <see cref="Get"/>. A restart calls <see cref="PlanEngine.Decide"/> on the stored state, never
 /// <see cref="PlanEngine.Begin"/>: nothing that finished runs again.
@@ -45,6 +45,7 @@ public sealed class PlanRunner : IAsyncDisposable
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _gates = new(StringComparer.Ordinal);
     private readonly Channel<Func<Task>> _inbox = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
     private readonly EventHub.Subscription _sub;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop, _pump;
 
@@ -53,6 +54,7 @@ public sealed class PlanRunner : IAsyncDisposable
     public PlanRunner(SparkyDaemon d)
     {
         _d = d;
+        _log = Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<PlanRunner>(d.Logs);
         // Subscribed before the engine starts: no end is missed, even one recovery finds.
         // Only plan tasks' ends: the loop is not woken for every other task the daemon runs.
         _sub = d.Events.Subscribe(100_000, e => e.Topic == SparkyEvent.TaskFinished && (string?)e.Body["id"] is { } id && _tasks.ContainsKey(id));
@@ -82,7 +84,7 @@ public sealed class PlanRunner : IAsyncDisposable
         await foreach (var work in _inbox.Reader.ReadAllAsync())
         {
             try { await work(); }
-            catch (Exception e) { Console.Error.WriteLine($"sparky: plans: {e}"); }
+            catch (Exception e) { PlansLog.StepFailed(_log, e); }
         }
     }
 
@@ -200,7 +202,7 @@ public sealed class PlanRunner : IAsyncDisposable
         foreach (var phase in plan.Phases)
             foreach (var ws in phase.Workstreams)
                 foreach (var t in ws.Tasks)
-                    if (t.Class is { } cls && !known.Contains(cls))
+                    if (t.Options.Class is { } cls && !known.Contains(cls))
                         errors.Add($"{path ?? file}:{t.Pos}: unknown class '{cls}' (known: {string.Join(", ", known.Order())})");
         var dir = baseDir ?? (path is { Length: > 0 } && System.IO.Path.IsPathRooted(path) ? System.IO.Path.GetDirectoryName(path) : null);
         if (dir is null || !System.IO.Path.IsPathRooted(dir)) errors.Add("base_dir must be an absolute path (the plan file's folder)");
@@ -259,7 +261,7 @@ public sealed class PlanRunner : IAsyncDisposable
         }
         try { Directory.Delete(System.IO.Path.Combine(DataDir, "plans", name), recursive: true); }
         catch (DirectoryNotFoundException) { }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"sparky: plans: removing the report of '{name}': {e.Message}"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { PlansLog.ReportNotRemoved(_log, name, e.Message); }
         return new DeleteResult(200, cancelled);
     });
 
@@ -277,9 +279,9 @@ public sealed class PlanRunner : IAsyncDisposable
                 state = PlanJson.ReadState(stored);
                 vars = ReadVars(stored);
             }
-            catch (Exception e) when (e is FormatException or System.Text.Json.JsonException) { Console.Error.WriteLine($"sparky: plans: '{row.Name}': {e.Message}"); continue; }
+            catch (Exception e) when (e is FormatException or System.Text.Json.JsonException) { PlansLog.StoredVarsUnreadable(_log, row.Name, e.Message); continue; }
             var parsed = PlanFile.Parse(row.Text, row.Path ?? "plan.yaml", vars);
-            if (!parsed.Ok) { Console.Error.WriteLine($"sparky: plans: stored plan '{row.Name}' no longer parses: {parsed.Errors[0]}"); continue; }
+            if (!parsed.Ok) { PlansLog.StoredPlanInvalid(_log, row.Name, parsed.Errors[0].ToString()); continue; }
             var status = Enum.TryParse<PlanStatus>(row.Status, true, out var s) ? s : PlanStatus.Stopped;
             var run = new PlanRun(row.Name, parsed.Plan!, state, status, row.Text, row.Path, row.BaseDir ?? DataDir, row.UpdatedAt) { Vars = vars };
             _plans[run.Name] = run;
@@ -292,7 +294,7 @@ public sealed class PlanRunner : IAsyncDisposable
         {
             // One plan that cannot be resumed (an unreadable store row) must not keep the others from resuming.
             try { await ResumeAsync(run); }
-            catch (Exception e) { Console.Error.WriteLine($"sparky: plans: cannot resume {run.Name}: {e.Message}"); }
+            catch (Exception e) { PlansLog.CannotResume(_log, run.Name, e.Message); }
         }
     }
 
@@ -473,8 +475,8 @@ public sealed class PlanRunner : IAsyncDisposable
     /// refuses it for now; No, with why, when it never will.</summary>
     private async Task<(Submitted Outcome, int Status, string? Why)> SubmitAsync(IReadOnlyList<TaskEnvelope> envelopes)
     {
-        var (subs, error) = Commands.Parse(_d, envelopes.Select(e => e.Envelope).ToList());
-        if (error is not null) return (Submitted.No, 400, $"submission refused (400): {error}");
+        var subs = envelopes.Select(e => e.Submission).ToList();
+        if (PlanEnvelopes.Refusal(envelopes, _d.Engine.KnownClasses) is { } error) return (Submitted.No, 400, $"submission refused (400): {error}");
         long adding = subs.Sum(s => (long)(s.Array?.Count ?? 1));
         return await _d.Engine.SubmitAsync(subs) switch
         {
@@ -695,7 +697,7 @@ public sealed class PlanRunner : IAsyncDisposable
         if (run.Vars.Count > 0) state["vars"] = VarsJson(run.Vars);
         var row = new PlanRow(run.Name, run.Path, run.BaseDir, run.Text, PlanJson.Name(run.Status), state.ToJsonString(), run.UpdatedAt);
         var w = await _d.Store.UpsertPlanAsync(row);
-        if (w.Status != WriteStatus.Ok) Console.Error.WriteLine($"sparky: plans: storing '{run.Name}': {w.Detail}");
+        if (w.Status != WriteStatus.Ok) PlansLog.NotStored(_log, run.Name, w.Detail);
         return w.Status == WriteStatus.Ok;
     }
 
@@ -711,7 +713,7 @@ public sealed class PlanRunner : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"sparky: plans: report for '{run.Name}': {e.Message}");
+            PlansLog.ReportNotWritten(_log, run.Name, e.Message);
         }
     }
 

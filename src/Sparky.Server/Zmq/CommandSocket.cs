@@ -1,9 +1,11 @@
+using Microsoft.Extensions.Logging;
 using System.Buffers;
 using System.Text.Json.Nodes;
 using NetMQ;
 using NetMQ.Sockets;
 using Sparky.Core.Tasks;
 using Sparky.Server.Daemon;
+using Sparky.Workers.Protocol;
 
 namespace Sparky.Server.Zmq;
 
@@ -29,6 +31,7 @@ public sealed class CommandSocket : IDisposable
     public const int MaxListReplyBytes = 1 << 20;
 
     private readonly SparkyDaemon _d;
+    private readonly ILogger _log;
     private readonly RouterSocket _router;
     private readonly NetMQQueue<Outgoing> _replies = new();
     private readonly NetMQPoller _poller;
@@ -67,6 +70,7 @@ public sealed class CommandSocket : IDisposable
     private CommandSocket(SparkyDaemon d, RouterSocket router, string endpoint, ZmqAuth? auth, string? eventsKey)
     {
         _d = d;
+        _log = d.Logs.CreateLogger<CommandSocket>();
         _auth = auth;
         _eventsKey = eventsKey;
         _router = router;
@@ -134,7 +138,7 @@ public sealed class CommandSocket : IDisposable
         catch (Exception ex) { Log(ex); }
     }
 
-    private static void Log(Exception e) => Console.Error.WriteLine($"sparky: zmq command socket: {e.GetType().Name}: {e.Message}");
+    private void Log(Exception e) => ZmqLog.CommandSocketFailed(_log, e.GetType().Name, e.Message);
 
     /// <summary>Takes one whole message off the socket, or returns false if none is waiting.</summary>
     private bool ReceiveOne()
@@ -216,14 +220,23 @@ public sealed class CommandSocket : IDisposable
                 return;
             case var t when Wire.IsWorkerType(t):
                 // A worker's message goes to the engine's loop, which owns every task; its answers come back by Send.
-                JsonObject? args;
-                try { args = Wire.ReadBody(req.Body) as JsonObject; }
+                // Read into its record here, off the loop: the engine sees only well-formed messages.
+                try
+                {
+                    var check = new MessagePack.MessagePackReader(req.Body);
+                    if (!req.Body.IsEmpty) MsgPackJson.Check(ref check);
+                }
                 catch (Exception ex) when (ex is MsgPackJsonException or MessagePack.MessagePackSerializationException or EndOfStreamException)
                 {
                     ReplyNow(ref identity, Error(req.Corr.Span, 400, "body: " + ex.Message));
                     return;
                 }
-                _d.Engine.OnWorkerMessage(identity.ToArray(), req.Type, req.Corr.ToArray(), args, peer?.PublicKey);
+                if (WorkerWire.TryReadFromWorker(Wire.TypeNames[(int)t], req.Body, out var message) is { } unreadable)
+                {
+                    ReplyNow(ref identity, Error(req.Corr.Span, 400, $"{Wire.TypeNames[(int)t]}: {unreadable}"));
+                    return;
+                }
+                _d.Engine.OnWorkerMessage(identity.ToArray(), req.Type, req.Corr.ToArray(), message, peer?.PublicKey);
                 return;
             default:
                 if (_stopping) { ReplyNow(ref identity, Error(req.Corr.Span, 503, "the daemon is stopping")); return; }
@@ -351,7 +364,7 @@ public sealed class CommandSocket : IDisposable
             }
             catch (Exception e)
             {
-                Console.Error.WriteLine($"sparky: zmq {Wire.TypeNames[(int)type]}: {e}");
+                ZmqLog.RequestFailed(s._log, Wire.TypeNames[(int)type], e);
                 reply = Encode(Answer.Error(500, "internal error"));
             }
             s.Post(new Outgoing(identity, reply, Counted: true));
@@ -367,7 +380,7 @@ public sealed class CommandSocket : IDisposable
             }
             catch (Exception e)
             {
-                Console.Error.WriteLine($"sparky: zmq {Wire.TypeNames[(int)type]}: {e}");
+                ZmqLog.RequestFailed(s._log, Wire.TypeNames[(int)type], e);
                 a = Answer.Error(500, "internal error: " + e.Message.Split('\n')[0]);
             }
             return a;

@@ -79,7 +79,8 @@ public static class CurveKeys
     /// required: a task queue is remote code execution), <c>off</c> nowhere (refused off loopback). The key is
     /// <c>zmq_curve_key</c>, else <c>&lt;data&gt;/sparky.key</c> where it exists.
     /// </summary>
-    public static Plan PlanFor(SparkyConfig config)
+    /// <param name="logs">Where the key lists' problems are reported (the daemon's); none: they are not (a check of the settings).</param>
+    public static Plan PlanFor(SparkyConfig config, Microsoft.Extensions.Logging.ILoggerFactory? logs = null)
     {
         var endpoints = new[] { ("zmq", config.Zmq), ("zmq_events", config.ZmqEvents) };
         var mode = config.ZmqCurve;
@@ -122,7 +123,8 @@ public static class CurveKeys
         ZmqAuth? auth = null;
         if (commands && listed)
         {
-            try { auth = new ZmqAuth(cert, clients, workers, config.PilotClasses.Count > 0 ? ZmqAuth.PilotKey(config.DataDir) : null); }
+            try { auth = new ZmqAuth(cert, clients, workers, config.PilotClasses.Count > 0 ? ZmqAuth.PilotKey(config.DataDir) : null,
+                logs is null ? null : Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<ZmqAuth>(logs)); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
             {
                 return new(null, null, keyFile, $"cannot read the ZeroMQ keys: {e.Message.Split('\n')[0]}");

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using NetMQ;
 using NetMQ.Sockets;
 using Sparky.Core.Events;
@@ -19,12 +20,14 @@ public sealed class EventSocket : IDisposable
     private readonly Thread _thread;
     private readonly Dictionary<string, byte[]> _topics = new(StringComparer.Ordinal);
     private readonly ArrayBufferWriter<byte> _buffer = new(1024);
+    private readonly ILogger _log;
 
     public string Endpoint { get; }
 
-    private EventSocket(PublisherSocket pub, string endpoint, EventHub hub)
+    private EventSocket(PublisherSocket pub, string endpoint, EventHub hub, ILogger log)
     {
         _pub = pub;
+        _log = log;
         Endpoint = endpoint;
         _sub = hub.Subscribe(capacity: 100_000);
         _thread = new Thread(Run) { Name = "sparky-zmq-events", IsBackground = true };
@@ -32,7 +35,7 @@ public sealed class EventSocket : IDisposable
     }
 
     /// <summary>Binds (port 0: a free port; with CURVE where a certificate is given), subscribes to the hub and starts the socket thread.</summary>
-    public static EventSocket Start(EventHub hub, string endpoint, NetMQ.NetMQCertificate? curve = null)
+    public static EventSocket Start(EventHub hub, string endpoint, ILogger<EventSocket> log, NetMQ.NetMQCertificate? curve = null)
     {
         var pub = new PublisherSocket();
         try
@@ -40,7 +43,7 @@ public sealed class EventSocket : IDisposable
             pub.Options.Linger = TimeSpan.Zero;
             pub.Options.SendHighWatermark = 100_000;
             CurveKeys.Serve(pub, curve);
-            return new EventSocket(pub, ZmqBind.Bind(pub, endpoint, "event"), hub);
+            return new EventSocket(pub, ZmqBind.Bind(pub, endpoint, "event"), hub, log);
         }
         catch
         {
@@ -61,7 +64,7 @@ public sealed class EventSocket : IDisposable
                 if (!(more.IsCompletedSuccessfully ? more.Result : more.AsTask().GetAwaiter().GetResult())) break;
             }
         }
-        catch (Exception e) { Console.Error.WriteLine($"sparky: zmq event socket: {e.GetType().Name}: {e.Message}"); }
+        catch (Exception e) { ZmqLog.EventSocketFailed(_log, e.GetType().Name, e.Message); }
         finally { _pub.Dispose(); } // by its owner
     }
 
@@ -74,7 +77,7 @@ public sealed class EventSocket : IDisposable
         }
         catch (Exception ex) // one event that can't be encoded is skipped, not the stream
         {
-            Console.Error.WriteLine($"sparky: zmq event {e.Topic}: {ex.Message}");
+            ZmqLog.EventNotEncoded(_log, e.Topic, ex.Message);
             return;
         }
         if (!_topics.TryGetValue(e.Topic, out var topic)) _topics[e.Topic] = topic = Encoding.UTF8.GetBytes(e.Topic);

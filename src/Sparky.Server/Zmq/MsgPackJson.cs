@@ -68,6 +68,46 @@ public static class MsgPackJson
         }
     }
 
+    /// <summary>Walks one value with the checks <see cref="Read"/> makes, building nothing: a worker's message is read
+    /// into its typed record after these, so it meets the same rules as every other request.</summary>
+    public static void Check(ref MessagePackReader r, int depth = 0)
+    {
+        if (depth > MaxDepth) throw new MsgPackJsonException($"nesting deeper than {MaxDepth}");
+        switch (r.NextMessagePackType)
+        {
+            case MessagePackType.Float:
+                if (!double.IsFinite(r.ReadDouble())) throw new MsgPackJsonException("a number is NaN or infinite");
+                break;
+            case MessagePackType.String:
+                if (!r.TryReadStringSpan(out var span)) ReadText(ref r);
+                else if (!System.Text.Unicode.Utf8.IsValid(span)) throw new MsgPackJsonException("a string is not valid UTF-8");
+                break;
+            case MessagePackType.Array:
+                for (int i = r.ReadArrayHeader(); i > 0; i--) Check(ref r, depth + 1);
+                break;
+            case MessagePackType.Map:
+            {
+                int n = r.ReadMapHeader();
+                var keys = n > 1 ? new HashSet<string>(StringComparer.Ordinal) : null;
+                for (int i = 0; i < n; i++)
+                {
+                    if (r.NextMessagePackType != MessagePackType.String) throw new MsgPackJsonException("a map key is not a string");
+                    var key = ReadText(ref r);
+                    if (keys?.Add(key) == false) throw new MsgPackJsonException($"duplicate key '{Clip(key)}'");
+                    Check(ref r, depth + 1);
+                }
+                break;
+            }
+            case MessagePackType.Binary:
+                throw new MsgPackJsonException("binary values are not accepted: send text");
+            case MessagePackType.Extension:
+                throw new MsgPackJsonException("extension types are not accepted");
+            default:
+                r.Skip(); // nil, a boolean, an integer
+                break;
+        }
+    }
+
     /// <summary>Skips one value without building it, within the same depth bound (MessagePack's own Skip recurses unbounded).</summary>
     public static void Skip(ref MessagePackReader r, int depth = 0)
     {

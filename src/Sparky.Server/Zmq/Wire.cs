@@ -17,7 +17,7 @@ public readonly record struct Request(RequestType Type, ReadOnlyMemory<byte> Cor
 /// <summary>The MessagePack envelope of SPEC §6: reading requests, writing replies and events.</summary>
 public static class Wire
 {
-    public const int Version = 1;
+    public const int Version = Sparky.Workers.Protocol.WorkerWire.Version;
     public static readonly string[] TypeNames = ["submit", "status", "cancel", "list", "ping", "hello", "heartbeat", "credit", "finished", "draining", "bye"];
     private static readonly string[] OkNames = TypeNames.Select(t => t + ".ok").ToArray();
 
@@ -131,17 +131,6 @@ public static class Wire
         catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or InvalidOperationException) { return (null, null); }
     }
 
-    /// <summary>Writes an envelope's <c>auth</c> map (key, then value): what a keyed client adds to each message.</summary>
-    public static void WriteAuth(ref MessagePackWriter w, string key, string proof)
-    {
-        w.Write("auth");
-        w.WriteMapHeader(2);
-        w.Write("key");
-        w.Write(key);
-        w.Write("proof");
-        w.Write(proof);
-    }
-
     /// <summary>Whether a request comes from a worker, and so goes to the engine's loop.</summary>
     public static bool IsWorkerType(RequestType t) => t >= RequestType.Hello;
 
@@ -173,22 +162,6 @@ public static class Wire
         w.Write("detail");
         w.Write(detail);
         w.Flush();
-    }
-
-    /// <summary>Any message <c>{"v":1, "type", "corr", "ts", "body"}</c>: what a worker sends, and what the daemon
-    /// sends a worker unasked (a <c>task</c>, a <c>kill</c>; <paramref name="corr"/> empty is nil).</summary>
-    public static void WriteMessage(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, JsonNode? body, (string Key, string Proof)? auth = null)
-    {
-        var w = Head(buffer, type, corr, out _, auth);
-        MsgPackJson.Write(ref w, body);
-        w.Flush();
-    }
-
-    /// <summary>A whole message as JSON (<c>v</c>, <c>type</c>, <c>corr</c>, <c>ts</c>, <c>body</c>): for a worker, which reads few.</summary>
-    public static JsonObject? ReadMessage(ReadOnlyMemory<byte> frame)
-    {
-        var r = new MessagePackReader(frame);
-        return MsgPackJson.Read(ref r) as JsonObject;
     }
 
     /// <summary>The pong: the daemon's clock, in unix ms.</summary>
@@ -227,22 +200,10 @@ public static class Wire
 
     private static MessagePackWriter Head(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr) => Head(buffer, type, corr, out _);
 
-    private static MessagePackWriter Head(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, out long now, (string Key, string Proof)? auth = null)
+    /// <summary>The envelope up to its <c>body</c> key, as the worker protocol writes it; the body follows.</summary>
+    private static MessagePackWriter Head(IBufferWriter<byte> buffer, string type, ReadOnlySpan<byte> corr, out long now)
     {
-        now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var w = new MessagePackWriter(buffer);
-        w.WriteMapHeader(auth is null ? 5 : 6);
-        if (auth is { } a) WriteAuth(ref w, a.Key, a.Proof);
-        w.Write("v");
-        w.Write(Version);
-        w.Write("type");
-        w.Write(type);
-        w.Write("corr");
-        if (corr.IsEmpty) w.WriteNil();
-        else w.WriteRaw(corr); // echoed byte for byte: a client's corr comes back as the type it sent
-        w.Write("ts");
-        w.Write(now);
-        w.Write("body");
-        return w;
+        now = Sparky.Workers.Protocol.WorkerWire.WriteHead(buffer, type, corr);
+        return new MessagePackWriter(buffer);
     }
 }

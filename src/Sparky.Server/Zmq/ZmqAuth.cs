@@ -21,8 +21,6 @@ public sealed record ZmqPeer(string Name, PeerRole Role, string PublicKey);
 /// </summary>
 public sealed class ZmqAuth
 {
-    private static readonly byte[] Label = "sparky-zmq-auth-v1"u8.ToArray();
-
     public const string ClientsFile = "clients.keys", WorkersFile = "workers.keys", KeysDir = "keys", PilotKeyFile = "pilot.key";
 
     private readonly byte[] _serverSecret;
@@ -33,9 +31,12 @@ public sealed class ZmqAuth
     private long _nextCheck;
     private Dictionary<string, (ZmqPeer Peer, byte[] Proof)> _keys = new(StringComparer.Ordinal);
     private readonly object _reload = new();
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
 
-    public ZmqAuth(NetMQCertificate server, string clientsPath, string workersPath, NetMQCertificate? pilot)
+    /// <param name="log">Where an unreadable key list is reported; none: not reported (a check of the settings only).</param>
+    public ZmqAuth(NetMQCertificate server, string clientsPath, string workersPath, NetMQCertificate? pilot, Microsoft.Extensions.Logging.ILogger? log = null)
     {
+        _log = log ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         _serverSecret = server.SecretKey ?? throw new ArgumentException("the server certificate has no secret key");
         _clientsPath = clientsPath;
         _workersPath = workersPath;
@@ -52,16 +53,11 @@ public sealed class ZmqAuth
         (c["zmq_client_keys"] is { Length: > 0 } cl ? cl : Path.Combine(c.DataDir, ClientsFile),
          c["zmq_worker_keys"] is { Length: > 0 } wl ? wl : Path.Combine(c.DataDir, WorkersFile));
 
-    /// <summary>The proof a peer holding <paramref name="clientSecret"/> sends to the server with this public key (hex).</summary>
-    public static string Proof(NetMQCertificate client, string serverPublicKeyZ85) =>
-        ProofFor(client.SecretKey ?? throw new ArgumentException("the client certificate has no secret key"),
-            NetMQCertificate.FromPublicKey(serverPublicKeyZ85).PublicKey);
-
     private static string ProofFor(byte[] secret, byte[] peerPublic)
     {
         var shared = new byte[32];
         NaCl.Curve25519.ScalarMultiplication(shared, secret, peerPublic);
-        return Convert.ToHexStringLower(HMACSHA256.HashData(shared, Label));
+        return Sparky.Workers.Protocol.WorkerWire.Proof(shared);
     }
 
     /// <summary>The peer a message's <c>auth</c> proves, or null (no such key listed, or a wrong proof).</summary>
@@ -113,7 +109,7 @@ public sealed class ZmqAuth
                 try { entries = ReadList(path); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
                 {
-                    Console.Error.WriteLine($"sparky: zmq keys: {e.Message.Split('\n')[0]} (its keys are not accepted)");
+                    ZmqLog.KeyListUnreadable(_log, e.Message.Split('\n')[0]);
                     continue;
                 }
                 foreach (var (key, name) in entries)

@@ -39,7 +39,7 @@ public sealed record AttemptRecord(
     int? Pid,
     long? PidStart,
     string? Host,
-    string? Outcome,
+    AttemptOutcome? Outcome,
     string? Reason,
     string? ExitFile,
     string? SlurmJobId = null,
@@ -64,9 +64,18 @@ public static class SpecJson
 /// <summary>The stored spec's JSON contract, generated at build time: no reflection, so the native (AOT) build
 /// reads and writes it exactly as the JIT build does.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, Converters = [typeof(TaskIdJson)])]
 [JsonSerializable(typeof(TaskSpec))]
 internal sealed partial class SpecJsonContext : JsonSerializerContext;
+
+/// <summary>A task id in the stored spec (<c>after</c>): its text, as it was stored when ids were strings there.</summary>
+internal sealed class TaskIdJson : JsonConverter<TaskId>
+{
+    public override TaskId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        TaskId.TryParse(reader.GetString(), out var id) ? id : throw new JsonException($"not a task id (must match {TaskId.Pattern})");
+
+    public override void Write(Utf8JsonWriter writer, TaskId value, JsonSerializerOptions options) => writer.WriteStringValue(value.Value);
+}
 
 /// <summary>A plan as stored: its file (text, where it was read, the folder relative paths start from) and the
 /// plan engine's state as JSON. <see cref="Status"/> is <c>running</c>, <c>succeeded</c> or <c>stopped</c>.</summary>

@@ -437,7 +437,7 @@ public sealed class SqliteStore : IAsyncDisposable
     {
         public override WriteResult Apply(Commands c)
         {
-            Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome, a.Reason, a.CpuMs, a.MemPeakBytes);
+            Run(c.EndAttempt, id.Value, a.N, a.EndedAt, a.ExitCode, a.Signal, a.Outcome?.Name(), a.Reason, a.CpuMs, a.MemPeakBytes);
             Run(c.End, id.Value, (int)state, reason, a.ExitCode, a.Signal, state.IsTerminal() ? a.EndedAt : null, result, resultError, artifacts);
             if (doneFile && state.IsTerminal()) Run(c.Owe, id.Value);
             if (artifactsBaseDir is not null && state.IsTerminal()) Run(c.OweArtifacts, id.Value, a.N, artifactsBaseDir);
@@ -797,7 +797,7 @@ public sealed class SqliteStore : IAsyncDisposable
 
     private static AttemptRecord ReadAttempt(SqliteDataReader r, int o) => new(
         r.GetInt32(o), r.GetInt64(o + 1), NLong(r, o + 2), NInt(r, o + 3), NInt(r, o + 4), NInt(r, o + 5), NLong(r, o + 6),
-        NStr(r, o + 7), NStr(r, o + 8), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11), NLong(r, o + 12), NLong(r, o + 13), NLong(r, o + 14), NLong(r, o + 15));
+        NStr(r, o + 7), AttemptOutcomes.Parse(NStr(r, o + 8)), NStr(r, o + 9), NStr(r, o + 10), NStr(r, o + 11), NLong(r, o + 12), NLong(r, o + 13), NLong(r, o + 14), NLong(r, o + 15));
 
     private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
         r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Sparky.Core.Tasks;
-using Sparky.Server.Workers;
+using Sparky.Worker;
 
 namespace Sparky.Cli;
 

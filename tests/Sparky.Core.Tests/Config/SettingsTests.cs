@@ -148,7 +148,7 @@ public sealed class SettingsTests
         Assert.Equal(Modes.Laptop, laptop.Mode);
         Assert.Equal(1, laptop.MaxConcurrency);
         Assert.Equal("/tmp/dspy_queue", laptop.QueueDir);
-        Assert.Equal("debug", laptop.LogLevel);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, laptop.LogLevel);
         Assert.Equal("false", laptop["enable_demo"]);
         AssertFrom(laptop, ("mode", "DSPY_MODE"), ("max_concurrency", "DSPY_MAX_CONCURRENCY"), ("enable_demo", "DSPY_ENABLE_DEMO"),
             ("queue_dir", "ENV_QUEUE_DIR"), ("log_level", "DSPY_LOG_LEVEL"));
@@ -205,9 +205,9 @@ public sealed class SettingsTests
     {
         Assert.False(Env(("DSPY_ENABLE_GPU", "False")).EnableGpu);
         Assert.True(Env().EnableGpu);
-        Assert.Equal("info", Env(("DSPY_LOG_LEVEL", "INFO")).LogLevel);
-        Assert.Equal("warning", Env(("DSPY_LOG_LEVEL", "WARN")).LogLevel);
-        Assert.Equal("warning", Env().LogLevel);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Information, Env(("DSPY_LOG_LEVEL", "INFO")).LogLevel);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, Env(("DSPY_LOG_LEVEL", "WARN")).LogLevel);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Information, Env().LogLevel);
         Assert.Equal(20480, Env(("DSPY_GPU_MEMORY_LIMIT", "20GB")).GpuMemoryDefaultMb);
         Assert.Equal(0, Env().GpuMemoryDefaultMb);
     }
@@ -215,7 +215,7 @@ public sealed class SettingsTests
     [Theory]
     [InlineData("DSPY_ENABLE_GPU", "maybe", "enable_gpu", "true or false")]
     [InlineData("DSPY_ENABLE_SLURM", "sure", "enable_slurm", "true or false")]
-    [InlineData("DSPY_LOG_LEVEL", "loud", "log_level", "error, warning, info, debug")]
+    [InlineData("DSPY_LOG_LEVEL", "loud", "log_level", "trace, debug, information, warning, error, critical, none")]
     [InlineData("DSPY_GPU_MEMORY_LIMIT", "lots", "gpu_memory_default", "20G")]
     [InlineData("DSPY_GPU_MEMORY_LIMIT", "0G", "gpu_memory_default", "20G")]
     public void A_value_that_means_nothing_is_refused_with_the_variable_named(string variable, string value, string setting, string allowed)

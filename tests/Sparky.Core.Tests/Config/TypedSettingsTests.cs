@@ -45,7 +45,7 @@ public sealed class TypedSettingsTests
         Assert.Null(c.HandlerFor("gpu"));
         Assert.Equal(["--qos=high", "--exclusive"], c.SbatchOptionsFor("pilot"));
         Assert.Empty(c.SbatchOptionsFor("cpu_short")); // no such setting: none
-        Assert.Equal(("debug", false, null, 1024L), (c.LogLevel, c.EnableGpu, c.Token, c.GpuMemoryDefaultMb));
+        Assert.Equal((Microsoft.Extensions.Logging.LogLevel.Trace, false, (string?)null, 1024L), (c.LogLevel, c.EnableGpu, c.Token, c.GpuMemoryDefaultMb));
     }
 
     [Fact]

@@ -89,7 +89,7 @@ public sealed class EnvelopeParserTests
         Assert.Equal("echo hi > out.txt", r.Submission!.Spec.Shell);
         Assert.Equal(["/bin/sh", "-c", "echo hi > out.txt"], r.Submission.Spec.CommandLine);
         Assert.Equal("writer", r.Submission.Spec.Name);
-        Assert.Equal(["a1"], r.Submission.Spec.After);
+        Assert.Equal(["a1"], r.Submission.Spec.After.Select(a => a.Value));
         Assert.Equal([0, 3, 6, 9], r.Submission.Array!.Value.Indices());
     }
 

@@ -103,6 +103,9 @@ public sealed class SubmitLimitTests(ITestOutputHelper output)
         await using var d = await TestDaemon.StartAsync(new() { ["max_queued"] = "40" });
         // Every task waits on a dependency that runs for a minute, so all of them stay queued.
         var blocker = await d.SubmitShellAsync("sleep 60");
+        // Running before the batches come: a blocker still queued would count against the bound itself.
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while ((string?)(await d.GetTaskAsync(blocker))["state"] != "running" && DateTime.UtcNow < until) await System.Threading.Tasks.Task.Delay(20);
         var batch = new JsonArray();
         for (int i = 0; i < 5; i++)
             batch.Add(new JsonObject { ["after"] = new JsonArray(blocker), ["payload"] = new JsonObject { ["command"] = new JsonArray("true") } });

@@ -67,7 +67,7 @@ public sealed class SqliteStoreTests : IDisposable
         {
             await store.InsertAsync([Task("a", "cpu_long"), Task("b"), Task("c")]);
             await store.AttemptStartedAsync(TaskId.Parse("b"), "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 123, 456, "h", null, null, null));
-            await store.AttemptEndedAsync(TaskId.Parse("b"), "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 123, 456, "h", "succeeded", null, null), TaskState.Succeeded, null, "{\"x\":1}");
+            await store.AttemptEndedAsync(TaskId.Parse("b"), "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 123, 456, "h", AttemptOutcome.Succeeded, null, null), TaskState.Succeeded, null, "{\"x\":1}");
             await store.FinishAsync(TaskId.Parse("c"), "cpu_short", TaskState.Queued, TaskState.Cancelled, "cancelled", 10);
         }
         await using var reopened = SqliteStore.Open(DbPath);
@@ -79,7 +79,31 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Equal("{\"x\":1}", b.ResultJson);
         Assert.Single(b.AttemptList);
         Assert.Equal(123, b.AttemptList[0].Pid);
+        Assert.Equal(AttemptOutcome.Succeeded, b.AttemptList[0].Outcome);
         Assert.Equal(["a"], reopened.ReadUnfinished().Select(t => t.Id.Value));
+    }
+
+    [Fact]
+    public async Task An_attempts_outcome_and_a_specs_dependencies_are_stored_as_the_same_text_as_before()
+    {
+        await using (var store = SqliteStore.Open(DbPath))
+        {
+            await store.InsertAsync([Task("a"), new NewTask(TaskId.Parse("b"), new TaskSpec { Argv = ["true"], After = [TaskId.Parse("a")] }, "{}", 1)]);
+            await store.AttemptStartedAsync(TaskId.Parse("a"), "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 1, 1, "h", null, null, null));
+            await store.AttemptEndedAsync(TaskId.Parse("a"), "cpu_short", new AttemptRecord(1, 5, 9, 1, null, 1, 1, "h", AttemptOutcome.Failed, "exit_code", null), TaskState.Failed, "exit_code", null);
+        }
+        using (var conn = new SqliteConnection($"Data Source={DbPath}"))
+        {
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "SELECT outcome FROM attempts WHERE task_id = 'a'";
+            Assert.Equal("failed", cmd.ExecuteScalar());
+            cmd.CommandText = "SELECT spec FROM tasks WHERE id = 'b'";
+            Assert.Contains("\"after\":[\"a\"]", (string)cmd.ExecuteScalar()!);
+        }
+        // A spec stored by an earlier version (ids as strings) reads back as typed ids.
+        Assert.Equal(["x", "y"], SpecJson.Deserialize("""{"argv":["true"],"after":["x","y"]}""").After.Select(d => d.Value));
+        Assert.ThrowsAny<System.Text.Json.JsonException>(() => SpecJson.Deserialize("""{"argv":["true"],"after":["../x"]}"""));
     }
 
     [Fact]
@@ -178,7 +202,7 @@ public sealed class SqliteStoreTests : IDisposable
         var id = TaskId.Parse("art");
         await store.InsertAsync([Task("art")]);
         await store.AttemptStartedAsync(id, "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 1, 1, "h", null, null, null));
-        await store.AttemptEndedAsync(id, "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 1, 1, "h", "succeeded", null, null), TaskState.Succeeded, null,
+        await store.AttemptEndedAsync(id, "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 1, 1, "h", AttemptOutcome.Succeeded, null, null), TaskState.Succeeded, null,
             null, doneFile: true, resultError: "bad json", artifactsJson: "{\"state\":\"pending\"}", artifactsBaseDir: "/w");
         Assert.Equal([(id, 1, "/w")], store.OwedArtifacts());
         Assert.True(store.ArtifactsOwed(id));
@@ -194,7 +218,7 @@ public sealed class SqliteStoreTests : IDisposable
         var other = TaskId.Parse("art2");
         await store.InsertAsync([Task("art2")]);
         await store.AttemptStartedAsync(other, "cpu_short", TaskState.Queued, new AttemptRecord(1, 5, null, null, null, 1, 1, "h", null, null, null));
-        await store.AttemptEndedAsync(other, "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 1, 1, "h", "succeeded", null, null), TaskState.Succeeded, null,
+        await store.AttemptEndedAsync(other, "cpu_short", new AttemptRecord(1, 5, 9, 0, null, 1, 1, "h", AttemptOutcome.Succeeded, null, null), TaskState.Succeeded, null,
             null, doneFile: true, artifactsJson: "{\"state\":\"pending\"}", artifactsBaseDir: "/w");
         Assert.Equal(WriteStatus.Ok, (await store.RequeueAsync(other, "cpu_short", TaskState.Succeeded)).Status);
         Assert.Empty(store.OwedArtifacts());
@@ -207,7 +231,7 @@ public sealed class SqliteStoreTests : IDisposable
     public async Task Unfinished_tasks_are_read_back_in_submission_order_with_their_class_dependencies_and_resources()
     {
         static NewTask With(string id, string[] after, string cls = "cpu_short", double? cpus = null) =>
-            new(TaskId.Parse(id), new TaskSpec { Argv = ["true"], Class = cls, After = after, Cpus = cpus }, "{}", 1);
+            new(TaskId.Parse(id), new TaskSpec { Argv = ["true"], Class = cls, After = after.Select(TaskId.Parse).ToList(), Cpus = cpus }, "{}", 1);
         await using (var store = SqliteStore.Open(DbPath))
         {
             await store.InsertAsync([

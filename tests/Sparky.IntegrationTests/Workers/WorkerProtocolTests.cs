@@ -125,6 +125,38 @@ public sealed class WorkerProtocolTests
         Console.WriteLine($"worker protocol: {cases} malformed or unknown-session messages refused");
     }
 
+    /// <summary>Issue 15, point 4: a worker's body is read into its typed record by the command socket; what does not
+    /// fit is answered 400 naming the key and what it must be, and the records' own checks answer as before.</summary>
+    [Fact]
+    public async Task A_worker_message_of_the_wrong_shape_gets_a_400_that_says_what_is_wrong()
+    {
+        await using var d = await TestDaemon.StartAsync(Settings());
+        using var c = new ZmqTestClient(d.Daemon.ZmqEndpoint);
+        Assert.Equal((400, "hello: slots must be an integer"), c.Error("hello", new JsonObject { ["name"] = "ok", ["slots"] = "two" }));
+        Assert.Equal((400, "hello: slots must be from 1 to 100000"), c.Error("hello", new JsonObject { ["name"] = "ok", ["slots"] = 0 }));
+        Assert.Equal((400, "hello: running must be a list of {id, attempt}"),
+            c.Error("hello", new JsonObject { ["name"] = "ok", ["running"] = new JsonArray(new JsonObject { ["id"] = "t-1" }) }));
+        Assert.Equal((400, "credit: n must be an integer"), c.Error("credit", new JsonObject { ["session"] = "x", ["n"] = "3" }));
+
+        // A body is held to the rules of every request first: here a key given twice.
+        var raw = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new MessagePack.MessagePackWriter(raw);
+        w.WriteMapHeader(4);
+        w.Write("v"); w.Write(1);
+        w.Write("type"); w.Write("hello");
+        w.Write("corr"); w.Write("dup");
+        w.Write("body"); w.WriteMapHeader(2); w.Write("name"); w.Write("a"); w.Write("name"); w.Write("b");
+        w.Flush();
+        c.SendFrames([], raw.WrittenSpan.ToArray());
+        var reply = c.Receive();
+        Assert.Equal(("error", 400, "body: duplicate key 'name'"), ((string?)reply["type"], (int)reply["body"]!["status"]!, (string?)reply["body"]!["detail"]));
+
+        var session = (string)c.Ok("hello", new JsonObject { ["name"] = "hand", ["slots"] = 1 })!["session"]!;
+        Assert.Equal((400, "finished needs id and attempt"), c.Error("finished", new JsonObject { ["session"] = session, ["id"] = "t-1" }));
+        Assert.Equal((400, "finished: exit_code must be an integer"),
+            c.Error("finished", new JsonObject { ["session"] = session, ["id"] = "t-1", ["attempt"] = 1, ["exit_code"] = "0" }));
+    }
+
     [Fact]
     public async Task A_task_its_worker_has_seen_but_no_longer_holds_was_lost_on_the_way_and_is_queued_again()
     {

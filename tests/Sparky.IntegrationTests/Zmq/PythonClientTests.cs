@@ -120,16 +120,21 @@ public sealed class PythonClientTests(ITestOutputHelper output)
             cmd, events, key, cwd = sys.argv[2:6]
             assert zmq.has("curve"), "this pyzmq's libzmq has no CURVE (libsodium)"
             out = {}
+            def say(*what): print(f"{time.monotonic():.2f}", *what, file=sys.stderr, flush=True)  # where it was, if it hangs
             sub = follow(events, prefix="task.", timeout=20, server_key=key)
             time.sleep(0.5)  # the subscription reaches the publisher after the handshake
             with Client(cmd, timeout=10, server_key=key) as c:
                 out["pong"] = c.ping()["pong"]
+                say("pong")
                 [tid] = c.submit({"payload": {"command": ["true"], "cwd": cwd}})
+                say("submitted", tid)
                 for topic, body in sub:
+                    say(topic, body.get("id"))
                     if body["id"] == tid and topic == "task.finished":
                         out["finished"] = body["state"]
                         break
             for name, k in (("plain", None), ("wrong", zmq.curve_keypair()[0].decode())):
+                say(name)
                 with Client(cmd, timeout=1.5, server_key=k) as c:
                     try:
                         c.ping()

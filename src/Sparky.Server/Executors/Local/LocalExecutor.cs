@@ -1,10 +1,19 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Sparky.Core.Config;
+using Sparky.Core.Events;
 using Sparky.Core.Scheduling;
 using Sparky.Core.Tasks;
 using Sparky.Execution.Processes;
+using Sparky.Server.Events;
 using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Executors.Local;
+
+/// <summary>A process on this host. <paramref name="Spawned"/>: started by this daemon, so its pid (and group) is ours
+/// until reaped, never a stale one from the store. <paramref name="Reattached"/>: found running after a restart; its
+/// end is read from <paramref name="ExitFile"/>, written by the shim it runs under.</summary>
+internal sealed record LocalPlacement(int Pid, long PidStart, string? ExitFile, bool Spawned, bool Reattached) : Placement;
 
 /// <summary>What a local start gave: the launch's result and the exit file the shim writes (re-attachable classes only).</summary>
 public readonly record struct LocalStart(LaunchResult Launch, string? ExitFile);
@@ -15,34 +24,44 @@ public readonly record struct LocalStart(LaunchResult Launch, string? ExitFile);
 /// limits), the re-attach shim and its exit files, and the environment a task starts from. The engine's loop is
 /// its only caller, so nothing here is shared between threads except what <see cref="Containment"/> guards.
 /// </summary>
-public sealed class LocalExecutor : IDisposable
+internal sealed class LocalExecutor : IExecutor, IDisposable
 {
     private readonly ProcessLauncher _launcher;
     private readonly IReadOnlySet<string> _reattachClasses;
     private readonly string _runDir;
     private readonly Dictionary<string, string> _baseEnv;
 
+    private readonly string _instance;
+    private readonly IAttemptHost _host;
+    private readonly SqliteStore _store;
+    private readonly EventHub _events;
+    private readonly TaskLogs _logs;
+    private readonly ILogger _log;
+    private readonly ClassHandlers _handlers;
+    private readonly Action<TaskId, int, ProcessExit> _exited;
+    /// <summary>Attempts found running after a restart: not our children, so their ends are looked for here.</summary>
+    private readonly List<Attempt> _reattached = new();
+    /// <summary>Processes carrying this daemon's marker, read once at recovery.</summary>
+    private Dictionary<string, MarkedProcess>? _live;
+
     /// <param name="wake">Called (on a signal thread) when a child exits: the loop then calls <see cref="Reap"/>.</param>
-    public LocalExecutor(SparkyConfig config, string instance, string runDir, Action wake)
+    /// <param name="exited">Called from <see cref="Reap"/> with an attempt's exit: the engine queues it for its loop.</param>
+    public LocalExecutor(SparkyConfig config, string instance, string runDir, Action wake, IAttemptHost host, SqliteStore store,
+        EventHub events, TaskLogs logs, ClassHandlers handlers, ILoggerFactory logFactory, Action<TaskId, int, ProcessExit> exited)
     {
         _launcher = new ProcessLauncher(wake);
         _reattachClasses = config.ReattachClasses;
         _runDir = runDir;
-        Containment = Containment.Create(config.Containment, instance, config.EnforceMemory);
-        _baseEnv = InheritedEnvironment();
-    }
-
-    /// <summary>This process's environment without its own <c>SPARKY_</c> settings: what a task (here or on a worker)
-    /// starts from. The daemon's settings are not the task's business, and the token is a secret.</summary>
-    public static Dictionary<string, string> InheritedEnvironment()
-    {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
-        {
-            var key = (string)kv.Key;
-            if (!key.StartsWith("SPARKY_", StringComparison.Ordinal)) env[key] = (string?)kv.Value ?? "";
-        }
-        return env;
+        _instance = instance;
+        _host = host;
+        _store = store;
+        _events = events;
+        _logs = logs;
+        _handlers = handlers;
+        _exited = exited;
+        _log = logFactory.CreateLogger<LocalExecutor>();
+        Containment = Containment.Create(config.Containment, instance, config.EnforceMemory, logFactory.CreateLogger<Containment>());
+        _baseEnv = TaskEnvironment.Inherited();
     }
 
     /// <summary>How attempts' processes are kept together; the plan runner marks its gate checks with it.</summary>
@@ -54,14 +73,8 @@ public sealed class LocalExecutor : IDisposable
     /// <summary>Processes started and not yet reaped: the loop looks at least twice a second while there are any.</summary>
     public int RunningCount => _launcher.RunningCount;
 
-    /// <summary>Cgroups of ended attempts wait for their last processes: the loop comes back shortly to remove them.</summary>
-    public bool HasPending => Containment.HasPending;
-
     /// <summary>Runs the exit callbacks of every child that ended. Cheap when none did.</summary>
     public void Reap() => _launcher.Reap();
-
-    /// <summary>Removes the cgroups whose last processes have exited since their attempt ended.</summary>
-    public void Sweep() => Containment.Sweep();
 
     /// <summary>
     /// Starts an attempt of <paramref name="spec"/>: <paramref name="argv"/> (its command, or its class's handler) with
@@ -69,7 +82,7 @@ public sealed class LocalExecutor : IDisposable
     /// to the memory it asked for), under the shim that records its exit code where its class survives a restart.
     /// <paramref name="onExit"/> runs in <see cref="Reap"/> once it has ended.
     /// </summary>
-    public LocalStart Start(TaskId id, int attempt, TaskSpec spec, Allocation allocation, IReadOnlyList<string> argv, string? payloadFile,
+    private LocalStart Launch(TaskId id, int attempt, TaskSpec spec, Allocation allocation, IReadOnlyList<string> argv, string? payloadFile,
         string stdout, string stderr, Action<ProcessExit> onExit)
     {
         bool shim = _reattachClasses.Contains(spec.Class);
@@ -90,6 +103,111 @@ public sealed class LocalExecutor : IDisposable
             StdinPath: payloadFile, MemoryCgroup: cgroups.Memory), onExit);
         return new LocalStart(launch, exitFile);
     }
+
+    /// <summary>Starts the attempt as a process tree: its command, or its class's handler reading its payload.</summary>
+    public void Start(Attempt run, TaskSpec spec, Allocation allocation, DateTimeOffset now)
+    {
+        var (id, n) = (run.Id, run.N);
+        IReadOnlyList<string> argv = spec.HandlerPayload is null ? spec.CommandLine : _handlers.HandlerOf(spec.Class).Handler!;
+        if (spec.HandlerPayload is { } payload) run.PayloadFile = _handlers.WritePayloadFile(id, n, payload);
+        run.Deadline = Deadlines.After(now, spec.TimeoutSeconds);
+        var stderr = _logs.PathOf(id, n, stderr: true);
+        var (launch, exitFile) = Launch(id, n, spec, allocation, argv, run.PayloadFile, run.StdoutPath, stderr, exit => _exited(id, n, exit));
+        if (launch is LaunchResult.Started started)
+        {
+            run.Place = new LocalPlacement(started.Pid, started.StartTime, exitFile, Spawned: true, Reattached: false);
+            _ = _store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
+                new AttemptRecord(n, run.StartedAt, null, null, null, started.Pid, started.StartTime, Environment.MachineName, null, null, exitFile));
+            _events.Publish(TaskEvents.Of(SparkyEvent.TaskStarted, id, spec.Class, now, new JsonObject { ["attempt"] = n, ["pid"] = started.Pid }));
+        }
+        else
+        {
+            // The spawn's caller has written why to the attempt's stderr log.
+            var reason = ((LaunchResult.Failed)launch).Reason;
+            try { File.AppendAllText(stderr, "sparky: " + reason + "\n"); } catch (IOException) { }
+            _host.FailStart(run, reason, now);
+        }
+    }
+
+    public bool Stop(Attempt run, int signal)
+    {
+        Signal(run.Id, run.N, run.Place is LocalPlacement lp ? lp.Pid : 0, signal);
+        return signal != Signals.Kill;
+    }
+
+    /// <summary>Nothing an attempt started outlives it: children that ignored SIGTERM, left its group or session, or were
+    /// left running behind a clean exit, so none can overlap a retry. A pid read back from the store is not signalled
+    /// (it may be another process's by now); its processes are found by cgroup and marker.</summary>
+    public Released Release(Attempt run, bool failed, AttemptUsage reported)
+    {
+        var lp = run.Place as LocalPlacement;
+        if (lp is { Reattached: true }) _reattached.Remove(run);
+        return new Released(Release(run.Id, run.N, lp is { Spawned: true } or { Reattached: true } ? lp.Pid : 0, failed));
+    }
+
+    public void Settled(Attempt run, Task<WriteResult> endWrite, bool final) =>
+        DeleteExitFileOnceStored(endWrite, (run.Place as LocalPlacement)?.ExitFile);
+
+    /// <summary>Reads which processes carry this daemon's marker: the attempts it left, recorded or not.</summary>
+    public void BeginRecovery() => _live = ProcessTable.FindMarked("SPARKY_INSTANCE", _instance);
+
+    /// <summary>A queued task with a live process was started by a dead daemon that never recorded it: never two.</summary>
+    public void RecoverQueued(TaskId id)
+    {
+        if (_live is not null && _live.TryGetValue(id.Value, out var proc) && proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill);
+    }
+
+    /// <summary>A re-attachable attempt still running under its shim is followed again; any other is killed (so it never
+    /// runs twice) and ends with what its exit file says, or as lost.</summary>
+    public RecoveredEnd? Recover(Attempt run, TaskSpec? spec, AttemptRecord? a, DateTimeOffset now)
+    {
+        var proc = _live is not null && _live.TryGetValue(run.Id.Value, out var p) ? p : default;
+        run.Place = new LocalPlacement(proc.Pid > 0 ? proc.Pid : a?.Pid ?? 0, proc.Pid > 0 ? proc.StartTime : a?.PidStart ?? 0, a?.ExitFile,
+            Spawned: false, Reattached: false);
+        if (spec?.HandlerPayload is not null) run.PayloadFile = _handlers.PayloadPath(run.Id, run.N);
+        run.Deadline = Deadlines.After(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
+        bool alive = proc.Pid > 0 && proc.Attempt == run.N;
+        if (alive && a?.ExitFile is not null)
+        {
+            run.Place = ((LocalPlacement)run.Place) with { Reattached = true };
+            _reattached.Add(run);
+            return null;
+        }
+        // Any other live process of this task (no shim, or an attempt the store never recorded) must not run beside the retry.
+        if (proc.Pid > 0) ProcessLauncher.SignalGroup(proc.Pid, Signals.Kill);
+        var exit = alive ? null : ReadExitFile(a?.ExitFile);
+        return new RecoveredEnd(exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null);
+    }
+
+    /// <summary>The GPUs a live process of <paramref name="id"/> was given (its environment says), for the scheduler.</summary>
+    public IReadOnlyList<string>? RecoveredGpus(TaskId id) =>
+        _live is not null && _live.TryGetValue(id.Value, out var p) && p.Pid > 0 ? p.Gpus : null;
+
+    /// <summary>Before any retry or new start: every process the dead daemon left (a task's children in sessions of their
+    /// own, an attempt it never recorded, a plan's gate check) is ended, except the re-attached attempts' trees.</summary>
+    public void EndRecovery()
+    {
+        EndLeftovers(_reattached.Select(r => (r.Id.Value, r.N)).ToHashSet());
+        _live = null;
+    }
+
+    /// <summary>A re-attached attempt is not our child: its exit status comes from the shim's exit file once it is gone.</summary>
+    public void Tick(DateTimeOffset now)
+    {
+        Containment.Sweep();
+        if (_reattached.Count == 0) return;
+        foreach (var r in _reattached.ToList())
+        {
+            if (r.Place is not LocalPlacement lp || !HasEnded(lp.Pid, lp.PidStart)) continue;
+            var exit = ReadExitFile(lp.ExitFile);
+            _host.Ended(r, exit ?? new ProcessExit(null, null), exit is null ? Reasons.Lost : null, now);
+        }
+    }
+
+    /// <summary>Re-attached attempts are looked at twice a second; an ended attempt's cgroup is removed once its killed
+    /// leftovers have exited, so the loop comes back shortly for it, even when idle.</summary>
+    public DateTimeOffset? NextWake(DateTimeOffset now) =>
+        Containment.HasPending ? now.AddMilliseconds(100) : _reattached.Count > 0 ? now.AddMilliseconds(500) : null;
 
     /// <summary>GPUs by UUID, in PCI bus order so indices inside the task match nvidia-smi; a task given
     /// no GPU sees none (an empty list), so it cannot grab one by default.</summary>
@@ -150,7 +268,7 @@ public sealed class LocalExecutor : IDisposable
     public void EndLeftovers(IReadOnlySet<(string Task, int Attempt)> keep)
     {
         int killed = Containment.EndAllExcept(keep, TimeSpan.FromSeconds(2));
-        if (killed > 0) Console.Error.WriteLine($"sparky: ended {killed} process(es) a previous daemon left running");
+        if (killed > 0) Daemon.EngineLog.LeftoversEnded(_log, killed);
     }
 
     public void Dispose()

@@ -1,13 +1,11 @@
 using System.Buffers;
-using System.Text.Json.Nodes;
 using NetMQ;
 using NetMQ.Sockets;
+using PolyType;
 using Sparky.Execution.Processes;
-using Sparky.Server.Daemon;
-using Sparky.Server.Outputs;
-using Sparky.Server.Zmq;
+using Sparky.Workers.Protocol;
 
-namespace Sparky.Server.Workers;
+namespace Sparky.Worker;
 
 /// <summary>What <c>sparky worker</c> was told.</summary>
 public sealed record WorkerOptions
@@ -80,10 +78,10 @@ public sealed class WorkerAgent : IDisposable
     private readonly Containment _contain;
     private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
     /// <summary>Tasks received while every slot was busy (with --prefetch), started in order as slots free.</summary>
-    private readonly Queue<JsonObject> _held = new();
+    private readonly Queue<TaskMessage> _held = new();
     /// <summary>Ends reported and not yet acknowledged, with when they were last sent. The daemon acknowledges the
     /// ends it handled in its answer to the next heartbeat (no reply per task); one not acknowledged by then is sent again.</summary>
-    private readonly Dictionary<(string Id, int Attempt), (JsonObject Body, DateTimeOffset SentAt)> _unacked = new();
+    private readonly Dictionary<(string Id, int Attempt), (Finished Body, DateTimeOffset SentAt)> _unacked = new();
     /// <summary>The highest sequence number of a task received: the daemon counts a task it sent at or below it, and
     /// that this worker no longer holds nor reported, as lost in transit.</summary>
     private long _seenSeq;
@@ -110,7 +108,7 @@ public sealed class WorkerAgent : IDisposable
         _o = options;
         _log = log;
         _freeGpus = options.Gpus.ToList();
-        _baseEnv = Sparky.Server.Executors.Local.LocalExecutor.InheritedEnvironment(); // the worker's own settings are not the task's
+        _baseEnv = TaskEnvironment.Inherited(); // the worker's own settings are not the task's
         // A task must not outlive a worker killed with -9 (it is queued again elsewhere). A guard process waits on a
         // pipe from this one; when the pipe closes, however this worker ended, it kills every process carrying this
         // run's mark, whole process groups included. Where the guard cannot start, setpriv makes the kernel kill each
@@ -128,7 +126,7 @@ public sealed class WorkerAgent : IDisposable
         {
             _dealer.Options.CurveCertificate = options.Key ?? new NetMQCertificate();
             _dealer.Options.CurveServerKey = NetMQCertificate.FromPublicKey(serverKey).PublicKey;
-            if (options.Key is { } key) _auth = (key.PublicKeyZ85, ZmqAuth.Proof(key, serverKey));
+            if (options.Key is { } key) _auth = (key.PublicKeyZ85, Proof(key, serverKey));
         }
         _dealer.ReceiveReady += (_, _) => Guard(OnMessages);
         _timer.Elapsed += (_, _) => Guard(OnTick);
@@ -172,83 +170,103 @@ public sealed class WorkerAgent : IDisposable
         var frames = new List<byte[]>(2);
         for (int i = 0; i < 1024 && _dealer.TryReceiveMultipartBytes(TimeSpan.Zero, ref frames, 2); i++)
         {
-            if (frames.Count != 2 || frames[0].Length != 0) continue;
-            JsonObject? msg;
-            try { msg = Wire.ReadMessage(frames[1]); }
-            catch (Exception) { continue; }
-            if (msg is null) continue;
+            if (frames.Count != 2 || frames[0].Length != 0 || !WorkerWire.TryRead(frames[1], out var msg)) continue;
             _lastHeard = DateTimeOffset.UtcNow;
-            Handle(Text(msg, "type") ?? "", msg["body"] as JsonObject, Num(msg, "corr"));
+            Handle(msg);
         }
     }
 
-    private void Handle(string type, JsonObject? body, long? corr)
+    /// <summary>A body this worker cannot read is skipped, as an unknown type is: it comes from a daemon it trusts.</summary>
+    private T? Read<T>(Incoming msg) where T : class, IShapeable<T>
     {
-        switch (type)
+        if (WorkerWire.TryRead<T>(msg.Body, out var body) is { } problem) _log($"sparky worker: a {msg.Type} it cannot read ({problem}); ignored");
+        return body;
+    }
+
+    private void Handle(Incoming msg)
+    {
+        switch (msg.Type)
         {
-            case "hello.ok":
-                if (corr != _helloCorr) break; // answers an earlier hello, whose session the last one replaces
-                _session = Text(body, "session");
-                if (Num(body, "heartbeat_ms") is { } hb) _heartbeat = TimeSpan.FromMilliseconds(Math.Max(10, hb));
-                if (Num(body, "timeout_ms") is { } to) _timeout = TimeSpan.FromMilliseconds(Math.Max(100, to));
-                if (!_everConnected) _log($"sparky worker: {_o.Name} connected to {_o.Connect} with {_o.Slots} slot(s)");
-                _everConnected = true;
-                if (body?["kill"] is JsonArray kill)
-                    foreach (var k in kill.OfType<JsonObject>()) Disown(Text(k, "id"), (int)(Num(k, "attempt") ?? 0));
-                // Draining first: the ends below return credits the daemon must not use.
-                if (_draining) Send("draining", new JsonObject());
-                ResendEnds(TimeSpan.Zero);
+            case "hello.ok" when msg.Corr == _helloCorr: // an earlier hello's answer: the last one's session replaces it
+                if (Read<HelloOk>(msg) is { } ok) OnHelloOk(ok);
                 break;
             case "task":
-                // A task for an earlier session was queued again when that session was replaced: never run it.
-                if (body is null || Text(body, "session") != _session) break;
-                _seenSeq = Math.Max(_seenSeq, Num(body, "seq") ?? 0);
-                if (_jobs.Count < _o.Slots) StartTask(body);
-                else _held.Enqueue(body);
+                if (Read<TaskMessage>(msg) is { } task) OnTask(task);
                 break;
             case "kill":
-                if (Text(body, "id") is not { } id || Text(body, "session") != _session) break;
-                int sig = (int)(Num(body, "signal") ?? Signals.Term);
-                if (_jobs.TryGetValue(id, out var job) && job.Attempt == Num(body, "attempt")) SignalJob(job, sig);
-                else if (Unhold(id, (int)(Num(body, "attempt") ?? 0)) is { } held)
-                    Finish(new Job(id, (int)(Num(held, "attempt") ?? 0), "", []), new ProcessExit(null, sig), null);
+                if (Read<Kill>(msg) is { } kill) OnKill(kill);
                 break;
             case "heartbeat.ok":
-                if (body?["acked"] is JsonArray acked)
-                    foreach (var a in acked.OfType<JsonObject>())
-                        if (Text(a, "id") is { } done) _unacked.Remove((done, (int)(Num(a, "attempt") ?? 0)));
+                foreach (var a in Read<HeartbeatOk>(msg)?.Acked ?? [])
+                    if (a is { Id: { } done }) _unacked.Remove((done, a.Attempt ?? 0));
                 break;
             case "bye.ok":
-                if (body?["left"] is JsonValue lv && lv.TryGetValue(out bool left) && left)
+                if (Read<ByeOk>(msg) is { Left: true })
                 {
                     _log($"sparky worker: {_o.Name} leaves ({(_draining ? "drained before its walltime" : "idle")})");
                     Stop(0);
                 }
                 break;
             case "error":
-                int status = (int)(Num(body, "status") ?? 0);
-                // Forgotten (a restarted daemon, or declared lost): hello again, once; while a hello is out, its answer decides.
-                if (status == 410) { if (_session is not null) { _session = null; SendHello(); } }
-                else if (_session is null)
-                {
-                    // The hello itself was refused: a setup problem that retrying won't fix.
-                    _log($"sparky worker: the daemon refused this worker: {Text(body, "detail")}");
-                    Stop(2);
-                }
-                else _log($"sparky worker: the daemon says {status}: {Text(body, "detail")}");
+                if (Read<ErrorReply>(msg) is { } error) OnError(error);
                 break;
         }
     }
 
-    /// <summary>Takes a held task out of the queue (killed or disowned before it started).</summary>
-    private JsonObject? Unhold(string id, int attempt)
+    private void OnHelloOk(HelloOk ok)
     {
-        JsonObject? found = null;
+        _session = ok.Session;
+        if (ok.HeartbeatMs is { } hb) _heartbeat = TimeSpan.FromMilliseconds(Math.Max(10, hb));
+        if (ok.TimeoutMs is { } to) _timeout = TimeSpan.FromMilliseconds(Math.Max(100, to));
+        if (!_everConnected) _log($"sparky worker: {_o.Name} connected to {_o.Connect} with {_o.Slots} slot(s)");
+        _everConnected = true;
+        foreach (var k in ok.Kill ?? []) Disown(k?.Id, k?.Attempt ?? 0);
+        // Draining first: the ends below return credits the daemon must not use.
+        if (_draining) Send(new Draining { Session = _session });
+        ResendEnds(TimeSpan.Zero);
+    }
+
+    private void OnTask(TaskMessage task)
+    {
+        // A task for an earlier session was queued again when that session was replaced: never run it.
+        if (task.Session != _session) return;
+        _seenSeq = Math.Max(_seenSeq, task.Seq ?? 0);
+        if (_jobs.Count < _o.Slots) StartTask(task);
+        else _held.Enqueue(task);
+    }
+
+    private void OnKill(Kill kill)
+    {
+        if (kill.Id is not { } id || kill.Session != _session) return;
+        int sig = kill.Signal ?? Signals.Term;
+        if (_jobs.TryGetValue(id, out var job) && job.Attempt == kill.Attempt) SignalJob(job, sig);
+        else if (Unhold(id, kill.Attempt ?? 0) is { } held)
+            Finish(new Job(id, held.Attempt ?? 0, "", []), new ProcessExit(null, sig), null);
+    }
+
+    private void OnError(ErrorReply error)
+    {
+        int status = error.Status ?? 0;
+        // Forgotten (a restarted daemon, or declared lost): hello again, once; while a hello is out, its answer decides.
+        if (status == 410) { if (_session is not null) { _session = null; SendHello(); } }
+        else if (_session is null)
+        {
+            // The hello itself was refused: a setup problem that retrying won't fix.
+            _log($"sparky worker: the daemon refused this worker: {error.Detail}");
+            Stop(2);
+        }
+        else _log($"sparky worker: the daemon says {status}: {error.Detail}");
+    }
+
+    /// <summary>Takes a held task out of the queue (killed or disowned before it started).</summary>
+    private TaskMessage? Unhold(string id, int attempt)
+    {
+        TaskMessage? found = null;
         int n = _held.Count;
         for (int i = 0; i < n; i++)
         {
             var t = _held.Dequeue();
-            if (found is null && Text(t, "id") == id && Num(t, "attempt") == attempt) found = t;
+            if (found is null && t.Id == id && t.Attempt == attempt) found = t;
             else _held.Enqueue(t);
         }
         return found;
@@ -274,25 +292,20 @@ public sealed class WorkerAgent : IDisposable
         if (job.Contained) _contain.Signal(job.Id, job.Attempt, signal);
     }
 
-    private void StartTask(JsonObject t)
+    private void StartTask(TaskMessage t)
     {
-        var id = Text(t, "id");
-        int attempt = (int)(Num(t, "attempt") ?? 0);
-        var stdout = Text(t, "stdout");
-        var stderr = Text(t, "stderr");
-        var argv = (t["command"] as JsonArray)?.Select(a => a is JsonValue v && v.TryGetValue(out string? s) ? s : null).ToList();
+        var (id, attempt, stdout, stderr) = (t.Id, t.Attempt ?? 0, t.Stdout, t.Stderr);
+        var argv = t.Command;
         if (id is null || stdout is null || stderr is null || argv is not { Count: > 0 } || argv.Any(a => a is null))
         {
             _log("sparky worker: a task message without id, command or log paths; ignored");
             return;
         }
-        int wantGpus = (int)(Num(t, "gpus") ?? 0);
-        var gpus = _freeGpus.Take(wantGpus).ToList();
+        var gpus = _freeGpus.Take(t.Gpus ?? 0).ToList();
         _freeGpus.RemoveRange(0, gpus.Count);
         var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
-        if (t["env"] is JsonObject te)
-            foreach (var (k, v) in te)
-                if (v is JsonValue vv && vv.TryGetValue(out string? sv)) env[k] = sv;
+        foreach (var (k, v) in t.Env ?? [])
+            if (v is not null) env[k] = v;
         env["SPARKY_WORKER"] = _o.Name;
         env["SPARKY_WORKER_RUN"] = _runToken;
         // The id names its cgroup: only a well-formed one (the daemon's, checked at submit) is trusted as a path.
@@ -306,7 +319,7 @@ public sealed class WorkerAgent : IDisposable
             Directory.CreateDirectory(Path.GetDirectoryName(stdout)!);
             Directory.CreateDirectory(Path.GetDirectoryName(stderr)!);
             // A payload that names work: the handler the daemon sent reads it on stdin and in $SPARKY_PAYLOAD_FILE.
-            if (Text(t, "payload") is { } payload)
+            if (t.Payload is { } payload)
             {
                 job.PayloadFile = WritePayload(id, attempt, payload);
                 env["SPARKY_PAYLOAD_FILE"] = job.PayloadFile;
@@ -317,8 +330,8 @@ public sealed class WorkerAgent : IDisposable
             Finish(job, new ProcessExit(127, null), $"cannot write its logs or payload here: {e.Message}");
             return;
         }
-        var cgroups = contained ? _contain.Prepare(id, attempt, (Num(t, "memory_mb") ?? 0) * 1024 * 1024) : default;
-        var launch = _launcher.Launch(new LaunchSpec(argv!, env, Text(t, "cwd"), stdout, stderr, RecordStartTime: false, Prefix: _prefix,
+        var cgroups = contained ? _contain.Prepare(id, attempt, (t.MemoryMb ?? 0) * 1024 * 1024) : default;
+        var launch = _launcher.Launch(new LaunchSpec(argv!, env, t.Cwd, stdout, stderr, RecordStartTime: false, Prefix: _prefix,
             StdinPath: job.PayloadFile, Cgroup: cgroups.Unified, MemoryCgroup: cgroups.Memory), exit => Finish(job, exit, null));
         if (launch is LaunchResult.Started s)
         {
@@ -348,24 +361,16 @@ public sealed class WorkerAgent : IDisposable
         // A held task takes the slot at once: no round trip to the daemon between two short tasks.
         while (_jobs.Count < _o.Slots && _held.TryDequeue(out var next)) StartTask(next);
         if (job.Disowned) return;
-        var body = new JsonObject
+        // The same rule as the daemon's own attempts for the result: the last marker line, and why it gave no result.
+        var result = spawnFailure is null && exit.ExitCode == 0 ? ResultLine.Read(job.Stdout) : default;
+        var body = new Finished
         {
-            ["session"] = _session, ["id"] = job.Id, ["attempt"] = job.Attempt, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal,
-            ["credit"] = _draining ? 0 : 1,
+            Session = _session, Id = job.Id, Attempt = job.Attempt, ExitCode = exit.ExitCode, Signal = exit.Signal, Credit = _draining ? 0 : 1,
+            CpuMs = usage.CpuMicros / 1000, MemPeakBytes = usage.MemoryPeakBytes, Oom = usage.OutOfMemory ? true : null,
+            Reason = spawnFailure is null ? null : "spawn_failed", Result = result.Json, ResultError = result.Error,
         };
-        if (usage.CpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
-        if (usage.MemoryPeakBytes is { } peak) body["mem_peak_bytes"] = peak;
-        if (usage.OutOfMemory) body["oom"] = true;
-        if (spawnFailure is not null) body["reason"] = "spawn_failed";
-        else if (exit.ExitCode == 0)
-        {
-            // The same rule as the daemon's own attempts: the last marker line, and why it gave no result.
-            var result = ResultLine.Read(job.Stdout);
-            if (result.Json is not null) body["result"] = result.Json;
-            if (result.Error is not null) body["result_error"] = result.Error;
-        }
         // Not sent without a session: it goes out after the next hello.
-        if (_session is not null) Send("finished", body);
+        if (_session is not null) Send(body);
         _unacked[(job.Id, job.Attempt)] = (body, DateTimeOffset.UtcNow);
     }
 
@@ -395,7 +400,7 @@ public sealed class WorkerAgent : IDisposable
             {
                 _draining = true;
                 _log($"sparky worker: draining ({(wall - (now - _started)).TotalSeconds:0} s of walltime left)");
-                if (_session is not null) Send("draining", new JsonObject());
+                if (_session is not null) Send(new Draining { Session = _session });
             }
         }
         bool idle = _jobs.Count == 0 && _held.Count == 0 && _unacked.Count == 0;
@@ -416,7 +421,7 @@ public sealed class WorkerAgent : IDisposable
         {
             _lastBeat = now;
             // What it holds, and the last task it saw: a task or an end lost on the way shows as a difference.
-            Send("heartbeat", new JsonObject { ["held"] = Holding(), ["seen"] = _seenSeq });
+            Send(new Heartbeat { Session = _session, Held = Holding(), Seen = _seenSeq });
             ResendEnds(2 * _heartbeat + TimeSpan.FromSeconds(1));
         }
         if (now - _lastHeard > _timeout)
@@ -430,21 +435,21 @@ public sealed class WorkerAgent : IDisposable
         if (idle && leave && now - _lastBye >= TimeSpan.FromSeconds(1))
         {
             _lastBye = now;
-            Send("bye", new JsonObject());
+            Send(new Bye { Session = _session });
         }
     }
 
     /// <summary>Every attempt it holds: running, held for a slot, or ended and not acknowledged.</summary>
-    private JsonArray Holding()
+    private List<AttemptRef?> Holding()
     {
-        var held = new JsonArray();
-        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) held.Add((JsonNode)new JsonObject { ["id"] = j.Id, ["attempt"] = j.Attempt });
-        foreach (var t in _held) held.Add((JsonNode)new JsonObject { ["id"] = Text(t, "id"), ["attempt"] = Num(t, "attempt") });
-        foreach (var (id, attempt) in _unacked.Keys) held.Add((JsonNode)new JsonObject { ["id"] = id, ["attempt"] = attempt });
+        var held = new List<AttemptRef?>();
+        foreach (var j in _jobs.Values.Where(j => !j.Disowned)) held.Add(new AttemptRef { Id = j.Id, Attempt = j.Attempt });
+        foreach (var t in _held) held.Add(new AttemptRef { Id = t.Id, Attempt = t.Attempt });
+        foreach (var (id, attempt) in _unacked.Keys) held.Add(new AttemptRef { Id = id, Attempt = attempt });
         return held;
     }
 
-    /// <summary>Sends again the ends not acknowledged within <paramref name="after"/>.</summary>
+    /// <summary>Sends again the ends not acknowledged within <paramref name="after"/> (under the session of now).</summary>
     private void ResendEnds(TimeSpan after)
     {
         var now = DateTimeOffset.UtcNow;
@@ -452,7 +457,7 @@ public sealed class WorkerAgent : IDisposable
         {
             var (body, sentAt) = _unacked[key];
             if (now - sentAt < after) continue;
-            Send("finished", body);
+            Send(body with { Session = _session });
             _unacked[key] = (body, now);
         }
     }
@@ -461,32 +466,34 @@ public sealed class WorkerAgent : IDisposable
     {
         _lastHello = DateTimeOffset.UtcNow;
         var running = Holding();
-        var body = new JsonObject
+        _helloCorr = Send(new Hello
         {
-            ["name"] = _o.Name, ["host"] = _o.Host, ["slots"] = _o.Slots, ["gpus"] = _o.Gpus.Count,
-            ["memory_mb"] = (Sparky.Execution.Gpus.HostMemory.Read()?.TotalBytes ?? 0) / (1024 * 1024),
-            ["credits"] = _draining ? 0 : Math.Max(0, _o.Slots + _o.Prefetch - running.Count), ["running"] = running, ["pilot"] = _o.Pilot,
-            ["prefetch"] = _o.Prefetch,
-        };
-        if (_o.Classes is { } classes) body["classes"] = new JsonArray(classes.Select(c => (JsonNode?)c).ToArray());
-        _helloCorr = Send("hello", body, withSession: false);
+            Name = _o.Name, Host = _o.Host, Slots = _o.Slots, Gpus = _o.Gpus.Count,
+            MemoryMb = (Sparky.Execution.Gpus.HostMemory.Read()?.TotalBytes ?? 0) / (1024 * 1024),
+            Credits = _draining ? 0 : Math.Max(0, _o.Slots + _o.Prefetch - running.Count), Running = running, Pilot = _o.Pilot,
+            Prefetch = _o.Prefetch, Classes = _o.Classes?.ToList<string?>(),
+        });
     }
 
     /// <summary>Sends a message; returns the corr it went under (they increase).</summary>
-    private long Send(string type, JsonObject body, bool withSession = true)
+    private long Send<T>(T body) where T : IMessage<T>, IShapeable<T>
     {
-        if (withSession) body["session"] = _session;
         _buffer.ResetWrittenCount();
-        var corr = new ArrayBufferWriter<byte>(16);
-        var w = new MessagePack.MessagePackWriter(corr);
-        w.Write(++_corr);
-        w.Flush();
-        Wire.WriteMessage(_buffer, type, corr.WrittenSpan, body, _auth);
+        WorkerWire.Write(_buffer, WorkerWire.Corr(++_corr), body, _auth);
         var msg = new NetMQMessage(2);
         msg.AppendEmptyFrame();
         msg.Append(_buffer.WrittenSpan.ToArray());
         _dealer.TrySendMultipartMessage(TimeSpan.Zero, msg); // while no daemon is there, ZeroMQ queues it (up to the high-water mark)
         return _corr;
+    }
+
+    /// <summary>The proof of this worker's key for the envelope's <c>auth</c> (docs/security.md).</summary>
+    private static string Proof(NetMQCertificate key, string serverKey)
+    {
+        var shared = new byte[32];
+        NaCl.Curve25519.ScalarMultiplication(shared, key.SecretKey ?? throw new ArgumentException("the worker's key has no secret key"),
+            NetMQCertificate.FromPublicKey(serverKey).PublicKey);
+        return WorkerWire.Proof(shared);
     }
 
     /// <summary>Leaves now: what runs is killed, and the daemon is told at once so it queues it again.</summary>
@@ -498,7 +505,7 @@ public sealed class WorkerAgent : IDisposable
             SignalJob(j, Signals.Kill);
         }
         // Ends sent before the bye arrive before it; what still runs or is held is queued again by the daemon.
-        if (_session is not null) Send("bye", new JsonObject { ["abandon"] = _jobs.Count > 0 || _held.Count > 0 });
+        if (_session is not null) Send(new Bye { Session = _session, Abandon = _jobs.Count > 0 || _held.Count > 0 });
         _held.Clear();
         Stop(exitCode);
     }
@@ -508,9 +515,6 @@ public sealed class WorkerAgent : IDisposable
         _exitCode = exitCode;
         _poller.StopAsync();
     }
-
-    private static string? Text(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
-    private static long? Num(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out long l) ? l : null;
 
     private static System.Diagnostics.Process? StartGuard(string token, Action<string> log)
     {

@@ -1,4 +1,4 @@
-namespace Sparky.Server;
+namespace Sparky.Execution.Processes;
 
 /// <summary>How to start this same sparky again (a pilot job, a worker's guard): the executable, or under
 /// <c>dotnet</c> the host and the dll.</summary>

@@ -1,6 +1,6 @@
 using Sparky.Core.Tasks;
 
-namespace Sparky.Server.Outputs;
+namespace Sparky.Execution.Processes;
 
 /// <summary>Reads a task's result from its stdout file by the replaced runner's rule (<see cref="ResultMarker"/>): the
 /// last marker line, found by reading backwards from the end, at most the last 16 MiB. Used by the daemon for its own

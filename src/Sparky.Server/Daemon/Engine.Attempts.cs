@@ -1,0 +1,245 @@
+using System.Text.Json.Nodes;
+using Sparky.Core.Events;
+using Sparky.Core.Lifecycle;
+using Sparky.Core.Limiting;
+using Sparky.Core.Scheduling;
+using Sparky.Core.Tasks;
+using Sparky.Execution.Processes;
+using Sparky.Server.Executors;
+using Sparky.Server.Executors.Local;
+using Sparky.Server.Executors.Workers;
+using Sparky.Server.Outputs;
+using Sparky.Store.Sqlite;
+
+namespace Sparky.Server.Daemon;
+
+/// <summary>The engine as the host of attempts, on its loop: it starts what the scheduler lets start through the class's
+/// executor, stops attempts on a cancel or a timeout, and records each end as the lifecycle (<see cref="AttemptEnd"/>)
+/// decides it: a success, a retry after a backoff, or a failure.</summary>
+public sealed partial class Engine
+{
+    private void CheckTimers(DateTimeOffset now)
+    {
+        foreach (var r in _running.Values)
+        {
+            var due = AttemptTimers.Due(r.Deadline, ref r.KillAt, ref r.Stop, now);
+            if (due.HasFlag(TimerDue.Terminate)) StopAttempt(r, now);
+            else if (due.HasFlag(TimerDue.Kill)) ExecutorOf(r.Class).Stop(r, Signals.Kill);
+        }
+    }
+
+    /// <summary>Asks an attempt to stop (SIGTERM to its whole tree, here or on its worker; scancel for a Slurm job), with
+    /// SIGKILL after the kill grace where its executor owes one.</summary>
+    private void StopAttempt(Attempt r, DateTimeOffset now)
+    {
+        if (ExecutorOf(r.Class).Stop(r, Signals.Term)) r.KillAt = now.AddSeconds(_config.KillGraceSeconds);
+    }
+
+    private void StartWhatFits(DateTimeOffset now)
+    {
+        foreach (var (id, allocation) in _scheduler.TakeStartable(now))
+        {
+            try { StartAttempt(id, allocation, now); }
+            catch (Exception e)
+            {
+                // Never strand a slot: whatever went wrong (a full disk, an unreadable store), the attempt
+                // ends and is retried by its policy.
+                var why = $"{e.GetType().Name}: {e.Message}";
+                if (_running.TryGetValue(id, out var r) && r.Place is LocalPlacement { Pid: > 0 }) Ended(r, new ProcessExit(null, null), Reasons.Lost, now);
+                else
+                {
+                    // A recovered task is not in _known: its class and retries come from the store, where it can be read.
+                    var spec = _known.TryGetValue(id, out var k) ? k.Spec : StoredSpecOrNull(id);
+                    FailStart(r ?? new Attempt
+                    {
+                        Id = id, Class = spec?.Class ?? Classes.CpuShort, N = _attemptsSoFar.GetValueOrDefault(id, 1),
+                        Retries = spec?.Retries ?? 0, StartedAt = now.ToUnixTimeMilliseconds(), Place = Placement.NotStarted,
+                    }, why, now);
+                }
+            }
+        }
+    }
+
+    private TaskSpec? StoredSpecOrNull(TaskId id)
+    {
+        try { return _store.SpecOf(id)?.Spec; }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException) { return null; }
+    }
+
+    private void StartAttempt(TaskId id, Allocation allocation, DateTimeOffset now)
+    {
+        TaskSpec spec;
+        int attempts;
+        long submittedAt;
+        if (_known.TryGetValue(id, out var known))
+        {
+            // Submitted to this daemon: no read needed.
+            (spec, attempts, submittedAt) = (known.Spec, _attemptsSoFar.GetValueOrDefault(id), known.SubmittedAt);
+        }
+        else if (_store.SpecOf(id) is { } found)
+        {
+            (spec, attempts, submittedAt) = found;
+            // The store may not have the previous start committed yet.
+            attempts = Math.Max(attempts, _attemptsSoFar.GetValueOrDefault(id));
+        }
+        else
+        {
+            _scheduler.Finished(id, TaskState.Failed);
+            return;
+        }
+        int n = attempts + 1;
+        _attemptsSoFar[id] = n;
+        if (n == 1) Observer.QueueWait(spec.Class, Math.Max(0, now.ToUnixTimeMilliseconds() - submittedAt) / 1000.0);
+        // A failure here (a full disk) reaches StartWhatFits, which fails the attempt.
+        _taskLogs.EnsureShard(id);
+        var run = new Attempt
+        {
+            Id = id, Class = spec.Class, N = n, Retries = spec.Retries, StartedAt = now.ToUnixTimeMilliseconds(), Place = Placement.NotStarted,
+            StdoutPath = LogPath(id, n, stderr: false), DoneFile = spec.DoneFile, Outputs = spec.Outputs, Cwd = spec.Cwd, MemoryMb = spec.MemoryMb,
+        };
+        // A payload that names work: its class's handler runs it, or it ends here with the reason and what to set.
+        if (spec.HandlerPayload is not null && _handlers.HandlerOf(spec.Class) is (null, null))
+        {
+            (run.Retries, run.Outputs) = (0, null);
+            FailStart(run, Handlers.NoHandlerMessage(spec.Class), now, Reasons.NoHandler, exitCode: null);
+            return;
+        }
+        _running[id] = run;
+        ExecutorOf(spec.Class).Start(run, spec, allocation, now);
+    }
+
+    /// <summary>
+    /// An attempt that could not start: recorded as started, then failed at once (exit 127, as a shell
+    /// says "not found"), so the attempt history and the counters stay right and the retry policy applies.
+    /// Why is written to the attempt's stderr log, where <c>sparky logs --stderr</c> shows it (a spawn failure's
+    /// caller has written it there already).
+    /// </summary>
+    private void FailStart(Attempt run, string why, DateTimeOffset now, string reason = Reasons.SpawnFailed, int? exitCode = 127)
+    {
+        EngineLog.CannotStart(_log, run.Id.Value, why);
+        if (reason != Reasons.SpawnFailed) _taskLogs.Note(run.Id, run.N, why);
+        _running[run.Id] = run;
+        _ = _store.AttemptStartedAsync(run.Id, run.Class, TaskState.Queued,
+            new AttemptRecord(run.N, run.StartedAt, null, null, null, null, null, Environment.MachineName, null, null, null));
+        Ended(run, new ProcessExit(exitCode, null), reason, now);
+    }
+
+    /// <summary>An attempt ended: succeed, retry after a backoff, or fail; then release its slot.</summary>
+    /// <param name="reported">What a worker's cgroups said of its attempt (a local attempt's are read here).</param>
+    private void Ended(Attempt r, ProcessExit exit, string? reason, DateTimeOffset now, AttemptUsage reported = default)
+    {
+        var local = r.Place as LocalPlacement;
+        var exitFile = local?.ExitFile;
+        var (outcome, why, ended) = AttemptEnd.Outcome(r.Stop, new AttemptExit(exit.ExitCode, exit.Signal, reason), underShim: exitFile is not null);
+        exit = new ProcessExit(ended.ExitCode, ended.Signal);
+        _running.Remove(r.Id);
+        if (r.PayloadFile is { } payloadFile) TryDelete(payloadFile);
+        var endedAt = now.ToUnixTimeMilliseconds();
+        // Its executor lets go of it: nothing it started outlives it, and what it used is known.
+        var executor = ExecutorOf(r.Class);
+        var (usage, outputsUnseen) = executor.Release(r, failed: outcome != TaskState.Succeeded, reported);
+        int lostBefore = _lostRequeues.GetValueOrDefault(r.Id);
+        var end = AttemptEnd.Settle(outcome, why, r.Stop, usage.OutOfMemory, r.N, r.Retries, lostBefore, _retry, _random.NextDouble(), now);
+        reason = end.Reason;
+        // The kernel's OOM killer ended it (over its --mem, or the host out of memory): say so where its log is read.
+        if (usage.OutOfMemory && reason == Reasons.OutOfMemory) OutOfMemoryNote(r, usage);
+        var attempt = new AttemptRecord(r.N, r.StartedAt, endedAt, exit.ExitCode, exit.Signal, local?.Pid, local?.PidStart, null,
+            AttemptOutcomes.Of(outcome), reason, exitFile,
+            CpuMs: usage.CpuMicros / 1000, MemPeakBytes: usage.MemoryPeakBytes);
+        double seconds = (endedAt - r.StartedAt) / 1000.0;
+        Observe(r.Class, seconds, overload: reason is Reasons.Timeout or Reasons.Signal or Reasons.NonZeroExit, now);
+
+        if (end.LostRequeues != lostBefore) _lostRequeues[r.Id] = end.LostRequeues;
+        if (end.RetryAt is { } due)
+        {
+            _scheduler.RetryAt(r.Id, due);
+            executor.Settled(r, _store.AttemptEndedAsync(r.Id, r.Class, attempt, TaskState.Queued, reason, null), final: false);
+            _events.Publish(Event(SparkyEvent.TaskRetrying, r.Id, r.Class, new JsonObject
+            {
+                ["attempt"] = r.N, ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
+                ["retry_in_ms"] = (long)(due - now).TotalMilliseconds,
+            }));
+            return;
+        }
+
+        // As the replaced runner: a result only for a run that succeeded.
+        var result = outcome != TaskState.Succeeded ? ResultRead.None
+            : r.Place is WorkerPlacement done ? new ResultRead(done.Result, done.ResultError) : ResultLine.Read(r.StdoutPath);
+        if (result.Error is { } resultError) EngineLog.NoResult(_log, r.Id.Value, resultError);
+        // Outputs are recorded at the task's end whatever its outcome (the rule): a failed training run's
+        // checkpoints are worth their checksums too. (The replaced runner recorded them for a success only.)
+        var (artifacts, artifactsDir) = r.Outputs is not { Count: > 0 } outputs ? (null, null) : ArtifactsAtEnd(r, outputs, outputsUnseen);
+        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result.Json, r.DoneFile, result.Error,
+            artifacts?.ToJsonString(), artifactsDir);
+        executor.Settled(r, endWrite, final: true);
+        if (artifactsDir is not null)
+        {
+            // Hashed once the end is committed, so the recorded artifacts never land before the end they belong to.
+            var job = new ArtifactJob(r.Id, r.N, r.Class, artifactsDir, r.Outputs!, r.DoneFile);
+            endWrite.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) ArtifactsOwed?.Invoke(job); }, TaskContinuationOptions.ExecuteSynchronously);
+        }
+        Remember(r.Id, outcome);
+        Observer.TaskCompleted(r.Class, outcome.Name(), seconds);
+        var body = new JsonObject
+        {
+            ["state"] = outcome.Name(), ["exit_code"] = exit.ExitCode, ["signal"] = exit.Signal, ["reason"] = reason,
+            ["attempt"] = r.N, ["duration_ms"] = endedAt - r.StartedAt,
+        };
+        if (result.Error is not null) body["result_error"] = result.Error;
+        // The done file waits for the artifacts: it is announced by task.artifacts instead.
+        if (artifactsDir is not null) body["artifacts"] = ArtifactsJson.Pending;
+        else if (r.DoneFile) body["done_file"] = true;
+        if (usage.CpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
+        if (usage.MemoryPeakBytes is { } peak) body["mem_peak_bytes"] = peak;
+        PublishOnceStored(endWrite, Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
+        Apply(_scheduler.Finished(r.Id, outcome), now);
+    }
+
+    /// <summary>Why an attempt the OOM killer ended failed, in its stderr log (where <c>sparky logs --stderr</c> shows it) and the daemon's.</summary>
+    private void OutOfMemoryNote(Attempt r, AttemptUsage usage)
+    {
+        long askedMb = r.MemoryMb;
+        var why = "killed by the kernel's OOM killer: " + (askedMb > 0 ? $"it went over the {askedMb} MiB it asked for" : "the host ran out of memory")
+            + (usage.MemoryPeakBytes is { } peak ? $" (peak {peak >> 20} MiB)" : "");
+        EngineLog.OutOfMemory(_log, r.Id.Value, r.N, why);
+        if (r.Place is WorkerPlacement) return; // the worker wrote it in the attempt's log
+        _taskLogs.Note(r.Id, r.N, why);
+    }
+
+    /// <summary>
+    /// An attempt's declared artifacts, as its end records them: pending, with the directory a relative path starts
+    /// from (the task's working directory, else the daemon's, as the process or the Slurm job had it), or skipped where
+    /// its executor says the daemon cannot see the files (<paramref name="unseen"/>: why).
+    /// </summary>
+    private static (JsonObject? Artifacts, string? BaseDir) ArtifactsAtEnd(Attempt r, IReadOnlyList<DeclaredOutput> outputs, string? unseen)
+    {
+        if (unseen is not null) return (ArtifactsJson.SkippedOf(outputs, unseen), null);
+        string dir;
+        try { dir = Path.GetFullPath(r.Cwd ?? Environment.CurrentDirectory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return (ArtifactsJson.SkippedOf(outputs, $"its working directory is not known: {e.Message}"), null);
+        }
+        return (ArtifactsJson.PendingOf(outputs), dir);
+    }
+
+    /// <summary>An attempt ended: its run time and whether it failed feed its class's limiter.</summary>
+    private void Observe(string cls, double seconds, bool overload, DateTimeOffset now)
+    {
+        if (IsWorkerClass(cls)) return; // its workers' slots are its limit
+        if (!_limiters.TryGetValue(cls, out var limiter)) return;
+        // Still counted as running in the scheduler until the caller releases it: that is "itself included".
+        int limit = limiter.OnSample(new LimiterSample(TimeSpan.FromSeconds(seconds), TimeSpan.Zero, overload,
+            _scheduler.Running(cls), _scheduler.ReadyCount(cls), now));
+        _scheduler.SetLimit(cls, limit);
+    }
+
+
+    Attempt? IAttemptHost.InFlight(TaskId id) => _running.GetValueOrDefault(id);
+
+    void IAttemptHost.Ended(Attempt attempt, ProcessExit exit, string? reason, DateTimeOffset now, AttemptUsage usage) =>
+        Ended(attempt, exit, reason, now, usage);
+
+    void IAttemptHost.FailStart(Attempt attempt, string why, DateTimeOffset now, string reason, int? exitCode) =>
+        FailStart(attempt, why, now, reason, exitCode);
+}

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Logging;
+
+namespace Sparky.Server.Daemon;
+
+/// <summary>
+/// What the engine and its executors log (event ids 2000-2299). The engine's logger comes from the daemon's factory
+/// (<c>d.Logs.CreateLogger&lt;Engine&gt;()</c>); the local executor's is its own.
+/// </summary>
+internal static partial class EngineLog
+{
+    // ---- the engine: its loop and its attempts ----
+
+    /// <summary>A pass of the engine's loop threw; the loop goes on.</summary>
+    [LoggerMessage(2001, LogLevel.Error, "engine: {Kind}: {Error}")]
+    public static partial void LoopFailed(ILogger logger, string kind, string error);
+
+    [LoggerMessage(2002, LogLevel.Error, "cannot start {Id}: {Why}")]
+    public static partial void CannotStart(ILogger logger, string id, string why);
+
+    [LoggerMessage(2003, LogLevel.Warning, "task {Id}: no result: {Error}")]
+    public static partial void NoResult(ILogger logger, string id, string error);
+
+    [LoggerMessage(2004, LogLevel.Warning, "task {Id} attempt {Attempt}: {Why}")]
+    public static partial void OutOfMemory(ILogger logger, string id, int attempt, string why);
+
+    // ---- the Slurm executor (Executors/Slurm) ----
+
+    [LoggerMessage(2010, LogLevel.Error, "cannot submit {Id} to Slurm: {Error}")]
+    public static partial void SlurmSubmitFailed(ILogger logger, string id, string error);
+
+    // ---- pilots ----
+
+    [LoggerMessage(2020, LogLevel.Error, "cannot submit pilot {Pilot}: {Error}")]
+    public static partial void PilotSubmitFailed(ILogger logger, string pilot, string error);
+
+    [LoggerMessage(2021, LogLevel.Warning, "pilot {Pilot} (job {JobId}) ended {State} before its worker connected; see {ErrorLog}")]
+    public static partial void PilotEndedUnconnected(ILogger logger, string pilot, string jobId, string state, string errorLog);
+
+    // ---- workers ----
+
+    [LoggerMessage(2030, LogLevel.Warning, "worker {Worker} does not hold {Id} (attempt {Attempt}): lost on the way, queued again")]
+    public static partial void TaskLostOnTheWay(ILogger logger, string worker, string id, int attempt);
+
+    [LoggerMessage(2031, LogLevel.Warning, "worker {Worker} lost ({Why}); {Held} task(s) queued again")]
+    public static partial void WorkerLost(ILogger logger, string worker, string why, int held);
+
+    // ---- Executors/Local/LocalExecutor.cs ----
+
+    [LoggerMessage(2200, LogLevel.Warning, "ended {Killed} process(es) a previous daemon left running")]
+    public static partial void LeftoversEnded(ILogger logger, int killed);
+}

@@ -1,0 +1,26 @@
+using Microsoft.Extensions.Logging;
+
+namespace Sparky.Server.Zmq;
+
+/// <summary>What the ZeroMQ sockets log (event ids 1500-1599). The command socket's messages (1550-1559) are defined
+/// here for its conversion; nothing calls them yet.</summary>
+internal static partial class ZmqLog
+{
+    [LoggerMessage(1501, LogLevel.Error, "zmq event socket: {Kind}: {Error}")]
+    public static partial void EventSocketFailed(ILogger logger, string kind, string error);
+
+    [LoggerMessage(1502, LogLevel.Error, "zmq event {Topic}: {Error}")]
+    public static partial void EventNotEncoded(ILogger logger, string topic, string error);
+
+    [LoggerMessage(1510, LogLevel.Warning, "zmq keys: {Error} (its keys are not accepted)")]
+    public static partial void KeyListUnreadable(ILogger logger, string error);
+
+    // ---- the command socket (CommandSocket.cs) ----
+
+    [LoggerMessage(1550, LogLevel.Error, "zmq command socket: {Kind}: {Error}")]
+    public static partial void CommandSocketFailed(ILogger logger, string kind, string error);
+
+    /// <summary>A request whose handler threw: the client is answered 500.</summary>
+    [LoggerMessage(1551, LogLevel.Error, "zmq {Request}: the handler failed")]
+    public static partial void RequestFailed(ILogger logger, string request, Exception exception);
+}
