@@ -53,6 +53,8 @@ public sealed partial class Engine
 
         public void Settled(Attempt run, Task<WriteResult> endWrite, bool final) { }
 
+        public void EndedUnstarted(TaskId id, Task<WriteResult> write) { }
+
         public void RecoverQueued(TaskId id) { }
 
         /// <summary>After a restart: an attempt a worker was running is followed again if that worker says hello in time.</summary>
@@ -60,7 +62,7 @@ public sealed partial class Engine
         {
             // A worker hears nothing for one timeout before it says hello again; give it two.
             run.Place = new WorkerPlacement(null, a?.Host, 0, AdoptBy: now + 2 * e._config.WorkerTimeout, spec, WholeGpus(spec, run.Class));
-            run.Deadline = DeadlineAfter(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
+            run.Deadline = Deadlines.After(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
             e._awaitingAdoption++;
             return null;
         }

@@ -78,7 +78,6 @@ public sealed partial class Engine
 
     /// <summary>Set by the daemon once its command socket is bound; null: no worker can be reached.</summary>
     public WorkerLink? Workers { get; set; }
-    public Action<int>? WorkerCountChanged { get; set; }
 
     /// <summary>A worker's message, from the command socket's thread.</summary>
     public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, IFromWorker? message, string? key = null) =>
@@ -109,7 +108,7 @@ public sealed partial class Engine
         long seq = ++_taskSeq;
         r.Place = waiting with { Session = w.Session, Name = w.Info.Name, Seq = seq };
         r.StartedAt = now.ToUnixTimeMilliseconds();
-        r.Deadline = DeadlineAfter(now, spec.TimeoutSeconds);
+        r.Deadline = Deadlines.After(now, spec.TimeoutSeconds);
         r.MemoryMb = spec.MemoryMb;
         var env = new Dictionary<string, string?>(spec.Env, StringComparer.Ordinal)
         {
@@ -117,7 +116,7 @@ public sealed partial class Engine
         };
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
         // A payload that names work goes with its class's handler; the worker writes it to a file of its own for it.
-        var command = spec.HandlerPayload is null ? spec.CommandLine : HandlerOf(spec.Class).Handler ?? [];
+        var command = spec.HandlerPayload is null ? spec.CommandLine : _handlers.HandlerOf(spec.Class).Handler ?? [];
         SendToWorker(w.Session, new TaskMessage
         {
             Session = w.Session, Seq = seq, Id = r.Id.Value, Attempt = r.N, Command = [.. command], Env = env, Cwd = spec.Cwd,
@@ -441,7 +440,7 @@ public sealed partial class Engine
     private void WorkersChanged(DateTimeOffset now)
     {
         UpdateWorkerLimits();
-        WorkerCountChanged?.Invoke(_workers.Count);
+        Observer.WorkerCount(_workers.Count);
         Dispatch(now);
     }
 

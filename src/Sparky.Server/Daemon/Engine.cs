@@ -349,7 +349,7 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
         var spec = _known.TryGetValue(id, out var k) ? k.Spec : _store.SpecOf(id)?.Spec;
         var cls = spec?.Class ?? Classes.CpuShort;
         var write = _store.FinishAsync(id, cls, from, to, reason, now.ToUnixTimeMilliseconds(), spec?.DoneFile == true);
-        if (ExecutorOf(cls) == _slurmAttempts) _slurmAttempts.EndedUnstarted(id, write);
+        ExecutorOf(cls).EndedUnstarted(id, write);
         Remember(id, to);
         Observer.TaskCompleted(cls, to.Name(), 0);
         var body = new JsonObject { ["state"] = to.Name(), ["reason"] = reason };
@@ -442,11 +442,6 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
     private ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
         ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls) || IsWorkerClass(cls), _defaultGpuShareMb);
-
-    private static DateTimeOffset? DeadlineAfter(DateTimeOffset start, double? seconds) => Deadlines.After(start, seconds);
-
-    /// <summary>What runs a payload-only task of <paramref name="cls"/> here (see <see cref="ClassHandlers.HandlerOf"/>).</summary>
-    private (IReadOnlyList<string>? Handler, string? Template) HandlerOf(string cls) => _handlers.HandlerOf(cls);
 
     private static void TryDelete(string path)
     {

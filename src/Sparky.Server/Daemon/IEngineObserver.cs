@@ -12,6 +12,8 @@ public interface IEngineObserver
     /// <summary><paramref name="outcome"/>: one of <c>SparkyMetrics.SlurmOutcomes</c>.</summary>
     void SlurmJobCompleted(string outcome);
     void SlurmPollError();
+    /// <summary>Workers connected now, after one joined or left.</summary>
+    void WorkerCount(int count);
 
     /// <summary>Observes nothing: an engine without metrics (tests).</summary>
     public static readonly IEngineObserver None = new Nobody();
@@ -23,5 +25,6 @@ public interface IEngineObserver
         public void SlurmJobSubmitted() { }
         public void SlurmJobCompleted(string outcome) { }
         public void SlurmPollError() { }
+        public void WorkerCount(int count) { }
     }
 }

@@ -87,7 +87,6 @@ public sealed class SparkyDaemon : IAsyncDisposable
         Engine = new Engine(config, Store, Events, clock, pool, logs);
         Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit, () => LogFeeds.Count);
         Engine.Observer = Metrics;
-        Engine.WorkerCountChanged = Metrics.SetWorkers;
     }
 
     /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.

@@ -31,6 +31,10 @@ internal interface IExecutor
     /// what waits for it (an exit file, a job-id waiter) is let go once it is stored.</summary>
     void Settled(Attempt attempt, Task<WriteResult> endWrite, bool final);
 
+    /// <summary>A task of this executor's class ended without an attempt in flight (cancelled while queued or in its
+    /// backoff, a dependency that failed): what waits on it is let go once <paramref name="write"/> is stored.</summary>
+    void EndedUnstarted(TaskId id, Task<WriteResult> write);
+
     /// <summary>After a restart: a task stored as queued, which a dead daemon may have started without recording it.</summary>
     void RecoverQueued(TaskId id);
 

@@ -87,6 +87,8 @@ public sealed class SparkyMetrics : Daemon.IEngineObserver
     public void ObserveDuration(string cls, double seconds) => _duration.WithLabels(cls).Observe(seconds);
     public void ObserveWait(string cls, double seconds) => _wait.WithLabels(cls).Observe(seconds);
 
+    void Daemon.IEngineObserver.WorkerCount(int count) => SetWorkers(count);
+
     void Daemon.IEngineObserver.QueueWait(string cls, double seconds) => ObserveWait(cls, seconds);
 
     /// <summary>Run time of attempts that ran: a task that ended without running is not a duration.</summary>

@@ -148,6 +148,8 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
     public void Settled(Attempt run, Task<WriteResult> endWrite, bool final) =>
         DeleteExitFileOnceStored(endWrite, (run.Place as LocalPlacement)?.ExitFile);
 
+    public void EndedUnstarted(TaskId id, Task<WriteResult> write) { }
+
     /// <summary>Reads which processes carry this daemon's marker: the attempts it left, recorded or not.</summary>
     public void BeginRecovery() => _live = ProcessTable.FindMarked("SPARKY_INSTANCE", _instance);
 
@@ -234,7 +236,7 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         Containment.Release(id.Value, attempt, ownPid, scanMarked: failed);
 
     /// <summary>A re-attached attempt is not our child: its end shows as its process gone (or its pid reused).</summary>
-    public static bool HasEnded(int pid, long pidStart) => !ProcessTable.IsSameProcess(pid, pidStart);
+    private static bool HasEnded(int pid, long pidStart) => !ProcessTable.IsSameProcess(pid, pidStart);
 
     /// <summary>The exit the shim recorded for a re-attached attempt; null where it wrote none (killed with it).</summary>
     public static ProcessExit? ReadExitFile(string? path)
@@ -251,7 +253,7 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
     }
 
     /// <summary>The exit file is the only record of a re-attachable attempt's result until its end is committed.</summary>
-    public static void DeleteExitFileOnceStored(Task<WriteResult> write, string? exitFile)
+    private static void DeleteExitFileOnceStored(Task<WriteResult> write, string? exitFile)
     {
         if (exitFile is null) return;
         write.ContinueWith(t =>
