@@ -15,7 +15,8 @@ case "$(uname -m)" in
 esac
 out=artifacts/native
 exe=$out/sparky
-if [ -x "$exe" ] && [ -z "$(find src examples Directory.Build.props -newer "$exe" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.yaml' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]; then
+if [ -x "$exe" ] && [ -z "$(find src examples Directory.Build.props -newer "$exe" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.yaml' \
+  -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' -o -name 'package*.json' \) -not -path '*/obj/*' -not -path '*/bin/*' -not -path '*/node_modules/*' -print -quit)" ]; then
   echo "$PWD/$exe"
   exit 0
 fi

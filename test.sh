@@ -8,7 +8,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 # Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), pyzmq and
 # msgpack for the Python client's test, the Prometheus server that the metrics test scrapes with, a C compiler,
 # clang and zlib for the native build, Slurm and munge (the Slurm tests start their own slurmctld/slurmd/munged
-# on loopback; their packages' services stay off).
+# on loopback; their packages' services stay off), npm (the build restores the dashboard's pinned JavaScript package
+# with it) and chromium (the dashboard's tests drive it headless).
 missing=()
 command -v nq >/dev/null || missing+=(nq)
 { command -v tsp >/dev/null || command -v ts >/dev/null; } || missing+=(task-spooler)
@@ -18,10 +19,19 @@ command -v python3 >/dev/null || missing+=(python3)
 { python3 -c 'import zmq, msgpack' || /usr/bin/python3 -c 'import zmq, msgpack'; } 2>/dev/null || missing+=(python3-zmq python3-msgpack)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
+command -v systemd-analyze >/dev/null || missing+=(systemd)  # the units in deploy/systemd are checked with systemd-analyze verify
+command -v npm >/dev/null || missing+=(npm)
+command -v zsh >/dev/null || missing+=(zsh)            # the shell completions are driven in bash, zsh and fish
+command -v fish >/dev/null || missing+=(fish)
+command -v man >/dev/null || missing+=(man-db)         # the man page is rendered with man --warnings
+command -v lintian >/dev/null || missing+=(lintian)    # the .deb (scripts/package.sh) is checked with lintian              # scripts/just.sh installs the pinned `just` from npm
 command -v slurmctld >/dev/null || missing+=(slurm-wlm)  # tests/slurm/cluster.sh: a real single-node Slurm
 command -v munged >/dev/null || missing+=(munge)
 command -v clang >/dev/null || missing+=(clang)        # ./native.sh: Native AOT links with clang and zlib
+command -v tmux >/dev/null || missing+=(tmux)          # the tests of `sparky top` run it in a real terminal
 [ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+command -v npm >/dev/null || missing+=(npm)            # src/Sparky.Server: npm ci of Dashboard/web/package-lock.json
+{ command -v chromium >/dev/null || [ -n "${CHROMIUM:-}" ]; } || missing+=(chromium)  # tests/…/Dashboard: headless
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${missing[*]}"
@@ -41,46 +51,91 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Each part's wall time, printed at the end.
+times=()
+status=0
+began=$SECONDS
+mark() { times+=("$(printf '  %-58s %5d s' "$1" $((SECONDS - $2)))"); }
+
+t=$SECONDS
 dotnet build Sparky.slnx -c Release -nologo -clp:ErrorsOnly
+mark "build" $t
+
+# The command centre: just (pinned, from npm) reads the justfile, and every recipe's commands exist.
+t=$SECONDS
+echo "== justfile"
+scripts/check-justfile.sh || status=1
+mark "justfile" $t
 
 log=$(mktemp)
-status=0
-# run_tests PROJECT [VAR=VALUE...]: one test project, its summary lines shown, its whole output kept for the tally.
+# run_tests PROJECT [VAR=VALUE...] [-- DOTNET-TEST-ARGS...]: one test project, its summary lines shown, its whole
+# output kept for the tally.
 run_tests() {
   local proj=$1 out
   shift
+  local vars=() args=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
+  [ "${1:-}" = -- ] && shift && args=("$@")
   out=$(mktemp)
-  env "$@" dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" >"$out" 2>&1 || status=1
+  env "${vars[@]}" dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" "${args[@]}" >"$out" 2>&1 || status=1
   cat "$out" >>"$log"
   grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
   rm -f "$out"
 }
-for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.IntegrationTests; do
+
+# The native build (what `dotnet tool install` installs on linux-x64) compiles while the unit tests run.
+t=$SECONDS
+native_out=$(mktemp)
+./native.sh >"$native_out" &
+native_pid=$!
+for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.Cli.Tests; do
   echo "== $proj"
   run_tests "$proj"
 done
+mark "unit tests (beside the native build)" $t
+native=
+if wait $native_pid; then native=$(cat "$native_out"); else echo "native.sh failed"; status=1; fi
+rm -f "$native_out"
+mark "native build (./native.sh), done" $t
 
-# The native build (what `dotnet tool install` installs on linux-x64) passes the same integration tests.
-echo "== native build (./native.sh)"
-if native=$(./native.sh); then
+# The integration suite once in full, every CLI and daemon process it starts being the native build; then a short
+# pass of the CLI's tests against sparky.dll under dotnet (what `dotnet run` gives). The tests that run the daemon in
+# this process are the same code either way: they run once.
+t=$SECONDS
+if [ -n "$native" ]; then
   echo "== tests/Sparky.IntegrationTests against $native"
   run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="$native"
+  mark "integration tests (native build)" $t
+  t=$SECONDS
+  echo "== tests/Sparky.IntegrationTests, the CLI's tests against sparky.dll"
+  run_tests tests/Sparky.IntegrationTests -- --filter "FullyQualifiedName~Sparky.IntegrationTests.Cli."
+  mark "integration tests, the CLI's (sparky.dll)" $t
 else
-  echo "native.sh failed"
-  status=1
+  echo "== tests/Sparky.IntegrationTests against sparky.dll (no native build)"
+  run_tests tests/Sparky.IntegrationTests
+  mark "integration tests (sparky.dll)" $t
 fi
 
 echo "== benchmarks (small size; full runs: see bench/README.md)"
-if ! SPARKY_BENCH_N=300 bench/throughput/run.sh --small; then status=1; fi
-if ! bench/limiter/run.sh --small; then status=1; fi
-if ! bench/packing/run.sh --small; then status=1; fi
-if ! bench/slurm/run.sh --small; then status=1; fi
-if ! bench/pilot/run.sh --small; then status=1; fi
-if ! bench/ipc/run.sh --small; then status=1; fi
+bench() {
+  local t=$SECONDS
+  if ! "$@"; then status=1; fi
+  mark "bench: $*" $t
+}
+bench env SPARKY_BENCH_N=300 bench/throughput/run.sh --small
+bench bench/limiter/run.sh --small
+bench bench/packing/run.sh --small
+bench bench/slurm/run.sh --small
+bench bench/pilot/run.sh --small
+bench bench/ipc/run.sh --small
+bench bench/tasklist/run.sh --small
 
 # vstest's summary per project: "Passed: N" always, "Failed: N" only when some failed.
 passed=$( { grep -oE "^\s*Passed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
 failed=$( { grep -oE "^\s*Failed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
+echo "time per part:"
+printf '%s\n' "${times[@]}"
+printf '  %-58s %5d s\n' "all" $((SECONDS - began))
 echo "tests: $passed passed, $failed failed"
 # Repeat each failed test with its message here at the end, where a CI log's tail shows it.
 if [ "$failed" != 0 ]; then

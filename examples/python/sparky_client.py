@@ -195,7 +195,9 @@ class Client:
         return self.request("cancel", {"id": id})
 
     def list(self, **filters):
-        """A page of tasks: state=, class_= (or **{"class": ...}), limit=, cursor=, order="desc". Returns {"tasks", "next_cursor"}."""
+        """A page of tasks: state= and class_= (or **{"class": ...}), each one or several comma-separated; q= (text in the
+        name or command, 3 characters or more, any case); limit=, cursor=, order="desc". Returns {"tasks", "next_cursor"};
+        page on with cursor=next_cursor until it is None."""
         if "class_" in filters:
             filters["class"] = filters.pop("class_")
         return self.request("list", {k: v for k, v in filters.items() if v is not None})
@@ -268,6 +270,7 @@ def _main(argv):
     ls = sub.add_parser("list", help="a page of tasks")
     ls.add_argument("--state")
     ls.add_argument("--class", dest="cls")
+    ls.add_argument("--search", dest="q")
     ls.add_argument("--limit", type=int)
     sub.add_parser("ping", help="the daemon's clock")
     ev = sub.add_parser("events", help="print events as JSON lines until interrupted")
@@ -302,7 +305,7 @@ def _main(argv):
             elif a.verb == "cancel":
                 print(json.dumps(client.cancel(a.id)))
             elif a.verb == "list":
-                print(json.dumps(client.list(state=a.state, class_=a.cls, limit=a.limit), indent=2))
+                print(json.dumps(client.list(state=a.state, class_=a.cls, q=a.q, limit=a.limit), indent=2))
             elif a.verb == "ping":
                 print(json.dumps(client.ping()))
         except SparkyError as e:

@@ -93,6 +93,8 @@ public static class PlanJson
                     {
                         ["name"] = t.Name,
                         ["after"] = new JsonArray(t.After.Select(a => (JsonNode?)a).ToArray()),
+                        // How many tasks it will be, before it is submitted (a follower's done/total counts them).
+                        ["array_size"] = t.Array?.Count,
                     }).ToArray()),
                 });
             }

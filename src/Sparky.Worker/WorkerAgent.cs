@@ -149,13 +149,18 @@ public sealed class WorkerAgent : IDisposable
         return _exitCode;
     }
 
-    /// <summary>Tasks a previous run of this worker (same name, same host) left: queued again by the daemon, so never run on.</summary>
+    /// <summary>Tasks a previous run of this worker (same name, same daemon, same host) left: queued again by the daemon,
+    /// so never run on. Only this worker's: a worker of the same name serving another daemon on this host is not touched.</summary>
     private void KillLeftovers()
     {
-        var left = ProcessTable.FindMarked("SPARKY_WORKER", _o.Name);
+        var left = ProcessTable.FindMarked(InstanceVar, Instance);
         foreach (var p in left.Values) ProcessLauncher.SignalGroup(p.Pid, Signals.Kill);
         if (left.Count > 0) _log($"sparky worker: killed {left.Count} task(s) a previous worker named {_o.Name} left running");
     }
+
+    /// <summary>What marks this worker's tasks for <see cref="KillLeftovers"/>: its name and its daemon, as its cgroups are named.</summary>
+    private const string InstanceVar = "SPARKY_WORKER_INSTANCE";
+    private string Instance => $"{_o.Name}@{_o.Connect}";
 
     private void Guard(Action a)
     {
@@ -307,6 +312,7 @@ public sealed class WorkerAgent : IDisposable
         foreach (var (k, v) in t.Env ?? [])
             if (v is not null) env[k] = v;
         env["SPARKY_WORKER"] = _o.Name;
+        env[InstanceVar] = Instance;
         env["SPARKY_WORKER_RUN"] = _runToken;
         // The id names its cgroup: only a well-formed one (the daemon's, checked at submit) is trusted as a path.
         bool contained = Sparky.Core.Tasks.TaskId.TryParse(id, out _);

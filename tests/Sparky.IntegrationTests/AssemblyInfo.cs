@@ -1,3 +1,4 @@
-// Integration tests spawn real processes and daemons; on a 2-core machine running them one class
-// at a time keeps timings honest and avoids starving the daemons under test.
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
+// Integration tests spawn real processes and daemons. Most of their time is spent waiting on those, so test classes
+// run in parallel, a few at a time; the ones that load the machine on purpose, time what they measure, or change this
+// process's environment run alone afterwards (SerialCollection, SlurmCollection).
+[assembly: CollectionBehavior(CollectionBehavior.CollectionPerClass, MaxParallelThreads = 4)]

@@ -51,6 +51,31 @@ public static class Modes
         slurmAnswers ? (Cluster, "Slurm answers") : gpus > 0 ? (Workstation, $"{gpus} GPU(s) found") : (Laptop, "no Slurm, no GPU");
 }
 
+/// <summary>What the <c>dashboard</c> setting allows.</summary>
+public enum DashboardMode { On, ReadOnly, Off }
+
+public static class DashboardModes
+{
+    public const string On = "on", ReadOnly = "read-only", Off = "off";
+    public static readonly string[] All = [On, ReadOnly, Off];
+
+    /// <summary>Reads a value its validator accepted.</summary>
+    public static DashboardMode Parse(string v) => v switch
+    {
+        On => DashboardMode.On,
+        ReadOnly => DashboardMode.ReadOnly,
+        Off => DashboardMode.Off,
+        _ => throw new ArgumentException($"'{v}' is no dashboard mode", nameof(v)),
+    };
+
+    public static string Name(this DashboardMode m) => m switch
+    {
+        DashboardMode.ReadOnly => ReadOnly,
+        DashboardMode.Off => Off,
+        _ => On,
+    };
+}
+
 public sealed record ResolvedSetting(string Name, string Value, SettingSource Source, string Origin);
 
 /// <summary>A class's limiter: algorithm name and the range [Min, Max] its limit moves in.</summary>
@@ -84,6 +109,7 @@ public sealed class SparkyConfig
         ZmqCurve = V("zmq_curve");
         ZmqCurveKey = NullIfEmpty(V("zmq_curve_key"));
         Token = NullIfEmpty(V("token"));
+        Dashboard = DashboardModes.Parse(V("dashboard"));
         MaxQueued = ReadLong(V("max_queued"));
         MaxBodyBytes = ReadLong(V("max_body_mb")) * 1024 * 1024;
         MaxConnections = ReadInt(V("max_connections"));
@@ -167,6 +193,8 @@ public sealed class SparkyConfig
     /// <summary>The server's secret key file; empty: <c>&lt;data&gt;/sparky.key</c> where it exists.</summary>
     public string? ZmqCurveKey { get; }
     public string? Token { get; }
+    /// <summary>The web dashboard at <c>/</c>: on, read-only (no cancel or retry from it), or off (404).</summary>
+    public DashboardMode Dashboard { get; }
     public long MaxQueued { get; }
     public long MaxBodyBytes { get; }
     public int MaxConnections { get; }
@@ -276,6 +304,8 @@ public sealed class SparkyConfig
         new("zmq_client_keys", "allow-list of client public keys on the CURVE command socket (sparky keys --client NAME adds one); empty: <data>/clients.keys", _ => "", NoNewline),
         new("zmq_worker_keys", "allow-list of worker public keys on the CURVE command socket (sparky keys --worker NAME adds one); empty: <data>/workers.keys", _ => "", NoNewline),
         new("token", "bearer token, required on any non-loopback address", _ => "", _ => null),
+        new("dashboard", "the web dashboard at /: on, read-only (it shows everything and changes nothing: no cancel or retry, and the daemon refuses " +
+            "the dashboard's state-changing requests with 403), or off (/ answers 404)", _ => DashboardModes.On, OneOf(DashboardModes.All)),
         new("max_queued", "queued tasks before submissions get 429", _ => "1000000", Long(1, long.MaxValue)),
         new("max_body_mb", "largest HTTP request body, in MiB", _ => "16", Long(1, 1024)),
         new("max_connections", "open HTTP connections at once; past it a new one gets 503 and is closed", _ => "1024", Long(1, 1_000_000)),

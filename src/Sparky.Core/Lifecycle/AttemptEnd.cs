@@ -61,7 +61,8 @@ public static class AttemptEnd
 
     /// <summary>
     /// Settles an end: an OOM kill names itself (as Slurm does), and a failure runs again while the task's retries (and
-    /// the requeues earned by lost workers) last, after a backoff; a failed dependency never retries.
+    /// the requeues earned by lost workers) last, after a backoff; a failed dependency never retries, nor a payload that
+    /// its class has no handler for (it would fail the same way again).
     /// </summary>
     /// <param name="attempt">this attempt's number (1 for the first)</param>
     /// <param name="lostRequeues">requeues after a lost worker before this end</param>
@@ -72,8 +73,29 @@ public static class AttemptEnd
         if (outOfMemory && reason is Reasons.Signal or Reasons.NonZeroExit) reason = Reasons.OutOfMemory;
         bool requeueLost = reason == Reasons.WorkerLost && outcome == TaskState.Failed && lostRequeues < MaxLostRequeues;
         if (requeueLost) lostRequeues++;
-        bool again = outcome == TaskState.Failed && stop != StopReason.DependencyFailed && (requeueLost || attempt <= retries + lostRequeues);
+        bool again = outcome == TaskState.Failed && stop != StopReason.DependencyFailed && reason != Reasons.NoHandler && (requeueLost || attempt <= retries + lostRequeues);
         DateTimeOffset? at = !again ? null : requeueLost ? now : now + policy.Delay(attempt, jitter);
         return new EndDecision(outcome, reason, at, lostRequeues);
     }
+}
+
+/// <summary>A stop as the store keeps it in a running attempt's reason (see <see cref="Effect.RecordStop"/>).</summary>
+public static class StopReasons
+{
+    public static string Name(StopReason stop) => stop switch
+    {
+        StopReason.Cancel => Reasons.Cancelled,
+        StopReason.Timeout => Reasons.Timeout,
+        StopReason.DependencyFailed => Reasons.DependencyFailed,
+        _ => throw new ArgumentOutOfRangeException(nameof(stop), stop, "not a stop"),
+    };
+
+    /// <summary>The stop a running attempt's stored reason names; none for anything else.</summary>
+    public static StopReason Of(string? reason) => reason switch
+    {
+        Reasons.Cancelled => StopReason.Cancel,
+        Reasons.Timeout => StopReason.Timeout,
+        Reasons.DependencyFailed => StopReason.DependencyFailed,
+        _ => StopReason.None,
+    };
 }

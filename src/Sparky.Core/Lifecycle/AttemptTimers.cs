@@ -33,3 +33,15 @@ public static class AttemptTimers
         return next;
     }
 }
+
+/// <summary>When a timeout fires. Submit refuses one past a year, but a task stored before that check may hold any
+/// double: past what a date can hold it never fires rather than throwing on every start.</summary>
+public static class Deadlines
+{
+    public static DateTimeOffset? After(DateTimeOffset start, double? seconds)
+    {
+        if (seconds is not { } s || double.IsNaN(s)) return null;
+        var room = (DateTimeOffset.MaxValue - start).TotalSeconds;
+        return s >= room ? DateTimeOffset.MaxValue : start.AddSeconds(Math.Max(0, s));
+    }
+}

@@ -45,6 +45,9 @@ public sealed record Allocation(ResourceRequest Request, IReadOnlyList<string> G
     public static readonly Allocation Empty = new(ResourceRequest.None, []);
 }
 
+/// <summary>One GPU held by a running task: whole (<paramref name="ShareMb"/> null) or a share of its memory.</summary>
+public sealed record GpuHold(string Uuid, Tasks.TaskId Task, long? ShareMb);
+
 /// <summary>
 /// The machine's CPUs, memory and GPUs, and what of them is handed out. Pure bookkeeping: no I/O.
 /// <para>Invariants (property-tested): allocated CPUs and memory never exceed the totals; a whole GPU

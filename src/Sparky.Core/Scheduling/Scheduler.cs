@@ -70,6 +70,12 @@ public sealed class Scheduler
     public int MaxRunning { get; set; } = int.MaxValue;
     public int TotalRunning { get; private set; }
 
+    private readonly Dictionary<TaskId, Allocation> _gpuHolders = new();
+    /// <summary>The running tasks that hold GPUs (whole or a share), with what each holds.</summary>
+    public IReadOnlyDictionary<TaskId, Allocation> GpuHolders => _gpuHolders;
+    /// <summary>Changes whenever a GPU is handed out or given back, so a reader copies <see cref="GpuHolders"/> only then.</summary>
+    public int GpuHoldersVersion { get; private set; }
+
     public Scheduler(IReadOnlyDictionary<string, int> classLimits, ResourcePool? pool = null)
     {
         foreach (var (cls, limit) in classLimits) _classes[cls] = new ClassQueue(Math.Max(1, limit));
@@ -127,13 +133,21 @@ public sealed class Scheduler
 
     /// <summary>
     /// Marks a task running without going through the ready queue (a process re-attached after restart),
-    /// holding the GPUs it already has.
+    /// holding the GPUs it already has. <paramref name="runningDeps"/>: dependencies still running, which it was started
+    /// on as a chain (a Slurm job held by afterok): if one fails, it is failed as it would have been before the restart.
     /// </summary>
-    public void AddRunning(TaskId id, string cls, long seq, ResourceRequest request = default, IReadOnlyList<string>? gpuUuids = null)
+    public void AddRunning(TaskId id, string cls, long seq, ResourceRequest request = default, IReadOnlyList<string>? gpuUuids = null,
+        IReadOnlyList<TaskId>? runningDeps = null)
     {
         if (_nodes.ContainsKey(id)) return;
         var node = new Node(id, cls, seq, request) { Phase = Phase.Running };
-        node.Allocation = request.IsNone ? Allocation.Empty : Pool.Claim(request, gpuUuids ?? []);
+        foreach (var dep in runningDeps ?? [])
+        {
+            if (!_nodes.TryGetValue(dep, out var d)) continue;
+            (d.Dependants ??= []).Add(id);
+            (node.Deps ??= []).Add(dep);
+        }
+        Hold(node, request.IsNone ? Allocation.Empty : Pool.Claim(request, gpuUuids ?? []));
         _nodes[id] = node;
         Queue(cls).Running++;
         TotalRunning++;
@@ -176,7 +190,7 @@ public sealed class Scheduler
                     alloc = got;
                     if (oldestBlocked is not null) oldestBlocked.PassedOver++;
                 }
-                n.Allocation = alloc;
+                Hold(n, alloc);
                 n.Phase = Phase.Running;
                 q.Running++;
                 TotalRunning++;
@@ -289,10 +303,19 @@ public sealed class Scheduler
     public IReadOnlyList<TaskId> RunningDepsOf(TaskId id) =>
         _nodes.TryGetValue(id, out var n) && n.Deps is not null ? n.Deps.Where(_nodes.ContainsKey).ToList() : [];
 
+    private void Hold(Node n, Allocation a)
+    {
+        n.Allocation = a;
+        if (a.GpuUuids.Count == 0) return;
+        _gpuHolders[n.Id] = a;
+        GpuHoldersVersion++;
+    }
+
     private void ReleaseOf(Node n)
     {
         if (n.Allocation is { } a) Pool.Release(a);
         n.Allocation = null;
+        if (_gpuHolders.Remove(n.Id)) GpuHoldersVersion++;
     }
 
     private void MakeReady(Node n)

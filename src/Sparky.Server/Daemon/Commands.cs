@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Sparky.Core.Config;
 using Sparky.Core.Tasks;
 using Sparky.Server.Http;
 
@@ -84,10 +85,28 @@ public static class Commands
         };
     }
 
+    /// <summary><c>GET /api/v1/classes</c>: per class, its tasks in each state (from the counters, as <c>/metrics</c>) and
+    /// its concurrency limit now (the limiter's, or a worker class's free slots).</summary>
+    public static JsonObject Classes(SparkyDaemon d)
+    {
+        var c = d.Store.Counters;
+        var list = new JsonArray();
+        // The built-in classes in their usual order, then any other, by name.
+        var others = d.Engine.KnownClasses.Concat(c.Classes).Except(SparkyConfig.Classes).Distinct().Order(StringComparer.Ordinal);
+        foreach (var cls in SparkyConfig.Classes.Concat(others))
+        {
+            var o = new JsonObject { ["name"] = cls };
+            foreach (var s in Enum.GetValues<TaskState>()) o[s.Name()] = c.Get(cls, s);
+            o["limit"] = d.Engine.Limit(cls);
+            list.Add((JsonNode)o);
+        }
+        return new JsonObject { ["classes"] = list };
+    }
+
     /// <summary>One task, as <c>GET /api/v1/tasks/{id}</c>.</summary>
     public static Answer Get(SparkyDaemon d, string id) =>
         !TaskId.TryParse(id, out var tid) ? BadId()
-        : d.Store.Get(tid) is { } t ? Answer.Of(TaskJson.Task(t, d.Engine.SlurmViewOf(tid)))
+        : d.Store.Get(tid) is { } t ? Answer.Of(TaskJson.Task(t, d.Engine.SlurmViewOf(tid), d.Progress.Unstored(tid)))
         : Answer.Error(404, $"no task '{tid}'");
 
     /// <summary>Cancels a queued or running task, as <c>DELETE /api/v1/tasks/{id}</c>: 202 once it is signalled.</summary>
@@ -103,21 +122,21 @@ public static class Commands
         };
     }
 
-    /// <summary>A page of tasks, as <c>GET /api/v1/tasks?state=&amp;class=&amp;limit=&amp;cursor=&amp;order=</c>.</summary>
-    public static Answer List(SparkyDaemon d, string? state, string? cls, int? limit, long? cursor, string? order)
+    /// <summary>A page of tasks, as <c>GET /api/v1/tasks?state=&amp;class=&amp;q=&amp;limit=&amp;cursor=&amp;order=</c> (see
+    /// <see cref="TaskQuery"/>): <c>{"tasks": [...], "next_cursor"}</c>, the cursor null on the last page (a search's
+    /// page may be short and still have one: <see cref="SearchWalk"/>). A wrong parameter is a 400 that names it.</summary>
+    public static Answer List(SparkyDaemon d, string? state, string? cls, string? q, long? limit, long? cursor, string? order)
     {
-        TaskState? st = null;
-        if (state is not null)
-        {
-            if (!TaskStates.TryParse(state, out var s)) return Answer.Error(400, "state must be one of queued, running, succeeded, failed, cancelled");
-            st = s;
-        }
-        int lim = Math.Clamp(limit ?? 100, 1, 10_000);
-        var page = d.Store.List(st, cls, lim, cursor, order == "desc");
+        // The classes configured, and any a task in the store still has (a class since removed from the configuration).
+        var known = new HashSet<string>(d.Engine.KnownClasses, StringComparer.Ordinal);
+        known.UnionWith(d.Store.Counters.Classes);
+        var (query, error) = TaskQueries.Parse(state, cls, q, limit, cursor, order, known);
+        if (query is null) return Answer.Error(400, error!);
+        var page = d.Store.List(query);
         return Answer.Of(new JsonObject
         {
-            ["tasks"] = new JsonArray(page.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id))).ToArray()),
-            ["next_cursor"] = page.Count == lim ? page[^1].Seq : null,
+            ["tasks"] = new JsonArray(page.Tasks.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id), d.Progress.Unstored(t.Id))).ToArray()),
+            ["next_cursor"] = page.NextCursor,
         });
     }
 

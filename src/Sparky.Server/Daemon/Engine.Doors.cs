@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
 using Sparky.Core.Events;
-using Sparky.Core.Scheduling;
 using Sparky.Core.Tasks;
+using Sparky.Server.Executors.Workers;
+using Sparky.Server.Zmq;
 using Sparky.Store.Sqlite;
+using Sparky.Workers.Protocol;
 
 namespace Sparky.Server.Daemon;
 
@@ -168,4 +170,26 @@ public sealed partial class Engine
             return $"asks for a GPU, and GPUs are not handed out here (enable_gpu = '{_config["enable_gpu"]}' from {_config.Settings["enable_gpu"].Origin})";
         return _scheduler.WhyNeverFits(local);
     }
+
+    // ---------- workers (the worker executor, Executors/Workers, built at start) ----------
+
+    /// <summary>Set by the daemon once its command socket is bound (before <see cref="Start"/>); null: no worker can be reached.</summary>
+    public WorkerLink? Workers { get; set; }
+
+    /// <summary>A worker's message, from the command socket's thread.</summary>
+    public void OnWorkerMessage(byte[] identity, RequestType type, byte[] corr, IFromWorker? message, string? key = null) =>
+        Post(new WorkerMsgCmd(new WorkerMessage(identity, type, corr, message, key)));
+
+    /// <summary>Ends for attempts a session was never given, before it is closed as a misbehaving (or forged) worker.</summary>
+    public const int MaxBogusEnds = WorkerExecutor.MaxBogusEnds;
+
+    /// <summary>Worker messages dropped: ends for attempts the session was not given, and messages under a session
+    /// from another key. For tests and logs.</summary>
+    public long RejectedWorkerMessages => _onWorkers?.RejectedMessages ?? 0;
+
+    /// <summary>Pilot jobs submitted and not ended, for the API and tests.</summary>
+    public int PilotJobs => _onWorkers?.Pilots.Count ?? 0;
+
+    /// <summary>The start of this daemon's pilot names (and Slurm job names): <c>pilot-&lt;hex&gt;-</c>. Once started.</summary>
+    public string PilotNamePrefix => _onWorkers?.Pilots.NamePrefix ?? throw new InvalidOperationException("the engine has not started");
 }

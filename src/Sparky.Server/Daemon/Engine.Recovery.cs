@@ -1,3 +1,4 @@
+using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
 using Sparky.Server.Executors;
 
@@ -36,15 +37,20 @@ public sealed partial class Engine
             }
             var a = t.LastAttempt;
             var spec = _store.SpecOf(t.Id)?.Spec;
+            int n = a?.N ?? t.Attempts;
+            // Followed again with the stop stored before the restart: a cancel acknowledged then still ends it cancelled.
+            var life = _lives[t.Id] = TaskLife.Recovered(t.Id, t.Retries, n, executor.KillsAfterGrace, StopReasons.Of(a?.EndedAt is null ? a?.Reason : null));
             var run = new Attempt
             {
-                Id = t.Id, Class = t.Class, N = a?.N ?? t.Attempts, Retries = t.Retries, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
+                Id = t.Id, Class = t.Class, N = n, Life = life, StartedAt = a?.StartedAt ?? now.ToUnixTimeMilliseconds(),
                 Place = Placement.NotStarted, StdoutPath = LogPath(t.Id, a?.N ?? t.Attempts, false),
                 DoneFile = spec?.DoneFile == true, Outputs = spec?.Outputs, Cwd = spec?.Cwd, MemoryMb = spec?.MemoryMb ?? 0,
             };
-            _attemptsSoFar[t.Id] = run.N;
-            _scheduler.AddRunning(t.Id, t.Class, t.Seq, LocalRequest(t.Class, t.Asks), executor == _local ? _local.RecoveredGpus(t.Id) : null);
+            // Its dependencies come first in seq order: one still running was added above, and is linked to it.
+            _scheduler.AddRunning(t.Id, t.Class, t.Seq, LocalRequest(t.Class, t.Asks), executor == _local ? _local.RecoveredGpus(t.Id) : null,
+                t.After.Count == 0 ? null : t.After.Where(_scheduler.Contains).ToList());
             _running[t.Id] = run;
+            Follower.Began(t.Id, n, t.Class, run.StdoutPath);
             if (executor.Recover(run, spec, a, now) is { } end) toEnd.Add((run, end));
         }
         // Before any retry or new start: every process the dead daemon left is ended, but the re-attached attempts'.

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -11,7 +10,6 @@ using Sparky.Core.Scheduling;
 using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
 using Sparky.Core.Time;
-using Sparky.Core.Workers;
 using Sparky.Execution.Processes;
 using Sparky.Execution.Slurm;
 using Sparky.Server.Events;
@@ -20,6 +18,7 @@ using Sparky.Server.Executors.Local;
 using Sparky.Server.Executors.Slurm;
 using Sparky.Server.Executors.Workers;
 using Sparky.Server.Outputs;
+using Sparky.Server.Progress;
 using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Daemon;
@@ -36,7 +35,7 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     private sealed record ExitedCmd(TaskId Id, int Attempt, ProcessExit Exit, string? Reason) : Command;
     private sealed record CancelCmd(TaskId Id, TaskCompletionSource<CommandOutcome> Reply) : Command;
     private sealed record SlurmCmd(SlurmReport Report) : Command;
-    // WorkerMsgCmd: Engine.Workers.cs
+    private sealed record WorkerMsgCmd(WorkerMessage Message) : Command;
 
     /// <summary>A task submitted to this daemon and not finished: its spec, kept so a start needs no read.</summary>
     private sealed record Known(TaskSpec Spec, long SubmittedAt);
@@ -52,6 +51,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     private readonly LocalExecutor _local;
     /// <summary>The Slurm executor (built at start, when sbatch is found or not), and the class each executor runs.</summary>
     private SlurmAttempts _slurmAttempts = null!;
+    /// <summary>The worker executor (built at start): sessions, credits and the pilots that bring workers up.</summary>
+    private WorkerExecutor? _onWorkers;
     private readonly Dictionary<string, IExecutor> _executorOf = new(StringComparer.Ordinal);
     private IExecutor[] _executors = [];
     private readonly TaskLogs _taskLogs;
@@ -66,7 +67,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     private readonly Channel<Command> _commands = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<TaskId, Attempt> _running = new();
     private readonly Dictionary<TaskId, Known> _known = new();
-    private readonly Dictionary<TaskId, int> _attemptsSoFar = new();
+    /// <summary>The lives of tasks started (or replayed) and not finished: their attempts, stops, timers and budgets.</summary>
+    private readonly Dictionary<TaskId, TaskLife> _lives = new();
     private readonly Dictionary<TaskId, TaskState> _recentlyFinished = new();
     private readonly Queue<TaskId> _recentOrder = new();
     private readonly string _logsDir, _runDir, _instance;
@@ -74,6 +76,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     private readonly Random _random = new();
     private readonly Dictionary<string, ILimiter> _limiters = new(StringComparer.Ordinal);
     private readonly IReadOnlySet<string> _slurmClasses;
+    private readonly IReadOnlySet<string> _workerClasses;
+    private readonly TimeSpan _killGrace;
     /// <summary>The share of one GPU (MiB) a gpu task that asks for none reserves here; 0: a whole GPU.</summary>
     private readonly long _defaultGpuShareMb;
     private SlurmExecutor? _slurm;
@@ -96,6 +100,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     public IEngineObserver Observer { get; set; } = IEngineObserver.None;
     /// <summary>Slurm's last word on a task's current job, or null if it has none in this daemon's memory.</summary>
     public SlurmView? SlurmViewOf(TaskId id) => _slurmAttempts?.ViewOf(id);
+    /// <summary>Told of each attempt as it begins and ends, on the loop (the progress follower). Set before <see cref="Start"/>.</summary>
+    public IAttemptFollower Follower { get; set; } = IAttemptFollower.None;
     /// <summary>An end's declared artifacts are owed (committed): the daemon's recorder hashes them off this loop.</summary>
     public Action<ArtifactJob>? ArtifactsOwed { get; set; }
 
@@ -111,6 +117,7 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
         // step (NTP at boot, a user's date -s) neither fires them early nor holds them back.
         _clock = clock as SteadyClock ?? new SteadyClock(clock);
         _ids = new TaskIdGenerator(clock);
+        _killGrace = TimeSpan.FromSeconds(config.KillGraceSeconds);
         _retry = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(config.RetryBaseSeconds) };
         _slurmClasses = config.SlurmClasses;
         _workerClasses = config.WorkerClasses;
@@ -118,13 +125,12 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
         // than it, a task gets a whole GPU, which is within the limit, rather than a share that fits nowhere.
         long largestGpuMb = pool.Gpus.Count == 0 ? 0 : pool.Gpus.Max(g => g.MemoryMb);
         _defaultGpuShareMb = config.GpuMemoryDefaultMb < largestGpuMb ? config.GpuMemoryDefaultMb : 0;
-        if (config.PilotClasses.Count > 0) _pilotPlanner = new PilotPlanner(config.PilotMaxWorkers, config.PilotSlots);
         // A Slurm task may be submitted while the Slurm jobs it depends on still run (afterok), once their
         // outcome is final: a retry would get a new job id that the held job does not wait for.
         _scheduler = new Scheduler(config.ClassLimits, pool)
         {
             ChainClasses = _slurmClasses,
-            CanChainOn = dep => _running.TryGetValue(dep, out var r) && r.Place is SlurmPlacement && r.N > r.Retries,
+            CanChainOn = dep => _running.TryGetValue(dep, out var r) && r.Place is SlurmPlacement && r.N > r.Life.Retries,
         };
         if (config.MaxConcurrency > 0) _scheduler.MaxRunning = config.MaxConcurrency;
         foreach (var cls in SparkyConfig.Classes)
@@ -157,9 +163,25 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
 
     public int Limit(string cls) => _scheduler.Limit(cls);
 
-    /// <summary>Per-task bookkeeping of unfinished tasks (lost requeues, Slurm look-before-resubmit): for tests that
+    private int _gpuHoldersVersion;
+    private IReadOnlyList<GpuHold> _gpuHolders = [];
+    /// <summary>Which running tasks hold which GPU (and how much of it): a copy the loop makes when it changes. Any thread.</summary>
+    public IReadOnlyList<GpuHold> GpuHolders => Volatile.Read(ref _gpuHolders);
+
+    private void CopyGpuHolders()
+    {
+        if (_scheduler.GpuHoldersVersion == _gpuHoldersVersion) return;
+        _gpuHoldersVersion = _scheduler.GpuHoldersVersion;
+        var copy = new List<GpuHold>();
+        foreach (var (id, a) in _scheduler.GpuHolders)
+            foreach (var uuid in a.GpuUuids)
+                copy.Add(new GpuHold(uuid, id, a.Request.GpuMemoryMb > 0 ? a.Request.GpuMemoryMb : null));
+        Volatile.Write(ref _gpuHolders, copy);
+    }
+
+    /// <summary>Per-task bookkeeping of unfinished tasks (their lives, Slurm look-before-resubmit): for tests that
     /// check it does not outlive its task. Read from another thread: a count, nothing more.</summary>
-    internal (int LostRequeues, int LookFirst) Bookkeeping => (_lostRequeues.Count, _slurmAttempts?.LookFirstCount ?? 0);
+    internal (int Lives, int LookFirst) Bookkeeping => (_lives.Count, _slurmAttempts?.LookFirstCount ?? 0);
 
     /// <summary>How attempts' processes are kept together; the plan runner marks its gate checks with it.</summary>
     public Containment Containment => _local.Containment;
@@ -186,7 +208,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
         _slurmAttempts = new SlurmAttempts(_config, _slurm, this, _store, _events, _taskLogs, _handlers, Observer, _log, _instance,
             id => _scheduler.RunningDepsOf(id), id => _known.TryGetValue(id, out var k) ? k.SubmittedAt : null);
         // The engine picks each class's executor once: workers first (a pilot class is also a Slurm class), then Slurm.
-        var onWorkers = new WorkerDoor(this);
+        var onWorkers = _onWorkers = new WorkerExecutor(_config, _slurm, () => Workers, this, _store, _events, _taskLogs, _handlers, Observer,
+            _log, _clock, _scheduler.SetLimit, _scheduler.ReadyCount);
         foreach (var cls in SparkyConfig.Classes)
             _executorOf[cls] = IsWorkerClass(cls) ? onWorkers : _slurmClasses.Contains(cls) ? _slurmAttempts : _local;
         _executors = [_local, _slurmAttempts, onWorkers];
@@ -234,11 +257,10 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
             while (reader.TryRead(out var cmd)) Guard(() => Handle(cmd, now));
             now = _clock.GetUtcNow();
             Guard(() => CheckTimers(now));
-            Guard(() => CheckWorkers(now));
             Guard(() => FeedPressure(now));
             Guard(() => StartWhatFits(now));
-            Guard(() => ManagePilots(now));
             foreach (var e in _executors) Guard(() => e.Tick(now));
+            CopyGpuHolders();
 
             if (reader.TryPeek(out _)) continue;
             // A slow poll while children run is only a safety net: SIGCHLD wakes us.
@@ -262,11 +284,7 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     {
         DateTimeOffset? next = _scheduler.NextDue();
         foreach (var r in _running.Values)
-        {
-            if (AttemptTimers.Next(r.Deadline, r.KillAt, r.Stop) is { } t && (next is null || t < next)) next = t;
-            if (r.Place is WorkerPlacement { AdoptBy: { } a } && (next is null || a < next)) next = a;
-        }
-        if (NextWorkerWake() is { } w && (next is null || w < next)) next = w;
+            if (r.Life.NextTimer is { } t && (next is null || t < next)) next = t;
         foreach (var e in _executors)
             if (e.NextWake(now) is { } l && (next is null || l < next)) next = l;
         if (next is null) return null;
@@ -283,7 +301,7 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
                 foreach (var (id, spec, submittedAt, attempts) in added.Tasks)
                 {
                     if (_known.Count < MaxKnown) _known[id] = new Known(spec, submittedAt);
-                    if (attempts > 0) _attemptsSoFar[id] = attempts; // a replay numbers its attempts on
+                    if (attempts > 0) _lives[id] = new TaskLife(id, spec.Retries, attempts); // a replay numbers its attempts on
                     _recentlyFinished.Remove(id); // a replay is no longer finished
                     Add(id, spec.Class, spec.After, spec.Asks, now);
                 }
@@ -292,10 +310,10 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
                 if (_running.TryGetValue(exited.Id, out var r) && r.N == exited.Attempt) Ended(r, exited.Exit, exited.Reason, now);
                 break;
             case SlurmCmd slurm:
-                Guard(() => { if (!OnPilotReport(slurm.Report, now)) _slurmAttempts.OnReport(slurm.Report, now); });
+                Guard(() => { if (_onWorkers?.Pilots.OnReport(slurm.Report, now) != true) _slurmAttempts.OnReport(slurm.Report, now); });
                 break;
             case WorkerMsgCmd worker:
-                OnWorkerMessage(worker, now);
+                _onWorkers?.OnMessage(worker.Message, now);
                 break;
             case CancelCmd cancel:
                 try { Cancel(cancel.Id, cancel.Reply, now); }
@@ -334,13 +352,22 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     {
         foreach (var d in decisions)
         {
-            if (d is Decision.Fail fail) Finished(fail.Id, TaskState.Queued, TaskState.Failed, fail.Reason, now);
-            else if (d is Decision.FailRunning stop && _running.TryGetValue(stop.Id, out var r) && AttemptEnd.TryStop(ref r.Stop, StopReason.DependencyFailed))
-            {
-                // Its Slurm job waits on a dependency that will never succeed: taken away; it ends as dependency_failed.
-                ExecutorOf(r.Class).Stop(r, Signals.Kill);
-            }
+            if (d is Decision.Fail fail) Step(LifeOf(fail.Id), new LifeEvent.Refused(fail.Reason), now);
+            // Its Slurm job waits on a dependency that will never succeed: taken away; it ends as dependency_failed.
+            else if (d is Decision.FailRunning stop && _running.TryGetValue(stop.Id, out var r)) Step(r.Life, LifeEvent.DependencyFailed, now, r);
         }
+    }
+
+    /// <summary>A task that runs no attempt ends (cancelled while queued, in its backoff or waiting for a worker's credit;
+    /// refused by the scheduler): it leaves the scheduler, its end is stored, and its dependants learn of it.</summary>
+    private Task<WriteResult> EndUnstarted(TaskId id, TaskState to, string reason, DateTimeOffset now)
+    {
+        // A worker task its executor took back before any worker had it.
+        if (_running.Remove(id, out var taken)) Follower.Ended(id, taken.N);
+        if (!_scheduler.TryCancelNotRunning(id, out var freed)) freed = _scheduler.Finished(id, to);
+        var write = Finished(id, TaskState.Queued, to, reason, now);
+        Apply(freed, now);
+        return write;
     }
 
     /// <summary>A task that is not running (queued, waiting, or between retries) reaches a terminal state.</summary>
@@ -364,47 +391,25 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
         write.ContinueWith(_ => _events.Publish(e), TaskContinuationOptions.ExecuteSynchronously);
 
     /// <summary>
-    /// A queued task's cancel is answered once it is stored, so a restart cannot run it. A running
-    /// task's is answered once it is signalled; its end (cancelled) is recorded when it exits.
+    /// A cancel goes to the task's life. It is answered once what it changed is stored (a queued task's end, a running
+    /// attempt's stop), so a restart cannot undo it; a running attempt's end (cancelled) is recorded when it exits, its
+    /// worker reports it, or Slurm reports it CANCELLED.
     /// </summary>
     private void Cancel(TaskId id, TaskCompletionSource<CommandOutcome> reply, DateTimeOffset now)
     {
-        if (_running.TryGetValue(id, out var r) && r.Place is WorkerPlacement wp && (wp.AdoptBy is not null || TakeBackUndispatched(r)))
-        {
-            // Not on any worker now (waiting for a credit, or for its worker to come back after a restart): ends here.
-            if (wp.AdoptBy is not null)
-            {
-                r.Place = wp with { AdoptBy = null };
-                _awaitingAdoption--;
-                AttemptEnd.TryStop(ref r.Stop, StopReason.Cancel);
-                Ended(r, new ProcessExit(null, null), Reasons.Cancelled, now);
-                reply.TrySetResult(CommandOutcome.Done);
-                return;
-            }
-            var freed = _scheduler.Finished(id, TaskState.Cancelled);
-            Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now)
-                .ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),
-                    TaskContinuationOptions.ExecuteSynchronously);
-            Apply(freed, now);
-            return;
-        }
-        if (r is not null)
-        {
-            // It ends when its process exits, its worker reports it, or Slurm reports it CANCELLED.
-            if (AttemptEnd.TryStop(ref r.Stop, StopReason.Cancel)) StopAttempt(r, now);
-            reply.TrySetResult(CommandOutcome.Done);
-            return;
-        }
-        if (!_scheduler.Contains(id))
+        Task<WriteResult>? write;
+        // Not under way anywhere now (a worker task waiting for a credit, or for its worker to come back after a
+        // restart): its executor takes it back, and it ends here.
+        if (_running.TryGetValue(id, out var r)) write = Step(r.Life, new LifeEvent.Cancel(ExecutorOf(r.Class).Withdraw(r)), now, r);
+        else if (_scheduler.Contains(id)) write = Step(LifeOf(id), new LifeEvent.Cancel(), now);
+        else
         {
             reply.TrySetResult(_store.StateOf(id) is null ? CommandOutcome.NotFound : CommandOutcome.AlreadyFinished);
             return;
         }
-        _scheduler.TryCancelNotRunning(id, out var decisions);
-        Finished(id, TaskState.Queued, TaskState.Cancelled, Reasons.Cancelled, now)
-            .ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),
-                TaskContinuationOptions.ExecuteSynchronously);
-        Apply(decisions, now);
+        if (write is null) reply.TrySetResult(CommandOutcome.Done); // stopped already
+        else write.ContinueWith(t => reply.TrySetResult(t.Result.Status == WriteStatus.Ok ? CommandOutcome.Done : CommandOutcome.Unavailable),
+            TaskContinuationOptions.ExecuteSynchronously);
     }
 
     /// <summary>Every 2 s: host memory pressure to every limiter, GPU utilisation to the GPU classes'.</summary>
@@ -424,9 +429,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     private void Remember(TaskId id, TaskState state)
     {
         _known.Remove(id);
-        _attemptsSoFar.Remove(id);
-        // Ended however (a cancel during a backoff or before a start included): its requeue mark goes too.
-        _lostRequeues.Remove(id);
+        // Ended however (a cancel during a backoff or before a start included): its life goes too.
+        _lives.Remove(id);
         RememberEnd(id, state);
     }
 
@@ -442,6 +446,8 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
     /// <summary>What a task of <paramref name="cls"/> reserves on this machine.</summary>
     private ResourceRequest LocalRequest(string cls, ResourceRequest asks) =>
         ResourceRequest.Local(cls, asks, slurmBound: _slurmClasses.Contains(cls) || IsWorkerClass(cls), _defaultGpuShareMb);
+
+    private bool IsWorkerClass(string cls) => _workerClasses.Contains(cls);
 
     private static void TryDelete(string path)
     {

@@ -28,21 +28,7 @@ internal static partial class EngineLog
     [LoggerMessage(2010, LogLevel.Error, "cannot submit {Id} to Slurm: {Error}")]
     public static partial void SlurmSubmitFailed(ILogger logger, string id, string error);
 
-    // ---- pilots ----
-
-    [LoggerMessage(2020, LogLevel.Error, "cannot submit pilot {Pilot}: {Error}")]
-    public static partial void PilotSubmitFailed(ILogger logger, string pilot, string error);
-
-    [LoggerMessage(2021, LogLevel.Warning, "pilot {Pilot} (job {JobId}) ended {State} before its worker connected; see {ErrorLog}")]
-    public static partial void PilotEndedUnconnected(ILogger logger, string pilot, string jobId, string state, string errorLog);
-
-    // ---- workers ----
-
-    [LoggerMessage(2030, LogLevel.Warning, "worker {Worker} does not hold {Id} (attempt {Attempt}): lost on the way, queued again")]
-    public static partial void TaskLostOnTheWay(ILogger logger, string worker, string id, int attempt);
-
-    [LoggerMessage(2031, LogLevel.Warning, "worker {Worker} lost ({Why}); {Held} task(s) queued again")]
-    public static partial void WorkerLost(ILogger logger, string worker, string why, int held);
+    // ---- 2020-2039: the worker executor and its pilots (Executors/Workers/Log.cs) ----
 
     // ---- Executors/Local/LocalExecutor.cs ----
 

@@ -14,6 +14,8 @@ public interface IEngineObserver
     void SlurmPollError();
     /// <summary>Workers connected now, after one joined or left.</summary>
     void WorkerCount(int count);
+    /// <summary>A worker was declared lost (silent past worker_timeout, left mid-task, or misbehaving).</summary>
+    void WorkerLost();
 
     /// <summary>Observes nothing: an engine without metrics (tests).</summary>
     public static readonly IEngineObserver None = new Nobody();
@@ -26,5 +28,6 @@ public interface IEngineObserver
         public void SlurmJobCompleted(string outcome) { }
         public void SlurmPollError() { }
         public void WorkerCount(int count) { }
+        public void WorkerLost() { }
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Hosting.Systemd;
 using Sparky.Core.Scheduling;
 using Sparky.Execution.Gpus;
 using System.Net;
@@ -11,9 +12,11 @@ using Microsoft.Extensions.Logging;
 using Sparky.Core.Config;
 using Sparky.Core.Tasks;
 using Sparky.Server.Events;
+using Sparky.Server.Executors.Workers;
 using Sparky.Server.Http;
 using Sparky.Server.Intake;
 using Sparky.Server.Metrics;
+using Sparky.Server.Progress;
 using Sparky.Server.Zmq;
 using Sparky.Store.Sqlite;
 
@@ -37,12 +40,21 @@ public sealed class SparkyDaemon : IAsyncDisposable
     /// <summary>Every door is open (the engine recovered, plans resumed, the drop directory watched): what /readyz waits for,
     /// so a client that waits for it can drop a file at once.</summary>
     public bool Started { get; private set; }
+
+    /// <summary>Tells systemd (a Type=notify unit: deploy/systemd) when the daemon is ready and when it stops.</summary>
+    private readonly ISystemdNotifier _systemd = new SystemdNotifier();
     public SparkyMetrics Metrics { get; }
     /// <summary>The GPUs found at start (NVML, nvidia-smi, or none), filtered by <c>visible_gpus</c>.</summary>
     public GpuDiscovery Gpus { get; }
     /// <summary>The GPUs as the sampler last read them (every 2 s): what the API shows, without a read per request.</summary>
     public IReadOnlyList<GpuInfo> GpuReadings { get; private set; } = [];
     public string Url { get; private set; } = "";
+    /// <summary>Reads running attempts' stdout for their progress lines; the latest value not yet stored.</summary>
+    internal ProgressFollower Progress { get; }
+    /// <summary>The wall clock the daemon runs on (tests step it).</summary>
+    public TimeProvider Clock { get; }
+    /// <summary>When this daemon started (its uptime is counted from here).</summary>
+    public DateTimeOffset StartedAt { get; }
     /// <summary>Followed logs: one poller per log, shared by its followers.</summary>
     internal LogFeeds LogFeeds { get; }
     /// <summary>Pollers of followed logs running now (one per log, whatever the number of followers).</summary>
@@ -72,6 +84,8 @@ public sealed class SparkyDaemon : IAsyncDisposable
     {
         Config = config;
         Logs = logs;
+        Clock = clock;
+        StartedAt = clock.GetUtcNow();
         _log = logs.CreateLogger<SparkyDaemon>();
         LogFeeds = new LogFeeds(this);
         // GPUs first: a visible_gpus entry that names no GPU stops the start before anything is opened.
@@ -85,8 +99,10 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var devices = config.EnableGpu ? Gpus.Gpus.Select(g => new GpuDevice(g.Uuid, (g.MemoryTotalBytes ?? 0) / MiB)).ToList() : [];
         var pool = new ResourcePool(Environment.ProcessorCount * 1000, (HostMemory.Read()?.TotalBytes ?? 0) / MiB, devices);
         Engine = new Engine(config, Store, Events, clock, pool, logs);
-        Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit, () => LogFeeds.Count);
+        Metrics = new SparkyMetrics(Store.Counters, () => Engine.KnownClasses, Engine.Limit, () => LogFeeds.Count, Engine.DataDir);
         Engine.Observer = Metrics;
+        Progress = new ProgressFollower(Store, Events, clock, logs.CreateLogger<ProgressFollower>());
+        Engine.Follower = Progress;
     }
 
     /// <summary>Refuses an address that is not loopback without a token: a task queue is remote code execution.
@@ -152,6 +168,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
                 d._gpuSampler = new Timer(_ => d.SampleGpus(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
             }
             d.Started = true;
+            // Under systemd (Type=notify): ready once recovered and serving, so `systemctl start` returns when
+            // submissions are taken. Without NOTIFY_SOCKET this does nothing.
+            d._systemd.Notify(ServiceState.Ready);
         }
         catch
         {
@@ -219,21 +238,10 @@ public sealed class SparkyDaemon : IAsyncDisposable
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, HttpJsonContext.Default));
         var app = builder.Build();
         app.UseExceptionHandler();
-        var token = Config.Token;
-        if (token is not null)
-        {
-            var expected = System.Text.Encoding.UTF8.GetBytes(token);
-            app.Use(async (ctx, next) =>
-            {
-                if (!BearerMatches(ctx.Request.Headers.Authorization.ToString(), expected))
-                {
-                    await Problems.Unauthorized().ExecuteAsync(ctx);
-                    return;
-                }
-                await next(ctx);
-            });
-        }
+        var sessions = Config.Token is { } token ? new Sparky.Server.Dashboard.Sessions(token, Clock) : null;
+        AccessRules.Use(app, Config, sessions);
         Api.Map(app, this);
+        Sparky.Server.Dashboard.DashboardRoutes.Map(app, Config, sessions);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Url = address.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1").Replace("localhost", "127.0.0.1");
@@ -306,6 +314,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
 
     private async ValueTask DisposeAsync(bool keepLogs)
     {
+        if (Started) _systemd.Notify(ServiceState.Stopping);
         _idleTrim?.Dispose();
         if (_gpuSampler is not null) await _gpuSampler.DisposeAsync();
         _drop?.Dispose();
@@ -317,6 +326,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
         _commands?.Dispose();
         if (Plans is not null) await Plans.DisposeAsync();
         await Engine.DisposeAsync();
+        Progress.Dispose(); // after the engine (no more attempts), before the store (what it owes is written)
         _artifacts?.Dispose(); // a hash cut short stays owed, for the next start
         _events?.Dispose();
         _done?.Dispose();

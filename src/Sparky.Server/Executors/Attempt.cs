@@ -1,5 +1,6 @@
 using Sparky.Core.Lifecycle;
 using Sparky.Core.Tasks;
+using Sparky.Execution.Processes;
 
 namespace Sparky.Server.Executors;
 
@@ -10,24 +11,24 @@ internal sealed class Attempt
     public required TaskId Id;
     public required string Class;
     public required int N;
-    public required int Retries;
+    /// <summary>Its task's life: its stop, timers and budgets (<see cref="TaskLife"/>), which decide what its end means.</summary>
+    public required TaskLife Life;
     public required long StartedAt;
     /// <summary>Where it runs, with what only that executor knows of it.</summary>
     public required Placement Place;
-    /// <summary>Why it is being stopped, if it is (<see cref="AttemptEnd.TryStop"/>): decides how its end is recorded,
-    /// whatever its exit says.</summary>
-    public StopReason Stop;
     public string StdoutPath = "";
     /// <summary>The payload file a handler reads (<c>$SPARKY_PAYLOAD_FILE</c>), removed when the attempt ends.</summary>
     public string? PayloadFile;
-    public DateTimeOffset? Deadline;
-    public DateTimeOffset? KillAt;
     public bool DoneFile;
     /// <summary>The spec's declared output artifacts and working directory: hashed when it ends.</summary>
     public IReadOnlyList<DeclaredOutput>? Outputs;
     public string? Cwd;
     /// <summary>The memory it asked for (MiB), for the reason an OOM kill gives.</summary>
     public long MemoryMb;
+    /// <summary>What it used, as its end reported it (a worker's cgroups; a local attempt's are read at release).</summary>
+    public AttemptUsage Reported;
+    /// <summary>What its executor gave back when it let go of it: usage, outputs, result.</summary>
+    public Released Released;
 }
 
 /// <summary>Where an attempt runs: each executor's own facts about it, and none of another's. Each executor's
@@ -38,16 +39,4 @@ internal abstract record Placement
     public static readonly Placement NotStarted = new NotStartedPlacement();
 
     private sealed record NotStartedPlacement : Placement;
-}
-
-/// <summary>When a timeout fires. Submit refuses one past a year, but a task stored before that check may hold any
-/// double: past what a date can hold it never fires rather than throwing on every start.</summary>
-internal static class Deadlines
-{
-    public static DateTimeOffset? After(DateTimeOffset start, double? seconds)
-    {
-        if (seconds is not { } s || double.IsNaN(s)) return null;
-        var room = (DateTimeOffset.MaxValue - start).TotalSeconds;
-        return s >= room ? DateTimeOffset.MaxValue : start.AddSeconds(Math.Max(0, s));
-    }
 }

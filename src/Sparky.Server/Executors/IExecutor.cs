@@ -19,9 +19,20 @@ internal interface IExecutor
     /// start (store, event) once it is under way, or fails it through <see cref="IAttemptHost.FailStart"/>.</summary>
     void Start(Attempt attempt, TaskSpec spec, Allocation allocation, DateTimeOffset now);
 
+    /// <summary>Whether a stop's SIGTERM is followed by a SIGKILL after the kill grace if the attempt has not ended by
+    /// then (processes here and on workers); a Slurm job's scancel needs none.</summary>
+    bool KillsAfterGrace { get; }
+
     /// <summary>Asks a running attempt to stop with <paramref name="signal"/> (a cancel, a timeout, a dependency that
-    /// failed). True where a SIGKILL is owed after the kill grace if it has not ended by then.</summary>
-    bool Stop(Attempt attempt, int signal);
+    /// failed).</summary>
+    void Stop(Attempt attempt, int signal);
+
+    /// <summary>A cancel: an attempt not under way anywhere now is taken back by its executor.
+    /// <see cref="Withdrawn.Unstarted"/>: it was never recorded as started (waiting for a worker's credit), and is out of
+    /// the executor's hands: the engine ends its task from queued. <see cref="Withdrawn.Started"/>: it was recorded as
+    /// started but runs nowhere it can be signalled (awaiting its worker after a restart): the engine ends the attempt.
+    /// <see cref="Withdrawn.No"/>: it runs; the engine signals it.</summary>
+    Withdrawn Withdraw(Attempt attempt);
 
     /// <summary>An attempt ended, however: what the executor held for it goes. <paramref name="reported"/>: the usage
     /// that came with its end (a worker's); the executor may read its own instead.</summary>
@@ -49,9 +60,11 @@ internal interface IExecutor
     DateTimeOffset? NextWake(DateTimeOffset now);
 }
 
-/// <summary>What an executor gave back at an attempt's end: what it used, and why its declared outputs cannot be seen
-/// from the daemon (null: they can, from its working directory).</summary>
-internal readonly record struct Released(AttemptUsage Usage, string? OutputsUnseen = null);
+
+/// <summary>What an executor gave back at an attempt's end: what it used; why its declared outputs cannot be seen from the
+/// daemon (null: they can, from its working directory); its result line where the executor read it (null: the engine
+/// reads it from the attempt's stdout log); whether its executor writes notes (an OOM kill) into the attempt's log itself.</summary>
+internal readonly record struct Released(AttemptUsage Usage, string? OutputsUnseen = null, ResultRead? Result = null, bool WritesNotes = false);
 
 /// <summary>The end a recovery found for an attempt: its exit, and a reason where the exit alone does not say.</summary>
 internal readonly record struct RecoveredEnd(ProcessExit Exit, string? Reason);
@@ -64,6 +77,10 @@ internal interface IAttemptHost
 
     /// <summary>An attempt ended: the engine records it and decides what follows (success, a retry, a failure).</summary>
     void Ended(Attempt attempt, ProcessExit exit, string? reason, DateTimeOffset now, AttemptUsage usage = default);
+
+    /// <summary>What an executor learns of an attempt's life: it is under way (its timeout runs), it awaits its worker
+    /// after a restart, its worker took it back. The engine hands it to the task's life and carries out what follows.</summary>
+    void Report(Attempt attempt, LifeEvent e, DateTimeOffset now);
 
     /// <summary>An attempt could not start: recorded as started, then failed with <paramref name="why"/> in its log.</summary>
     void FailStart(Attempt attempt, string why, DateTimeOffset now, string reason = Reasons.SpawnFailed, int? exitCode = 127);

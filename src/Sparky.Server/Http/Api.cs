@@ -49,8 +49,13 @@ internal static class Api
             return Reply(await Commands.SubmitAsync(d, node));
         });
 
-        app.MapGet("/api/v1/tasks", (string? state, string? @class, int? limit, long? cursor, string? order) =>
-            Reply(Commands.List(d, state, @class, limit, cursor, order)));
+        // limit and cursor are read here, not bound, so that a wrong one is a problem that names it.
+        app.MapGet("/api/v1/tasks", (string? state, string? @class, string? q, string? limit, string? cursor, string? order) =>
+        {
+            if (TaskQueries.ParseInteger("limit", limit, out var lim) is { } badLimit) return Problems.BadRequest(badLimit);
+            if (TaskQueries.ParseInteger("cursor", cursor, out var cur) is { } badCursor) return Problems.BadRequest(badCursor);
+            return Reply(Commands.List(d, state, @class, q, lim, cur, order));
+        });
 
         app.MapGet("/api/v1/tasks/{id}", (string id) => Reply(Commands.Get(d, id)));
 
@@ -68,13 +73,15 @@ internal static class Api
             };
         });
 
-        app.MapGet("/api/v1/tasks/{id}/logs", async (HttpContext ctx, string id, string? stream, bool? follow, int? attempt) =>
+        // tail=N: begin N bytes before the end of what is written so far (the dashboard's log tail); follow goes on from there.
+        app.MapGet("/api/v1/tasks/{id}/logs", async (HttpContext ctx, string id, string? stream, bool? follow, int? attempt, long? tail) =>
         {
             if (ParseId(id, out var tid) is { } bad) return bad;
             if (stream is not null and not "stdout" and not "stderr") return Problems.BadRequest("stream must be stdout or stderr");
+            if (tail is < 0) return Problems.BadRequest("tail must be a number of bytes, 0 or more");
             var t = d.Store.Get(tid);
             if (t is null) return Problems.NotFound($"no task '{tid}'");
-            await LogStreamer.StreamAsync(ctx, d, tid, stream == "stderr", follow == true, attempt);
+            await LogStreamer.StreamAsync(ctx, d, tid, stream == "stderr", follow == true, attempt, tail);
             return Results.Empty;
         });
 
@@ -131,7 +138,11 @@ internal static class Api
                 : Problems.Of(r.Status, r.Detail!);
         });
 
-        app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings)));
+        app.MapGet("/api/v1/status", () => HttpJson.Of(DaemonStatusJson.Of(d)));
+
+        app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings, d.Engine.GpuHolders)));
+
+        app.MapGet("/api/v1/classes", () => HttpJson.Of(Commands.Classes(d)));
 
         // Alive. "/health" is the replaced orchestrator's name for it; "status" is what it answered there.
         app.MapGet("/healthz", () => HttpJson.Of(new JsonObject { ["ok"] = true, ["status"] = "ok" }));

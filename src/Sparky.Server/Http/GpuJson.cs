@@ -6,12 +6,14 @@ namespace Sparky.Server.Http;
 /// <summary>The GPUs as JSON: one shape for <c>GET /api/v1/gpus</c> and <c>sparky gpus --json</c>.</summary>
 public static class GpuJson
 {
-    public static JsonObject Of(GpuDiscovery discovery, IReadOnlyList<GpuInfo> gpus)
+    /// <param name="holders">The running tasks that hold each GPU (the daemon's view: <c>tasks</c> per GPU); null: not
+    /// known here (<c>sparky gpus</c> looks at the machine, not at a daemon).</param>
+    public static JsonObject Of(GpuDiscovery discovery, IReadOnlyList<GpuInfo> gpus, IReadOnlyList<Sparky.Core.Scheduling.GpuHold>? holders = null)
     {
         var list = new JsonArray();
         foreach (var g in gpus)
         {
-            list.Add((JsonNode)new JsonObject
+            var gpu = new JsonObject
             {
                 ["index"] = g.Index,
                 ["uuid"] = g.Uuid,
@@ -22,7 +24,11 @@ public static class GpuJson
                 ["temperature_c"] = g.TemperatureC,
                 ["pci_bus_id"] = g.PciBusId,
                 ["unified_memory"] = g.UnifiedMemory,
-            });
+            };
+            if (holders is not null)
+                gpu["tasks"] = new JsonArray(holders.Where(h => h.Uuid == g.Uuid)
+                    .Select(h => (JsonNode?)new JsonObject { ["id"] = h.Task.Value, ["gpu_memory_mb"] = h.ShareMb }).ToArray());
+            list.Add((JsonNode)gpu);
         }
         var problems = new JsonArray();
         foreach (var p in discovery.Problems) problems.Add((JsonNode)p);

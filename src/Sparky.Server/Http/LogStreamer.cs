@@ -8,7 +8,7 @@ namespace Sparky.Server.Http;
 /// Followers of one log share one poller (<see cref="LogFeeds"/>), which wakes them when something changed.</summary>
 internal static class LogStreamer
 {
-    public static async Task StreamAsync(HttpContext ctx, SparkyDaemon d, TaskId id, bool stderr, bool follow, int? attemptWanted)
+    public static async Task StreamAsync(HttpContext ctx, SparkyDaemon d, TaskId id, bool stderr, bool follow, int? attemptWanted, long? tail = null)
     {
         ctx.Response.ContentType = "text/plain; charset=utf-8";
         var ct = ctx.RequestAborted;
@@ -26,6 +26,8 @@ internal static class LogStreamer
                 if (File.Exists(path))
                 {
                     await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    // The tail is of the first file read; a later attempt's log is read from its start.
+                    if (tail is { } last) { offset = Math.Max(0, f.Length - last); tail = null; }
                     f.Seek(offset, SeekOrigin.Begin);
                     int read;
                     while ((read = await f.ReadAsync(buffer, ct)) > 0)

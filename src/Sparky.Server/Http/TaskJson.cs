@@ -8,7 +8,8 @@ namespace Sparky.Server.Http;
 public static class TaskJson
 {
     /// <param name="slurm">Slurm's last word on the task's current job, where the daemon follows one.</param>
-    public static JsonObject Task(TaskRecord t, Sparky.Execution.Slurm.SlurmView? slurm = null)
+    /// <param name="progress">The task's latest progress where it is newer than the stored one (not yet written).</param>
+    public static JsonObject Task(TaskRecord t, Sparky.Execution.Slurm.SlurmView? slurm = null, string? progress = null)
     {
         var o = new JsonObject
         {
@@ -32,6 +33,8 @@ public static class TaskJson
             ["result"] = t.ResultJson is null ? null : JsonNode.Parse(t.ResultJson),
             ["result_error"] = t.ResultError,
             ["artifacts"] = t.ArtifactsJson is null ? null : JsonNode.Parse(t.ArtifactsJson),
+            // {"done", "total", "message", "updated_at"}, each where given (TaskProgress.ToJson), or null.
+            ["progress"] = (progress ?? t.ProgressJson) is { } p ? JsonNode.Parse(p) : null,
             ["host"] = t.AttemptList.LastOrDefault()?.Host,
             ["cursor"] = t.Seq,
         };

@@ -25,14 +25,17 @@ public sealed class SparkyMetrics : Daemon.IEngineObserver
     private readonly Counter _submitted, _completed;
     private readonly Histogram _duration, _wait;
     private readonly Gauge _gpuUtilization, _gpuMemoryUsed, _gpuMemoryTotal;
-    private readonly Counter _slurmSubmitted, _slurmCompleted, _slurmPollErrors;
+    private readonly Counter _slurmSubmitted, _slurmCompleted, _slurmPollErrors, _workersLost;
     private readonly object _gpuLock = new();
     private HashSet<string> _gpus = [];
 
     private static readonly double[] DurationBuckets = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400];
     private static readonly double[] WaitBuckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600];
 
-    public SparkyMetrics(Counters counters, Func<IEnumerable<string>> classes, Func<string, int> limit, Func<int>? logReaders = null)
+    /// <param name="dataDir">The daemon's data dir: the free and total space of its file system (where the store and
+    /// the task logs are) are read at each scrape.</param>
+    public SparkyMetrics(Counters counters, Func<IEnumerable<string>> classes, Func<string, int> limit, Func<int>? logReaders = null,
+        string? dataDir = null)
     {
         var f = Prometheus.Metrics.WithCustomRegistry(Registry);
         var readers = f.CreateGauge("sparky_log_readers", "Pollers of followed task logs running now: one per log, however many follow it.");
@@ -52,6 +55,9 @@ public sealed class SparkyMetrics : Daemon.IEngineObserver
         _slurmSubmitted = f.CreateCounter("sparky_slurm_jobs_submitted_total", "Slurm jobs submitted.");
         _slurmCompleted = f.CreateCounter("sparky_slurm_jobs_completed_total", "Slurm jobs finished, by outcome.", "outcome");
         _slurmPollErrors = f.CreateCounter("sparky_slurm_poll_errors_total", "Failed polls of Slurm (squeue/sacct).");
+        _workersLost = f.CreateCounter("sparky_workers_lost_total", "Workers declared lost: silent past worker_timeout, gone mid-task, or misbehaving.");
+        var diskFree = f.CreateGauge("sparky_data_disk_free_bytes", "Free space (for the daemon's user) on the file system of the data dir: the store and the task logs.");
+        var diskTotal = f.CreateGauge("sparky_data_disk_total_bytes", "Size of the file system of the data dir.");
         _envQueueDepth = f.CreateGauge("env_queue_depth", "Tasks queued in all classes (the replaced orchestrator's name for the sum of sparky_queue_depth).");
         _orchestratorLimit = f.CreateGauge("orchestrator_concurrency_limit", "Concurrency limits of all classes together (the replaced orchestrator's name for the sum of sparky_concurrency_limit).");
         _orchestratorInflight = f.CreateGauge("orchestrator_inflight_tasks", "Tasks running in all classes (the replaced orchestrator's name for the sum of sparky_tasks_running).");
@@ -76,6 +82,11 @@ public sealed class SparkyMetrics : Daemon.IEngineObserver
                     _completed.WithLabels(cls, s.Name()).IncTo(counters.Get(cls, s));
             }
             readers.Set(logReaders?.Invoke() ?? 0);
+            if (dataDir is not null && DiskSpace(dataDir) is var (free, total))
+            {
+                diskFree.Set(free);
+                diskTotal.Set(total);
+            }
             _envQueueDepth.Set(queued);
             _orchestratorInflight.Set(running);
             _orchestratorLimit.Set(limits);
@@ -88,6 +99,20 @@ public sealed class SparkyMetrics : Daemon.IEngineObserver
     public void ObserveWait(string cls, double seconds) => _wait.WithLabels(cls).Observe(seconds);
 
     void Daemon.IEngineObserver.WorkerCount(int count) => SetWorkers(count);
+
+    void Daemon.IEngineObserver.WorkerLost() => _workersLost.Inc();
+
+    /// <summary>The free (for this user) and total bytes of the file system holding <paramref name="dir"/>; null where
+    /// it cannot be read (the dir is gone): the series keep their last value rather than claim a full disk.</summary>
+    private static (long Free, long Total)? DiskSpace(string dir)
+    {
+        try
+        {
+            var drive = new DriveInfo(Path.GetFullPath(dir));
+            return (drive.AvailableFreeSpace, drive.TotalSize);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return null; }
+    }
 
     void Daemon.IEngineObserver.QueueWait(string cls, double seconds) => ObserveWait(cls, seconds);
 

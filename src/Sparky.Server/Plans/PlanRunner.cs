@@ -152,14 +152,14 @@ public sealed class PlanRunner : IAsyncDisposable
         {
             var elements = envelope.TaskIds.Select(id => tasks.GetValueOrDefault(id)).ToList();
             node["id"] = envelope.Id;
-            if (elements.Count == 1) Describe(node, elements[0], now);
+            if (elements.Count == 1) Describe(node, elements[0], now, _d.Progress.Unstored(TaskId.Parse(envelope.TaskIds[0])));
             else
             {
                 var arr = new JsonArray();
                 foreach (var (e, id) in elements.Zip(envelope.TaskIds))
                 {
                     var o = new JsonObject { ["id"] = id };
-                    Describe(o, e, now);
+                    Describe(o, e, now, _d.Progress.Unstored(TaskId.Parse(id)));
                     arr.Add((JsonNode)o);
                 }
                 node["elements"] = arr;
@@ -171,7 +171,8 @@ public sealed class PlanRunner : IAsyncDisposable
         return report;
     }
 
-    private static void Describe(JsonObject node, TaskBrief? t, long now)
+    /// <param name="progress">The task's progress where it is newer than the stored one.</param>
+    private static void Describe(JsonObject node, TaskBrief? t, long now, string? progress)
     {
         if (t is null) { node["state"] = "not_submitted"; return; }
         node["state"] = t.State.Name();
@@ -181,6 +182,7 @@ public sealed class PlanRunner : IAsyncDisposable
         node["started_at"] = t.StartedAt;
         node["finished_at"] = t.FinishedAt;
         node["duration_seconds"] = t.StartedAt is { } s ? Math.Round(((t.FinishedAt ?? now) - s) / 1000.0, 3) : null;
+        if ((progress ?? t.ProgressJson) is { } p) node["progress"] = JsonNode.Parse(p);
     }
 
     // ---------- starting ----------

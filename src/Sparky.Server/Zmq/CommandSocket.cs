@@ -421,8 +421,9 @@ public sealed class CommandSocket : IDisposable
                 if (Text(args, "order", out var order) is { } e3) return e3;
                 if (Integer(args, "limit", out var limit) is { } e4) return e4;
                 if (Integer(args, "cursor", out var cursor) is { } e5) return e5;
+                if (Text(args, "q", out var q) is { } e6) return e6;
                 await _reads.WaitAsync();
-                try { return IsStalled(identity) ? Dropped : BoundedList(state, cls, limit is null ? null : (int)Math.Clamp(limit.Value, int.MinValue, int.MaxValue), cursor, order); }
+                try { return IsStalled(identity) ? Dropped : BoundedList(state, cls, q, limit, cursor, order); }
                 finally { _reads.Release(); }
             default:
                 return Answer.Error(400, $"{Wire.TypeNames[(int)type]} is not handled here");
@@ -434,10 +435,10 @@ public sealed class CommandSocket : IDisposable
 
     /// <summary>A page of tasks whose reply stays under <see cref="MaxListReplyBytes"/>: a page over it is asked again
     /// at half the size (rare: tasks with very long commands or environments).</summary>
-    private Answer BoundedList(string? state, string? cls, int? limit, long? cursor, string? order)
+    private Answer BoundedList(string? state, string? cls, string? q, long? limit, long? cursor, string? order)
     {
-        var a = Commands.List(_d, state, cls, limit, cursor, order);
-        int lim = Math.Clamp(limit ?? 100, 1, 10_000);
+        var a = Commands.List(_d, state, cls, q, limit, cursor, order);
+        long lim = Math.Clamp(limit ?? TaskQuery.DefaultLimit, 1, TaskQuery.MaxLimit);
         var buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
         while (a.Ok && lim > 1)
         {
@@ -447,7 +448,7 @@ public sealed class CommandSocket : IDisposable
             w.Flush();
             if (buffer.WrittenCount <= MaxListReplyBytes) break;
             lim /= 2;
-            a = Commands.List(_d, state, cls, lim, cursor, order);
+            a = Commands.List(_d, state, cls, q, lim, cursor, order);
         }
         return a;
     }

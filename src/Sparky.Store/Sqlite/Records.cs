@@ -24,10 +24,15 @@ public sealed record TaskRecord(
     string? ResultJson,
     IReadOnlyList<AttemptRecord> AttemptList,
     string? ResultError = null,
-    string? ArtifactsJson = null);
+    string? ArtifactsJson = null,
+    string? ProgressJson = null);
+
+/// <summary>A page of the task list, and the cursor the next page starts from (null: there is none). A page may hold
+/// fewer tasks than asked and still have a next one, where a search stopped walking for time (SearchWalk).</summary>
+public sealed record TaskPage(IReadOnlyList<TaskRecord> Tasks, long? NextCursor);
 
 /// <summary>What a report shows of a task: <see cref="SqliteStore.Briefs"/> reads many at once.</summary>
-public sealed record TaskBrief(TaskState State, string? Reason, int Attempts, long? StartedAt, long? FinishedAt, int? ExitCode);
+public sealed record TaskBrief(TaskState State, string? Reason, int Attempts, long? StartedAt, long? FinishedAt, int? ExitCode, string? ProgressJson = null);
 
 /// <summary>One attempt: a process, or a Slurm job, that ran the task once.</summary>
 public sealed record AttemptRecord(

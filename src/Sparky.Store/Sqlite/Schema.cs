@@ -112,7 +112,33 @@ internal static class Schema
         ALTER TABLE attempts ADD COLUMN cpu_ms INTEGER;
         ALTER TABLE attempts ADD COLUMN mem_peak_bytes INTEGER;
         """,
+        // v9: the task's last progress line (TaskProgress, SPEC §3) as TaskJson's "progress" object, updated_at included;
+        // kept across attempts until a new one reports its own.
+        """
+        ALTER TABLE tasks ADD COLUMN progress TEXT;
+        """,
+        // v10: the task list's search (GET /api/v1/tasks?q=): a trigram index of each task's name and command line, so a
+        // substring of three characters or more is found without reading every row. Contentless (the text is in tasks
+        // already; a search needs only the matching seqs) and without per-row sizes (nothing is ranked). Filled here
+        // for the tasks stored before; the writer indexes the new tasks of each commit in the same transaction, in one
+        // statement (IndexTasksAfter), not by a trigger: FTS5 writes its pending terms out at every statement that
+        // could roll back, and a trigger's row-by-row inserts made storing a burst of tasks several times slower. A
+        // task's name and spec never change after it is stored.
+        $"""
+        CREATE VIRTUAL TABLE tasks_search USING fts5(name, command, content='', columnsize=0, tokenize='trigram');
+        INSERT INTO tasks_search (rowid, name, command) SELECT seq, name, {SearchCommandOf("spec")} FROM tasks;
+        """,
     ];
+
+    /// <summary>The command line the search looks in, from a stored spec: as the task's JSON shows its command, the argv
+    /// joined by spaces or the shell string (null for a payload its class's handler runs). Part of schema v10 (the tasks
+    /// it indexed): change it only with a migration that indexes the tasks again.</summary>
+    internal static string SearchCommandOf(string spec) =>
+        $"CASE WHEN json_type({spec}, '$.argv') = 'array' THEN (SELECT group_concat(value, ' ') FROM json_each({spec}, '$.argv')) ELSE json_extract({spec}, '$.shell') END";
+
+    /// <summary>Indexes for the search the tasks stored after seq <c>$after</c>: a commit's new tasks.</summary>
+    internal static readonly string IndexTasksAfter =
+        $"INSERT INTO tasks_search (rowid, name, command) SELECT seq, name, {SearchCommandOf("spec")} FROM tasks WHERE seq > $after";
 
     public static int Current => Migrations.Length;
 

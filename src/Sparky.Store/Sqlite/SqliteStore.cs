@@ -1,4 +1,5 @@
 using Sparky.Core.Scheduling;
+using System.Diagnostics;
 using System.Threading.Channels;
 using System.Text;
 using Microsoft.Data.Sqlite;
@@ -108,9 +109,19 @@ public sealed class SqliteStore : IAsyncDisposable
     public Task<WriteResult> ArtifactsRecordedAsync(TaskId id, int attempt, string artifactsJson) =>
         Enqueue(new ArtifactsOp(id, attempt, artifactsJson));
 
+    /// <summary>A task's last progress (<c>TaskJson</c>'s <c>progress</c> object): nobody waits for it, so it shares the
+    /// next commit with the engine's updates.</summary>
+    public Task<WriteResult> ProgressAsync(TaskId id, string progressJson) => Enqueue(new ProgressOp(id, progressJson));
+
     /// <summary>Records what Slurm said about a running attempt: its job id once sbatch answered, the node once it runs.</summary>
     public Task<WriteResult> AttemptSlurmAsync(TaskId id, int n, string? jobId, string? node, long? startedAt = null, long? endedAt = null) =>
         Enqueue(new SlurmOp(id, n, jobId, node, startedAt, endedAt));
+
+    /// <summary>Why a running attempt is being stopped (cancelled, timeout, dependency_failed), kept in its reason
+    /// until its end replaces it: a daemon that dies before the end records that end as this stop after its restart.
+    /// <paramref name="awaited"/>: a client waits for it (a cancel's answer), so it is committed without delay.</summary>
+    public Task<WriteResult> AttemptStoppingAsync(TaskId id, int n, string reason, bool awaited = false) =>
+        Enqueue(new StoppingOp(id, n, reason, awaited));
 
     /// <summary>Ends a task that has no attempt running: a failed dependency, or a cancel while queued.</summary>
     public Task<WriteResult> FinishAsync(TaskId id, string cls, TaskState from, TaskState to, string reason, long at, bool doneFile = false) =>
@@ -187,7 +198,12 @@ public sealed class SqliteStore : IAsyncDisposable
                 using var tx = _writer.BeginTransaction();
                 cmds.Bind(tx);
                 cmds.QueuedInBatch = 0;
+                cmds.SeqBeforeInserts = null;
                 for (int i = 0; i < batch.Count; i++) results[i] = batch[i].Apply(cmds);
+                // The search index takes the batch's new tasks in one statement: FTS5 writes its pending terms out at
+                // each statement that could roll back, so one per task (or per insert) made a burst of submissions
+                // several times slower.
+                if (cmds.SeqBeforeInserts is { } seq) Run(cmds.Index, seq);
                 tx.Commit();
                 if (!durable) lastUpdateCommit = Environment.TickCount64;
                 Interlocked.Increment(ref _commits);
@@ -253,13 +269,16 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>Prepared statements, reused for every batch.</summary>
     private sealed class Commands
     {
-        public readonly SqliteCommand Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan,
-            PlanDelete, Intake, Owe, Paid, OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget;
+        public readonly SqliteCommand Savepoint, Release, Rollback, LastSeq, Insert, Index, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Stopping, Plan,
+            PlanDelete, Intake, Owe, Paid, OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget, Progress;
         private readonly SqliteCommand[] _all;
         /// <summary>The committed counts, exact on the writer thread (only it moves them, after each commit).</summary>
         public readonly Counters Counters;
         /// <summary>Tasks queued by inserts applied in the batch being written, not yet in <see cref="Counters"/>.</summary>
         public long QueuedInBatch;
+        /// <summary>The last seq before the batch's first insert: seqs only grow and only this writer inserts, so the
+        /// batch's new tasks are the rows past it.</summary>
+        public long? SeqBeforeInserts;
 
         public Commands(SqliteConnection c, Counters counters)
         {
@@ -267,6 +286,8 @@ public sealed class SqliteStore : IAsyncDisposable
             Savepoint = Make(c, "SAVEPOINT op");
             Release = Make(c, "RELEASE op");
             Rollback = Make(c, "ROLLBACK TO op");
+            LastSeq = Make(c, "SELECT coalesce(max(seq), 0) FROM tasks");
+            Index = Make(c, Schema.IndexTasksAfter, "$after");
             Insert = Make(c, """
                 INSERT INTO tasks (id, class, name, state, spec, envelope, after, retries, submitted_at, resources)
                 VALUES ($id, $class, $name, 0, $spec, $envelope, $after, $retries, $at, $resources)
@@ -282,6 +303,8 @@ public sealed class SqliteStore : IAsyncDisposable
                     slurm_started_at = COALESCE($start, slurm_started_at), slurm_ended_at = COALESCE($end, slurm_ended_at)
                 WHERE task_id = $id AND n = $n
                 """, "$id", "$n", "$job", "$node", "$start", "$end");
+            // Only a running attempt's: an end that was written first keeps its own reason.
+            Stopping = Make(c, "UPDATE attempts SET reason = $reason WHERE task_id = $id AND n = $n AND ended_at IS NULL", "$id", "$n", "$reason");
             End = Make(c, """
                 UPDATE tasks SET state = $state, reason = $reason, exit_code = $exit, signal = $signal,
                     finished_at = $finished, result = COALESCE($result, result), result_error = $result_error, artifacts = $artifacts
@@ -313,8 +336,9 @@ public sealed class SqliteStore : IAsyncDisposable
             Artifacts = Make(c, "UPDATE tasks SET artifacts = $artifacts WHERE id = $id AND attempts = $n AND state >= 2", "$id", "$n", "$artifacts");
             ArtifactsPaid = Make(c, "DELETE FROM artifacts_owed WHERE task_id = $id AND attempt = $n", "$id", "$n");
             ArtifactsForget = Make(c, "DELETE FROM artifacts_owed WHERE task_id = $id", "$id");
-            _all = [Savepoint, Release, Rollback, Insert, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Plan, PlanDelete, Intake, Owe, Paid,
-                OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget];
+            Progress = Make(c, "UPDATE tasks SET progress = $progress WHERE id = $id", "$id", "$progress");
+            _all = [Savepoint, Release, Rollback, LastSeq, Insert, Index, Start, StartAttempt, End, EndAttempt, Finish, Requeue, Slurm, Stopping, Plan, PlanDelete, Intake, Owe, Paid,
+                OweArtifacts, Artifacts, ArtifactsPaid, ArtifactsForget, Progress];
         }
 
         public void Bind(SqliteTransaction tx)
@@ -360,6 +384,7 @@ public sealed class SqliteStore : IAsyncDisposable
         {
             Existing.Clear(); // a batch that failed is applied again
             c.Savepoint.ExecuteNonQuery();
+            c.SeqBeforeInserts ??= (long)c.LastSeq.ExecuteScalar()!;
             foreach (var t in tasks)
             {
                 var after = t.Spec.After.Count == 0 ? null : string.Join(',', t.Spec.After);
@@ -428,6 +453,26 @@ public sealed class SqliteStore : IAsyncDisposable
         public override WriteResult Apply(Commands c)
         {
             Run(c.Slurm, id.Value, n, jobId, node, startedAt, endedAt);
+            return WriteResult.Ok;
+        }
+    }
+
+    private sealed class ProgressOp(TaskId id, string progress) : WriteOp
+    {
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Progress, id.Value, progress);
+            return WriteResult.Ok;
+        }
+    }
+
+    private sealed class StoppingOp(TaskId id, int n, string reason, bool awaited) : WriteOp
+    {
+        public override bool Awaited => awaited;
+
+        public override WriteResult Apply(Commands c)
+        {
+            Run(c.Stopping, id.Value, n, reason);
             return WriteResult.Ok;
         }
     }
@@ -548,7 +593,7 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>The columns <see cref="ReadAttempt"/> reads, in its order.</summary>
     private const string AttemptColumns = "n, started_at, ended_at, exit_code, signal, pid, pid_start, host, outcome, reason, exit_file, slurm_job_id, slurm_started_at, slurm_ended_at, cpu_ms, mem_peak_bytes";
 
-    private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result, result_error, artifacts";
+    private const string TaskColumns = "seq, id, class, name, state, reason, spec, envelope, attempts, submitted_at, started_at, finished_at, exit_code, signal, result, result_error, artifacts, progress";
 
     public TaskRecord? Get(TaskId id) => Guarded(() => GetTask(id));
 
@@ -565,7 +610,7 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// What a report shows of many tasks (state, reason, attempts, times, exit code), read in one query whatever their
+    /// What a report shows of many tasks (state, reason, attempts, times, exit code, progress), read in one query whatever their
     /// number: the ids go in as one JSON array. Ids that are not stored are left out.
     /// </summary>
     public IReadOnlyDictionary<string, TaskBrief> Briefs(IReadOnlyCollection<string> ids) => Guarded(() =>
@@ -575,7 +620,7 @@ public sealed class SqliteStore : IAsyncDisposable
         using var conn = OpenRead();
         using var cmd = conn.CreateCommand();
         cmd.CommandText = """
-            SELECT id, state, reason, attempts, started_at, finished_at, exit_code FROM tasks
+            SELECT id, state, reason, attempts, started_at, finished_at, exit_code, progress FROM tasks
             WHERE id IN (SELECT value FROM json_each($ids))
             """;
         var json = new System.Text.Json.Nodes.JsonArray();
@@ -583,7 +628,7 @@ public sealed class SqliteStore : IAsyncDisposable
         cmd.Parameters.AddWithValue("$ids", json.ToJsonString());
         using var r = cmd.ExecuteReader();
         while (r.Read())
-            found[r.GetString(0)] = new TaskBrief((TaskState)r.GetInt32(1), NStr(r, 2), r.GetInt32(3), NLong(r, 4), NLong(r, 5), NInt(r, 6));
+            found[r.GetString(0)] = new TaskBrief((TaskState)r.GetInt32(1), NStr(r, 2), r.GetInt32(3), NLong(r, 4), NLong(r, 5), NInt(r, 6), NStr(r, 7));
         return found;
     });
 
@@ -599,25 +644,167 @@ public sealed class SqliteStore : IAsyncDisposable
         return v is null ? null : (TaskState)Convert.ToInt32(v);
     }
 
-    /// <summary>A page of tasks in submission order, after <paramref name="cursor"/> (a seq), or before it when descending.</summary>
-    public IReadOnlyList<TaskRecord> List(TaskState? state, string? cls, int limit, long? cursor, bool descending) =>
-        Guarded(() => ListTasks(state, cls, limit, cursor, descending));
+    /// <summary>A page of the task list (<see cref="TaskQuery"/>), each task with its attempts, and the cursor of the next
+    /// page. It reads about one page, never every task: see <see cref="TaskListPlan"/> for how each kind of query finds it.</summary>
+    public TaskPage List(TaskQuery query) => Guarded(() => ListTasks(query, null));
 
-    private IReadOnlyList<TaskRecord> ListTasks(TaskState? state, string? cls, int limit, long? cursor, bool descending)
+    /// <summary>The page as <paramref name="plan"/> finds it, whatever the counts say: every plan must find the same.</summary>
+    internal TaskPage List(TaskQuery query, TaskListPlan plan) => ListTasks(query, plan);
+
+    private TaskPage ListTasks(TaskQuery q, TaskListPlan? plan)
     {
         using var conn = OpenRead();
+        plan ??= TaskQueries.Plan(q, q.Text is not null && q.Filtered ? FilterRows(q) : 0, FilterRows(new TaskQuery()));
+        var (seqs, next) = plan switch
+        {
+            TaskListPlan.Scan => Paged(ScanSeqs(conn, q), q),
+            TaskListPlan.Search => SearchSeqs(conn, q),
+            _ => Paged(FilterThenMatchSeqs(conn, q), q),
+        };
+        if (seqs.Count == 0) return new TaskPage([], next);
         using var cmd = conn.CreateCommand();
-        var where = new List<string>();
-        if (state is { } s) { where.Add("state = $state"); cmd.Parameters.AddWithValue("$state", (int)s); }
-        if (cls is not null) { where.Add("class = $class"); cmd.Parameters.AddWithValue("$class", cls); }
-        if (cursor is { } c) { where.Add(descending ? "seq < $cursor" : "seq > $cursor"); cmd.Parameters.AddWithValue("$cursor", c); }
-        cmd.CommandText = $"SELECT {TaskColumns} FROM tasks {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")} ORDER BY seq {(descending ? "DESC" : "ASC")} LIMIT $limit";
-        cmd.Parameters.AddWithValue("$limit", limit);
-        var list = new List<TaskRecord>();
+        cmd.CommandText = $"SELECT {TaskColumns} FROM tasks WHERE seq IN (SELECT value FROM json_each($seqs)) ORDER BY seq {(q.Descending ? "DESC" : "ASC")}";
+        cmd.Parameters.AddWithValue("$seqs", "[" + string.Join(',', seqs) + "]");
+        var list = new List<TaskRecord>(seqs.Count);
         using (var r = cmd.ExecuteReader())
             while (r.Read()) list.Add(ReadTask(r, []));
-        if (list.Count == 0) return list;
+        return new TaskPage(WithAttempts(conn, list), next);
+    }
 
+    /// <summary>A page read in full: another follows it when it is full.</summary>
+    private static (List<long>, long?) Paged(List<long> seqs, TaskQuery q) => (seqs, seqs.Count == q.Limit ? seqs[^1] : null);
+
+    /// <summary>How many tasks the query's filter holds (every task, with none), from the counters.</summary>
+    private long FilterRows(TaskQuery q)
+    {
+        IEnumerable<string> classes = q.Classes.Count > 0 ? q.Classes : Counters.Classes;
+        IReadOnlyList<TaskState> states = q.States.Count > 0 ? q.States : Enum.GetValues<TaskState>();
+        return classes.Sum(c => states.Sum(s => Counters.Get(c, s)));
+    }
+
+    /// <summary>
+    /// The query's filter as SQL on <c>tasks t</c>, with its parameters bound on <paramref name="cmd"/>: " AND …", or
+    /// empty for none. It names both columns of the (class, state) index as IN lists, the classes left open being every
+    /// class the store holds and the states every state: SQLite then walks each (class, state) range of the index in
+    /// seq order from the cursor and stops each once the page is full, so a filter costs a page whatever its size,
+    /// with no index kept for it alone. (A class is in the counters from its first task's commit on.)
+    /// </summary>
+    private string Filter(SqliteCommand cmd, TaskQuery q)
+    {
+        if (!q.Filtered) return "";
+        var classes = q.Classes.Count > 0 ? q.Classes : Counters.Classes.ToList();
+        var names = new List<string>(classes.Count);
+        for (int i = 0; i < classes.Count; i++)
+        {
+            names.Add("$c" + i);
+            cmd.Parameters.AddWithValue("$c" + i, classes[i]);
+        }
+        IReadOnlyList<TaskState> states = q.States.Count > 0 ? q.States : Enum.GetValues<TaskState>();
+        return $" AND t.class IN ({string.Join(',', names)}) AND t.state IN ({string.Join(',', states.Select(s => (int)s))})";
+    }
+
+    /// <summary>The rows past the query's cursor, in its order, as SQL on <paramref name="seq"/>: " AND …" or empty.</summary>
+    private static string PastCursor(SqliteCommand cmd, TaskQuery q, string seq)
+    {
+        if (q.Cursor is not { } c) return "";
+        cmd.Parameters.AddWithValue("$cursor", c);
+        return q.Descending ? $" AND {seq} < $cursor" : $" AND {seq} > $cursor";
+    }
+
+    private static string Order(TaskQuery q, string seq) => $"ORDER BY {seq} {(q.Descending ? "DESC" : "ASC")}";
+
+    /// <summary><see cref="TaskListPlan.Scan"/>: the filter's index (or the table) in seq order, one page.</summary>
+    private List<long> ScanSeqs(SqliteConnection conn, TaskQuery q)
+    {
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = $"SELECT t.seq FROM tasks t WHERE 1{Filter(cmd, q)}{PastCursor(cmd, q, "t.seq")} {Order(q, "t.seq")} LIMIT $limit";
+        cmd.Parameters.AddWithValue("$limit", q.Limit);
+        return ReadSeqs(cmd, []);
+    }
+
+    /// <summary><see cref="TaskListPlan.FilterThenMatch"/>: the seqs of a small filter past the cursor, in order, from
+    /// its index; then their names and command lines (as the search index holds them) a chunk at a time, matched here
+    /// until the page is full, so a text most of them hold reads one chunk.</summary>
+    private List<long> FilterThenMatchSeqs(SqliteConnection conn, TaskQuery q)
+    {
+        List<long> filtered;
+        using (var cmd = conn.CreateCommand())
+        {
+            cmd.CommandText = $"SELECT t.seq FROM tasks t WHERE 1{Filter(cmd, q)}{PastCursor(cmd, q, "t.seq")} {Order(q, "t.seq")}";
+            filtered = ReadSeqs(cmd, []);
+        }
+        using var text = conn.CreateCommand();
+        text.CommandText = $"SELECT seq, name, {Schema.SearchCommandOf("spec")} FROM tasks WHERE seq IN (SELECT value FROM json_each($seqs))";
+        var chunkParam = text.Parameters.Add("$seqs", SqliteType.Text);
+        var seqs = new List<long>();
+        const int Chunk = 256;
+        for (int at = 0; at < filtered.Count && seqs.Count < q.Limit; at += Chunk)
+        {
+            var chunk = filtered.GetRange(at, Math.Min(Chunk, filtered.Count - at));
+            chunkParam.Value = "[" + string.Join(',', chunk) + "]";
+            var matching = new HashSet<long>();
+            using (var r = text.ExecuteReader())
+                while (r.Read())
+                    if (TaskQueries.Matches(NStr(r, 1), NStr(r, 2), q.Text!)) matching.Add(r.GetInt64(0));
+            seqs.AddRange(chunk.Where(matching.Contains).Take(q.Limit - seqs.Count));
+        }
+        return seqs;
+    }
+
+    /// <summary>
+    /// <see cref="TaskListPlan.Search"/>: the search index's matches in seq order (it holds them so, and takes a range of
+    /// seqs), each checked against the filter by its row (CROSS JOIN keeps the index outermost); under a filter one
+    /// window of seqs at a time as <see cref="SearchWalk"/> sizes them, without one all at once. The next cursor is the
+    /// last task's when the page is full, else where the walk stopped, or none once every task was walked.
+    /// </summary>
+    private (List<long>, long?) SearchSeqs(SqliteConnection conn, TaskQuery q)
+    {
+        long last;
+        using (var max = conn.CreateCommand())
+        {
+            max.CommandText = "SELECT coalesce(max(seq), 0) FROM tasks";
+            last = (long)max.ExecuteScalar()!;
+        }
+        // The walk's edge, exclusive: the side of the next window nearer the cursor.
+        long edge = q.Descending ? Math.Min(q.Cursor ?? long.MaxValue, last + 1) : q.Cursor ?? 0;
+        bool Walked() => q.Descending ? edge <= 1 : edge >= last;
+        using var cmd = conn.CreateCommand();
+        var join = q.Filtered ? "CROSS JOIN tasks t ON t.seq = tasks_search.rowid" : "";
+        var window = q.Descending ? "tasks_search.rowid < $edge AND tasks_search.rowid >= $far" : "tasks_search.rowid > $edge AND tasks_search.rowid <= $far";
+        cmd.CommandText = $"SELECT tasks_search.rowid FROM tasks_search {join} WHERE tasks_search MATCH $match AND {window}{Filter(cmd, q)} " +
+            $"{Order(q, "tasks_search.rowid")} LIMIT $limit";
+        cmd.Parameters.AddWithValue("$match", SearchPhrase(q.Text!));
+        var (edgeParam, farParam, limitParam) = (cmd.Parameters.Add("$edge", SqliteType.Integer), cmd.Parameters.Add("$far", SqliteType.Integer),
+            cmd.Parameters.Add("$limit", SqliteType.Integer));
+        var seqs = new List<long>();
+        var walk = Stopwatch.StartNew();
+        for (long span = q.Filtered ? SearchWalk.FirstSpan : long.MaxValue; span > 0 && !Walked();)
+        {
+            long far = q.Descending ? Math.Max(1, edge - span) : edge + Math.Min(span, last - edge);
+            (edgeParam.Value, farParam.Value, limitParam.Value) = (edge, far, q.Limit - seqs.Count);
+            var before = walk.Elapsed;
+            ReadSeqs(cmd, seqs);
+            if (seqs.Count == q.Limit) return (seqs, seqs[^1]);
+            edge = far;
+            span = SearchWalk.NextSpan(span, walk.Elapsed - before, walk.Elapsed);
+        }
+        return (seqs, Walked() ? null : edge);
+    }
+
+    private static List<long> ReadSeqs(SqliteCommand cmd, List<long> seqs)
+    {
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) seqs.Add(r.GetInt64(0));
+        return seqs;
+    }
+
+    /// <summary>A search text as one FTS5 phrase: in double quotes, a quote inside doubled. Nothing in it is then
+    /// syntax (no operator, column filter, prefix star or NEAR): the whole text is matched as written.</summary>
+    internal static string SearchPhrase(string text) => "\"" + text.Replace("\"", "\"\"") + "\"";
+
+    private static List<TaskRecord> WithAttempts(SqliteConnection conn, List<TaskRecord> list)
+    {
+        if (list.Count == 0) return list;
         // The page's attempts in one query, not one per task.
         using var ac = conn.CreateCommand();
         var names = new List<string>(list.Count);
@@ -802,7 +989,7 @@ public sealed class SqliteStore : IAsyncDisposable
     private static TaskRecord ReadTask(SqliteDataReader r, IReadOnlyList<AttemptRecord> attempts) => new(
         r.GetInt64(0), TaskId.Parse(r.GetString(1)), r.GetString(2), NStr(r, 3), (TaskState)r.GetInt32(4), NStr(r, 5),
         SpecJson.Deserialize(r.GetString(6)), r.GetString(7), r.GetInt32(8), r.GetInt64(9), NLong(r, 10), NLong(r, 11),
-        NInt(r, 12), NInt(r, 13), NStr(r, 14), attempts, NStr(r, 15), NStr(r, 16));
+        NInt(r, 12), NInt(r, 13), NStr(r, 14), attempts, NStr(r, 15), NStr(r, 16), NStr(r, 17));
 
     private static string? NStr(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
     private static long? NLong(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using Spectre.Console.Rendering;
+using Sparky.Cli.Progress;
 using Sparky.Plans;
 
 namespace Sparky.Cli;
@@ -24,7 +25,9 @@ internal static class PlanVerbs
         var file = new Argument<string>("file") { Description = "the plan file (YAML)" };
         var from = new Option<string?>("--from") { Description = "run this phase and every later one again" };
         var varOption = new Option<string[]>("--var") { Description = "KEY=VALUE for ${KEY} in the plan, over its vars:; repeatable" };
-        var c = new Command("run", "Run a plan (again: resume) and follow it; exit 0 when every phase and gate passed.") { file, from, varOption };
+        var c = new Command("run", "Run a plan (again: resume) and follow it: a live tree on a terminal, with the tasks done of all, the rate, " +
+            "the time left and each running task's own progress; else a line per change (progress at most once a second). Exit 0 when every " +
+            "phase and gate passed.") { file, from, varOption };
         c.SetAction(async (p, ct) =>
         {
             var vars = Vars(p.GetValue(varOption) ?? []);
@@ -86,7 +89,9 @@ internal static class PlanVerbs
         return vars;
     }
 
-    /// <summary>Polls the plan every 300 ms until it succeeded or stopped: a live tree on a terminal, else a line per change.</summary>
+    /// <summary>Polls the plan every 300 ms until it succeeded or stopped: a live tree on a terminal, else a line per
+    /// change; with its tasks done out of all, how fast they end and the time left, and each running task's own progress
+    /// (from its <c>task.progress</c> events).</summary>
     internal static async Task<JsonNode> FollowAsync(DaemonClient client, string name, bool live, bool lines, CancellationToken ct)
     {
         var path = $"api/v1/plans/{Uri.EscapeDataString(name)}";
@@ -95,36 +100,101 @@ internal static class PlanVerbs
             try { return await client.GetAsync(path, ct); }
             catch (CliException e) when (e.Status == 404) { throw new CliException($"plan {name} was deleted while it ran"); }
         }
-        JsonNode report = await Get();
-        bool Done(JsonNode r) => (string?)r["status"] is "succeeded" or "stopped";
-        if (live)
+        var tasks = new TaskSetProgress([], $"plan {name}", DateTimeOffset.Now, noun: "tasks done");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var feed = EventFeed.RunAsync(client, topic => topic == "task.progress",
+            item => { if (item is FeedItem.Event e) lock (tasks) tasks.Apply(e.Topic, e.Body, DateTimeOffset.Now); }, stop.Token);
+        try
         {
-            await AnsiConsole.Live(Tree(report)).AutoClear(false).StartAsync(async ctx =>
+            JsonNode report = await Get();
+            bool Done(JsonNode r) => (string?)r["status"] is "succeeded" or "stopped";
+            if (live)
             {
-                while (!Done(report))
+                IRenderable View()
                 {
-                    await Task.Delay(300, ct);
-                    report = await Get();
-                    ctx.UpdateTarget(Tree(report));
-                }
-            });
-            return report;
-        }
-        var seen = new Dictionary<string, string>();
-        while (true)
-        {
-            if (lines)
-                foreach (var (key, line) in Lines(report))
-                    if (!seen.TryGetValue(key, out var old) || old != line)
+                    lock (tasks)
                     {
-                        seen[key] = line;
-                        Console.WriteLine(line);
+                        var now = DateTimeOffset.Now;
+                        Count(tasks, report, now);
+                        return new Rows(new Markup(tasks.LiveLines(now, AnsiConsole.Profile.Width, tasks: false)[0]), Tree(report, tasks, now));
                     }
-            if (Done(report)) return report;
-            await Task.Delay(300, ct);
-            report = await Get();
+                }
+                using var interruption = new Interruption(ct);
+                await AnsiConsole.Live(View()).AutoClear(false).StartAsync(async ctx =>
+                {
+                    while (!Done(report))
+                    {
+                        await Task.Delay(300, interruption.Token);
+                        report = await Get();
+                        ctx.UpdateTarget(View());
+                    }
+                });
+                return report;
+            }
+            var seen = new Dictionary<string, string>();
+            var progress = new LineThrottle();
+            while (true)
+            {
+                if (lines)
+                {
+                    foreach (var (key, line) in Lines(report))
+                        if (!seen.TryGetValue(key, out var old) || old != line)
+                        {
+                            seen[key] = line;
+                            Console.WriteLine(line);
+                        }
+                    lock (tasks)
+                    {
+                        var now = DateTimeOffset.Now;
+                        Count(tasks, report, now);
+                        if (progress.Next(tasks.PlainKey(), tasks.PlainLine(now), now, final: Done(report)) is { } line) Console.WriteLine(line);
+                    }
+                }
+                if (Done(report)) return report;
+                await Task.Delay(300, ct);
+                report = await Get();
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            try { await feed; } catch (OperationCanceledException) { }
         }
     }
+
+    /// <summary>The plan's tasks from its report: each submitted one followed, and all of them counted (an array's
+    /// elements each, one not submitted yet by its <c>array_size</c>).</summary>
+    private static void Count(TaskSetProgress tasks, JsonNode report, DateTimeOffset now)
+    {
+        int total = 0;
+        foreach (var t in TaskNodes(report))
+        {
+            if (t["elements"] is JsonArray elements)
+            {
+                total += elements.Count;
+                foreach (var e in elements) See(e);
+            }
+            else
+            {
+                total += (int?)t["array_size"] ?? 1;
+                See(t);
+            }
+        }
+        tasks.Total = total;
+
+        void See(JsonNode? t)
+        {
+            if (JsonRead.Str(t, "id") is not { } id || t!["state"] is null) return;
+            tasks.Track([id]);
+            tasks.Saw(t, now);
+        }
+    }
+
+    private static IEnumerable<JsonNode> TaskNodes(JsonNode report) =>
+        from ph in (JsonArray)report["phases"]!
+        from ws in (JsonArray)ph!["workstreams"]!
+        from t in (JsonArray)ws!["tasks"]!
+        select t!;
 
     /// <summary>One line per phase, workstream and gate, keyed, for the not-a-terminal view.</summary>
     private static IEnumerable<(string Key, string Line)> Lines(JsonNode report)
@@ -191,7 +261,8 @@ internal static class PlanVerbs
     }
 
     /// <summary>phases → workstreams → tasks (state, duration, attempts), and each gate check with its result and output tail.</summary>
-    public static IRenderable Tree(JsonNode report)
+    /// <param name="progress">Where known, the running tasks' own progress, shown beside them.</param>
+    public static IRenderable Tree(JsonNode report, TaskSetProgress? progress = null, DateTimeOffset now = default)
     {
         var root = new Tree(new Markup($"[bold]{Markup.Escape((string?)report["name"] ?? "?")}[/] {Styled((string?)report["status"])}" +
             (report["reason"] is { } why ? $" [grey]{Markup.Escape((string)why!)}[/]" : "") +
@@ -214,6 +285,10 @@ internal static class PlanVerbs
                     if ((int?)t["attempts"] is > 1 and var tries) line += $" [grey]{tries} attempts[/]";
                     if (t["reason"] is { } tr && (string?)t["state"] != "succeeded") line += $" [grey]{Markup.Escape((string)tr!)}[/]";
                     line += $" [grey]{Markup.Escape((string?)t["id"] ?? "")}[/]";
+                    // A running task's progress as the events bring it (with its rate and ETA); else the last the report has.
+                    if ((string?)t["state"] == "running" && (string?)t["id"] is { } id && progress?.ProgressOf(id) is { } live)
+                        line += " " + (live.Fraction is { } f ? $"[green]{TermText.Bar(f, 10)}[/] " : "") + Markup.Escape(TermText.Visible(progress.TaskText(id, live, now)));
+                    else if (t["progress"] is JsonObject reported) line += " " + Markup.Escape(Views.ProgressText(reported, Views.Bars, 48) ?? "");
                     w.AddNode(new Markup(line));
                 }
             }

@@ -31,6 +31,7 @@ internal static class Verbs
         root.Subcommands.Add(Status());
         root.Subcommands.Add(Logs());
         root.Subcommands.Add(Wait());
+        root.Subcommands.Add(Top.TopVerb.Build(Server, Json));
         root.Subcommands.Add(Cancel());
         root.Subcommands.Add(Retry());
         root.Subcommands.Add(Config());
@@ -38,6 +39,9 @@ internal static class Verbs
         root.Subcommands.Add(Keys());
         root.Subcommands.Add(WorkerVerb.Build());
         root.Subcommands.Add(PlanVerbs.Build(Server, Json));
+        // Last: they are written from the tree above, themselves included.
+        root.Subcommands.Add(CliDocs.Completions(root));
+        root.Subcommands.Add(CliDocs.ManVerb(root));
         return root;
     }
 
@@ -91,7 +95,8 @@ internal static class Verbs
     private static Command DemoVerb()
     {
         var keep = new Option<bool>("--keep") { Description = "keep the temporary data directory" };
-        var c = new Command("demo", "Run the example end to end on an embedded daemon and a temporary data dir.") { keep };
+        var c = new Command("demo", "Run the example end to end on an embedded daemon and a temporary data dir, with a live view of its plan " +
+            "(tasks done of all, rate, ETA).") { keep };
         c.SetAction(async (p, ct) => await DemoRunner.RunAsync(p.GetValue(keep), p.GetValue(Json), ct));
         return c;
     }
@@ -111,7 +116,7 @@ internal static class Verbs
         var env = new Option<string[]>("--env") { Description = "K=V, repeatable" };
         var cwd = new Option<string?>("--cwd") { Description = "working directory (default: this one)" };
         var array = new Option<string?>("--array") { Description = "an array of tasks, 0-99[:step]; each gets $SPARKY_ARRAY_INDEX" };
-        var wait = new Option<bool>("--wait") { Description = "wait for the task; exit with its exit code" };
+        var wait = new Option<bool>("--wait") { Description = "wait for the task, showing its progress as `sparky wait` does; exit with its exit code" };
         var command = new Argument<string[]>("command") { Description = "the command (after --); one argument with spaces runs in /bin/sh", Arity = ArgumentArity.OneOrMore };
         var c = new Command("submit", "Queue a task and print its id.") { cls, name, id, cpus, mem, gpus, gpuMem, after, retries, timeout, env, cwd, array, wait, command };
         c.SetAction(async (p, ct) =>
@@ -190,16 +195,18 @@ internal static class Verbs
 
     private static Command Ls()
     {
-        var state = new Option<string?>("--state") { Description = "queued, running, succeeded, failed, cancelled" };
-        var cls = new Option<string?>("--class") { Description = "only this class" };
+        var state = new Option<string?>("--state") { Description = "only these states, comma-separated: queued, running, succeeded, failed, cancelled" };
+        var cls = new Option<string?>("--class") { Description = "only these classes, comma-separated" };
+        var search = new Option<string?>("--search") { Description = "only tasks whose name or command holds this text (3 characters or more, any case)" };
         var limit = new Option<int>("--limit") { Description = "how many (the most recent)", DefaultValueFactory = _ => 50 };
-        var c = new Command("ls", "List tasks as a table (the most recent last).") { state, cls, limit };
+        var c = new Command("ls", "List tasks as a table (the most recent last).") { state, cls, search, limit };
         c.SetAction(async (p, ct) =>
         {
             using var client = new DaemonClient(p.GetValue(Server));
             var q = $"api/v1/tasks?order=desc&limit={p.GetValue(limit)}";
             if (p.GetValue(state) is { } s) q += "&state=" + Uri.EscapeDataString(s);
             if (p.GetValue(cls) is { } cl) q += "&class=" + Uri.EscapeDataString(cl);
+            if (p.GetValue(search) is { } text) q += "&q=" + Uri.EscapeDataString(text);
             var page = await client.GetAsync(q, ct);
             var tasks = ((JsonArray)page["tasks"]!).Reverse().ToList();
             if (p.GetValue(Json)) Console.WriteLine(new JsonObject { ["tasks"] = new JsonArray(tasks.Select(t => t!.DeepClone()).ToArray()) }.ToJsonString());
@@ -258,7 +265,9 @@ internal static class Verbs
     private static Command Wait()
     {
         var ids = new Argument<string[]>("ids") { Description = "task ids", Arity = ArgumentArity.OneOrMore };
-        var c = new Command("wait", "Block until the tasks finish; the exit code is the (first failing) task's.") { ids };
+        var c = new Command("wait", "Block until the tasks finish; the exit code is the (first failing) task's. Shows progress (tasks done of all, " +
+            "rate, ETA, each running task's own progress): live on a terminal, else plain lines on stderr, one per change and at most one a " +
+            "second, and the last; stdout gets the table (with --json, the JSON alone).") { ids };
         c.SetAction(async (p, ct) =>
         {
             using var client = new DaemonClient(p.GetValue(Server));

@@ -8,18 +8,69 @@ internal static class Views
 {
     public static void TaskTable(IEnumerable<JsonNode?> tasks)
     {
+        var list = tasks.OfType<JsonNode>().ToList();
+        // A progress column only where a task reported some: other tables keep their width.
+        bool progress = list.Any(t => t["progress"] is JsonObject);
         var table = new Table().Border(TableBorder.Rounded);
         foreach (var h in new[] { "id", "name", "class", "state", "runtime", "exit", "tries", "where" }) table.AddColumn(new TableColumn(h).NoWrap());
+        if (progress) table.AddColumn(new TableColumn("progress").NoWrap());
         table.AddColumn("command");
-        foreach (var t in tasks)
+        foreach (var t in list)
         {
-            if (t is null) continue;
-            table.AddRow(
+            var cells = new List<string>
+            {
                 Esc(t["id"]), Esc(t["name"]), Esc(t["class"]), State((string?)t["state"], (string?)t["reason"]),
                 Esc(Runtime(t)), Esc(t["exit_code"] ?? (t["signal"] is { } sig ? "sig " + sig : null)),
-                Esc(t["attempts"]), Esc(Where(t)), Esc(Clip(CommandText(t), 32)));
+                Esc(t["attempts"]), Esc(Where(t)),
+            };
+            if (progress) cells.Add(Esc(ProgressText(t["progress"] as JsonObject, Bars, 36)));
+            cells.Add(Esc(Clip(CommandText(t), 32)));
+            table.AddRow(cells.ToArray());
         }
         AnsiConsole.Write(table);
+    }
+
+    /// <summary>Bars on a terminal that shows Unicode; plain text (a percent) in a pipe or a file.</summary>
+    public static bool Bars => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Unicode;
+
+    /// <summary>
+    /// A task's progress in at most <paramref name="width"/> characters: how far (a bar and a percent where it gave done
+    /// and total, <c>5%</c> without the bar, <c>5</c> or <c>?/100</c> where it gave one of them) and its last message,
+    /// cut to fit. Null where it reported none. The message is the task's text: the caller escapes it.
+    /// </summary>
+    public static string? ProgressText(JsonObject? p, bool bar, int width = 60)
+    {
+        if (p is null) return null;
+        double? done = Number(p["done"]), total = Number(p["total"]);
+        string? message = p["message"] is JsonValue m && m.TryGetValue<string>(out var text) ? Sparky.Core.Tasks.TaskProgress.Clean(text) : null;
+        string how = (done, total) switch
+        {
+            ({ } d, { } t and > 0) => (bar ? Bar(d / t) + " " : "") + $"{Math.Floor(Math.Clamp(d / t, 0, 1) * 100):0}%",
+            ({ } d, _) => Count(d),
+            (null, { } t) => "?/" + Count(t),
+            _ => "",
+        };
+        if (message is null or "") return how;
+        var line = how.Length == 0 ? message : how + " " + message;
+        return Clip(line, width);
+    }
+
+    private static double? Number(JsonNode? n) => n is JsonValue v && v.TryGetValue<double>(out var d) && double.IsFinite(d) ? d : null;
+
+    private static string Count(double v) => v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Eight cells, each in eighths: <c>███▌░░░░</c>.</summary>
+    private static string Bar(double fraction)
+    {
+        const int Cells = 8;
+        int eighths = (int)Math.Floor(Math.Clamp(fraction, 0, 1) * Cells * 8);
+        var sb = new System.Text.StringBuilder(Cells);
+        for (int i = 0; i < Cells; i++)
+        {
+            int fill = Math.Clamp(eighths - i * 8, 0, 8);
+            sb.Append(fill switch { 8 => '█', 0 => '░', _ => " ▏▎▍▌▋▊▉"[fill] });
+        }
+        return sb.ToString();
     }
 
     /// <summary>The host, or for a Slurm job its job id and Slurm state (and node once it runs).</summary>
@@ -66,6 +117,8 @@ internal static class Views
         if (t["result"] is { } r) Row("result", Esc(r.ToJsonString()));
         if (t["result_error"] is { } re) Row("result error", Esc(re));
         if (t["artifacts"] is JsonObject art) Row("artifacts", Esc(ArtifactsText(art)));
+        if (t["progress"] is JsonObject progress)
+            Row("progress", Esc(ProgressText(progress, Bars, 240)) + (progress["updated_at"] is { } at ? $" [grey](at {Esc(at)})[/]" : ""));
         AnsiConsole.Write(grid);
         if (t["attempt_list"] is JsonArray attempts && attempts.Count > 0)
         {

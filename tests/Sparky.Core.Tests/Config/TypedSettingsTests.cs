@@ -94,4 +94,24 @@ public sealed class TypedSettingsTests
         Assert.Equal(mode == Modes.Cluster, c.SlurmClasses.Contains("gpu"));
         Assert.All(SparkyConfig.Classes, cls => Assert.InRange(c.ClassLimit(cls).Max, c.ClassLimit(cls).Min, 100_000));
     }
+
+    [Theory]
+    [InlineData(null, DashboardMode.On)]
+    [InlineData("on", DashboardMode.On)]
+    [InlineData("read-only", DashboardMode.ReadOnly)]
+    [InlineData("off", DashboardMode.Off)]
+    public void The_dashboard_setting_is_on_read_only_or_off(string? value, DashboardMode expected)
+    {
+        var c = value is null ? Resolve() : Resolve(("dashboard", value));
+        Assert.Equal(expected, c.Dashboard);
+        Assert.Equal(value ?? "on", c.Dashboard.Name());
+    }
+
+    [Fact]
+    public void A_dashboard_mode_it_does_not_know_is_refused_with_the_ones_it_does()
+    {
+        var (c, errors) = SparkyConfig.Resolve(D(), D(("SPARKY_DASHBOARD", "readonly")), D(), "f", Ctx);
+        Assert.Null(c);
+        Assert.Equal("dashboard = 'readonly' from SPARKY_DASHBOARD: allowed: on, read-only, off", Assert.Single(errors));
+    }
 }

@@ -80,6 +80,13 @@ public sealed class AttemptEndTests
     }
 
     [Fact]
+    public void A_payload_its_class_has_no_handler_for_fails_without_a_retry()
+    {
+        var end = End(StopReason.None, new(null, null, Reasons.NoHandler), retries: 3);
+        Assert.Equal((TaskState.Failed, Reasons.NoHandler, (DateTimeOffset?)null), (end.Outcome, end.Reason, end.RetryAt));
+    }
+
+    [Fact]
     public void A_lost_worker_requeues_its_task_at_once_without_a_retry_up_to_the_bound_then_its_retries_apply()
     {
         var lost = new AttemptExit(null, null, Reasons.WorkerLost);

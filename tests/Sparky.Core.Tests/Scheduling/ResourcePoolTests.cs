@@ -138,4 +138,31 @@ public sealed class ResourcePoolTests
         s.Finished(Id("first"), TaskState.Succeeded);
         Assert.Equal(Id("big"), s.TakeStartable(T0).First().Id);
     }
+
+    [Fact]
+    public void The_scheduler_says_which_running_task_holds_which_gpu_until_it_gives_it_back()
+    {
+        var s = new Scheduler(new Dictionary<string, int> { ["gpu"] = 100, ["cpu_short"] = 4 },
+            new ResourcePool(64_000, 1_000_000, [new GpuDevice("GPU-0", 80_000), new GpuDevice("GPU-1", 80_000)]));
+        s.Add(Id("whole"), "gpu", 0, [], false, new ResourceRequest(0, 0, 1, 0));
+        s.Add(Id("share"), "gpu", 1, [], false, new ResourceRequest(0, 0, 0, 20_480));
+        s.Add(Id("cpu"), "cpu_short", 2, [], false, new ResourceRequest(1000, 0, 0, 0));
+        int before = s.GpuHoldersVersion;
+        Assert.Equal(3, s.TakeStartable(T0).Count);
+        Assert.NotEqual(before, s.GpuHoldersVersion);
+        Assert.Equal(["share", "whole"], s.GpuHolders.Keys.Select(k => k.Value).Order());
+        Assert.Equal(20_480, s.GpuHolders[Id("share")].Request.GpuMemoryMb);
+        Assert.NotEqual(s.GpuHolders[Id("whole")].GpuUuids[0], s.GpuHolders[Id("share")].GpuUuids[0]);
+
+        // A retry's backoff gives its GPU back, and so does an end; a task without a GPU never counts.
+        int held = s.GpuHoldersVersion;
+        s.Finished(Id("cpu"), TaskState.Succeeded);
+        Assert.Equal(held, s.GpuHoldersVersion);
+        s.RetryAt(Id("whole"), T0.AddSeconds(1));
+        s.Finished(Id("share"), TaskState.Failed);
+        Assert.Empty(s.GpuHolders);
+        // A re-attached task holds what its environment says it was given.
+        s.AddRunning(Id("back"), "gpu", 3, new ResourceRequest(0, 0, 1, 0), ["GPU-1"]);
+        Assert.Equal(["GPU-1"], s.GpuHolders[Id("back")].GpuUuids);
+    }
 }

@@ -10,10 +10,10 @@ namespace Sparky.IntegrationTests.Api;
 /// </summary>
 public sealed class GpuTests
 {
-    private const string GpuA = "GPU-0a1b2c3d-0000-1111-2222-333344445555";
-    private const string GpuB = "GPU-9f8e7d6c-0000-1111-2222-333344445555";
+    internal const string GpuA = "GPU-0a1b2c3d-0000-1111-2222-333344445555";
+    internal const string GpuB = "GPU-9f8e7d6c-0000-1111-2222-333344445555";
 
-    private static async Task<TestDaemon> StartWithTwoGpusAsync(Dictionary<string, string>? extra = null)
+    internal static async Task<TestDaemon> StartWithTwoGpusAsync(Dictionary<string, string>? extra = null)
     {
         var root = TestDaemon.NewRoot();
         var smi = Path.Combine(root, "nvidia-smi");
@@ -97,6 +97,41 @@ public sealed class GpuTests
         var cpu = await d.SubmitShellAsync("echo \"[$CUDA_VISIBLE_DEVICES]\"");
         await d.WaitAsync(cpu);
         Assert.Equal("[]\n", await d.Http.GetStringAsync($"api/v1/tasks/{cpu}/logs"));
+    }
+
+    [Fact]
+    public async Task The_gpus_say_which_running_task_holds_each_and_how_much_and_the_classes_their_counts()
+    {
+        await using var d = await StartWithTwoGpusAsync(new() { ["cpu_long_slots"] = "4" });
+        var hold = $"while [ ! -e {d.WorkDir}/release ]; do sleep 0.05; done";
+        var whole = (await d.SubmitAsync(new JsonObject { ["class"] = "gpu", ["payload"] = new JsonObject { ["command"] = hold } }))[0];
+        var share = (await d.SubmitAsync(new JsonObject
+        {
+            ["class"] = "cpu_long",
+            ["payload"] = new JsonObject { ["command"] = hold, ["resources"] = new JsonObject { ["gpu_memory_mb"] = 10240 } },
+        }))[0];
+        JsonArray gpus = [];
+        await Api.TaskLifecycleTests.WaitForAsync(async () =>
+        {
+            gpus = (JsonArray)JsonNode.Parse(await d.Http.GetStringAsync("api/v1/gpus"))!["gpus"]!;
+            return gpus.Sum(g => ((JsonArray)g!["tasks"]!).Count) == 2;
+        });
+        var holders = gpus.SelectMany(g => ((JsonArray)g!["tasks"]!).Select(t => ((string)g["uuid"]!, (string)t!["id"]!, (long?)t["gpu_memory_mb"]))).ToList();
+        Assert.Contains((GpuA, whole, null), holders);
+        Assert.Contains((GpuB, share, 10240L), holders);
+
+        var classes = (JsonArray)JsonNode.Parse(await d.Http.GetStringAsync("api/v1/classes"))!["classes"]!;
+        Assert.Equal(["cpu_short", "cpu_long", "gpu", "gpu_slurm"], classes.Select(c => (string)c!["name"]!));
+        var gpu = classes.Single(c => (string?)c!["name"] == "gpu")!;
+        Assert.Equal((0, 1), ((int)gpu["queued"]!, (int)gpu["running"]!));
+        Assert.Equal(4, (int)classes.Single(c => (string?)c!["name"] == "cpu_long")!["limit"]!);
+
+        File.WriteAllText(Path.Combine(d.WorkDir, "release"), "");
+        foreach (var id in new[] { whole, share }) Assert.Equal("succeeded", (string?)(await d.WaitAsync(id))["state"]);
+        await Api.TaskLifecycleTests.WaitForAsync(async () =>
+            ((JsonArray)JsonNode.Parse(await d.Http.GetStringAsync("api/v1/gpus"))!["gpus"]!).All(g => ((JsonArray)g!["tasks"]!).Count == 0));
+        classes = (JsonArray)JsonNode.Parse(await d.Http.GetStringAsync("api/v1/classes"))!["classes"]!;
+        Assert.Equal(1, (int)classes.Single(c => (string?)c!["name"] == "gpu")!["succeeded"]!);
     }
 
     [Fact]

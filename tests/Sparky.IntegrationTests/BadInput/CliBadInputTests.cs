@@ -57,6 +57,9 @@ public sealed class CliBadInputTests(ITestOutputHelper output)
             ("submit --after an unknown task", ["submit", "--after", "no-such-task", "--server", server, "--", "true"]),
             ("submit --cpus -1", ["submit", "--cpus=-1", "--server", server, "--", "true"]),
             ("ls --state bogus", ["ls", "--state", "bogus", "--server", server]),
+            ("ls --state queued,done", ["ls", "--state", "queued,done", "--server", server]),
+            ("ls --class quantum", ["ls", "--class", "quantum", "--server", server]),
+            ("ls --search ab (too short)", ["ls", "--search", "ab", "--server", server]),
             ("submit to a server that is not listening", ["submit", "--server", $"http://127.0.0.1:{SparkyCli.FreePort()}", "--", "true"]),
             ("status from a server that is not listening", ["status", "--server", $"127.0.0.1:{SparkyCli.FreePort()}"]),
         };

@@ -49,6 +49,31 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Ls_filters_on_several_states_classes_and_a_search()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        string[] server = ["--server", d.Daemon.Url];
+        async Task<string> Submit(params string[] args) => (await SparkyCli.RunAsync(["submit", .. server, "--wait", .. args], cwd: d.WorkDir)).Stdout.Trim();
+        await Submit("--name", "train-ok", "--", "true");
+        await Submit("--name", "train-bad", "--class", "cpu_long", "--", "sh", "-c", "exit 2");
+        await Submit("--name", "eval-bad", "--", "sh", "-c", "exit 3");
+
+        async Task<List<string?>> Names(params string[] args)
+        {
+            var r = await SparkyCli.RunAsync(["ls", .. server, "--json", .. args]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return ((JsonArray)JsonNode.Parse(r.Stdout)!["tasks"]!).Select(t => (string?)t!["name"]).ToList();
+        }
+        Assert.Equal(["train-ok", "train-bad", "eval-bad"], await Names("--state", "succeeded,failed"));
+        Assert.Equal(["train-ok", "eval-bad"], await Names("--class", "cpu_short,gpu"));
+        Assert.Equal(["train-bad", "eval-bad"], await Names("--state", "failed", "--search", "BAD"));
+        Assert.Equal(["eval-bad"], await Names("--state", "failed", "--class", "cpu_short", "--search", "exit 3"));
+        var table = await SparkyCli.RunAsync(["ls", .. server, "--search", "train-"]);
+        Assert.Contains("train-ok", table.Stdout);
+        Assert.DoesNotContain("eval-bad", table.Stdout);
+    }
+
+    [Fact]
     public async Task Cancel_stops_a_running_task_and_wait_reports_it()
     {
         await using var d = await TestDaemon.StartAsync();

@@ -5,6 +5,7 @@ namespace Sparky.IntegrationTests.Compat;
 
 /// <summary>A payload that names work, in a class that runs on workers: the payload travels in the task message and the
 /// worker writes the file its handler reads (a worker on another host sees nothing of the daemon's data dir).</summary>
+[Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerHandlerTests
 {
     [Fact]

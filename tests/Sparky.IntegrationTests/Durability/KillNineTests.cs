@@ -10,6 +10,7 @@ namespace Sparky.IntegrationTests.Durability;
 /// exactly one terminal state, none is lost, none reports success without an exit code, and tasks that
 /// were running are re-attached (classes with the exit-code shim) or retried by their policy.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class KillNineTests(ITestOutputHelper output)
 {
     private const int Short = 1700, Failing = 200, Long = 100;

@@ -12,6 +12,7 @@ namespace Sparky.IntegrationTests.Hardening;
 /// clear 503 (not a silent close), and the daemon answers again once connections close; many followers of one
 /// task's log share one poller, and every one of them gets every line.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class ConnectionLimitTests(ITestOutputHelper output)
 {
     [Fact]

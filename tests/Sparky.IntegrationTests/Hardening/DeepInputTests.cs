@@ -15,6 +15,7 @@ namespace Sparky.IntegrationTests.Hardening;
 /// <c>sparky serve</c> process (a stack overflow cannot be caught: it would take the test host with it), lives on.
 /// Before the fix, the plan door killed the daemon (exit 139, nothing logged).
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class DeepInputTests(ITestOutputHelper output)
 {
     private const int Deep = 100_000;

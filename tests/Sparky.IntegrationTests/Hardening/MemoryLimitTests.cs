@@ -11,6 +11,7 @@ namespace Sparky.IntegrationTests.Hardening;
 /// that stays under succeeds; each attempt records its peak memory and CPU time. Real processes, real cgroups
 /// (cgroup v2 where the memory controller is delegated, else the host's cgroup v1 memory hierarchy, as on this VM).
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class MemoryLimitTests(ITestOutputHelper output)
 {
     /// <summary>A program that fills <paramref name="mib"/> MiB with written bytes (so every page is charged) and holds them.</summary>

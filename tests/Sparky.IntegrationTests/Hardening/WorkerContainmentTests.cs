@@ -10,6 +10,7 @@ namespace Sparky.IntegrationTests.Hardening;
 /// task leaves behind a clean exit is ended; a task over the memory it asked for fails <c>out_of_memory</c> with its peak.
 /// A real daemon, a real worker process, real tasks.
 /// </summary>
+[Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerContainmentTests(ITestOutputHelper output)
 {
     private static readonly Dictionary<string, string> Settings = new()

@@ -10,6 +10,7 @@ using Xunit.Abstractions;
 namespace Sparky.IntegrationTests.Hardening;
 
 /// <summary>Issue 13, point 7: ZeroMQ clients that send and never read get bounded work, not the daemon's memory.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class ZmqFloodTests(ITestOutputHelper output)
 {
     private static long RssKb(int pid)

@@ -13,6 +13,7 @@ namespace Sparky.IntegrationTests.Intake;
 /// whole, and reject none for being half-written; a file that never becomes JSON is rejected only once its writer has
 /// closed it and it has stayed unchanged for <c>drop_settle</c>.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class InPlaceWriterTests(ITestOutputHelper output)
 {
     private static string Queue(TestDaemon d, string dir) => Path.Combine(d.DataDir, "queue", dir);

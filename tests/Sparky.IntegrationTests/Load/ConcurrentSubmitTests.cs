@@ -13,6 +13,7 @@ namespace Sparky.IntegrationTests.Load;
 /// Many clients at once against one in-process daemon: every acknowledged submission is stored exactly once,
 /// none is answered with a 5xx, and every task runs to succeeded.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class ConcurrentSubmitTests(ITestOutputHelper output)
 {
     private const int Clients = 200;

@@ -34,6 +34,10 @@ public sealed class MetricsCatalogTests
         ["env_queue_depth"] = ("gauge", []),
         ["orchestrator_concurrency_limit"] = ("gauge", []),
         ["orchestrator_inflight_tasks"] = ("gauge", []),
+        // Issue 18: what the alert rules need (deploy/prometheus/alerts.yml).
+        ["sparky_workers_lost_total"] = ("counter", []),
+        ["sparky_data_disk_free_bytes"] = ("gauge", []),
+        ["sparky_data_disk_total_bytes"] = ("gauge", []),
     };
 
     [Fact]
@@ -92,6 +96,13 @@ public sealed class MetricsCatalogTests
         Assert.Equal(0, m.Value("sparky_slurm_poll_errors_total"));
         Assert.Equal(0, m.Value("sparky_workers_connected"));
         Assert.Equal(0, m.Value("sparky_slurm_jobs_completed_total", ("outcome", "timeout")));
+        Assert.Equal(0, m.Value("sparky_workers_lost_total"));
+        // The data dir's file system, as the alert on a nearly full disk reads it.
+        var drive = new DriveInfo(d.DataDir);
+        Assert.Equal(drive.TotalSize, m.Value("sparky_data_disk_total_bytes"));
+        var free = m.Value("sparky_data_disk_free_bytes");
+        Assert.True(free > 0 && free <= drive.TotalSize && Math.Abs(free - drive.AvailableFreeSpace) < 256L << 20,
+            $"free {free} against {drive.AvailableFreeSpace} of {drive.TotalSize}");
         // The configured classes show their limits before any task.
         Assert.Equal(1, m.Value("sparky_concurrency_limit", ("class", "cpu_long")));
         // Families with no series yet (histograms before a task, GPUs before the sampler) are still declared.

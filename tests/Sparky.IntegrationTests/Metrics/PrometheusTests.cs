@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Sparky.IntegrationTests.Metrics;
 
 /// <summary>A real Prometheus scrapes a real daemon: the exposition parses and the counts arrive intact.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class PrometheusTests(ITestOutputHelper output)
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace Sparky.IntegrationTests.Outputs;
 /// <summary>Results and artifacts of tasks run by workers: the worker reads the result marker by the daemon's rule and
 /// sends why it gave none; the daemon hashes the outputs of a worker on its own host and skips, saying why, those of a
 /// worker on another host, whose files it cannot see.</summary>
+[Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerOutputsTests(ITestOutputHelper output)
 {
     private static Dictionary<string, string> Settings() => new()

@@ -5,6 +5,7 @@ using Sparky.IntegrationTests.Support;
 namespace Sparky.IntegrationTests.Plans;
 
 /// <summary>Plans (SPEC §5) on a real daemon with real processes: end to end, a failing gate, resume, bad files, kill -9.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class PlanRunTests
 {
     private static async Task<(int Status, JsonNode? Body)> PostPlanAsync(HttpClient http, string text, string baseDir, string? path = null, string? from = null)

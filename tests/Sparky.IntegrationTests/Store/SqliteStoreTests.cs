@@ -111,7 +111,7 @@ public sealed class SqliteStoreTests : IDisposable
     {
         await using (var store = SqliteStore.Open(DbPath))
         {
-            Assert.Equal(8, store.SchemaVersion);
+            Assert.Equal(10, store.SchemaVersion);
             using var conn = store.OpenRead();
             using var cmd = conn.CreateCommand();
             cmd.CommandText = "PRAGMA journal_mode";
@@ -166,7 +166,7 @@ public sealed class SqliteStoreTests : IDisposable
         Directory.CreateDirectory(_dir);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), DbPath);
         await using var store = SqliteStore.Open(DbPath);
-        Assert.Equal(8, store.SchemaVersion); // migrated to the current schema
+        Assert.Equal(10, store.SchemaVersion); // migrated to the current schema
         var t = store.Get(TaskId.Parse("fixture-1"))!;
         Assert.Equal(TaskState.Succeeded, t.State);
         Assert.Equal(["echo", "hi"], t.Spec.Argv);

@@ -88,6 +88,17 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public async Task<JsonNode> GetAsync(string path) => JsonNode.Parse(await Http.GetStringAsync(path))!;
 
+    /// <summary>Polls a task with a deadline until <paramref name="done"/> says so; returns it.</summary>
+    public async Task<JsonNode> TaskUntilAsync(string id, Func<JsonNode, bool> done, double seconds = 30)
+    {
+        for (var until = DateTime.UtcNow.AddSeconds(seconds); ; await Task.Delay(50))
+        {
+            var t = await GetAsync($"api/v1/tasks/{id}");
+            if (done(t)) return t;
+            Assert.True(DateTime.UtcNow < until, $"task {id} never got there: {t.ToJsonString()}");
+        }
+    }
+
     private bool _disposed;
 
     public async ValueTask DisposeAsync()

@@ -4,9 +4,11 @@ namespace Sparky.IntegrationTests.Support;
 
 /// <summary>
 /// The collection that shares one <see cref="SlurmCluster"/>: put <c>[Collection(SlurmCollection.Name)]</c> on a
-/// test class and take <see cref="SlurmCluster"/> in its constructor. Started once, before the first such class.
+/// test class and take <see cref="SlurmCluster"/> in its constructor. Started once, before the first such class. It runs
+/// alone, after the parallel classes: the cluster sets SLURM_CONF in this process's environment, which every daemon
+/// started meanwhile would inherit.
 /// </summary>
-[CollectionDefinition(Name)]
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class SlurmCollection : ICollectionFixture<SlurmCluster>
 {
     public const string Name = "Slurm cluster";

@@ -52,12 +52,30 @@ public static class SparkyCli
         return new Result(p.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>
+    /// A port free now, never handed out before in this process, and below the kernel's ephemeral range (32768 up): test
+    /// classes run in parallel, and a port the kernel picked for port 0 could be picked again, for another test's
+    /// daemon or for any client socket, between this call and the daemon's bind.
+    /// </summary>
     public static int FreePort()
     {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
+        lock (Given)
+        {
+            while (true)
+            {
+                int port = Random.Shared.Next(20000, 32000);
+                if (!Given.Add(port)) continue;
+                try
+                {
+                    var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+                    l.Start();
+                    l.Stop();
+                    return port;
+                }
+                catch (System.Net.Sockets.SocketException) { } // taken: another
+            }
+        }
     }
+
+    private static readonly HashSet<int> Given = [];
 }

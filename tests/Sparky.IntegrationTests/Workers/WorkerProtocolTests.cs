@@ -10,6 +10,7 @@ namespace Sparky.IntegrationTests.Workers;
 /// The worker protocol spoken by hand (a DEALER written for the tests, not Sparky's worker), the worker events on the
 /// PUB socket, and CURVE: a worker without the server's key never gets in.
 /// </summary>
+[Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerProtocolTests
 {
     private static Dictionary<string, string> Settings() => new()
@@ -121,7 +122,9 @@ public sealed class WorkerProtocolTests
         var again = await d.GetTaskAsync(second);
         Assert.Equal("queued", (string?)again["state"]);
         Assert.Equal("worker_lost", (string?)again["attempt_list"]![0]!["reason"]);
-        Assert.Contains("sparky_workers_connected 0", await d.Http.GetStringAsync("metrics"));
+        var metrics = await d.Http.GetStringAsync("metrics");
+        Assert.Contains("sparky_workers_connected 0", metrics);
+        Assert.Contains("sparky_workers_lost_total 1", metrics); // what the WorkerLost alert counts
         Console.WriteLine($"worker protocol: {cases} malformed or unknown-session messages refused");
     }
 
@@ -204,7 +207,7 @@ public sealed class WorkerProtocolTests
         // Lost on the way: queued again at once, without a retry.
         c.Ok("heartbeat", new JsonObject { ["session"] = session, ["held"] = new JsonArray(), ["seen"] = (long)first["seq"]! });
         var second = Receive(c)["body"]!;
-        Assert.Equal(1, d.Daemon.Engine.Bookkeeping.LostRequeues);
+        Assert.Equal(1, d.Daemon.Engine.Bookkeeping.Lives);
         // It fails: its retry waits out a 30 s backoff; cancelled meanwhile.
         Send(c, "finished", new JsonObject { ["session"] = session, ["id"] = id, ["attempt"] = (int)second["attempt"]!, ["exit_code"] = 1, ["credit"] = 1 });
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -217,6 +220,56 @@ public sealed class WorkerProtocolTests
         using (var resp = await d.Http.DeleteAsync($"api/v1/tasks/{id}")) Assert.True(resp.IsSuccessStatusCode);
         Assert.Equal("cancelled", (string?)(await d.WaitAsync(id, 10))["state"]);
         Assert.Equal((0, 0), d.Daemon.Engine.Bookkeeping);
+    }
+
+    /// <summary>A cancel takes back a worker task that is on no worker: one waiting for a credit ends cancelled without an
+    /// attempt (and the credit that comes later sends nothing); one whose worker has not said hello again since a restart
+    /// ends cancelled at once, and its worker is told to kill it when it does come back.</summary>
+    [Fact]
+    public async Task A_worker_task_on_no_worker_is_cancelled_at_once_waiting_for_a_credit_or_for_its_worker_after_a_restart()
+    {
+        var settings = Settings();
+        settings["worker_timeout"] = "30"; // this hand-written worker heartbeats only when the test says so
+        var root = TestDaemon.NewRoot();
+        string running;
+        await using (var d = await TestDaemon.StartAsync(settings, root))
+        {
+            using var c = new ZmqTestClient(d.Daemon.ZmqEndpoint);
+            var session = (string)c.Ok("hello", new JsonObject { ["name"] = "hand", ["slots"] = 2, ["credits"] = 1 })!["session"]!;
+            running = await d.SubmitShellAsync("sleep 60");
+            Assert.Equal(running, (string?)Receive(c)["body"]!["id"]);
+            Assert.Equal("running", await StateOnceRecordedAsync(d, running));
+            // A second slot and no credit left: the second task starts and waits for a credit. Two heartbeats answered in
+            // turn: the engine has started it by the second.
+            var waiting = await d.SubmitShellAsync("true");
+            for (int i = 0; i < 2; i++) c.Ok("heartbeat", new JsonObject { ["session"] = session });
+            using (var resp = await d.Http.DeleteAsync($"api/v1/tasks/{waiting}")) Assert.True(resp.IsSuccessStatusCode);
+            var w = await d.WaitAsync(waiting, 10);
+            Assert.Equal("cancelled", (string?)w["state"]);
+            Assert.Equal(0, (int?)w["attempts"]);
+            Send(c, "credit", new JsonObject { ["session"] = session, ["n"] = 1 });
+            for (int i = 0; i < 2; i++)
+            {
+                Send(c, "heartbeat", new JsonObject { ["session"] = session });
+                var beat = Receive(c);
+                Assert.True((string?)beat["type"] == "heartbeat.ok", beat.ToJsonString());
+            }
+        }
+
+        await using var again = await TestDaemon.StartAsync(settings, root);
+        Assert.Equal("running", (string?)(await again.GetTaskAsync(running))["state"]);
+        using (var resp = await again.Http.DeleteAsync($"api/v1/tasks/{running}")) Assert.True(resp.IsSuccessStatusCode);
+        var t = await again.WaitAsync(running, 10);
+        Assert.Equal("cancelled", (string?)t["state"]);
+        Assert.Equal("cancelled", (string?)Assert.Single(t["attempt_list"]!.AsArray())!["reason"]);
+        using var back = new ZmqTestClient(again.Daemon.ZmqEndpoint);
+        var welcome = back.Ok("hello", new JsonObject
+        {
+            ["name"] = "hand", ["slots"] = 2, ["running"] = new JsonArray(new JsonObject { ["id"] = running, ["attempt"] = 1 }),
+        })!;
+        var kill = Assert.Single(welcome["kill"]!.AsArray())!;
+        Assert.Equal((running, 1), ((string?)kill["id"], (int?)kill["attempt"]));
+        try { Directory.Delete(root, recursive: true); } catch (IOException) { }
     }
 
     private static (string Topic, JsonObject Event) NextEvent(SubscriberSocket events, double seconds = 10)

@@ -7,6 +7,7 @@ namespace Sparky.IntegrationTests.Workers;
 /// <c>sparky worker</c> processes on loopback pulling tasks from a daemon over ZeroMQ: several at once, one killed -9
 /// mid-task, one restarted under its name, a daemon restarted under its workers, and a worker the daemon refuses.
 /// </summary>
+[Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerTests
 {
     private static Dictionary<string, string> WorkerSettings(double timeout = 2) => new()
@@ -152,6 +153,25 @@ public sealed class WorkerTests
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
         return found;
+    }
+
+    [Fact]
+    public async Task A_worker_that_starts_ends_only_its_own_leftovers_not_those_of_a_worker_of_the_same_name_for_another_daemon()
+    {
+        // Two daemons on this host, each with a worker named w1 (two users' daemons, say). Found by running test classes
+        // in parallel: a w1 that started ended every process on the host marked with its name, the other w1's tasks too.
+        await using var a = await TestDaemon.StartAsync(WorkerSettings(timeout: 60));
+        await using var b = await TestDaemon.StartAsync(WorkerSettings(timeout: 60));
+        await using var wa = WorkerProcess.Start(a.Daemon.ZmqEndpoint, "w1", slots: 1);
+        await WaitForWorkersAsync(a.Http, 1);
+        var started = Path.Combine(a.WorkDir, "started");
+        var id = await a.SubmitShellAsync($"touch {started}; sleep 2");
+        await WaitForFileAsync(started, _ => true);
+        await using var wb = WorkerProcess.Start(b.Daemon.ZmqEndpoint, "w1", slots: 1);
+        await WaitForWorkersAsync(b.Http, 1);
+        var t = await a.WaitAsync(id, 30);
+        Assert.Equal("succeeded", (string?)t["state"]);
+        Assert.Equal(1, (int?)t["attempts"]);
     }
 
     [Fact]

@@ -76,7 +76,7 @@ public sealed class ZmqBadInputTests(ITestOutputHelper output)
             ("status id invalid", [[], Request("status", new JsonObject { ["id"] = "a b" })], 400, "invalid task id", true),
             ("cancel without an id", [[], Request("cancel", new JsonObject())], 400, "cancel needs", true),
             ("list limit a string", [[], Request("list", new JsonObject { ["limit"] = "5" })], 400, "limit must be an integer", true),
-            ("list an unknown state", [[], Request("list", new JsonObject { ["state"] = "sleeping" })], 400, "state must be one of", true),
+            ("list an unknown state", [[], Request("list", new JsonObject { ["state"] = "sleeping" })], 400, "state: unknown state 'sleeping'", true),
         };
         foreach (var (name, frames, status, says, corr) in bad)
         {

@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 namespace Sparky.IntegrationTests.Zmq;
 
 /// <summary>The ZeroMQ command channel against a real daemon: each request type answers what HTTP answers.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class ZmqCommandTests(ITestOutputHelper output)
 {
     private static JsonObject Shell(TestDaemon d, string shell, string? id = null) =>

@@ -1,3 +1,4 @@
+using Sparky.Core.Lifecycle;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Sparky.Core.Config;
@@ -110,7 +111,7 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         var (id, n) = (run.Id, run.N);
         IReadOnlyList<string> argv = spec.HandlerPayload is null ? spec.CommandLine : _handlers.HandlerOf(spec.Class).Handler!;
         if (spec.HandlerPayload is { } payload) run.PayloadFile = _handlers.WritePayloadFile(id, n, payload);
-        run.Deadline = Deadlines.After(now, spec.TimeoutSeconds);
+        _host.Report(run, new LifeEvent.UnderWay(spec.TimeoutSeconds), now);
         var stderr = _logs.PathOf(id, n, stderr: true);
         var (launch, exitFile) = Launch(id, n, spec, allocation, argv, run.PayloadFile, run.StdoutPath, stderr, exit => _exited(id, n, exit));
         if (launch is LaunchResult.Started started)
@@ -129,11 +130,12 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         }
     }
 
-    public bool Stop(Attempt run, int signal)
-    {
-        Signal(run.Id, run.N, run.Place is LocalPlacement lp ? lp.Pid : 0, signal);
-        return signal != Signals.Kill;
-    }
+    public bool KillsAfterGrace => true;
+
+    public void Stop(Attempt run, int signal) => Signal(run.Id, run.N, run.Place is LocalPlacement lp ? lp.Pid : 0, signal);
+
+    /// <summary>A process is under way from its start: it is signalled.</summary>
+    public Withdrawn Withdraw(Attempt run) => Withdrawn.No;
 
     /// <summary>Nothing an attempt started outlives it: children that ignored SIGTERM, left its group or session, or were
     /// left running behind a clean exit, so none can overlap a retry. A pid read back from the store is not signalled
@@ -167,12 +169,13 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         run.Place = new LocalPlacement(proc.Pid > 0 ? proc.Pid : a?.Pid ?? 0, proc.Pid > 0 ? proc.StartTime : a?.PidStart ?? 0, a?.ExitFile,
             Spawned: false, Reattached: false);
         if (spec?.HandlerPayload is not null) run.PayloadFile = _handlers.PayloadPath(run.Id, run.N);
-        run.Deadline = Deadlines.After(DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt), spec?.TimeoutSeconds);
         bool alive = proc.Pid > 0 && proc.Attempt == run.N;
         if (alive && a?.ExitFile is not null)
         {
             run.Place = ((LocalPlacement)run.Place) with { Reattached = true };
             _reattached.Add(run);
+            // Its timeout counts from its recorded start; a stop stored before the restart is signalled again.
+            _host.Report(run, new LifeEvent.UnderWay(spec?.TimeoutSeconds, DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt)), now);
             return null;
         }
         // Any other live process of this task (no shim, or an attempt the store never recorded) must not run beside the retry.

@@ -95,11 +95,13 @@ internal sealed class SlurmAttempts(
     }
 
     /// <summary>A Slurm job is not signalled: it is cancelled through Slurm (scancel), which reports its end.</summary>
-    public bool Stop(Attempt run, int signal)
-    {
-        client?.Cancel(run.Id.Value);
-        return false;
-    }
+    /// <summary>scancel ends the job's every step: no SIGKILL is owed after it.</summary>
+    public bool KillsAfterGrace => false;
+
+    public void Stop(Attempt run, int signal) => client?.Cancel(run.Id.Value);
+
+    /// <summary>A job is submitted at its start: it is cancelled through Slurm.</summary>
+    public Withdrawn Withdraw(Attempt run) => Withdrawn.No;
 
     public Released Release(Attempt run, bool failed, AttemptUsage reported) => default;
 
@@ -162,7 +164,7 @@ internal sealed class SlurmAttempts(
                 // Slurm's own node and times (a short job may end before any poll saw it run).
                 _ = store.AttemptSlurmAsync(id, r.N, null, e.Node is { Length: > 0 } ? e.Node : null,
                     e.StartedAt?.ToUnixTimeMilliseconds(), e.EndedAt?.ToUnixTimeMilliseconds());
-                var (exit, reason, outcome) = Outcome(e, r.Stop);
+                var (exit, reason, outcome) = Outcome(e, r.Life.Stop);
                 if (e.JobId.Length > 0) observer.SlurmJobCompleted(outcome);
                 host.Ended(r, exit, reason, now);
                 break;
