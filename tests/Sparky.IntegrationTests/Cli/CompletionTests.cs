@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Sparky.IntegrationTests.Support;
 
 namespace Sparky.IntegrationTests.Cli;
@@ -117,26 +116,8 @@ public sealed class CompletionTests
         return r.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
-    private static string Tool(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
-        ?? throw new Xunit.Sdk.XunitException(Environment.GetEnvironmentVariable("CI") == "true"
-            ? $"{name} is not installed on this CI machine; test.sh installs it when run as root"
-            : $"{name} is not installed: apt-get install {(name == "man" ? "man-db" : name)}");
+    private static string Tool(string name) => ExternalTool.Find(name, name == "man" ? "man-db" : name);
 
-    private sealed record Run(int Code, string Stdout, string Stderr)
-    {
-        public string Output => Stdout + Stderr;
-    }
-
-    private static async Task<Run> RunAsync(string program, string[] args, Dictionary<string, string>? env = null)
-    {
-        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return new Run(p.ExitCode, await output, await error);
-    }
+    private static Task<ExternalTool.Result> RunAsync(string program, string[] args, Dictionary<string, string>? env = null) =>
+        ExternalTool.RunAsync(program, args, env: env);
 }

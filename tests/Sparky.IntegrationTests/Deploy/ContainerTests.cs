@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Sparky.IntegrationTests.Support;
 
 namespace Sparky.IntegrationTests.Deploy;
@@ -47,10 +46,7 @@ public sealed class ContainerTests
     private static async Task<(int Code, string Output)> CheckAsync(string deployDir)
     {
         var root = SlurmCluster.RepoRoot();
-        var node = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':').Select(d => Path.Combine(d, "node")).FirstOrDefault(File.Exists)
-            ?? throw new Xunit.Sdk.XunitException(Environment.GetEnvironmentVariable("CI") == "true"
-                ? "node is not installed on this CI machine; test.sh installs npm (and with it node) when run as root"
-                : "node is not installed: apt-get install npm");
+        var node = ExternalTool.Find("node", "npm");
         var tools = await RunAsync(Path.Combine(root, "scripts", "tools.sh"), []); // installs the pinned checkers once
         Assert.True(tools.Code == 0, tools.Output);
         return await RunAsync(node, [Path.Combine(root, "scripts", "check-deploy.mjs"), deployDir]);
@@ -58,13 +54,8 @@ public sealed class ContainerTests
 
     private static async Task<(int Code, string Output)> RunAsync(string program, string[] args)
     {
-        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, await output + await error);
+        var r = await ExternalTool.RunAsync(program, args);
+        return (r.Code, r.Output);
     }
 
     private static void CopyDirectory(string from, string to)

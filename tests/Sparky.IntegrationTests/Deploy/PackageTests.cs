@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Sparky.IntegrationTests.Support;
 
 namespace Sparky.IntegrationTests.Deploy;
@@ -54,26 +53,8 @@ public sealed class PackageTests
         }
     }
 
-    private static string Tool(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
-        ?? throw new Xunit.Sdk.XunitException(Environment.GetEnvironmentVariable("CI") == "true"
-            ? $"{name} is not installed on this CI machine; test.sh installs it when run as root"
-            : $"{name} is not installed: apt-get install {name}");
+    private static string Tool(string name) => ExternalTool.Find(name, name);
 
-    private sealed record Run(int Code, string Stdout, string Stderr)
-    {
-        public string Output => Stdout + Stderr;
-    }
-
-    private static async Task<Run> RunAsync(string program, string[] args, string? cwd = null, double timeoutSeconds = 120)
-    {
-        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd ?? "" };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
-        await p.WaitForExitAsync(cts.Token);
-        return new Run(p.ExitCode, await output, await error);
-    }
+    private static Task<ExternalTool.Result> RunAsync(string program, string[] args, string? cwd = null, double timeoutSeconds = 120) =>
+        ExternalTool.RunAsync(program, args, cwd, timeoutSeconds: timeoutSeconds);
 }

@@ -1,0 +1,34 @@
+using System.Diagnostics;
+
+namespace Sparky.IntegrationTests.Support;
+
+/// <summary>A program of this machine's that a test drives (lintian, fish, man, node…): found on PATH, or a failure that
+/// says how to install it (never a skip), and run with its output and exit code.</summary>
+internal static class ExternalTool
+{
+    public sealed record Result(int Code, string Stdout, string Stderr)
+    {
+        public string Output => Stdout + Stderr;
+    }
+
+    /// <param name="package">the Debian package that has it</param>
+    public static string Find(string name, string package) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
+        ?? throw new Xunit.Sdk.XunitException(Environment.GetEnvironmentVariable("CI") == "true"
+            ? $"{name} is not installed on this CI machine; test.sh installs it ({package}) when run as root"
+            : $"{name} is not installed: apt-get install {package}");
+
+    public static async Task<Result> RunAsync(string program, IEnumerable<string> args, string? cwd = null,
+        IDictionary<string, string>? env = null, double timeoutSeconds = 120)
+    {
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd ?? "" };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var error = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
+        await p.WaitForExitAsync(cts.Token);
+        return new Result(p.ExitCode, await output, await error);
+    }
+}
