@@ -27,13 +27,21 @@ serve *args:
 bench *args:
     scripts/bench.sh {{args}}
 
-# build the native executable (Native AOT) into artifacts/native/sparky
-native:
-    ./native.sh
+# build the native executable (Native AOT) into artifacts/native/sparky; --rid linux-arm64 cross-compiles for aarch64
+native *args:
+    ./native.sh {{args}}
 
-# build the tool packages into ./artifacts (native for linux-x64, framework-dependent for the rest)
+# build the tool packages into ./artifacts (native for linux-x64 and linux-arm64, framework-dependent for the rest)
 pack:
     scripts/pack.sh
+
+# build the Debian package and the tarball (+ .sha256) for this machine; --arch arm64 for linux-arm64
+package *args:
+    scripts/package.sh {{args}}
+
+# write the man page and the bash, zsh and fish completions (from the CLI's own definitions) into artifacts/docs
+docs *args:
+    scripts/docs.sh {{args}}
 
 # install (or update) the sparky tool for this user from ./artifacts
 install: pack

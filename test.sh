@@ -7,7 +7,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 
 # Debian packages: the tools the benchmarks compare against (task-spooler's binary is tsp or ts), pyzmq and
 # msgpack for the Python client's test, the Prometheus server that the metrics test scrapes with, a C compiler,
-# clang and zlib for the native build, Slurm and munge (the Slurm tests start their own slurmctld/slurmd/munged
+# clang for the native build, Slurm and munge (the Slurm tests start their own slurmctld/slurmd/munged
 # on loopback; their packages' services stay off), npm (the build restores the dashboard's pinned JavaScript package
 # with it) and chromium (the dashboard's tests drive it headless).
 missing=()
@@ -17,6 +17,8 @@ command -v python3 >/dev/null || missing+=(python3)
 # The ZeroMQ tests drive the daemon from Python (examples/python/sparky_client.py); Debian's modules are
 # for /usr/bin/python3, which the tests use where the python3 on PATH (a pyenv shim) lacks them.
 { python3 -c 'import zmq, msgpack' || /usr/bin/python3 -c 'import zmq, msgpack'; } 2>/dev/null || missing+=(python3-zmq python3-msgpack)
+# The output of `sparky embed run` is loaded with numpy (tests/…/Embeddings/EmbedRunTests.cs).
+{ python3 -c 'import numpy' || /usr/bin/python3 -c 'import numpy'; } 2>/dev/null || missing+=(python3-numpy)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
 command -v systemd-analyze >/dev/null || missing+=(systemd)  # the units in deploy/systemd are checked with systemd-analyze verify
@@ -27,9 +29,16 @@ command -v man >/dev/null || missing+=(man-db)         # the man page is rendere
 command -v lintian >/dev/null || missing+=(lintian)    # the .deb (scripts/package.sh) is checked with lintian              # scripts/just.sh installs the pinned `just` from npm
 command -v slurmctld >/dev/null || missing+=(slurm-wlm)  # tests/slurm/cluster.sh: a real single-node Slurm
 command -v munged >/dev/null || missing+=(munge)
-command -v clang >/dev/null || missing+=(clang)        # ./native.sh: Native AOT links with clang and zlib
+command -v clang >/dev/null || missing+=(clang)        # ./native.sh: Native AOT links with clang (.NET 10 brings its zlib)
 command -v tmux >/dev/null || missing+=(tmux)          # the tests of `sparky top` run it in a real terminal
-[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+# The linux-arm64 build (./native.sh --rid linux-arm64): clang links it with Debian's arm64 cross toolchain and sysroot;
+# the tests check it with file and run it under qemu-user, with Debian's arm64 C library and OpenSSL (which .NET loads
+# at run time) from multiarch.
+command -v file >/dev/null || missing+=(file)
+command -v aarch64-linux-gnu-ld.bfd >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+[ -e /usr/lib/aarch64-linux-gnu/libssl.so.3 ] || missing+=(libssl3:arm64)
+[ -e /usr/lib/aarch64-linux-gnu/libstdc++.so.6 ] || missing+=(libstdc++6:arm64)  # ONNX Runtime's (the embeddings) needs it
 command -v npm >/dev/null || missing+=(npm)            # src/Sparky.Server: npm ci of Dashboard/web/package-lock.json
 { command -v chromium >/dev/null || [ -n "${CHROMIUM:-}" ]; } || missing+=(chromium)  # tests/…/Dashboard: headless
 if [ ${#missing[@]} -gt 0 ]; then
@@ -43,6 +52,7 @@ if [ ${#missing[@]} -gt 0 ]; then
       printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && ours=1
       trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
+    case " ${missing[*]} " in *:arm64\ *) dpkg --print-foreign-architectures | grep -qx arm64 || [ "$(dpkg --print-architecture)" = arm64 ] || dpkg --add-architecture arm64 ;; esac
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     if [ -n "$ours" ]; then rm -f "$policy"; trap - EXIT; fi
   else
@@ -88,7 +98,8 @@ t=$SECONDS
 native_out=$(mktemp)
 ./native.sh >"$native_out" &
 native_pid=$!
-for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.Cli.Tests; do
+for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.Cli.Tests \
+    tests/Sparky.Embeddings.Tests tests/Sparky.Embeddings.Client.Tests; do
   echo "== $proj"
   run_tests "$proj"
 done
@@ -103,32 +114,73 @@ mark "native build (./native.sh), done" $t
 # this process are the same code either way: they run once.
 t=$SECONDS
 if [ -n "$native" ]; then
-  echo "== tests/Sparky.IntegrationTests against $native"
-  run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="$native"
+  echo "== tests/Sparky.IntegrationTests against $native (all but the linux-arm64 build's, which run last)"
+  run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="$native" -- --filter "Needs!=arm64"
   mark "integration tests (native build)" $t
   t=$SECONDS
   echo "== tests/Sparky.IntegrationTests, the CLI's tests against sparky.dll"
   run_tests tests/Sparky.IntegrationTests -- --filter "FullyQualifiedName~Sparky.IntegrationTests.Cli."
   mark "integration tests, the CLI's (sparky.dll)" $t
 else
-  echo "== tests/Sparky.IntegrationTests against sparky.dll (no native build)"
-  run_tests tests/Sparky.IntegrationTests
+  echo "== tests/Sparky.IntegrationTests against sparky.dll (no native build; the linux-arm64 build's tests run last)"
+  run_tests tests/Sparky.IntegrationTests -- --filter "Needs!=arm64"
   mark "integration tests (sparky.dll)" $t
 fi
 
 echo "== benchmarks (small size; full runs: see bench/README.md)"
+# The linux-arm64 build (cross-compiled Native AOT, about as long as this machine's, in obj folders of its own)
+# compiles beside the benchmarks' smoke runs, which print what they measure but assert no timing (the Slurm and pilot
+# ones mostly wait on Slurm); then the tests that need it.
+arm_out=$(mktemp)
+( t=$SECONDS; ./native.sh --rid linux-arm64 >"$arm_out" && echo $((SECONDS - t)) >"$arm_out.s" ) &
+arm_pid=$!
+export SPARKY_BENCH_PREBUILT=1  # the solution is built: no benchmark builds it again
+t=$SECONDS
 bench() {
   local t=$SECONDS
   if ! "$@"; then status=1; fi
   mark "bench: $*" $t
 }
+# The two Slurm benchmarks mostly wait for Slurm's scheduler: they run beside the others, each on its own cluster,
+# their output shown when they end.
+beside_pids=() beside_outs=() beside_names=()
+beside() {
+  local out
+  out=$(mktemp)
+  ( s=$SECONDS; if "$@" >"$out" 2>&1; then rc=0; else rc=$?; fi; echo "$rc $((SECONDS - s))" >"$out.rc" ) &
+  beside_pids+=($!) beside_outs+=("$out") beside_names+=("$*")
+}
+beside bench/slurm/run.sh --small
+beside bench/pilot/run.sh --small
 bench env SPARKY_BENCH_N=300 bench/throughput/run.sh --small
 bench bench/limiter/run.sh --small
 bench bench/packing/run.sh --small
-bench bench/slurm/run.sh --small
-bench bench/pilot/run.sh --small
 bench bench/ipc/run.sh --small
 bench bench/tasklist/run.sh --small
+bench bench/live/run.sh --small
+bench bench/embedrun/run.sh --small
+bench bench/embed/run.sh --small
+for i in "${!beside_pids[@]}"; do
+  wait "${beside_pids[$i]}" || true
+  cat "${beside_outs[$i]}"
+  read -r rc secs <"${beside_outs[$i]}.rc" || { rc=1 secs=0; }
+  [ "$rc" = 0 ] || { echo "${beside_names[$i]}: exit $rc"; status=1; }
+  times+=("$(printf '  %-58s %5d s' "bench (beside): ${beside_names[$i]}" "$secs")")
+  rm -f "${beside_outs[$i]}" "${beside_outs[$i]}.rc"
+done
+mark "benchmarks, all" $t
+t=$SECONDS
+if wait $arm_pid; then
+  times+=("$(printf '  %-58s %5d s' "linux-arm64 build (beside the benchmarks)" "$(cat "$arm_out.s")")")
+  mark "linux-arm64 build, waited for after the benchmarks" $t
+  t=$SECONDS
+  echo "== tests/Sparky.IntegrationTests: the linux-arm64 build's ($(cat "$arm_out"), under qemu-user)"
+  run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="${native:-}" -- --filter "Needs=arm64"
+  mark "integration tests of the linux-arm64 build" $t
+else
+  echo "./native.sh --rid linux-arm64 failed"; status=1
+fi
+rm -f "$arm_out" "$arm_out.s"
 
 # vstest's summary per project: "Passed: N" always, "Failed: N" only when some failed.
 passed=$( { grep -oE "^\s*Passed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
@@ -136,11 +188,13 @@ failed=$( { grep -oE "^\s*Failed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END 
 echo "time per part:"
 printf '%s\n' "${times[@]}"
 printf '  %-58s %5d s\n' "all" $((SECONDS - began))
+echo "slowest test classes (the sum of their tests' times; classes run in parallel):"
+awk -v top=12 -f scripts/slowest-tests.awk "$log"
 echo "tests: $passed passed, $failed failed"
 # Repeat each failed test with its message here at the end, where a CI log's tail shows it.
 if [ "$failed" != 0 ]; then
   echo "failed tests:"
-  awk '/^\s*Failed [^:]/ {n=14} n>0 {print; n--}' "$log"
+  awk '/^[[:space:]]*Failed [^:]/ {n=14} n>0 {print; n--}' "$log"
 fi
 rm -f "$log"
 [ "$failed" = 0 ] || status=1

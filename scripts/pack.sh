@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Builds the tool packages into ./artifacts: the one `dotnet tool install` picks from, which points to the native
-# package for linux-x64 (Native AOT: needs clang and zlib1g-dev) and the framework-dependent one for every other
-# platform. Then: dotnet tool install --global --add-source ./artifacts Sparky
+# Builds the tool packages into ./artifacts (or --out DIR): the one `dotnet tool install` picks from (Sparky), which
+# points to the native packages for linux-x64 and linux-arm64 (Native AOT; the one not of this machine
+# cross-compiled, see ./native.sh) and to the framework-dependent one for every other platform. None carries debug
+# symbols. Then: dotnet tool install --global --add-source ./artifacts Sparky
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet pack src/Sparky -c Release -o ./artifacts -nologo -clp:ErrorsOnly
-dotnet pack src/Sparky -c Release -r linux-x64 -o ./artifacts -nologo -clp:ErrorsOnly
-dotnet pack src/Sparky -c Release -r any -p:PublishAot=false -o ./artifacts -nologo -clp:ErrorsOnly
-ls -1 ./artifacts/*.nupkg
+out=./artifacts
+[ "${1:-}" = --out ] && out=${2:?pack.sh: --out needs a folder}
+dotnet pack src/Sparky -c Release -o "$out" -nologo -clp:ErrorsOnly
+for rid in linux-x64 linux-arm64; do
+  # ./native.sh compiles it (and installs the cross toolchain as root) in artifacts/build-<rid>; packing from there,
+  # with the same properties (PublishAot as a global property reaches the referenced projects too), compiles nothing.
+  ./native.sh --rid "$rid" >/dev/null
+  dotnet pack src/Sparky -c Release -r "$rid" -p:PublishAot=true -p:UseArtifactsOutput=true "-p:ArtifactsPath=$PWD/artifacts/build-$rid" \
+    -o "$out" -nologo -clp:ErrorsOnly
+done
+dotnet pack src/Sparky -c Release -r any -p:PublishAot=false -o "$out" -nologo -clp:ErrorsOnly
+version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)
+for pkg in Sparky Sparky.linux-x64 Sparky.linux-arm64 Sparky.any; do
+  f=$out/$pkg.$version.nupkg
+  printf '%s\t%s\n' "$(du -h "$f" | cut -f1)" "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")"
+done

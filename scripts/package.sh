@@ -2,8 +2,10 @@
 # Builds the Debian package and the tarball of a native sparky for one architecture, from a native build directory
 # (an executable `sparky` and libe_sqlite3.so beside it: ./native.sh's artifacts/native for this machine).
 #   scripts/package.sh                               this machine's architecture, from ./native.sh's output
-#   scripts/package.sh --arch arm64 --from DIR       another architecture's build (the man page and completions are
-#                                                    written by this machine's sparky: they are the same everywhere)
+#   scripts/package.sh --arch arm64                  linux-arm64, from ./native.sh --rid linux-arm64 (cross-compiled
+#                                                    on x64; the man page and completions are written by this
+#                                                    machine's sparky: they are the same everywhere)
+#   scripts/package.sh --arch arm64 --from DIR       from a build directory of that architecture
 # Writes artifacts/packages/: sparky_<version>_<deb arch>.deb, sparky-<version>-linux-<x64|arm64>.tar.gz and its
 # .sha256. The package holds the executable (no debug symbols), the systemd units, the man page and the bash, zsh and
 # fish completions; it makes the system user `sparky` (systemd-sysusers) for the system unit, which it does not start.
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 case "$arch" in amd64) rid=linux-x64; triplet=x86_64-linux-gnu ;; arm64) rid=linux-arm64; triplet=aarch64-linux-gnu ;;
   *) echo "package.sh: no package for architecture '$arch' (amd64, arm64)" >&2; exit 64 ;; esac
-[ -n "$from" ] || from=$(dirname "$(./native.sh)")
+[ -n "$from" ] || from=$(dirname "$(./native.sh --rid "$rid")")
 [ -x "$from/sparky" ] && [ -f "$from/libe_sqlite3.so" ] || { echo "package.sh: $from holds no native sparky and libe_sqlite3.so" >&2; exit 1; }
 here=$(dirname "$(./native.sh)")/sparky   # writes the man page and completions
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)
@@ -41,6 +43,14 @@ install -m 0755 "$from/sparky" "$pkg/usr/lib/sparky/sparky"
 "$strip" --remove-section=.comment "$pkg/usr/lib/sparky/sparky"   # already stripped of symbols by the build
 install -m 0644 "$from/libe_sqlite3.so" "$pkg/usr/lib/sparky/libe_sqlite3.so"
 "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$pkg/usr/lib/sparky/libe_sqlite3.so"
+# ONNX Runtime, which the embedding service (sparky embed serve) loads from beside the executable.
+[ -f "$from/libonnxruntime.so" ] || { echo "package.sh: $from holds no libonnxruntime.so (the embedding service needs it)" >&2; exit 1; }
+install -m 0644 "$from/libonnxruntime.so" "$pkg/usr/lib/sparky/libonnxruntime.so"
+# Microsoft's build of it links curl and mbedtls in statically (for its own model downloads, which Sparky never asks
+# for); it comes as one file from the NuGet package Microsoft.ML.OnnxRuntime, and Debian has no ONNX Runtime to use instead.
+install -d "$pkg/usr/share/lintian/overrides"
+printf '%s\n' "sparky: embedded-library curl [usr/lib/sparky/libonnxruntime.so]" "sparky: embedded-library mbedtls [usr/lib/sparky/libonnxruntime.so]" \
+  >"$pkg/usr/share/lintian/overrides/sparky"
 ln -s ../lib/sparky/sparky "$pkg/usr/bin/sparky"
 install -m 0644 deploy/systemd/sparky.service "$pkg/lib/systemd/system/sparky.service"
 # Installed, the units can point to the man page the package carries.
@@ -81,16 +91,18 @@ EOF
 
 # What the executable needs from the system, by its ELF NEEDED entries (readelf reads any architecture's).
 depends=()
-for lib in $(readelf -d "$pkg/usr/lib/sparky/sparky" "$pkg/usr/lib/sparky/libe_sqlite3.so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort -u); do
+for lib in $(readelf -d "$pkg/usr/lib/sparky/sparky" "$pkg/usr/lib/sparky/libe_sqlite3.so" "$pkg/usr/lib/sparky/libonnxruntime.so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort -u); do
   case "$lib" in
     libc.so.6|libm.so.6|libdl.so.2|libpthread.so.0|librt.so.1|ld-linux-*) depends+=("libc6 (>= 2.36)") ;;
     libz.so.1) depends+=("zlib1g (>= 1:1.2.13)") ;;
     libgcc_s.so.1) depends+=("libgcc-s1") ;;
     libstdc++.so.6) depends+=("libstdc++6") ;;
-    libe_sqlite3.so) ;;
+    libe_sqlite3.so|libonnxruntime.so*) ;;
     *) echo "package.sh: the executable needs $lib, which this script does not map to a Debian package" >&2; exit 1 ;;
   esac
 done
+# .NET's cryptography (the daemon's keys and tokens) loads OpenSSL at run time, by dlopen: no NEEDED entry names it.
+depends+=("libssl3 | libssl3t64")
 deps=$(printf '%s\n' "${depends[@]}" | sort -u | paste -sd, - | sed 's/,/, /g')
 size=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 cat >"$pkg/DEBIAN/control" <<EOF

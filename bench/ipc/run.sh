@@ -19,13 +19,7 @@ for a in "$@"; do
   esac
 done
 
-# Quiet unless a build fails.
-for proj in src/Sparky bench/ipc/Sparky.Bench.Ipc.csproj; do
-  if ! build_log=$(dotnet build "$proj" -c Release -nologo -clp:ErrorsOnly 2>&1); then
-    echo "$build_log" >&2
-    exit 1
-  fi
-done
+bench/build.sh project src/Sparky bench/ipc/Sparky.Bench.Ipc.csproj
 
 # A python3 with pyzmq and msgpack (the one on PATH, else Debian's, where a pyenv shim comes first); none: that row is skipped.
 python=""

@@ -19,9 +19,5 @@ for a in "$@"; do
   esac
 done
 
-# Quiet unless the build fails.
-if ! build_log=$(dotnet build Sparky.Bench.Limiter.csproj -c Release -nologo 2>&1); then
-  echo "$build_log" >&2
-  exit 1
-fi
+../build.sh project Sparky.Bench.Limiter.csproj
 exec dotnet bin/Release/net10.0/Sparky.Bench.Limiter.dll "$@"

@@ -20,7 +20,7 @@ for a in "$@"; do
     *) echo "run.sh: unknown argument '$a' (use --small)" >&2; exit 64 ;;
   esac
 done
-dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly >/dev/null
+bench/build.sh project src/Sparky
 dir=$(mktemp -d /tmp/sparky-bench-pilot.XXXXXX)
 chmod 755 "$dir"
 trap 'tests/slurm/cluster.sh stop "$dir/cluster" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT

@@ -29,19 +29,9 @@ done
 [ -n "${SPARKY_BENCH_TASKS:-}" ] && args+=(--tasks "$SPARKY_BENCH_TASKS")
 [ -n "${SPARKY_BENCH_SAMPLES:-}" ] && args+=(--samples "$SPARKY_BENCH_SAMPLES")
 
-# The daemon: the native build (what `dotnet tool install` installs on linux-x64) unless SPARKY_BENCH_DAEMON=jit.
-case "${SPARKY_BENCH_DAEMON:-native}" in
-  native) daemon=$(./native.sh) || { echo "run.sh: the native build failed (SPARKY_BENCH_DAEMON=jit runs the dll)" >&2; exit 1; } ;;
-  jit)
-    if ! build_log=$(dotnet build src/Sparky -c Release -nologo -clp:ErrorsOnly 2>&1); then echo "$build_log" >&2; exit 1; fi
-    daemon=$PWD/src/Sparky/bin/Release/net10.0/sparky.dll ;;
-  *) echo "run.sh: SPARKY_BENCH_DAEMON must be native or jit" >&2; exit 64 ;;
-esac
-# The bench itself (it fills the store with src/Sparky.Store): quiet unless its build fails.
-if ! build_log=$(dotnet build bench/tasklist/Sparky.Bench.TaskList.csproj -c Release -nologo -clp:ErrorsOnly 2>&1); then
-  echo "$build_log" >&2
-  exit 1
-fi
+# The daemon: the native build unless SPARKY_BENCH_DAEMON=jit; the bench itself fills the store with src/Sparky.Store.
+daemon=$(bench/build.sh sparky)
+bench/build.sh project bench/tasklist/Sparky.Bench.TaskList.csproj
 
 mkdir -p bench/results
 exec dotnet bench/tasklist/bin/Release/net10.0/Sparky.Bench.TaskList.dll --sparky "$daemon" --results bench/results "${args[@]}"

@@ -63,6 +63,11 @@ public static class PlanEnvelopes
             if (o.MemoryMb is { } mem) res["memory_mb"] = mem;
             if (o.Gpus is { } gpus) res["gpus"] = gpus;
             if (o.GpuMemoryMb is { } gm) res["gpu_memory_mb"] = gm;
+            if (o.Nodes is { } nodes) res["nodes"] = nodes;
+            if (o.GpusPerNode is { } gpn) res["gpus_per_node"] = gpn;
+            if (o.ProcsPerNode is { } ppn) res["procs_per_node"] = ppn;
+            if (o.Exclusive is { } exclusive) res["exclusive"] = exclusive;
+            if (o.Port is { } port) payload["port"] = port;
             if (res.Count > 0) payload["resources"] = res;
 
             var envelope = new JsonObject { ["id"] = ids[t.Name] };

@@ -19,7 +19,7 @@ public static class PlanFile
 {
     public static readonly string[] PlanKeys = ["name", "vars", "env", "defaults", "phases"];
     public static readonly string[] PhaseKeys = ["name", "workstreams", "gate"];
-    public static readonly string[] OptionKeys = ["class", "cpus", "mem", "gpus", "gpu_mem", "retries", "timeout", "env", "cwd"];
+    public static readonly string[] OptionKeys = ["class", "cpus", "mem", "gpus", "gpu_mem", "port", "nodes", "gpus_per_node", "procs_per_node", "exclusive", "retries", "timeout", "env", "cwd"];
     public static readonly string[] TaskKeys = ["name", "run", .. OptionKeys, "after", "array"];
     /// <summary>A workstream written as one task: its keys inline.</summary>
     public static readonly string[] SingleWorkstreamKeys = ["name", "run", .. OptionKeys, "array", "on_failure"];
@@ -352,6 +352,9 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
         int? gpus = Number(Get(m, "gpus"), "gpus", 0, 1024, integer: true) is { } g ? (int)g : null;
         long? gpuMem = Size(Get(m, "gpu_mem"), "gpu_mem", allowZero: false);
         int? retries = Number(Get(m, "retries"), "retries", 0, EnvelopeParser.MaxRetries, integer: true) is { } r ? (int)r : null;
+        int? nodes = Number(Get(m, "nodes"), "nodes", 1, EnvelopeParser.MaxNodes, integer: true) is { } nn ? (int)nn : null;
+        int? gpusPerNode = Number(Get(m, "gpus_per_node"), "gpus_per_node", 0, 1024, integer: true) is { } gpn ? (int)gpn : null;
+        int? procsPerNode = Number(Get(m, "procs_per_node"), "procs_per_node", 1, 1024, integer: true) is { } ppn ? (int)ppn : null;
         double? timeout = null;
         if (Get(m, "timeout") is { } tn && !IsNull(tn) && Str(tn, "timeout") is { } ts)
         {
@@ -369,6 +372,7 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
         {
             Class = cls, Cpus = cpus, MemoryMb = mem, Gpus = gpus, GpuMemoryMb = gpuMem, Retries = retries, TimeoutSeconds = timeout,
             Env = Env(Get(m, "env"), "env") ?? new Dictionary<string, string>(), Cwd = cwd,
+            Port = Flag(Get(m, "port"), "port"), Nodes = nodes, GpusPerNode = gpusPerNode, ProcsPerNode = procsPerNode, Exclusive = Flag(Get(m, "exclusive"), "exclusive"),
         };
     }
 
@@ -491,6 +495,14 @@ internal sealed partial class PlanParser(string file, IReadOnlyDictionary<string
             return d;
         var want = integer ? $"an integer from {min} to {max}" : min == 0 ? "a non-negative number" : "a number";
         Err(node, $"{field} must be {want}, got {Kind(node)}");
+        return null;
+    }
+
+    private bool? Flag(YamlNode? node, string field)
+    {
+        if (node is null || IsNull(node) || Str(node, field) is not { } s) return null;
+        if (s is "true" or "false") return s == "true";
+        Err(node, $"{field} must be true or false; got '{Clip(s)}'");
         return null;
     }
 

@@ -63,6 +63,11 @@ public static class SpecHash
         if (o.MemoryMb is { } mem) j.WriteNumber("memory_mb", mem);
         if (o.Gpus is { } gpus) j.WriteNumber("gpus", gpus);
         if (o.GpuMemoryMb is { } gm) j.WriteNumber("gpu_memory_mb", gm);
+        if (o.Port is { } port) j.WriteBoolean("port", port);
+        if (o.Nodes is { } nodes) j.WriteNumber("nodes", nodes);
+        if (o.GpusPerNode is { } gpn) j.WriteNumber("gpus_per_node", gpn);
+        if (o.ProcsPerNode is { } ppn) j.WriteNumber("procs_per_node", ppn);
+        if (o.Exclusive is { } exclusive) j.WriteBoolean("exclusive", exclusive);
         if (o.Retries is { } r) j.WriteNumber("retries", r);
         if (o.TimeoutSeconds is { } to) j.WriteNumber("timeout_seconds", to);
         if (o.Env.Count > 0)

@@ -64,6 +64,8 @@ public sealed partial record Hello : IMessage<Hello>, IFromWorker
         if (!TaskId.TryParse(Name, out _)) return $"name must match {NamePattern}";
         var name = Name!;
         string host = Host is { Length: > 0 and <= 255 } h && !h.Any(char.IsControl) ? h : name;
+        // A pilot is named by the daemon that submitted it, as a task id is.
+        if (Pilot is not null && !TaskId.TryParse(Pilot, out _)) return $"pilot must match {NamePattern}";
         long slots = Slots ?? 1;
         if (slots is < 1 or > 100_000) return "slots must be from 1 to 100000";
         long gpus = Gpus ?? 0;

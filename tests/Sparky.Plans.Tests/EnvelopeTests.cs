@@ -186,3 +186,48 @@ public class GateTests
         Assert.False(Gates.FromRun(0, "", timedOut: true).Passed);
     }
 }
+
+public class DistributedPlanTests
+{
+    private static readonly IReadOnlySet<string> Classes = new HashSet<string> { "cpu_short", "gpu", "gpu_slurm" };
+
+    [Fact]
+    public void Nodes_gpus_per_node_procs_per_node_exclusive_and_port_reach_the_spec_from_defaults_and_tasks()
+    {
+        var plan = Parse("""
+            name: dist
+            defaults: {class: gpu_slurm, gpus_per_node: 4, exclusive: true}
+            phases:
+              - name: p
+                workstreams:
+                  - name: train
+                    run: torchrun train.py
+                    nodes: 2
+                    procs_per_node: 8
+                    port: true
+            """);
+        var e = PlanEnvelopes.For(plan, plan.Phases[0], plan.Phases[0].Workstreams[0], 1, "/w").Single();
+        var r = EnvelopeParser.Parse(JsonNode.Parse(e.Envelope.ToJsonString()), Classes);
+        Assert.True(r.Ok, r.Error);
+        var spec = r.Submission!.Spec;
+        Assert.Equal((2, 4, 8, true, true), (spec.Nodes, spec.GpusPerNode, spec.ProcsPerNode, spec.Exclusive, spec.Port));
+        Assert.Empty(EnvelopeParser.Check(r.Submission, Classes));
+    }
+
+    [Fact]
+    public void Bad_distributed_options_in_a_plan_are_refused_where_they_are()
+    {
+        var errors = Errors("""
+            name: dist
+            phases:
+              - name: p
+                workstreams:
+                  - name: train
+                    run: x
+                    nodes: 0
+                    exclusive: "yes; rm -rf /"
+            """);
+        Assert.Contains(errors, x => x.StartsWith("plan.yaml:7:", StringComparison.Ordinal) && x.Contains("nodes must be an integer from 1 to 4096"));
+        Assert.Contains(errors, x => x.StartsWith("plan.yaml:8:", StringComparison.Ordinal) && x.Contains("exclusive must be true or false"));
+    }
+}

@@ -23,9 +23,9 @@ public class PlanErrorTests
     {
         Assert.Equal([
             "plan.yaml:2:1: unknown key 'varz' in the plan (known: name, vars, env, defaults, phases)",
-            "plan.yaml:4:3: unknown key 'gpu' in defaults (known: class, cpus, mem, gpus, gpu_mem, retries, timeout, env, cwd)",
-            "plan.yaml:10:9: unknown key 'retry' in a workstream (known: name, run, class, cpus, mem, gpus, gpu_mem, retries, timeout, env, cwd, array, on_failure)",
-            "plan.yaml:14:13: unknown key 'afer' in a task (known: name, run, class, cpus, mem, gpus, gpu_mem, retries, timeout, env, cwd, after, array)",
+            "plan.yaml:4:3: unknown key 'gpu' in defaults (known: class, cpus, mem, gpus, gpu_mem, port, nodes, gpus_per_node, procs_per_node, exclusive, retries, timeout, env, cwd)",
+            "plan.yaml:10:9: unknown key 'retry' in a workstream (known: name, run, class, cpus, mem, gpus, gpu_mem, port, nodes, gpus_per_node, procs_per_node, exclusive, retries, timeout, env, cwd, array, on_failure)",
+            "plan.yaml:14:13: unknown key 'afer' in a task (known: name, run, class, cpus, mem, gpus, gpu_mem, port, nodes, gpus_per_node, procs_per_node, exclusive, retries, timeout, env, cwd, after, array)",
             "plan.yaml:17:36: unknown key 'min_value' in metric (known: file, path, min, max, equals)",
         ], Errors("""
             name: x
@@ -344,7 +344,7 @@ public class PlanErrorTests
             var path = Path.Combine(dir.FullName, "p.yaml");
             File.WriteAllText(path, "name: x\nphases:\n  - name: p\n    workstreams: [{name: w, run: x, bogus: 1}]\n");
             var r = PlanFile.Load(path);
-            Assert.Equal($"{path}:4:37: unknown key 'bogus' in a workstream (known: name, run, class, cpus, mem, gpus, gpu_mem, retries, timeout, env, cwd, array, on_failure)", r.ErrorText);
+            Assert.Equal($"{path}:4:37: unknown key 'bogus' in a workstream (known: name, run, class, cpus, mem, gpus, gpu_mem, port, nodes, gpus_per_node, procs_per_node, exclusive, retries, timeout, env, cwd, array, on_failure)", r.ErrorText);
             var missing = PlanFile.Load(Path.Combine(dir.FullName, "nope.yaml"));
             Assert.StartsWith($"{Path.Combine(dir.FullName, "nope.yaml")}:0:0: cannot read the plan file:", missing.ErrorText);
         }

@@ -2,8 +2,11 @@
 # A real single-node Slurm (slurmctld + slurmd + munged) on loopback, everything under one directory,
 # for the integration tests. Run as root (SlurmUser=root; no systemd, no /etc files touched).
 #
-#   cluster.sh start DIR        munge key, munged, slurm.conf, gres.conf, slurmctld, slurmd; waits until
-#                               the node is idle and a job runs, then prints `export SLURM_CONF=DIR/slurm.conf`
+#   cluster.sh start DIR [N]    munge key, munged, slurm.conf, gres.conf, slurmctld, slurmd; waits until
+#                               the node is idle and a job runs, then prints `export SLURM_CONF=DIR/slurm.conf`.
+#                               N=2: two nodes, sparky-a and sparky-b, each its own slurmd (`slurmd -N NAME`)
+#                               on its own Port, both on 127.0.0.1 (Debian builds Slurm with MULTIPLE_SLURMD:
+#                               `scontrol show config` lists it); a job spanning both waits until both are idle.
 #   cluster.sh stop DIR         kills slurmd, slurmctld, munged by their pid files (TERM, wait, KILL), and the
 #                               slurmstepd processes of this cluster's slurmd with the job processes under them
 #   cluster.sh stop-ctld DIR    stops only slurmctld (its state stays in DIR/state)
@@ -13,9 +16,10 @@
 # jobacct_gather/linux with OverMemoryKill (polled every second). Accounting is off (sacct does not work).
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|start-ctld|stop-ctld DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
+usage() { echo "usage: $0 start DIR [1|2] | stop|start-ctld|stop-ctld DIR" >&2; exit 2; }
+[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$1" = start ] && [[ "$3" =~ ^[12]$ ]]; } || usage
 cmd=$1
+NODES=${3:-1}
 case "$cmd" in start|stop|start-ctld|stop-ctld) ;; *) usage ;; esac
 [ -n "$2" ] || usage
 
@@ -90,7 +94,7 @@ stop_steps() {
 
 tails() {
   local f
-  for f in "$DIR"/log/slurmctld.log "$DIR"/log/slurmctld.stderr "$DIR"/log/slurmd.log "$DIR"/log/slurmd.stderr "$DIR"/log/munged.log "$DIR"/log/munged.stderr; do
+  for f in "$DIR"/log/slurmctld.log "$DIR"/log/slurmctld.stderr "$DIR"/log/slurmd*.log "$DIR"/log/slurmd.stderr "$DIR"/log/munged.log "$DIR"/log/munged.stderr; do
     [ -s "$f" ] || continue
     echo "---- tail $f" >&2
     tail -n 30 "$f" >&2
@@ -131,7 +135,7 @@ free_port() {
 
 case "$cmd" in
 stop)
-  stop_pid "$DIR/run/slurmd.pid" slurmd &
+  for f in "$DIR"/run/slurmd*.pid; do [ -e "$f" ] && stop_pid "$f" slurmd & done
   stop_pid "$DIR/run/slurmctld.pid" slurmctld &
   wait
   stop_steps   # job steps outlive slurmd: end them and the job processes under them
@@ -191,6 +195,13 @@ for ((i = 0; i < 50; i++)); do [ -S "$DIR/munge/munge.socket" ] && break; sleep 
 
 ctld_port=$(free_port) || fail "no free port"
 d_port=$(free_port "$ctld_port") || fail "no free port"
+if [ "$NODES" = 2 ]; then
+  b_port=$(free_port "$ctld_port") || fail "no free port"
+  [ "$b_port" != "$d_port" ] || b_port=$(free_port "$d_port") || fail "no free port"
+  names=(sparky-a sparky-b)
+else
+  names=("$host")
+fi
 cpus=$(nproc)
 mem=$(awk '/^MemTotal:/ { m = int($2 / 1024) - 1024; if (m < 512) m = int($2 / 1024 / 2); print m }' /proc/meminfo)
 # Fake GPUs: slurmd ignores a gres File that is not a character or block device (and then sets no
@@ -212,11 +223,11 @@ AuthType=auth/munge
 AuthInfo=socket=$DIR/munge/munge.socket
 CredType=cred/munge
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
+SlurmdSpoolDir=$DIR/spool$([ "$NODES" = 2 ] && echo '/%n')
 SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmdPidFile=$DIR/run/slurmd$([ "$NODES" = 2 ] && echo '-%n').pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$DIR/log/slurmd$([ "$NODES" = 2 ] && echo '-%n').log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -242,31 +253,39 @@ JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
 JobAcctGatherParams=OverMemoryKill
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
+$(if [ "$NODES" = 2 ]; then
+  echo "NodeName=sparky-a NodeHostname=$host NodeAddr=127.0.0.1 Port=$d_port CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
+  echo "NodeName=sparky-b NodeHostname=$host NodeAddr=127.0.0.1 Port=$b_port CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
+else
+  echo "NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
+fi)
 PartitionName=debug Default=YES Nodes=ALL MaxTime=INFINITE State=UP
 # The replaced system's .env.cluster names DSPY_SLURM_PARTITION=gpu (tests/Sparky.IntegrationTests/Cli/EnvFileTests.cs).
 PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
 EOF
-cat >"$DIR/gres.conf" <<EOF
-NodeName=$host Name=gpu File=$DIR/gpu[0-1]
-EOF
+for n in "${names[@]}"; do echo "NodeName=$n Name=gpu File=$DIR/gpu[0-1]"; done >"$DIR/gres.conf"
 chmod 0644 "$CONF" "$DIR/gres.conf"
 
 export SLURM_CONF=$CONF
 start_ctld || fail "slurmctld did not start"
 wait_ctld 30 || fail "slurmctld not answering in 30 s"
-env "$MARK" setsid slurmd -f "$CONF" -N "$host" </dev/null >>"$DIR/log/slurmd.stderr" 2>&1 || fail "slurmd did not start"
-
-end=$((SECONDS + 30)) state=
-while [ $SECONDS -lt $end ]; do
-  state=$(sinfo -h -N -n "$host" -p debug -o '%T' 2>/dev/null || true)
-  [ "$state" = idle ] && break
-  sleep 0.2
+for n in "${names[@]}"; do
+  [ "$NODES" = 2 ] && mkdir -p "$DIR/spool/$n"
+  env "$MARK" setsid slurmd -f "$CONF" -N "$n" </dev/null >>"$DIR/log/slurmd.stderr" 2>&1 || fail "slurmd -N $n did not start"
 done
-[ "$state" = idle ] || fail "node $host not idle in 30 s (state: ${state:-none})"
+
+for n in "${names[@]}"; do
+  end=$((SECONDS + 30)) state=
+  while [ $SECONDS -lt $end ]; do
+    state=$(sinfo -h -N -n "$n" -p debug -o '%T' 2>/dev/null || true)
+    [ "$state" = idle ] && break
+    sleep 0.2
+  done
+  [ "$state" = idle ] || fail "node $n not idle in 30 s (state: ${state:-none})"
+done
 
 # A job really runs (munge credentials, slurmd launch, slurmstepd) before the cluster is handed out.
-out=$(cd "$DIR" && timeout 30 sbatch --wait --job-name=cluster-probe --output=/dev/null --wrap true 2>&1) ||
+out=$(cd "$DIR" && timeout 30 sbatch --wait --nodes="$NODES" --job-name=cluster-probe --output=/dev/null --wrap true 2>&1) ||
   fail "probe job failed: $out"
 
 echo "export SLURM_CONF=$CONF"

@@ -78,6 +78,11 @@ public static class DashboardModes
 
 public sealed record ResolvedSetting(string Name, string Value, SettingSource Source, string Origin);
 
+/// <summary>The embedding service's settings (<c>[embeddings]</c> in sparky.toml; SPEC §8). <see cref="Model"/> empty: the
+/// daemon serves no embeddings (<c>sparky embed serve</c> then uses <c>minilm</c>).</summary>
+public sealed record EmbeddingSettings(string Model, string Device, int Threads, int MaxBatchTokens, int MaxBatchSize, TimeSpan MaxBatchWait,
+    int MaxConcurrentRequests, bool Truncate);
+
 /// <summary>A class's limiter: algorithm name and the range [Min, Max] its limit moves in.</summary>
 public sealed record ClassLimitSettings(string Limiter, int Min, int Max);
 
@@ -137,6 +142,9 @@ public sealed class SparkyConfig
         PilotDrain = settings["pilot_drain"].Source == SettingSource.Default && drain > PilotWalltime / 2 ? PilotWalltime / 2 : drain;
         PilotConnect = NullIfEmpty(V("pilot_connect"));
         PilotCommand = NullIfEmpty(V("pilot_command"));
+        Embeddings = new EmbeddingSettings(V("embeddings_model").Trim(), V("embeddings_device"), ReadInt(V("embeddings_threads")),
+            ReadInt(V("embeddings_max_batch_tokens")), ReadInt(V("embeddings_max_batch_size")), ReadWait(V("embeddings_max_batch_wait")),
+            ReadInt(V("embeddings_max_concurrent_requests")), IsTrue(V("embeddings_truncate")));
         WorkerHeartbeat = ReadDuration(V("worker_heartbeat"));
         WorkerTimeout = ReadDuration(V("worker_timeout"));
 
@@ -238,6 +246,7 @@ public sealed class SparkyConfig
     public string? PilotConnect { get; }
     public string? PilotCommand { get; }
     public TimeSpan WorkerHeartbeat { get; }
+    public EmbeddingSettings Embeddings { get; }
     public TimeSpan WorkerTimeout { get; }
 
     public string? SlurmPartition { get; }
@@ -276,6 +285,9 @@ public sealed class SparkyConfig
         : Tasks.Durations.TryParseSeconds(v, out var s) ? TimeSpan.FromSeconds(s)
         : throw new InvalidOperationException($"'{v}' passed the duration check but is no duration");
     private static string? NullIfEmpty(string v) => v.Length > 0 ? v : null;
+    // A short wait is written in milliseconds ("5ms"), or as any duration.
+    private static TimeSpan ReadWait(string v) =>
+        v.Trim().EndsWith("ms", StringComparison.Ordinal) ? TimeSpan.FromMilliseconds(ReadDouble(v.Trim()[..^2])) : ReadDuration(v);
     // Shared by every reader, so wrapped: none can change it for the others.
     private static IReadOnlyList<string> ReadOnly(string[] words) => Array.AsReadOnly(words);
 
@@ -374,6 +386,18 @@ public sealed class SparkyConfig
             "(sparky demo is a verb of its own): shown here, no effect", _ => "false", Bool, "DSPY_ENABLE_DEMO"),
         new("containment", "how each attempt's processes are kept together so cancel, timeout and recovery end all of them: auto (a cgroup v2 per attempt where the host allows, else marker), marker (every process carrying the attempt's environment marker)",
             _ => "auto", OneOf(["auto", "marker"])),
+        // The embedding service (SPEC §8): in the daemon where embeddings_model is set, and in `sparky embed serve`.
+        new("embeddings_model", "the daemon serves POST /v1/embeddings and GET /v1/models with this model: a model directory (model.onnx, vocab.txt or tokenizer.json, " +
+            "sentence-transformers' settings files) or minilm (all-MiniLM-L6-v2 from the model cache, fetched there if missing); empty: none ([embeddings] model in sparky.toml)",
+            _ => "", NoNewline),
+        new("embeddings_device", "where the model runs: auto (CUDA where an NVIDIA GPU and ONNX Runtime's CUDA provider are both here, else the CPU), cpu or cuda",
+            _ => "auto", OneOf(["auto", "cpu", "cuda"])),
+        new("embeddings_threads", "threads one call of the model may use; 0: one per core", _ => "0", Long(0, 1024)),
+        new("embeddings_max_batch_tokens", "most tokens in one batch (inputs × the longest one's tokens, padding included); on a CPU, batches past a few thousand tokens are slower per input, not faster", _ => "2048", Long(1, 1_000_000)),
+        new("embeddings_max_batch_size", "most inputs in one batch; 1: batching off", _ => "16", Long(1, 4096)),
+        new("embeddings_max_batch_wait", "how long the first input waiting is held for others to join its batch, such as 5ms", _ => "5ms", MillisOrDuration(0, 10)),
+        new("embeddings_max_concurrent_requests", "embedding requests queued or running at once; past it a request gets 429 with Retry-After", _ => "512", Long(1, 1_000_000)),
+        new("embeddings_truncate", "an input over the model's token limit is cut to it (true) or refused with 400 (false, as OpenAI does)", _ => "false", Bool),
         new("enforce_memory", "hold a local task that asks for memory (--mem, resources.memory_mb) to it, as Slurm does: past it the kernel's OOM killer ends the task, which fails with reason out_of_memory " +
             "(a cgroup v2 memory.max where the memory controller is delegated, else a cgroup v1 memory cgroup; never with containment = marker)", _ => "true", Bool),
     ];
@@ -462,6 +486,12 @@ public sealed class SparkyConfig
             if (!Classes.Contains(c)) return $"unknown class '{c}' (classes: {string.Join(", ", Classes)})";
         return null;
     }
+
+    private static Func<string, string?> MillisOrDuration(double min, double max) => v =>
+        (v.Trim().EndsWith("ms", StringComparison.Ordinal)
+            ? double.TryParse(v.Trim()[..^2], NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) && ms >= min * 1000 && ms <= max * 1000
+            : Duration(min, max)(v) is null)
+        ? null : $"allowed: from {min * 1000} ms to {max} s, such as 5ms or 0.01";
 
     private static Func<string, string?> Duration(double min, double max) => v =>
         (min == 0 && v.Trim() == "0") || (Tasks.Durations.TryParseSeconds(v, out var s) && s >= min && s <= max) ? null : $"allowed: a duration from {min} s to {max} s, such as 30, 90s, 5m or 1h";

@@ -27,6 +27,8 @@ public static class EnvelopeParser
     /// <summary>Linux's MAX_ARG_STRLEN (32 pages): execve refuses any one argument or <c>NAME=value</c> longer than
     /// this, NUL included (E2BIG). Refused at submit instead of failing at start with a made-up exit code.</summary>
     public const int MaxArgBytes = 32 * 4096;
+    /// <summary>The most nodes a task may ask for; a cluster's own size is checked by its executor.</summary>
+    public const int MaxNodes = 4096;
 
     public static EnvelopeResult Parse(JsonNode? node, IReadOnlySet<string> knownClasses, EnvelopeOptions? options = null)
     {
@@ -163,6 +165,10 @@ public static class EnvelopeParser
         if (spec.Gpus is < 0 or > 1024) errors.Add(IntMessage("resources.gpus", 0, 1024));
         if (spec.GpuMemoryMb < 0) errors.Add(NonNegativeMessage("resources.gpu_memory_mb"));
         CheckGpuShare(spec.Gpus, spec.GpuMemoryMb, errors);
+        if (spec.Nodes is < 1 or > MaxNodes) errors.Add(IntMessage("resources.nodes", 1, MaxNodes));
+        if (spec.GpusPerNode is < 0 or > 1024) errors.Add(IntMessage("resources.gpus_per_node", 0, 1024));
+        if (spec.ProcsPerNode is < 1 or > 1024) errors.Add(IntMessage("resources.procs_per_node", 1, 1024));
+        CheckNodes(spec.Nodes, spec.Gpus, spec.GpusPerNode, errors);
         return errors;
     }
 
@@ -174,9 +180,11 @@ public static class EnvelopeParser
         var cwd = OptionalPath(p["cwd"], "cwd", errors);
         var timeout = OptionalTimeout(p["timeout_seconds"], "timeout_seconds", errors);
         int? retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors);
+        bool? port = OptionalBool(p["port"], "port", errors);
         double? cpus = null;
         long? memMb = null, gpuMemMb = null;
-        int? gpus = null;
+        int? gpus = null, nodes = null, gpusPerNode = null, procsPerNode = null;
+        bool? exclusive = null;
         if (p["resources"] is JsonNode resNode)
         {
             if (resNode is JsonObject res)
@@ -186,14 +194,20 @@ public static class EnvelopeParser
                 gpus = OptionalInt(res["gpus"], "resources.gpus", 0, 1024, errors);
                 gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_mb"], "resources.gpu_memory_mb", errors), 1);
                 if (gpuMemMb is null or 0) gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "resources.gpu_memory_gb", errors), 1024) ?? gpuMemMb;
+                nodes = OptionalInt(res["nodes"], "resources.nodes", 1, MaxNodes, errors);
+                gpusPerNode = OptionalInt(res["gpus_per_node"], "resources.gpus_per_node", 0, 1024, errors);
+                procsPerNode = OptionalInt(res["procs_per_node"], "resources.procs_per_node", 1, 1024, errors);
+                exclusive = OptionalBool(res["exclusive"], "resources.exclusive", errors);
             }
             else errors.Add("resources must be an object");
         }
         CheckGpuShare(gpus ?? 0, gpuMemMb ?? 0, errors);
+        CheckNodes(nodes, gpus ?? 0, gpusPerNode, errors);
         if (errors.Count > before) return null;
         return TaskSpec.Of(argv, shell, new TaskOptions
         {
             Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb,
+            Port = port, Nodes = nodes, GpusPerNode = gpusPerNode, ProcsPerNode = procsPerNode, Exclusive = exclusive,
         });
     }
 
@@ -290,6 +304,23 @@ public static class EnvelopeParser
     {
         if (gpuMemMb > 0 && gpus > 1)
             errors.Add("resources.gpu_memory_mb is a share of one GPU; it cannot go with gpus > 1 (ask for whole GPUs, or for a share)");
+    }
+
+    /// <summary>GPUs on several nodes are asked per node: a total would not say how they split.</summary>
+    private static void CheckNodes(int? nodes, int gpus, int? gpusPerNode, List<string> errors)
+    {
+        if (nodes > 1 && gpus > 0 && gpusPerNode is null)
+            errors.Add("resources.gpus is a count on one machine; with resources.nodes > 1 ask for resources.gpus_per_node");
+        if (gpus > 0 && gpusPerNode > 0 && gpus != gpusPerNode * (nodes ?? 1))
+            errors.Add("resources.gpus and resources.gpus_per_node disagree: send one of them");
+    }
+
+    private static bool? OptionalBool(JsonNode? node, string field, List<string> errors)
+    {
+        if (node is null) return null;
+        if (node is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False) return v.GetValue<bool>();
+        errors.Add($"{field} must be true or false");
+        return null;
     }
 
     private static (IReadOnlyList<string>?, string?) ParseCommand(JsonNode? node, string field, List<string> errors)

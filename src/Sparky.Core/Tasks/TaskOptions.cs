@@ -21,6 +21,16 @@ public sealed record TaskOptions
     /// <summary>Variables this level sets; <see cref="Or"/> keeps the fallback's others.</summary>
     public IReadOnlyDictionary<string, string> Env { get; init; } = Empty;
     public string? Cwd { get; init; }
+    /// <summary>Reserve a port for the task (<c>MASTER_PORT</c>, <c>SPARKY_PORT</c>); a task given GPUs gets one anyway.</summary>
+    public bool? Port { get; init; }
+    /// <summary>Nodes of a Slurm allocation the task runs on, once per node (<c>NODE_RANK</c>); 1 is one node.</summary>
+    public int? Nodes { get; init; }
+    /// <summary>Whole GPUs on each node of a Slurm allocation.</summary>
+    public int? GpusPerNode { get; init; }
+    /// <summary>Processes each node starts (<c>SPARKY_PROCS_PER_NODE</c>, <c>LOCAL_WORLD_SIZE</c>); by default its GPU count.</summary>
+    public int? ProcsPerNode { get; init; }
+    /// <summary>Nodes given to this task alone (sbatch <c>--exclusive</c>).</summary>
+    public bool? Exclusive { get; init; }
 
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>(StringComparer.Ordinal);
 
@@ -58,6 +68,11 @@ public sealed record TaskOptions
             TimeoutSeconds = TimeoutSeconds ?? fallback.TimeoutSeconds,
             Env = env,
             Cwd = Cwd ?? fallback.Cwd,
+            Port = Port ?? fallback.Port,
+            Nodes = Nodes ?? fallback.Nodes,
+            GpusPerNode = GpusPerNode ?? fallback.GpusPerNode,
+            ProcsPerNode = ProcsPerNode ?? fallback.ProcsPerNode,
+            Exclusive = Exclusive ?? fallback.Exclusive,
         };
     }
 }

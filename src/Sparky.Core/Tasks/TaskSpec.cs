@@ -36,6 +36,21 @@ public sealed record TaskSpec
     /// <summary>The files the task says it writes (<c>artifacts.outputs</c>): each one there when it succeeds is
     /// recorded with its size and SHA-256. Null when it declares none.</summary>
     public IReadOnlyList<DeclaredOutput>? Outputs { get; init; }
+    /// <summary>Reserve a port (<c>MASTER_PORT</c>, <c>SPARKY_PORT</c>) though it has no GPU.</summary>
+    public bool Port { get; init; }
+    /// <summary>Nodes of a Slurm allocation, the command started once on each; null is one.</summary>
+    public int? Nodes { get; init; }
+    /// <summary>Whole GPUs on each node (Slurm's <c>--gpus-per-node</c>).</summary>
+    public int? GpusPerNode { get; init; }
+    /// <summary>Processes on each node, as the task's launcher is told (<c>SPARKY_PROCS_PER_NODE</c>); null: its GPUs.</summary>
+    public int? ProcsPerNode { get; init; }
+    /// <summary>Whole nodes for this task alone (sbatch <c>--exclusive</c>).</summary>
+    public bool Exclusive { get; init; }
+
+    /// <summary>Nodes it runs on: 1 unless it asks for more.</summary>
+    public int NodeCount => Nodes ?? 1;
+    /// <summary>Asks for anything only a Slurm allocation gives (several nodes, GPUs per node, whole nodes).</summary>
+    public bool WantsAllocation => NodeCount > 1 || GpusPerNode is > 0 || Exclusive;
 
     /// <summary>The spec of a command (or of neither, for a handler's payload) under <paramref name="options"/>; what
     /// they leave unset is <see cref="TaskOptions.Daemon"/>'s.</summary>
@@ -46,6 +61,7 @@ public sealed record TaskSpec
         {
             Argv = argv, Shell = shell, Env = o.Env, Cwd = o.Cwd, Class = o.Class!, Cpus = o.Cpus, MemoryMb = o.MemoryMb!.Value,
             Gpus = o.Gpus!.Value, GpuMemoryMb = o.GpuMemoryMb!.Value, Retries = o.Retries!.Value, TimeoutSeconds = o.TimeoutSeconds,
+            Port = o.Port ?? false, Nodes = o.Nodes, GpusPerNode = o.GpusPerNode, ProcsPerNode = o.ProcsPerNode, Exclusive = o.Exclusive ?? false,
         };
     }
 

@@ -11,17 +11,25 @@ public sealed record WorkerInfo(string Name, string Host, int Slots, int Gpus, l
 /// <summary>A connected worker as the daemon sees it.</summary>
 public sealed class Worker
 {
-    internal Worker(string session, WorkerInfo info, int credits, DateTimeOffset now)
+    internal Worker(string session, long connection, WorkerInfo info, int credits, DateTimeOffset now)
     {
         Session = session;
+        Connection = connection;
         Info = info;
         Credits = credits;
         FreeGpus = info.Gpus;
         LastSeen = now;
+        ConnectedAt = now;
     }
 
+    /// <summary>The session id the worker names in every message: proof enough on loopback, so it is never shown.</summary>
     public string Session { get; }
+    /// <summary>Which hello since the daemon started opened this session (1, 2, …): what views show of a session, as
+    /// its id is the worker's to keep. A worker that reconnects gets a new one.</summary>
+    public long Connection { get; }
     public WorkerInfo Info { get; }
+    /// <summary>When its hello opened this session.</summary>
+    public DateTimeOffset ConnectedAt { get; }
     /// <summary>Tasks it asked for and has not been given: it pulls, the daemon never pushes past this.</summary>
     public int Credits { get; internal set; }
     public int FreeGpus { get; internal set; }
@@ -44,6 +52,7 @@ public sealed class WorkerPool
 {
     private readonly Dictionary<string, Worker> _bySession = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Worker> _byName = new(StringComparer.Ordinal);
+    private long _connections;
 
     public int Count => _bySession.Count;
     public IEnumerable<Worker> All => _bySession.Values;
@@ -60,7 +69,7 @@ public sealed class WorkerPool
             Remove(old.Session);
             replaced = old;
         }
-        var w = new Worker(session, info, Math.Max(0, credits), now);
+        var w = new Worker(session, ++_connections, info, Math.Max(0, credits), now);
         _bySession[session] = w;
         _byName[info.Name] = w;
         return (w, replaced);

@@ -51,6 +51,7 @@ public static class ProcessTable
                 string? task = null;
                 int attempt = 0;
                 string[] gpus = [];
+                int? port = null;
                 // A Slurm job's processes carry the marker too, and are Slurm's (Containment.IsSlurmJobs).
                 if (Containment.IsSlurmJobs(env.FirstOrDefault(kv => kv.StartsWith("SLURM_JOB_ID=", StringComparison.Ordinal))?["SLURM_JOB_ID=".Length..])) continue;
                 foreach (var kv in env)
@@ -59,8 +60,9 @@ public static class ProcessTable
                     else if (kv.StartsWith("SPARKY_ATTEMPT=", StringComparison.Ordinal)) int.TryParse(kv["SPARKY_ATTEMPT=".Length..], out attempt);
                     else if (kv.StartsWith("CUDA_VISIBLE_DEVICES=", StringComparison.Ordinal))
                         gpus = kv["CUDA_VISIBLE_DEVICES=".Length..].Split(',', StringSplitOptions.RemoveEmptyEntries);
+                    else if (kv.StartsWith("SPARKY_PORT=", StringComparison.Ordinal) && int.TryParse(kv["SPARKY_PORT=".Length..], out var p)) port = p;
                 }
-                if (task is not null) found[task] = new MarkedProcess(pid, long.Parse(rest[19]), attempt, gpus);
+                if (task is not null) found[task] = new MarkedProcess(pid, long.Parse(rest[19]), attempt, gpus) { Port = port };
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
             {
@@ -106,5 +108,9 @@ public static class MarkedProcesses
     }
 }
 
-/// <summary>A task process found by its marker: pid, start time, attempt number and the GPUs it holds.</summary>
-public readonly record struct MarkedProcess(int Pid, long StartTime, int Attempt, IReadOnlyList<string> Gpus);
+/// <summary>A task process found by its marker: pid, start time, attempt number, the GPUs and the port it holds.</summary>
+public readonly record struct MarkedProcess(int Pid, long StartTime, int Attempt, IReadOnlyList<string> Gpus)
+{
+    /// <summary>The port Sparky reserved for it (<c>SPARKY_PORT</c>), if any.</summary>
+    public int? Port { get; init; }
+}

@@ -25,7 +25,15 @@ public sealed record SbatchRequest(
     public string? Template { get; init; }
     /// <summary>A file the command reads on stdin (a handler's payload); null: the job's default.</summary>
     public string? StdinPath { get; init; }
+    /// <summary>An allocation of whole nodes, the command started once on each through <c>srun</c>; null: one task.</summary>
+    public SbatchNodes? Nodes { get; init; }
 }
+
+/// <summary>A task on <paramref name="Count"/> nodes: one <c>srun</c> task per node, each with <c>NODE_RANK</c>, told the
+/// first node's address and a port (<c>MASTER_ADDR</c>, <c>MASTER_PORT</c>), <c>NNODES</c> and
+/// <c>SPARKY_PROCS_PER_NODE</c> (<paramref name="ProcsPerNode"/>), as torchrun's <c>--nnodes</c>, <c>--node-rank</c>,
+/// <c>--nproc-per-node</c> and <c>--rdzv-endpoint</c> want them.</summary>
+public sealed record SbatchNodes(int Count, int? GpusPerNode, int ProcsPerNode, bool Exclusive);
 
 /// <summary>One element of a Slurm job array: the Sparky task it runs and that task's own log files.</summary>
 public sealed record ArrayElement(int Index, string TaskId, string StdoutPath, string StderrPath);
@@ -104,6 +112,14 @@ public static partial class SbatchScript
         if (r.MemoryMb > 0) Directive("--mem=" + r.MemoryMb.ToString(CultureInfo.InvariantCulture) + "M");
         if (r.Gpus < 0) throw new ArgumentException($"gpus must not be negative (got {r.Gpus})", nameof(r));
         if (r.Gpus > 0) Directive("--gres=gpu:" + r.Gpus.ToString(CultureInfo.InvariantCulture));
+        if (r.Nodes is { } nodes)
+        {
+            CheckNodes(nodes);
+            Directive("--nodes=" + Number(nodes.Count));
+            Directive("--ntasks-per-node=1");
+            if (nodes.GpusPerNode is > 0 and var gpn) Directive("--gpus-per-node=" + Number(gpn));
+            if (nodes.Exclusive) Directive("--exclusive");
+        }
         if (r.TimeoutSeconds is { } timeout) Directive("--time=" + FormatTime(timeout));
         if (r.Partition is not null) Directive("--partition=" + Plain(r.Partition, "partition", SlurmNameRegex()));
         if (r.Account is not null) Directive("--account=" + Plain(r.Account, "account", SlurmNameRegex()));
@@ -155,6 +171,7 @@ public static partial class SbatchScript
             sb.Append("  *) echo \"sparky: no task for array element ${SLURM_ARRAY_TASK_ID:-}\" >&2; exit 1 ;;\nesac\n");
             sb.Append("export SPARKY_ATTEMPT=").Append(Quote(r.Attempt.ToString(CultureInfo.InvariantCulture), "attempt")).Append('\n');
         }
+        if (r.Nodes is { } allocation) sb.Append(Rendezvous(allocation));
         if (r.Template is not null)
         {
             // The admin's script from here on; every value put in it was checked when it was filled.
@@ -163,11 +180,45 @@ public static partial class SbatchScript
             return sb.ToString();
         }
         sb.Append("exec");
+        // Once on each node: srun's task on node N runs with NODE_RANK=N; one that fails ends the others and the job.
+        if (r.Nodes is { } spread)
+            sb.Append(" srun --nodes=").Append(Number(spread.Count)).Append(" --ntasks-per-node=1 --kill-on-bad-exit=1")
+              .Append(" /bin/bash -c 'export NODE_RANK=\"$SLURM_NODEID\"; exec \"$@\"' sparky-node");
         foreach (var arg in r.Argv) sb.Append(' ').Append(Quote(arg, "argument"));
         if (r.StdinPath is not null) sb.Append(" <").Append(Quote(r.StdinPath, "stdin path"));
         sb.Append('\n');
         return sb.ToString();
     }
+
+    /// <summary>The most nodes one task may ask for (as <see cref="EnvelopeParser.MaxNodes"/>).</summary>
+    public const int MaxNodes = EnvelopeParser.MaxNodes;
+    /// <summary>The ports a multi-node task's rendezvous is given on its first node: as a local task's.</summary>
+    public const int FirstPort = 29501, LastPort = 29999;
+
+    private static void CheckNodes(SbatchNodes n)
+    {
+        if (n.Count is < 1 or > MaxNodes) throw new ArgumentException($"nodes must be from 1 to {MaxNodes} (got {n.Count})", nameof(n));
+        if (n.GpusPerNode is < 0 or > 1024) throw new ArgumentException($"gpus per node must be from 0 to 1024 (got {n.GpusPerNode})", nameof(n));
+        if (n.ProcsPerNode is < 1 or > 1024) throw new ArgumentException($"procs per node must be from 1 to 1024 (got {n.ProcsPerNode})", nameof(n));
+    }
+
+    /// <summary>
+    /// The rendezvous, run on the allocation's first node (where the batch script runs): its address as Slurm knows it
+    /// (<c>NodeAddr</c>, else its name), and a port picked from the job id, the next one taken where something already
+    /// listens there. Every value in it is a number Sparky checked or Slurm's own.
+    /// </summary>
+    private static string Rendezvous(SbatchNodes n) =>
+        "SPARKY_FIRST_NODE=\"$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1)\"\n" +
+        "MASTER_ADDR=\"$(scontrol show node \"$SPARKY_FIRST_NODE\" 2>/dev/null | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)\"\n" +
+        "MASTER_ADDR=\"${MASTER_ADDR:-$SPARKY_FIRST_NODE}\"\n" +
+        $"MASTER_PORT=$(( {FirstPort} + ${{SLURM_JOB_ID:-0}} % {LastPort - FirstPort + 1} ))\n" +
+        $"for _ in $(seq {LastPort - FirstPort + 1}); do (: <>\"/dev/tcp/$MASTER_ADDR/$MASTER_PORT\") 2>/dev/null || break; " +
+        $"MASTER_PORT=$(( MASTER_PORT >= {LastPort} ? {FirstPort} : MASTER_PORT + 1 )); done\n" +
+        "export MASTER_ADDR MASTER_PORT SPARKY_PORT=\"$MASTER_PORT\" NNODES=" + Quote(Number(n.Count)) +
+        " WORLD_SIZE=" + Quote(Number(n.Count * n.ProcsPerNode)) +
+        " LOCAL_WORLD_SIZE=" + Quote(Number(n.ProcsPerNode)) + " SPARKY_PROCS_PER_NODE=" + Quote(Number(n.ProcsPerNode)) + "\n";
+
+    private static string Number(int n) => n.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Slurm's time limit for a timeout: whole minutes, rounded up, at least one;
     /// <c>M:00</c> under an hour, else <c>D-HH:MM:00</c>.</summary>

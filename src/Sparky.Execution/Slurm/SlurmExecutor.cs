@@ -455,6 +455,24 @@ public sealed class SlurmExecutor : IDisposable
         }
     }
 
+    private readonly Lock _shapeLock = new();
+    private (IReadOnlyList<SlurmPartition> Shape, DateTimeOffset At)? _shape;
+
+    /// <summary>The cluster's partitions (<c>sinfo</c>), read at most once a minute and kept; null when sinfo fails
+    /// (then nothing is refused for it: Slurm decides). Any thread; the first caller in a minute waits for sinfo.</summary>
+    public IReadOnlyList<SlurmPartition>? Shape()
+    {
+        lock (_shapeLock)
+        {
+            var now = _clock.GetUtcNow();
+            if (_shape is { } cached && now - cached.At < TimeSpan.FromMinutes(1)) return cached.Shape;
+            var r = Run("sinfo", SlurmShape.SinfoArgs);
+            if (!r.Ok) return null;
+            _shape = (SlurmShape.Parse(r.Stdout), now);
+            return _shape.Value.Shape;
+        }
+    }
+
     private readonly record struct CommandResult(bool Ok, string Stdout, string Stderr, string? Error);
 
     /// <summary>Runs a Slurm command with a timeout; the daemon's own settings (SPARKY_*, its token) stay out of the job's environment.</summary>

@@ -160,15 +160,31 @@ public sealed partial class Engine
     /// <summary>Why a task could never run here, or null. Safe from any thread: it reads only the pool's totals.</summary>
     public string? WhyNeverFits(TaskSpec spec)
     {
+        if (spec.WantsAllocation && !RunsOnSlurm(spec.Class))
+            return $"asks for {AllocationAsked(spec)}, which only a Slurm allocation gives, and class {spec.Class} runs " +
+                (IsWorkerClass(spec.Class) ? "on workers (the worker executor), one process on one machine each" : "on this machine (the local executor)") +
+                $": use a class that runs on Slurm ({string.Join(", ", _slurmClasses.Where(RunsOnSlurm).Order())})";
         if (_config.PilotClasses.Contains(spec.Class) && _slurm is null)
             return $"runs on pilot workers (class {spec.Class}), which Sparky starts with sbatch, and sbatch was not found on this machine";
         if (IsWorkerClass(spec.Class)) return null; // waits for a worker
         if (_slurmClasses.Contains(spec.Class) && _slurm is null)
             return $"runs on Slurm (class {spec.Class}) and sbatch was not found on this machine";
+        if (spec.WantsAllocation && _slurm?.Shape() is { } shape &&
+            Sparky.Execution.Slurm.SlurmShape.WhyNeverFits(shape, _config.SlurmPartition, spec.NodeCount, spec.GpusPerNode) is { } tooBig)
+            return tooBig;
         var local = LocalRequest(spec.Class, spec.Asks);
         if (local.WantsGpu && !_config.EnableGpu)
             return $"asks for a GPU, and GPUs are not handed out here (enable_gpu = '{_config["enable_gpu"]}' from {_config.Settings["enable_gpu"].Origin})";
         return _scheduler.WhyNeverFits(local);
+    }
+
+    private static string AllocationAsked(TaskSpec spec)
+    {
+        var asked = new List<string>();
+        if (spec.NodeCount > 1) asked.Add($"{spec.NodeCount} nodes");
+        if (spec.GpusPerNode is > 0) asked.Add($"{spec.GpusPerNode} GPUs per node");
+        if (spec.Exclusive) asked.Add("whole nodes (exclusive)");
+        return string.Join(" and ", asked);
     }
 
     // ---------- workers (the worker executor, Executors/Workers, built at start) ----------

@@ -319,6 +319,9 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
                 try { Cancel(cancel.Id, cancel.Reply, now); }
                 catch { cancel.Reply.TrySetResult(CommandOutcome.Unavailable); throw; }
                 break;
+            case RemoteCmd remote:
+                AnswerRemote(remote, now);
+                break;
         }
     }
 

@@ -68,6 +68,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
     /// <summary>The public key (Z85) clients need where a ZeroMQ socket is bound with CURVE; null where none is.</summary>
     public string? ZmqCurvePublicKey { get; private set; }
 
+    /// <summary>The embedding service (SPEC §8), where <c>embeddings_model</c> is set; else null.</summary>
+    public Sparky.Embeddings.EmbeddingService? Embeddings { get; private set; }
+
     private WebApplication? _app;
     private FileStream? _lock;
     private Microsoft.Win32.SafeHandles.SafeFileHandle? _dirLock;
@@ -241,6 +244,13 @@ public sealed class SparkyDaemon : IAsyncDisposable
         var sessions = Config.Token is { } token ? new Sparky.Server.Dashboard.Sessions(token, Clock) : null;
         AccessRules.Use(app, Config, sessions);
         Api.Map(app, this);
+        if (Config.Embeddings.Model.Length > 0)
+        {
+            // Loaded before the port opens: a model that cannot be loaded stops the start with its reason.
+            Embeddings = Sparky.Embeddings.EmbeddingService.Load(Sparky.Server.Embeddings.EmbeddingConfig.Options(Config), Metrics.Registry,
+                Logs.CreateLogger<Sparky.Embeddings.EmbeddingService>());
+            Sparky.Embeddings.Http.EmbeddingRoutes.MapEmbeddings(app, Embeddings);
+        }
         Sparky.Server.Dashboard.DashboardRoutes.Map(app, Config, sessions);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -298,8 +308,9 @@ public sealed class SparkyDaemon : IAsyncDisposable
 
     private static string HostOf(string hostPort) => hostPort[..hostPort.LastIndexOf(':')];
 
-    private static bool IsLoopback(string host) =>
-        host is "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+    /// <summary>A name or address that is this machine's loopback: <c>localhost</c>, 127.0.0.0/8, ::1.</summary>
+    internal static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>For <see cref="IdleTrim"/>: queued plus running, and submitted plus ended (changes with any work).</summary>
     private IdleTrim.Activity ReadActivity()
@@ -323,6 +334,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2))) await _app.StopAsync(cts.Token);
             await _app.DisposeAsync();
         }
+        Embeddings?.Dispose(); // after HTTP: no request is left waiting for a batch
         _commands?.Dispose();
         if (Plans is not null) await Plans.DisposeAsync();
         await Engine.DisposeAsync();

@@ -22,13 +22,19 @@ internal static class DashboardRoutes
         app.MapMethods("/", ["GET", "HEAD"], (HttpContext ctx) => Serve(ctx, config, "index.html"));
         app.MapMethods("/assets/{**path}", ["GET", "HEAD"], (HttpContext ctx, string path) => Serve(ctx, config, path));
 
-        // {"token"} → 204 with the session and CSRF cookies; 401 for a wrong one. Without a token set there is nothing to sign in to.
+        // {"token"} → 204 with the session and CSRF cookies; 401 for a wrong one; 429 past a few tries a minute. Without a token set there is nothing to sign in to.
         app.MapPost(AccessRules.SignInPath, async (HttpContext ctx) =>
         {
             if (config.Dashboard == DashboardMode.Off) return Problems.NotFound("the dashboard is off (dashboard = off)");
             var (node, error) = await BodyReader.ReadJsonAsync(ctx.Request, 64 * 1024);
             if (error is not null) return error;
             if (sessions is null) return Results.NoContent();
+            var (allowed, retryAfter) = sessions.TrySignIn(ctx.Connection.RemoteIpAddress?.ToString() ?? "");
+            if (!allowed)
+            {
+                ctx.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Results.Problem($"too many sign-ins from this address: at most {Sessions.SignInsPerMinute} a minute", statusCode: 429, title: "Too Many Requests");
+            }
             var given = node is JsonObject o && o["token"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
             if (!sessions.IsToken(given)) return Problems.Unauthorized();
             var session = sessions.NewSession();

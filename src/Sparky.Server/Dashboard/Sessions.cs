@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Threading.RateLimiting;
 
 namespace Sparky.Server.Dashboard;
 
@@ -18,7 +19,26 @@ internal sealed class Sessions(string token, TimeProvider clock)
     public const string SessionCookie = "sparky_session", CsrfCookie = "sparky_csrf", CsrfHeader = "X-Sparky-CSRF";
     public static readonly TimeSpan Lifetime = TimeSpan.FromDays(7);
 
+    /// <summary>Sign-ins a client address may try per minute: a person mistyping gets several tries; a guesser gets
+    /// nowhere. Past it, 429 with Retry-After.</summary>
+    public const int SignInsPerMinute = 10;
+
     private readonly byte[] _key = Encoding.UTF8.GetBytes(token);
+    private readonly PartitionedRateLimiter<string> _signIns = PartitionedRateLimiter.Create<string, string>(client =>
+        RateLimitPartition.GetFixedWindowLimiter(client, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = SignInsPerMinute,
+            Window = TimeSpan.FromMinutes(1),
+            QueueLimit = 0,
+        }));
+
+    /// <summary>Whether <paramref name="client"/> may try to sign in now; if not, how long until it may.</summary>
+    public (bool Allowed, TimeSpan RetryAfter) TrySignIn(string client)
+    {
+        using var lease = _signIns.AttemptAcquire(client);
+        if (lease.IsAcquired) return (true, TimeSpan.Zero);
+        return (false, lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromMinutes(1));
+    }
 
     /// <summary>Whether <paramref name="given"/> is the token, compared in constant time.</summary>
     public bool IsToken(string? given) =>

@@ -14,7 +14,8 @@ internal readonly record struct AccessRequest(
     Func<bool> Session,
     Func<bool> CsrfOk,
     bool FromDashboard,
-    bool CrossOrigin);
+    bool CrossOrigin,
+    bool ForeignHost = false);
 
 internal enum AccessVerdict { Allow, Unauthorized, Forbidden }
 
@@ -27,6 +28,9 @@ internal enum AccessVerdict { Allow, Unauthorized, Forbidden }
 /// signed-in session cookie; a state-changing request made with the cookie also needs the CSRF header.</item>
 /// <item>A state-changing request a browser makes from another origin is refused: it is a page elsewhere driving
 /// this daemon (a task queue runs commands), token or not. Clients that are not browsers send no Origin.</item>
+/// <item>Without a token (the daemon is then on loopback) a request addressed to a name that is not loopback's is
+/// refused, reads too: that is DNS rebinding, a page on another site whose name now resolves to 127.0.0.1, same-origin
+/// with itself, so neither Origin nor the cookie's SameSite stops it.</item>
 /// <item>With <c>dashboard = read-only</c> the dashboard changes nothing: a state-changing request that says it is
 /// the dashboard's (<c>X-Sparky-Dashboard</c>, which the page sends on every request) or that a session cookie
 /// carries is refused. The bearer token, from a script or the CLI, still may.</item>
@@ -39,6 +43,9 @@ internal static class AccessRules
 
     public static (AccessVerdict Verdict, string? Why) Decide(AccessRequest r, bool tokenSet, DashboardMode dashboard)
     {
+        if (!tokenSet && r.ForeignHost)
+            return (AccessVerdict.Forbidden, "this daemon has no token and answers only requests addressed to loopback (localhost, 127.0.0.1, [::1]): " +
+                "a page elsewhere could otherwise reach it by pointing its own name at 127.0.0.1");
         bool safe = r.Method is "GET" or "HEAD" or "OPTIONS";
         if (!safe && r.CrossOrigin) return (AccessVerdict.Forbidden, "a state-changing request from another origin is refused");
         if (IsOpen(r.Method, r.Path)) return (AccessVerdict.Allow, null);
@@ -75,13 +82,19 @@ internal static class AccessRules
                 () => sessions?.IsValid(Cookie()) == true,
                 () => Cookie() is { } s && sessions?.CsrfMatches(s, req.Headers[Sessions.CsrfHeader].ToString()) == true,
                 req.Headers.ContainsKey(DashboardHeader),
-                IsCrossOrigin(req));
+                IsCrossOrigin(req),
+                IsForeignHost(req));
             var (verdict, why) = Decide(access, expected is not null, config.Dashboard);
             if (verdict == AccessVerdict.Allow) await next(ctx);
             else if (verdict == AccessVerdict.Unauthorized) await Problems.Unauthorized().ExecuteAsync(ctx);
             else await Results.Problem(why, statusCode: 403, title: "Forbidden").ExecuteAsync(ctx);
         });
     }
+
+    /// <summary>The Host a request was addressed to names something other than loopback. A client that sends no Host
+    /// (HTTP/1.0) is not a browser.</summary>
+    private static bool IsForeignHost(HttpRequest req) =>
+        req.Host.HasValue && !SparkyDaemon.IsLoopback(req.Host.Host) && !req.Host.Host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>A browser names the page a request comes from in <c>Origin</c> (<c>null</c> from a sandbox or a file);
     /// it is cross-origin where that is not the host this request was sent to.</summary>

@@ -142,6 +142,11 @@ internal static class Api
 
         app.MapGet("/api/v1/gpus", () => HttpJson.Of(GpuJson.Of(d.Gpus, d.GpuReadings, d.Engine.GpuHolders)));
 
+        // The workers, pilots and Slurm jobs, as the engine's loop sees them: a loop too busy to answer within 5 s is a 503.
+        app.MapGet("/api/v1/workers", async () =>
+            await d.Engine.RemoteAsync(TimeSpan.FromSeconds(5)) is { } view ? HttpJson.Of(WorkersJson.Of(view, d.Config))
+            : Problems.Unavailable("the daemon is starting or stopping"));
+
         app.MapGet("/api/v1/classes", () => HttpJson.Of(Commands.Classes(d)));
 
         // Alive. "/health" is the replaced orchestrator's name for it; "status" is what it answered there.

@@ -1,5 +1,8 @@
+using System.Buffers;
+using System.Diagnostics;
 using System.Net.ServerSentEvents;
-using System.Text.Json.Nodes;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Sparky.Core.Events;
 using Sparky.Server.Events;
@@ -18,13 +21,38 @@ namespace Sparky.Server.Http;
 internal static class EventStream
 {
     private static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(15);
+    /// <summary>A busy stream writes at most this often, what came in between in one write: each write is a wake-up and
+    /// a system call per stream, and a hundred dashboards woken per event cost the daemon more than its tasks do. A
+    /// quiet stream's first event still goes out at once.</summary>
+    private static readonly TimeSpan WriteGap = TimeSpan.FromMilliseconds(20);
     private static readonly byte[] Opening = ": sparky events\n\n"u8.ToArray(), KeepAlive = ": keep-alive\n\n"u8.ToArray();
 
     public static IResult Of(EventHub hub) => new Result(hub);
 
-    /// <summary>The SSE item of one event: the JSON the stream has always carried.</summary>
-    internal static SseItem<string> Item(SparkyEvent e) =>
-        new(new JsonObject { ["v"] = 1, ["type"] = e.Topic, ["ts"] = e.TsMs, ["body"] = e.Body.DeepClone() }.ToJsonString(), e.Topic);
+    /// <summary>Each event's data, made once however many streams send it (a hundred dashboards would otherwise
+    /// serialise every event a hundred times); dropped with the event.</summary>
+    private static readonly ConditionalWeakTable<SparkyEvent, byte[]> Data = new();
+
+    /// <summary>The SSE item of one event: the JSON the stream has always carried, <c>{"v":1,"type","ts","body"}</c>.</summary>
+    internal static SseItem<byte[]> Item(SparkyEvent e) => new(Data.GetValue(e, Serialize), e.Topic);
+
+    private static byte[] Serialize(SparkyEvent e)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("v", 1);
+            w.WriteString("type", e.Topic);
+            w.WriteNumber("ts", e.TsMs);
+            w.WritePropertyName("body");
+            e.Body.WriteTo(w);
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void Write(SseItem<byte[]> item, IBufferWriter<byte> to) => to.Write(item.Data);
 
     private sealed class Result(EventHub hub) : IResult
     {
@@ -40,7 +68,8 @@ internal static class EventStream
             {
                 await body.WriteAsync(Opening, aborted);
                 await body.FlushAsync(aborted);
-                var batch = new List<SseItem<string>>();
+                var batch = new List<SseItem<byte[]>>();
+                long lastWrite = 0;
                 using var framed = new MemoryStream();
                 while (!aborted.IsCancellationRequested)
                 {
@@ -55,14 +84,17 @@ internal static class EventStream
                         continue;
                     }
                     if (!any) break;
+                    var since = Stopwatch.GetElapsedTime(lastWrite);
+                    if (since < WriteGap) await Task.Delay(WriteGap - since, aborted);
                     // What has come since the last write goes out in one write and one flush (the formatter writes
                     // each item on its own, and each write to the response is a flush).
                     batch.Clear();
                     while (sub.Reader.TryRead(out var e)) batch.Add(Item(e));
                     framed.SetLength(0);
-                    await SseFormatter.WriteAsync(batch.ToAsyncEnumerable(), framed, aborted);
+                    await SseFormatter.WriteAsync(batch.ToAsyncEnumerable(), framed, Write, aborted);
                     await body.WriteAsync(framed.GetBuffer().AsMemory(0, (int)framed.Length), aborted);
                     await body.FlushAsync(aborted);
+                    lastWrite = Stopwatch.GetTimestamp();
                 }
             }
             catch (OperationCanceledException) { }

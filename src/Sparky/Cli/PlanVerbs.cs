@@ -264,31 +264,31 @@ internal static class PlanVerbs
     /// <param name="progress">Where known, the running tasks' own progress, shown beside them.</param>
     public static IRenderable Tree(JsonNode report, TaskSetProgress? progress = null, DateTimeOffset now = default)
     {
-        var root = new Tree(new Markup($"[bold]{Markup.Escape((string?)report["name"] ?? "?")}[/] {Styled((string?)report["status"])}" +
-            (report["reason"] is { } why ? $" [grey]{Markup.Escape((string)why!)}[/]" : "") +
-            (report["waiting"] is { } waiting ? $" [yellow]{Markup.Escape((string)waiting!)}[/]" : "")));
+        var root = new Tree(new Markup($"[bold]{Views.Esc((string?)report["name"] ?? "?")}[/] {Styled((string?)report["status"])}" +
+            (report["reason"] is { } why ? $" [grey]{Views.Esc((string)why!)}[/]" : "") +
+            (report["waiting"] is { } waiting ? $" [yellow]{Views.Esc((string)waiting!)}[/]" : "")));
         foreach (var ph in (JsonArray)report["phases"]!)
         {
-            var phase = root.AddNode(new Markup($"phase [bold]{Markup.Escape((string)ph!["name"]!)}[/] {Styled((string?)ph["status"])}" +
-                (ph["blocked_reason"] is { } b ? $" [grey]{Markup.Escape((string)b!)}[/]" : "")));
+            var phase = root.AddNode(new Markup($"phase [bold]{Views.Esc((string)ph!["name"]!)}[/] {Styled((string?)ph["status"])}" +
+                (ph["blocked_reason"] is { } b ? $" [grey]{Views.Esc((string)b!)}[/]" : "")));
             foreach (var ws in (JsonArray)ph["workstreams"]!)
             {
-                var w = phase.AddNode(new Markup($"{Markup.Escape((string)ws!["name"]!)} {Styled((string?)ws["status"])}" +
+                var w = phase.AddNode(new Markup($"{Views.Esc((string)ws!["name"]!)} {Styled((string?)ws["status"])}" +
                     ((int?)ws["attempt"] is > 1 and var a ? $" [grey]run {a}[/]" : "") +
-                    (ws["waiting"]?["reason"] is { } wr ? $" [yellow]{Markup.Escape((string)wr!)}[/]"
-                        : ws["reason"] is { } r ? $" [grey]{Markup.Escape((string)r!)}[/]" : "")));
+                    (ws["waiting"]?["reason"] is { } wr ? $" [yellow]{Views.Esc((string)wr!)}[/]"
+                        : ws["reason"] is { } r ? $" [grey]{Views.Esc((string)r!)}[/]" : "")));
                 foreach (var t in (JsonArray)ws["tasks"]!)
                 {
                     if (t!["state"] is null) continue;
-                    var line = $"{Markup.Escape((string)t["name"]!)} {Styled((string?)t["state"])}";
+                    var line = $"{Views.Esc((string)t["name"]!)} {Styled((string?)t["state"])}";
                     if (t["duration_seconds"] is { } dur) line += $" {(double)dur:0.0}s";
                     if ((int?)t["attempts"] is > 1 and var tries) line += $" [grey]{tries} attempts[/]";
-                    if (t["reason"] is { } tr && (string?)t["state"] != "succeeded") line += $" [grey]{Markup.Escape((string)tr!)}[/]";
-                    line += $" [grey]{Markup.Escape((string?)t["id"] ?? "")}[/]";
+                    if (t["reason"] is { } tr && (string?)t["state"] != "succeeded") line += $" [grey]{Views.Esc((string)tr!)}[/]";
+                    line += $" [grey]{Views.Esc((string?)t["id"] ?? "")}[/]";
                     // A running task's progress as the events bring it (with its rate and ETA); else the last the report has.
                     if ((string?)t["state"] == "running" && (string?)t["id"] is { } id && progress?.ProgressOf(id) is { } live)
-                        line += " " + (live.Fraction is { } f ? $"[green]{TermText.Bar(f, 10)}[/] " : "") + Markup.Escape(TermText.Visible(progress.TaskText(id, live, now)));
-                    else if (t["progress"] is JsonObject reported) line += " " + Markup.Escape(Views.ProgressText(reported, Views.Bars, 48) ?? "");
+                        line += " " + (live.Fraction is { } f ? $"[green]{TermText.Bar(f, 10)}[/] " : "") + Views.Esc(progress.TaskText(id, live, now));
+                    else if (t["progress"] is JsonObject reported) line += " " + Views.Esc(Views.ProgressText(reported, Views.Bars, 48));
                     w.AddNode(new Markup(line));
                 }
             }
@@ -299,11 +299,11 @@ internal static class PlanVerbs
             foreach (var ch in checks)
             {
                 var mark = (bool?)ch!["passed"] switch { true => "[green]pass[/]", false => "[red]FAIL[/]", null => "[grey]-[/]" };
-                var node = g.AddNode(new Markup($"{mark} {Markup.Escape((string?)ch["name"] ?? (string)ch["check"]!)}"));
+                var node = g.AddNode(new Markup($"{mark} {Views.Esc((string?)ch["name"] ?? (string)ch["check"]!)}"));
                 if (ch["output"] is { } output && ((string)output!).Length > 0)
                 {
                     var tail = ((string)output!).TrimEnd().Split('\n').TakeLast(5);
-                    node.AddNode(new Markup($"[grey]{Markup.Escape(string.Join('\n', tail))}[/]"));
+                    node.AddNode(new Markup($"[grey]{string.Join('\n', tail.Select(Views.Esc))}[/]"));
                 }
             }
         }
@@ -317,6 +317,6 @@ internal static class PlanVerbs
         "blocked" => $"[yellow]{status}[/]",
         "running" or "gating" => $"[blue]{status}[/]",
         null => "",
-        _ => $"[grey]{Markup.Escape(status)}[/]",
+        _ => $"[grey]{Views.Esc(status)}[/]",
     };
 }

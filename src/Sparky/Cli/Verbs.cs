@@ -39,6 +39,7 @@ internal static class Verbs
         root.Subcommands.Add(Keys());
         root.Subcommands.Add(WorkerVerb.Build());
         root.Subcommands.Add(PlanVerbs.Build(Server, Json));
+        root.Subcommands.Add(EmbedVerbs.Build(Json));
         // Last: they are written from the tree above, themselves included.
         root.Subcommands.Add(CliDocs.Completions(root));
         root.Subcommands.Add(CliDocs.ManVerb(root));
@@ -115,10 +116,15 @@ internal static class Verbs
         var timeout = new Option<string?>("--timeout") { Description = "kill after this long: 90, 30s, 5m, 1h" };
         var env = new Option<string[]>("--env") { Description = "K=V, repeatable" };
         var cwd = new Option<string?>("--cwd") { Description = "working directory (default: this one)" };
+        var port = new Option<bool>("--port") { Description = "reserve a free port: $MASTER_PORT and $SPARKY_PORT, with MASTER_ADDR=127.0.0.1 (tasks given GPUs get one anyway)" };
+        var nodes = new Option<int?>("--nodes") { Description = "run once on each of N Slurm nodes (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT set)" };
+        var gpusPerNode = new Option<int?>("--gpus-per-node") { Description = "whole GPUs on each node (Slurm)" };
+        var procsPerNode = new Option<int?>("--procs-per-node") { Description = "processes per node the launcher starts ($SPARKY_PROCS_PER_NODE, LOCAL_WORLD_SIZE; default: its GPUs)" };
+        var exclusive = new Option<bool>("--exclusive") { Description = "whole nodes for this task alone (Slurm)" };
         var array = new Option<string?>("--array") { Description = "an array of tasks, 0-99[:step]; each gets $SPARKY_ARRAY_INDEX" };
         var wait = new Option<bool>("--wait") { Description = "wait for the task, showing its progress as `sparky wait` does; exit with its exit code" };
         var command = new Argument<string[]>("command") { Description = "the command (after --); one argument with spaces runs in /bin/sh", Arity = ArgumentArity.OneOrMore };
-        var c = new Command("submit", "Queue a task and print its id.") { cls, name, id, cpus, mem, gpus, gpuMem, after, retries, timeout, env, cwd, array, wait, command };
+        var c = new Command("submit", "Queue a task and print its id.") { cls, name, id, cpus, mem, gpus, gpuMem, port, nodes, gpusPerNode, procsPerNode, exclusive, after, retries, timeout, env, cwd, array, wait, command };
         c.SetAction(async (p, ct) =>
         {
             var argv = p.GetValue(command)!;
@@ -159,6 +165,11 @@ internal static class Verbs
                 if (!MemorySizes.TryParseMb(gm, out var gmb) || gmb == 0) throw new CliException($"--gpu-mem wants a size such as 20G or 512M; got '{gm}'", 2);
                 res["gpu_memory_mb"] = gmb;
             }
+            if (p.GetValue(nodes) is { } nn) res["nodes"] = nn;
+            if (p.GetValue(gpusPerNode) is { } gpn) res["gpus_per_node"] = gpn;
+            if (p.GetValue(procsPerNode) is { } ppn) res["procs_per_node"] = ppn;
+            if (p.GetValue(exclusive)) res["exclusive"] = true;
+            if (p.GetValue(port)) payload["port"] = true;
             if (res.Count > 0) payload["resources"] = res;
             var body = new JsonObject { ["payload"] = payload };
             if (p.GetValue(id) is { } i) body["id"] = i;

@@ -173,8 +173,8 @@ internal static class Views
             "running" => "blue",
             _ => "grey",
         };
-        var text = Markup.Escape(state ?? "?");
-        if (reason is not null && state is "failed" or "cancelled" or "queued") text += $" ({Markup.Escape(reason)})";
+        var text = Esc(state ?? "?");
+        if (reason is not null && state is "failed" or "cancelled" or "queued") text += $" ({Esc(reason)})";
         return $"[{color}]{text}[/]";
     }
 
@@ -194,7 +194,9 @@ internal static class Views
         return null;
     }
 
-    public static string Esc(object? v) => v is null ? "" : Markup.Escape(v.ToString() ?? "");
+    /// <summary>A value from the daemon or a task in a markup table or line: its control characters shown, never
+    /// obeyed (a name holding an ANSI sequence cannot recolour or clear the user's terminal), and markup escaped.</summary>
+    public static string Esc(object? v) => v is null ? "" : Markup.Escape(TermText.Visible(v.ToString()));
 
     private static string Clip(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
 }

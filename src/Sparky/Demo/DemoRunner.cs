@@ -9,7 +9,8 @@ namespace Sparky.Demo;
 /// <summary>
 /// <c>sparky demo</c>: an embedded daemon on a temporary data dir runs the sample plan <c>examples/plans/demo.yaml</c>
 /// (three phases, a fan-out, a task that succeeds on its retry, gates with a metric) through the real HTTP API, the
-/// plan runner and the real process runner, with a live view, then a summary.
+/// plan runner and the real process runner, with a live view, then a summary; then a few sentences embedded and their
+/// nearest neighbours (<see cref="EmbeddingDemo"/>).
 /// </summary>
 internal static class DemoRunner
 {
@@ -45,9 +46,10 @@ internal static class DemoRunner
             var report = await PlanVerbs.FollowAsync(client, name, live, lines: !json, ct);
             bool ok = (string?)report["status"] == "succeeded";
             var tasks = await client.GetAsync("api/v1/tasks?limit=1000", ct);
+            var (neighbours, noEmbeddings) = EmbeddingDemo.Run();
             if (json)
             {
-                Console.WriteLine(new JsonObject { ["data"] = root, ["plan"] = report.DeepClone(), ["tasks"] = tasks["tasks"]!.DeepClone() }.ToJsonString());
+                Console.WriteLine(new JsonObject { ["data"] = root, ["plan"] = report.DeepClone(), ["tasks"] = tasks["tasks"]!.DeepClone(), ["neighbours"] = neighbours }.ToJsonString());
             }
             else
             {
@@ -58,6 +60,14 @@ internal static class DemoRunner
                 AnsiConsole.MarkupLine(ok
                     ? $"[green]demo passed:[/] plan {Markup.Escape(name)} succeeded, {list.Count} tasks" + (flaky is null ? "" : $"; the flaky task took {flaky["attempts"]} attempts")
                     : $"[red]demo failed:[/] stopped at phase {Markup.Escape((string?)report["current_phase"] ?? "?")}: {Markup.Escape((string?)report["reason"] ?? "")}");
+                if (neighbours is null) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(noEmbeddings!)}[/]");
+                else
+                {
+                    var table = new Table().Title("[bold]embeddings[/] (all-MiniLM-L6-v2): each sentence's nearest neighbour").AddColumns("sentence", "nearest", "cosine");
+                    foreach (var n in neighbours)
+                        table.AddRow(Markup.Escape((string)n!["sentence"]!), Markup.Escape((string)n["nearest"]!), ((double)n["cosine"]!).ToString("0.000"));
+                    AnsiConsole.Write(table);
+                }
                 if (keep) AnsiConsole.MarkupLine($"[grey]data kept in {Markup.Escape(root)}[/]");
             }
             return ok ? 0 : 1;

@@ -38,6 +38,21 @@ public sealed class WorkerPoolTests
     }
 
     [Fact]
+    public void Each_hello_gets_the_next_connection_number_and_its_own_connected_time_a_heartbeat_moves_only_last_seen()
+    {
+        var pool = new WorkerPool();
+        var (a, _) = pool.Join("s1", Info("a"), 1, T0);
+        var (b, _) = pool.Join("s2", Info("b"), 1, T0.AddSeconds(1));
+        pool.Seen(a, T0.AddSeconds(5));
+        Assert.Equal((1L, T0, T0.AddSeconds(5)), (a.Connection, a.ConnectedAt, a.LastSeen));
+        Assert.Equal((2L, T0.AddSeconds(1)), (b.Connection, b.ConnectedAt));
+        // The same worker again (a reconnect): a new session, a new number, connected from now.
+        var (again, replaced) = pool.Join("s3", Info("a"), 1, T0.AddSeconds(9));
+        Assert.Same(a, replaced);
+        Assert.Equal((3L, T0.AddSeconds(9), T0.AddSeconds(9)), (again.Connection, again.ConnectedAt, again.LastSeen));
+    }
+
+    [Fact]
     public void A_worker_joining_with_negative_credits_has_none_and_credits_never_go_below_zero()
     {
         var pool = new WorkerPool();

@@ -74,6 +74,25 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Ls_and_status_show_a_commands_terminal_sequences_and_markup_as_text()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        string[] server = ["--server", d.Daemon.Url];
+        // A command that clears the screen and retitles the terminal if it were printed as is, and Spectre markup.
+        var id = (await SparkyCli.RunAsync(["submit", .. server, "--name", "[bold]n[/]", "--", "true", "\u001b[2J\u001b]0;pwned\u0007", "[red]x[/]"], cwd: d.WorkDir)).Stdout.Trim();
+        Assert.Equal(0, (await SparkyCli.RunAsync(["wait", .. server, id])).ExitCode);
+        foreach (var args in new[] { new[] { "ls" }, ["status", id] })
+        {
+            var r = await SparkyCli.RunAsync([.. args, .. server], env: new Dictionary<string, string> { ["COLUMNS"] = "300" });
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.DoesNotContain('\u001b', r.Stdout);
+            Assert.DoesNotContain('\u0007', r.Stdout);
+            Assert.Contains("\u241b[2J", r.Stdout); // ␛, visible
+            Assert.Contains("[bold]n[/]", r.Stdout);
+        }
+    }
+
+    [Fact]
     public async Task Cancel_stops_a_running_task_and_wait_reports_it()
     {
         await using var d = await TestDaemon.StartAsync();
@@ -145,10 +164,23 @@ public sealed class CliTests
         foreach (var phase in new[] { "prepare", "process", "evaluate" }) Assert.Contains($"phase {phase} passed", r.Stdout);
         Assert.Contains("accuracy = 1.000 (>= 0.99)", r.Stdout);
 
-        var json = await SparkyCli.RunAsync(["demo", "--json"]);
-        Assert.Equal(0, json.ExitCode);
-        var o = System.Text.Json.Nodes.JsonNode.Parse(json.Stdout)!;
-        Assert.Equal("succeeded", (string?)o["plan"]!["status"]);
-        Assert.Equal(13, ((System.Text.Json.Nodes.JsonArray)o["tasks"]!).Count);
+        // Then a few sentences embedded, each with its nearest neighbour: the model comes from the NuGet package the build
+        // restored (tests/Sparky.Embeddings.Tests), into a model cache of the test's own.
+        Assert.Contains("each sentence's nearest neighbour", r.Stdout);
+        var cache = Directory.CreateTempSubdirectory("sparky-models-").FullName;
+        try
+        {
+            var json = await SparkyCli.RunAsync(["demo", "--json"], new Dictionary<string, string> { ["SPARKY_MODEL_CACHE"] = cache });
+            Assert.Equal(0, json.ExitCode);
+            var o = System.Text.Json.Nodes.JsonNode.Parse(json.Stdout)!;
+            Assert.Equal("succeeded", (string?)o["plan"]!["status"]);
+            Assert.Equal(13, ((System.Text.Json.Nodes.JsonArray)o["tasks"]!).Count);
+            // The sentences come in pairs that mean the same (GPU memory, a cat by the window, sales up): each one's
+            // nearest is its pair.
+            var pairs = o["neighbours"]!.AsArray();
+            Assert.Equal(6, pairs.Count);
+            for (int i = 0; i < 6; i++) Assert.Equal((string?)pairs[i ^ 1]!["sentence"], (string?)pairs[i]!["nearest"]);
+        }
+        finally { Directory.Delete(cache, true); }
     }
 }

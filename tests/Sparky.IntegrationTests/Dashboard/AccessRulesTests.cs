@@ -44,6 +44,19 @@ public sealed class AccessRulesTests
         Assert.Equal(verdict == AccessVerdict.Forbidden, why is not null);
     }
 
+    [Theory]
+    // A request addressed to a name that is not loopback's (DNS rebinding): refused without a token, reads too; with a
+    // token the token decides (a rebinding page has neither it nor the session cookie, which is per name).
+    [InlineData("GET", false, false, Forbidden)]
+    [InlineData("POST", false, false, Forbidden)]
+    [InlineData("GET", true, false, Unauthorized)]
+    [InlineData("GET", true, true, Allow)]
+    public void A_foreign_host(string method, bool tokenSet, bool bearer, string expected)
+    {
+        var r = new AccessRequest(method, "/api/v1/tasks", bearer, () => false, () => false, false, false, ForeignHost: true);
+        Assert.Equal(expected, AccessRules.Decide(r, tokenSet, DashboardMode.On).Verdict.ToString());
+    }
+
     [Fact]
     public void The_session_is_not_looked_at_where_the_bearer_token_decides()
     {

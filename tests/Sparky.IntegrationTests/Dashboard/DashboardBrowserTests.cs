@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using PuppeteerSharp;
-using PuppeteerSharp.Media;
 using Sparky.IntegrationTests.Support;
 using Xunit.Abstractions;
 
@@ -14,15 +13,13 @@ namespace Sparky.IntegrationTests.Dashboard;
 /// </summary>
 public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper output) : IClassFixture<Chromium>
 {
-    private const int WaitMs = 30_000;
-
-    [Fact]
+        [Fact]
     public async Task Every_view_loads_with_no_console_error()
     {
         await using var d = await TestDaemon.StartAsync();
         var id = await d.SubmitShellAsync("echo hello");
         await d.WaitAsync(id);
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/", output);
         await tab.WaitAsync("() => document.querySelectorAll('.card').length === 4 && document.querySelector('#live').dataset.state === 'live'");
         // The charts come from the embedded uPlot, loaded as a module when the overview first shows one.
         await tab.WaitAsync("() => document.querySelectorAll('.chart canvas').length === 4");
@@ -39,7 +36,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
     public async Task A_submitted_task_appears_and_changes_state_live_without_a_reload()
     {
         await using var d = await TestDaemon.StartAsync();
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
         await tab.WaitAsync("() => document.querySelector('#live').dataset.state === 'live' && document.querySelector('tbody tr') !== null");
         await tab.Page.EvaluateExpressionAsync("window.notReloaded = true");
 
@@ -55,7 +52,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
     public async Task A_paused_view_stops_moving_until_it_is_resumed()
     {
         await using var d = await TestDaemon.StartAsync();
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
         await tab.WaitAsync("() => document.querySelector('#live').dataset.state === 'live' && document.querySelector('tbody tr') !== null");
         await tab.Page.ClickAsync("#pause");
         var id = await d.SubmitShellAsync("true");
@@ -76,7 +73,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         await using var d = await TestDaemon.StartAsync();
         var id = await d.SubmitShellAsync("echo started; sleep 60", timeout: 30);
         await WaitForStateAsync(d, id, "running");
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + $"/#/task/{id}", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + $"/#/task/{id}", output);
         await tab.WaitAsync("() => document.querySelector('button[data-action=cancel]') !== null");
         await tab.WaitAsync("() => document.querySelector('pre.log').textContent.includes('started')");
         await tab.Page.ClickAsync("button[data-action=cancel]");
@@ -96,7 +93,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         var bad = await d.SubmitShellAsync("exit 3");
         var longOne = await d.SubmitShellAsync("exit 4", cls: "cpu_long");
         foreach (var id in new[] { ok, bad, longOne }) await d.WaitAsync(id);
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
         await tab.WaitAsync($"() => document.querySelectorAll('tbody tr[data-id]').length === 3");
 
         await tab.Page.ClickAsync(".chip[data-state=failed]");
@@ -135,7 +132,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         });
         var id = ids[0];
         await d.WaitAsync(id);
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
         await tab.WaitAsync($"() => document.querySelector('tr[data-id=\"{id}\"] .name')?.textContent === {Js(Name)}");
         await tab.GoAsync($"#/task/{id}", "() => document.querySelector('pre.log').textContent.includes('<script>alert(3)</script>')");
         await tab.WaitAsync($"() => document.querySelector('.title').textContent.includes({Js(Name)}) && document.querySelector('pre.json')?.textContent.includes('onerror=alert(4)')");
@@ -150,21 +147,9 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
     public async Task A_plan_shows_its_phases_workstreams_tasks_and_gate_checks_live()
     {
         await using var d = await TestDaemon.StartAsync();
-        const string Plan = """
-            name: tiny
-            phases:
-              - name: prepare
-                workstreams:
-                  - {name: fetch, run: "echo fetched > data.txt"}
-                gate:
-                  - run: cat data.txt
-              - name: train
-                workstreams:
-                  - {name: fit, run: "true"}
-            """;
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/plans", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/plans", output);
         await tab.WaitAsync("() => document.querySelector('#live').dataset.state === 'live' && document.querySelector('main .note')?.textContent.includes('No plans yet')");
-        using var started = await d.Http.PostAsync("api/v1/plans", new StringContent(new JsonObject { ["text"] = Plan, ["base_dir"] = d.WorkDir }.ToJsonString()));
+        using var started = await d.Http.PostAsync("api/v1/plans", new StringContent(new JsonObject { ["text"] = TinyPlan, ["base_dir"] = d.WorkDir }.ToJsonString()));
         Assert.Equal(System.Net.HttpStatusCode.Accepted, started.StatusCode);
         await tab.WaitAsync("() => document.querySelector('a[href=\"#/plan/tiny\"]') !== null");
         await tab.Page.ClickAsync("a[href=\"#/plan/tiny\"]");
@@ -184,7 +169,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         await using var d = await TestDaemon.StartAsync(new() { ["dashboard"] = "read-only" });
         var id = await d.SubmitShellAsync("sleep 60", timeout: 30);
         await WaitForStateAsync(d, id, "running");
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + $"/#/task/{id}", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + $"/#/task/{id}", output);
         await tab.WaitAsync("() => document.querySelector('.actions')?.textContent === 'read-only'");
         Assert.False(await tab.Page.EvaluateExpressionAsync<bool>("document.querySelector('button[data-action]') !== null"));
         Assert.False(await tab.Page.EvaluateExpressionAsync<bool>("document.querySelector('#mode').hidden"));
@@ -200,7 +185,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
     public async Task Dashboard_off_answers_404_in_the_browser()
     {
         await using var d = await TestDaemon.StartAsync(new() { ["dashboard"] = "off" });
-        await using var tab = await Tab.OpenAsync(chromium, null, output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, null, output);
         var response = await tab.Page.GoToAsync(d.Daemon.Url + "/");
         Assert.Equal(System.Net.HttpStatusCode.NotFound, response.Status);
     }
@@ -210,7 +195,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
     {
         const string Token = "dash-token-51";
         await using var d = await TestDaemon.StartAsync(new() { ["token"] = Token });
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
         await tab.WaitAsync("() => location.hash === '#/signin' && document.querySelector('input[name=token]') !== null");
         await tab.Page.TypeAsync("input[name=token]", "not-it");
         await tab.Page.ClickAsync("form.signin button");
@@ -252,7 +237,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
             var d = await TestDaemon.StartAsync(settings, root);
             var before = await d.SubmitShellAsync("true");
             await d.WaitAsync(before);
-            await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
+            await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/tasks", output);
             await tab.WaitAsync($"() => document.querySelector('#live').dataset.state === 'live' && document.querySelector('tr[data-id=\"{before}\"]') !== null");
             await tab.Page.EvaluateExpressionAsync("window.notReloaded = true");
 
@@ -277,7 +262,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         var id = await d.SubmitShellAsync(
             "if [ \"$SPARKY_ATTEMPT\" = 1 ]; then printf '\\033[1;31mFAIL\\033[0m first \\033]0;title\\007\\033[2Kend\\n'; " +
             "while [ ! -e go ]; do sleep 0.05; done; exit 1; fi; printf 'tick 1\\rtick 2\\n\\033[32mPASS\\033[0m second\\n'", retries: 1, timeout: 30);
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + $"/#/task/{id}", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + $"/#/task/{id}", output);
         await tab.WaitAsync("() => document.querySelector('pre.log span.f1.b')?.textContent === 'FAIL'");
         Assert.Equal("FAIL first end", await tab.Page.EvaluateExpressionAsync<string>("document.querySelector('pre.log .ln:not(.note)').textContent"));
         await File.WriteAllTextAsync(Path.Combine(d.WorkDir, "go"), "");
@@ -291,10 +276,60 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task A_gpu_card_shows_its_temperature_and_the_tasks_that_hold_it_with_their_share()
+    {
+        // Two stand-in A100s at 33 and 31 °C; cpu_long has room for a share beside the whole-GPU task.
+        await using var d = await Api.GpuTests.StartWithTwoGpusAsync(new() { ["cpu_long_slots"] = "2" });
+        const string Name = "<img src=x onerror=alert(1)>";
+        var whole = (await d.SubmitAsync(new JsonObject
+        {
+            ["class"] = "gpu", ["name"] = Name,
+            ["payload"] = new JsonObject { ["command"] = "while [ ! -e go ]; do sleep 0.05; done", ["cwd"] = d.WorkDir, ["timeout_seconds"] = 60 },
+        }))[0];
+        var share = (await d.SubmitAsync(new JsonObject
+        {
+            ["class"] = "cpu_long",
+            ["payload"] = new JsonObject
+            {
+                ["command"] = "while [ ! -e go ]; do sleep 0.05; done", ["cwd"] = d.WorkDir, ["timeout_seconds"] = 60,
+                ["resources"] = new JsonObject { ["gpu_memory_mb"] = 10240 },
+            },
+        }))[0];
+        await WaitForStateAsync(d, whole, "running");
+        await WaitForStateAsync(d, share, "running");
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/#/gpus", output);
+        string Card(string uuid) => $"document.querySelector('.card[data-uuid=\"{uuid}\"]')";
+        await tab.WaitAsync($"() => {Card(Api.GpuTests.GpuA)} !== null && {Card(Api.GpuTests.GpuB)} !== null");
+        Assert.Equal("33 °C", await tab.Page.EvaluateExpressionAsync<string>($"{Card(Api.GpuTests.GpuA)}.querySelector('.temperature').textContent"));
+        Assert.Equal("31 °C", await tab.Page.EvaluateExpressionAsync<string>($"{Card(Api.GpuTests.GpuB)}.querySelector('.temperature').textContent"));
+        // Each task on the card of the GPU the daemon gave it, with its share, linking to its page.
+        var gpus = await d.Http.GetStringAsync("api/v1/gpus");
+        foreach (var (id, words) in new[] { (whole, "whole GPU"), (share, "10.0 GiB share") })
+        {
+            var uuid = JsonNode.Parse(gpus)!["gpus"]!.AsArray().Single(g => g!["tasks"]!.AsArray().Any(t => (string?)t!["id"] == id))!["uuid"]!.GetValue<string>();
+            var li = $"{Card(uuid)}.querySelector('.holders li[data-id=\"{id}\"]')";
+            await tab.WaitAsync($"() => {li}?.querySelector('.share')?.textContent === {Js(words)}");
+            Assert.Equal($"#/task/{id}", await tab.Page.EvaluateExpressionAsync<string>($"{li}.querySelector('a').getAttribute('href')"));
+            // Named by its name once the page has asked for it, as text (the whole-GPU task's is markup).
+            var name = (string?)(await d.GetTaskAsync(id))["name"] is { Length: > 0 } n ? n : id;
+            if (id == whole) Assert.Equal(Name, name);
+            await tab.WaitAsync($"() => {li}.querySelector('a').textContent === {Js(name)}");
+        }
+        await File.WriteAllTextAsync(Path.Combine(d.WorkDir, "go"), "");
+        await d.WaitAsync(whole);
+        await d.WaitAsync(share);
+        // The cards follow: no task holds either GPU any more.
+        await tab.WaitAsync("() => [...document.querySelectorAll('.holders h3')].every(x => x.textContent === 'Held by no task')");
+        Assert.Equal(["/assets/icon.svg"], await tab.Page.EvaluateExpressionAsync<string[]>("[...document.images].map(i => new URL(i.src).pathname)"));
+        Assert.Empty(tab.Dialogs);
+        tab.AssertNoErrors();
+    }
+
+    [Fact]
     public async Task The_ansi_parser_and_the_progress_bar_in_the_browser()
     {
         await using var d = await TestDaemon.StartAsync();
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/", output);
+        await using var tab = await BrowserTab.OpenAsync(chromium, d.Daemon.Url + "/", output);
         await tab.WaitAsync("() => document.querySelector('.card') !== null");
         // The module the log view uses, fed in two chunks that cut a sequence in half.
         var ops = await tab.Page.EvaluateExpressionAsync<JsonNode>("""
@@ -324,78 +359,7 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         tab.AssertNoErrors();
     }
 
-    [Fact]
-    public async Task Screenshots_of_the_main_views_light_and_dark()
-    {
-        // SPARKY_SCREENSHOTS=docs/screenshots writes the README's pictures; otherwise they go to a temp dir and are checked.
-        var dir = Environment.GetEnvironmentVariable("SPARKY_SCREENSHOTS") is { Length: > 0 } wanted ? Path.GetFullPath(wanted)
-            : Path.Combine(Path.GetTempPath(), "sparky-shots-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        await using var d = await TestDaemon.StartAsync(new() { ["cpu_short_slots"] = "4", ["cpu_short_min_slots"] = "2" });
-        var shown = await SeedAsync(d);
-        await using var tab = await Tab.OpenAsync(chromium, d.Daemon.Url + "/", output);
-        // A few samples so the charts have a line.
-        await tab.WaitAsync("() => window.sparkyDashboard.samples.length >= 4", timeoutMs: 60_000);
-        var shots = new List<string>();
-        foreach (var scheme in new[] { "light", "dark" })
-        {
-            await tab.Page.EmulateMediaFeaturesAsync([new MediaFeatureValue { MediaFeature = MediaFeature.PrefersColorScheme, Value = scheme }]);
-            await tab.GoAsync("#/", "() => document.querySelectorAll('.chart canvas').length === 4");
-            await Task.Delay(400);
-            shots.Add(await tab.ShotAsync(dir, $"overview-{scheme}"));
-            await tab.GoAsync("#/tasks", "() => document.querySelectorAll('tbody tr[data-id]').length >= 6");
-            shots.Add(await tab.ShotAsync(dir, $"tasks-{scheme}"));
-            await tab.GoAsync($"#/task/{shown}", "() => document.querySelector('pre.log span.f2') !== null && document.querySelectorAll('section.panel table tbody tr').length >= 2");
-            shots.Add(await tab.ShotAsync(dir, $"task-{scheme}", fullPage: true));
-        }
-        // Last: a phone's viewport reloads the page.
-        await tab.Page.SetViewportAsync(new ViewPortOptions { Width = 360, Height = 740, DeviceScaleFactor = 2, IsMobile = true, HasTouch = true });
-        foreach (var scheme in new[] { "light", "dark" })
-        {
-            await tab.Page.EmulateMediaFeaturesAsync([new MediaFeatureValue { MediaFeature = MediaFeature.PrefersColorScheme, Value = scheme }]);
-            await tab.GoAsync("#/tasks", "() => document.querySelectorAll('tbody tr[data-id]').length >= 6");
-            shots.Add(await tab.ShotAsync(dir, $"tasks-phone-{scheme}"));
-        }
-        foreach (var shot in shots)
-        {
-            var bytes = await File.ReadAllBytesAsync(shot);
-            Assert.True(bytes.Length > 10_000, $"{shot} is {bytes.Length} bytes");
-            Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], bytes[..4]);
-        }
-        output.WriteLine("screenshots in " + dir);
-        tab.AssertNoErrors();
-    }
-
-    /// <summary>Tasks in every state, one with coloured output and a retry: what the screenshots show. Returns the
-    /// task whose page is shown.</summary>
-    private static async Task<string> SeedAsync(TestDaemon d)
-    {
-        async Task<string> Named(string name, string shell, string cls = "cpu_short", int retries = 0) =>
-            (await d.SubmitAsync(new JsonObject
-            {
-                ["name"] = name,
-                ["class"] = cls,
-                ["payload"] = new JsonObject { ["command"] = shell, ["cwd"] = d.WorkDir, ["retries"] = retries, ["timeout_seconds"] = 90 },
-            }))[0];
-        var shown = await Named("train resnet50 (seed 1)",
-            "if [ \"$SPARKY_ATTEMPT\" = 1 ]; then printf '\\033[33mwarning:\\033[0m CUDA not found, retrying\\n'; exit 1; fi; " +
-            "for e in 1 2 3; do printf '\\033[1mepoch %s\\033[0m loss \\033[32m0.%s1\\033[0m acc \\033[36m0.9%s\\033[0m\\n' $e $((9-e)) $e; done; " +
-            "echo '__DSPY_RESULT__:{\"accuracy\": 0.93, \"checkpoint\": \"out/model.pt\"}'", retries: 1);
-        var done = new List<string> { shown };
-        done.Add(await Named("tokenize shard 0", "echo tokens"));
-        done.Add(await Named("evaluate", "echo 'missing file' >&2; exit 2"));
-        done.Add(await Named("fetch dataset", "true", "cpu_long"));
-        foreach (var id in done) await d.WaitAsync(id);
-        var cancelled = await Named("sweep lr=3e-4", "sleep 60");
-        await WaitForStateAsync(d, cancelled, "running");
-        await d.Http.DeleteAsync($"api/v1/tasks/{cancelled}");
-        await d.WaitAsync(cancelled);
-        await Named("train resnet50 (seed 2)", "sleep 80", "cpu_long");
-        await Named("train resnet50 (seed 3)", "sleep 80", "cpu_long");
-        return shown;
-    }
-
-    private static async Task WaitForStateAsync(TestDaemon d, string id, string state)
+    internal static async Task WaitForStateAsync(TestDaemon d, string id, string state)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((string)(await d.GetTaskAsync(id))["state"]! != state)
@@ -405,72 +369,19 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         }
     }
 
-    private static string Js(string s) => System.Text.Json.JsonSerializer.Serialize(s);
+    /// <summary>Two phases, the first with a gate that reads what its workstream wrote.</summary>
+    internal const string TinyPlan = """
+        name: tiny
+        phases:
+          - name: prepare
+            workstreams:
+              - {name: fetch, run: "echo fetched > data.txt"}
+            gate:
+              - run: cat data.txt
+          - name: train
+            workstreams:
+              - {name: fit, run: "true"}
+        """;
 
-    /// <summary>A page in a context of its own, with every console error, page error and dialog it met.</summary>
-    private sealed class Tab : IAsyncDisposable
-    {
-        public required IBrowserContext Context { get; init; }
-        public required IPage Page { get; init; }
-        public List<string> Errors { get; } = [];
-        public List<string> PageErrors { get; } = [];
-        public List<string> Dialogs { get; } = [];
-        private ITestOutputHelper? _output;
-
-        public static async Task<Tab> OpenAsync(Chromium chromium, string? url, ITestOutputHelper output)
-        {
-            var context = await chromium.Browser.CreateBrowserContextAsync();
-            var page = await context.NewPageAsync();
-            var tab = new Tab { Context = context, Page = page, _output = output };
-            page.Console += (_, e) =>
-            {
-                if (e.Message.Type == ConsoleType.Error) lock (tab.Errors) tab.Errors.Add($"console: {e.Message.Text} ({e.Message.Location?.URL})");
-            };
-            page.PageError += (_, e) => { lock (tab.Errors) { tab.Errors.Add("page error: " + e.Message); tab.PageErrors.Add(e.Message); } };
-            page.Dialog += async (_, e) => { lock (tab.Dialogs) tab.Dialogs.Add(e.Dialog.Message); await e.Dialog.Dismiss(); };
-            page.DefaultTimeout = WaitMs;
-            await page.SetViewportAsync(new ViewPortOptions { Width = 1280, Height = 900 });
-            if (url is not null) await page.GoToAsync(url);
-            return tab;
-        }
-
-        public async Task WaitAsync(string predicate, int timeoutMs = WaitMs)
-        {
-            try
-            {
-                await Page.WaitForFunctionAsync(predicate, new WaitForFunctionOptions { Timeout = timeoutMs, PollingInterval = 50 });
-            }
-            catch (WaitTaskTimeoutException)
-            {
-                var main = await Page.EvaluateExpressionAsync<string>("document.querySelector('main')?.innerText ?? ''");
-                throw new TimeoutException($"waited {timeoutMs} ms for {predicate}; errors: [{string.Join("; ", Errors)}]; the page shows:\n{main}");
-            }
-        }
-
-        /// <summary>To another view of the page (no reload), then waits for it to show.</summary>
-        public async Task GoAsync(string hash, string shown)
-        {
-            await Page.EvaluateFunctionAsync("h => { location.hash = h; }", hash);
-            await WaitAsync(shown);
-        }
-
-        public async Task<string> ShotAsync(string dir, string name, bool fullPage = false)
-        {
-            var path = Path.Combine(dir, name + ".png");
-            await Page.ScreenshotAsync(path, new ScreenshotOptions { FullPage = fullPage });
-            return path;
-        }
-
-        /// <param name="allow">A console error that says this is expected (the browser logs each refused request).</param>
-        public void AssertNoErrors(string? allow = null)
-        {
-            lock (Errors)
-            {
-                foreach (var e in Errors) _output?.WriteLine(e);
-                Assert.Empty(allow is null ? Errors : Errors.Where(e => !e.Contains(allow, StringComparison.Ordinal)));
-            }
-        }
-
-        public async ValueTask DisposeAsync() => await Context.CloseAsync();
-    }
+    internal static string Js(string s) => System.Text.Json.JsonSerializer.Serialize(s);
 }

@@ -159,6 +159,49 @@ public sealed class DashboardHttpTests
     }
 
     [Fact]
+    public async Task Without_a_token_a_request_addressed_to_a_name_that_is_not_loopback_is_refused_dns_rebinding()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        int port = new Uri(d.Daemon.Url).Port;
+        // A page on attacker.example whose name now resolves to 127.0.0.1 sends its own name as Host, and its requests
+        // are same-origin with it: no Origin check helps. Reads are refused too (the log of every task is in them).
+        foreach (var (method, path) in new[] { ("GET", "api/v1/tasks"), ("GET", ""), ("POST", "api/v1/tasks") })
+        {
+            using var req = new HttpRequestMessage(new HttpMethod(method), path);
+            req.Headers.Host = $"attacker.example:{port}";
+            if (method == "POST") req.Content = Json(new JsonObject { ["payload"] = new JsonObject { ["command"] = "touch pwned" } });
+            using var resp = await d.Http.SendAsync(req);
+            Assert.Equal(HttpStatusCode.Forbidden, resp.StatusCode);
+            Assert.Contains("loopback", await resp.Content.ReadAsStringAsync());
+        }
+        Assert.Empty(JsonNode.Parse(await d.Http.GetStringAsync("api/v1/tasks"))!["tasks"]!.AsArray());
+        // Every name of loopback is this daemon's.
+        foreach (var host in new[] { $"localhost:{port}", $"127.0.0.1:{port}", $"LOCALHOST:{port}", $"dash.localhost:{port}", $"[::1]:{port}" })
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, "api/v1/status");
+            req.Headers.Host = host;
+            Assert.Equal(HttpStatusCode.OK, (await d.Http.SendAsync(req)).StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task With_a_token_sign_ins_past_a_few_a_minute_get_429_and_the_right_token_waits_too()
+    {
+        await using var d = await TestDaemon.StartAsync(new() { ["token"] = "tok-8c2e" });
+        using var client = new HttpClient { BaseAddress = d.Http.BaseAddress };
+        for (int i = 0; i < 10; i++)
+            Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsync("dashboard/signin", Json(new JsonObject { ["token"] = $"guess-{i}" }))).StatusCode);
+        using var limited = await client.PostAsync("dashboard/signin", Json(new JsonObject { ["token"] = "tok-8c2e" }));
+        Assert.Equal((HttpStatusCode)429, limited.StatusCode);
+        Assert.True(int.Parse(limited.Headers.GetValues("Retry-After").Single()) is >= 1 and <= 60);
+        Assert.False(limited.Headers.Contains("Set-Cookie"));
+        // The bearer token is not a sign-in: scripts and the CLI go on.
+        using var bearer = new HttpRequestMessage(HttpMethod.Get, "api/v1/status");
+        bearer.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "tok-8c2e");
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(bearer)).StatusCode);
+    }
+
+    [Fact]
     public async Task With_a_token_the_sign_in_sets_an_http_only_strict_cookie_and_writes_need_the_csrf_header()
     {
         const string Token = "tok-3f9a1c";

@@ -91,7 +91,7 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var s = c.GetStream();
-        await s.WriteAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"), cts.Token);
+        await s.WriteAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"), cts.Token);
         var got = new StringBuilder();
         var buf = new byte[8192];
         while (true)

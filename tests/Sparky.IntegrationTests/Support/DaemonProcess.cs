@@ -34,11 +34,23 @@ public sealed class DaemonProcess : IAsyncDisposable
     public static Task<DaemonProcess> StartWrappedAsync(IReadOnlyList<string> wrapper, string dataDir, int port, params string[] extra) =>
         StartAsync(wrapper, dataDir, port, 0, null, extra);
 
-    private static async Task<DaemonProcess> StartAsync(IReadOnlyList<string>? wrapper, string dataDir, int port, int zmqPort, IDictionary<string, string>? env, string[] extra, string? cwd = null)
+    /// <summary>Another build of sparky than the one under test, started by <paramref name="command"/> (e.g. the arm64
+    /// build under qemu-aarch64).</summary>
+    public static Task<DaemonProcess> StartBuildAsync(IReadOnlyList<string> command, string dataDir, int port) =>
+        StartAsync(null, dataDir, port, 0, null, [], program: command);
+
+    private static async Task<DaemonProcess> StartAsync(IReadOnlyList<string>? wrapper, string dataDir, int port, int zmqPort, IDictionary<string, string>? env,
+        string[] extra, string? cwd = null, IReadOnlyList<string>? program = null)
     {
         var args = new List<string> { "serve", "--data", dataDir, "--http", $"127.0.0.1:{port}", "--zmq", $"tcp://127.0.0.1:{zmqPort}", "--zmq-events", "tcp://127.0.0.1:0" };
         args.AddRange(extra);
         var psi = SparkyCli.StartInfo(args, env, cwd);
+        if (program is { Count: > 0 })
+        {
+            psi.FileName = program[0];
+            psi.ArgumentList.Clear();
+            foreach (var a in program.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
+        }
         if (wrapper is { Count: > 0 })
         {
             var inner = new List<string> { psi.FileName };

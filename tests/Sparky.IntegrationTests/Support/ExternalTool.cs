@@ -18,6 +18,11 @@ internal static class ExternalTool
             ? $"{name} is not installed on this CI machine; test.sh installs it ({package}) when run as root"
             : $"{name} is not installed: apt-get install {package}");
 
+    /// <summary>What <c>file</c> says a file is, past symbolic links (e.g. "ELF 64-bit LSB pie executable, ARM aarch64, …,
+    /// stripped").</summary>
+    public static async Task<string> DescribeAsync(string path) =>
+        (await RunAsync(Find("file", "file"), ["--brief", "--dereference", path])).Stdout.Trim();
+
     public static async Task<Result> RunAsync(string program, IEnumerable<string> args, string? cwd = null,
         IDictionary<string, string>? env = null, double timeoutSeconds = 120)
     {

@@ -20,8 +20,15 @@ public sealed class SlurmCollection : ICollectionFixture<SlurmCluster>
 /// Starting it sets <c>SLURM_CONF</c> in this process's environment, so every child (sbatch, squeue, a Sparky
 /// daemon and the sbatch it runs) talks to this cluster. Stopped, and the dir removed, on dispose.
 /// </summary>
-public sealed class SlurmCluster : IAsyncLifetime
+public class SlurmCluster : IAsyncLifetime
 {
+    private readonly int _nodes;
+
+    public SlurmCluster() : this(1) { }
+
+    /// <param name="nodes">1, or 2: two slurmd on loopback, sparky-a and sparky-b (<c>cluster.sh start DIR 2</c>).</param>
+    protected SlurmCluster(int nodes) => _nodes = nodes;
+
     private static readonly string[] Binaries = ["slurmctld", "slurmd", "munged", "mungekey", "sbatch", "squeue", "scontrol", "sinfo"];
 
     private readonly string? _previousConf = Environment.GetEnvironmentVariable("SLURM_CONF");
@@ -68,7 +75,7 @@ public sealed class SlurmCluster : IAsyncLifetime
         // AppDomain exit still stops the daemons if the test host ends without disposing fixtures.
         AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
         var sw = Stopwatch.StartNew();
-        var (code, stdout, stderr) = await ScriptAsync("start", 90);
+        var (code, stdout, stderr) = await RunAsync("bash", [Script, "start", Dir, _nodes.ToString(System.Globalization.CultureInfo.InvariantCulture)], 90);
         if (code != 0)
         {
             await DisposeAsync();
@@ -161,7 +168,7 @@ public sealed class SlurmCluster : IAsyncLifetime
     public string Logs()
     {
         var sb = new System.Text.StringBuilder();
-        foreach (var name in new[] { "slurmctld.log", "slurmd.log", "munged.log" })
+        foreach (var name in new[] { "slurmctld.log", "slurmd.log", "slurmd-sparky-a.log", "slurmd-sparky-b.log", "munged.log" })
         {
             var f = Path.Combine(Dir, "log", name);
             try { sb.AppendLine($"---- {name}").AppendLine(string.Join('\n', File.ReadLines(f).TakeLast(20))); }
@@ -202,3 +209,10 @@ public sealed class SlurmCluster : IAsyncLifetime
         catch (IOException) { return false; }
     }
 }
+
+/// <summary>
+/// A real two-node Slurm on loopback: nodes sparky-a and sparky-b, each its own slurmd (<c>slurmd -N</c>, its own
+/// Port), one slurmctld and munged. A class fixture of a class in <see cref="SlurmCollection"/>: while that class runs
+/// (alone, as the collection does), <c>SLURM_CONF</c> names this cluster; on dispose it names the shared one again.
+/// </summary>
+public sealed class TwoNodeSlurmCluster() : SlurmCluster(2);

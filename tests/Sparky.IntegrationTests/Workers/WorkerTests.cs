@@ -10,7 +10,7 @@ namespace Sparky.IntegrationTests.Workers;
 [Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerTests
 {
-    private static Dictionary<string, string> WorkerSettings(double timeout = 2) => new()
+    internal static Dictionary<string, string> WorkerSettings(double timeout = 2) => new()
     {
         ["worker_classes"] = "cpu_short",
         ["worker_heartbeat"] = "0.2",

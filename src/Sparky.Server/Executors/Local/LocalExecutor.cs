@@ -44,6 +44,9 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
     private readonly List<Attempt> _reattached = new();
     /// <summary>Processes carrying this daemon's marker, read once at recovery.</summary>
     private Dictionary<string, MarkedProcess>? _live;
+    /// <summary>Ports reserved for running attempts (by task: two attempts of one task never run at once). A re-attached
+    /// attempt's port is read back from its environment (<c>SPARKY_PORT</c>), so nothing more is stored.</summary>
+    private readonly PortAllocator _ports = new(PortAllocator.DefaultFirst, PortAllocator.DefaultLast, Sparky.Execution.Host.PortProbe.IsFree);
 
     /// <param name="wake">Called (on a signal thread) when a child exits: the loop then calls <see cref="Reap"/>.</param>
     /// <param name="exited">Called from <see cref="Reap"/> with an attempt's exit: the engine queues it for its loop.</param>
@@ -86,10 +89,15 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
     private LocalStart Launch(TaskId id, int attempt, TaskSpec spec, Allocation allocation, IReadOnlyList<string> argv, string? payloadFile,
         string stdout, string stderr, Action<ProcessExit> onExit)
     {
+        int? port = null;
+        if (DistributedEnv.WantsPort(spec, allocation.GpuUuids.Count) && (port = _ports.Reserve(id.Value)) is null)
+            return new LocalStart(new LaunchResult.Failed(
+                $"no free port to reserve: every port from {PortAllocator.DefaultFirst} to {PortAllocator.DefaultLast} is held or in use"), null);
         bool shim = _reattachClasses.Contains(spec.Class);
         var exitFile = shim ? Path.Combine(_runDir, $"{id.Value}.{attempt}.exit") : null;
         var env = new Dictionary<string, string>(_baseEnv, StringComparer.Ordinal);
         foreach (var (k, v) in spec.Env) env[k] = v;
+        foreach (var (k, v) in DistributedEnv.Local(spec, allocation.GpuUuids.Count, port)) env[k] = v;
         Containment.Mark(env, id.Value, attempt);
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
         GpuEnvironment(env, allocation);
@@ -123,6 +131,7 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         }
         else
         {
+            _ports.Release(id.Value);
             // The spawn's caller has written why to the attempt's stderr log.
             var reason = ((LaunchResult.Failed)launch).Reason;
             try { File.AppendAllText(stderr, "sparky: " + reason + "\n"); } catch (IOException) { }
@@ -144,6 +153,7 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
     {
         var lp = run.Place as LocalPlacement;
         if (lp is { Reattached: true }) _reattached.Remove(run);
+        _ports.Release(run.Id.Value);
         return new Released(Release(run.Id, run.N, lp is { Spawned: true } or { Reattached: true } ? lp.Pid : 0, failed));
     }
 
@@ -174,6 +184,8 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         {
             run.Place = ((LocalPlacement)run.Place) with { Reattached = true };
             _reattached.Add(run);
+            // Its port stays its own: no task started after the restart is given it.
+            if (proc.Port is { } port) _ports.Hold(run.Id.Value, port);
             // Its timeout counts from its recorded start; a stop stored before the restart is signalled again.
             _host.Report(run, new LifeEvent.UnderWay(spec?.TimeoutSeconds, DateTimeOffset.FromUnixTimeMilliseconds(run.StartedAt)), now);
             return null;

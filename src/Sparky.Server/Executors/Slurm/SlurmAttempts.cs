@@ -72,12 +72,13 @@ internal sealed class SlurmAttempts(
             run.PayloadFile = handlers.WritePayloadFile(id, n, payload);
             env["SPARKY_PAYLOAD_FILE"] = run.PayloadFile;
         }
+        var nodes = NodesOf(spec);
         var request = new SbatchRequest(
-            id.Value, n, argv, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, spec.Gpus, spec.TimeoutSeconds,
+            id.Value, n, argv, env, spec.Cwd, spec.Name, spec.Cpus, spec.MemoryMb, nodes?.GpusPerNode is > 0 ? 0 : spec.Gpus, spec.TimeoutSeconds,
             config.SlurmPartition, config.SlurmAccount, run.StdoutPath, logs.PathOf(id, n, stderr: true),
             [], null, config.SbatchOptionsFor(spec.Class))
         {
-            Template = script, StdinPath = script is null ? run.PayloadFile : null,
+            Template = script, StdinPath = script is null ? run.PayloadFile : null, Nodes = nodes,
         };
         // First attempts of one array's elements may go to Slurm together as a job array (not a template's: each is its own script).
         if (spec.ArrayIndex is { } index && n == 1 && spec.HandlerPayload is null && submittedAtOf(id) is { } submittedAt)
@@ -85,6 +86,15 @@ internal sealed class SlurmAttempts(
         client.Submit(request, lookFirst: _lookFirst.Remove(id), afterTasks: runningDepsOf(id).Select(d => d.Value).ToList());
         _ = store.AttemptStartedAsync(id, spec.Class, TaskState.Queued,
             new AttemptRecord(n, run.StartedAt, null, null, null, null, null, null, null, null, null));
+    }
+
+    /// <summary>The allocation a distributed task asks for (nodes, GPUs on each, processes on each, whole nodes); null
+    /// for a task that asks for none of them, which runs as one process as before.</summary>
+    internal static SbatchNodes? NodesOf(TaskSpec spec)
+    {
+        if (!spec.WantsAllocation && spec.ProcsPerNode is null) return null;
+        int procs = spec.ProcsPerNode ?? spec.GpusPerNode ?? (spec.Gpus > 0 ? spec.Gpus : 1);
+        return new SbatchNodes(spec.NodeCount, spec.GpusPerNode, Math.Max(1, procs), spec.Exclusive);
     }
 
     /// <summary>Elements of one array share their spec but for the index (and when they were submitted).</summary>

@@ -25,6 +25,8 @@ internal sealed class Pilots(SparkyConfig config, SlurmExecutor? slurm, Func<Wor
         public bool Connected { get; set; }
         /// <summary>Submitted by an earlier daemon: no Slurm job of ours to follow, only its worker.</summary>
         public bool Inherited { get; init; }
+        /// <summary>When this daemon asked Slurm for it; null for an inherited one.</summary>
+        public DateTimeOffset? SubmittedAt { get; init; }
     }
 
     private readonly Dictionary<string, PilotJob> _pilots = new(StringComparer.Ordinal);
@@ -60,10 +62,10 @@ internal sealed class Pilots(SparkyConfig config, SlurmExecutor? slurm, Func<Wor
             else if (workers.ByName(p.Id) is { Draining: false }) connected++;
         }
         int n = _planner.ToSubmit(waiting, free, pending, connected, now);
-        for (int i = 0; i < n; i++) Submit(slurm, to);
+        for (int i = 0; i < n; i++) Submit(slurm, to, now);
     }
 
-    private void Submit(SlurmExecutor client, WorkerLink to)
+    private void Submit(SlurmExecutor client, WorkerLink to, DateTimeOffset now)
     {
         var id = NamePrefix + (++_seq).ToString(CultureInfo.InvariantCulture);
         var dir = Path.Combine(logsDir, "pilots");
@@ -85,7 +87,7 @@ internal sealed class Pilots(SparkyConfig config, SlurmExecutor? slurm, Func<Wor
             // Slurm counts minutes: its limit falls after the pilot's own end, which drains first.
             walltime + 60, config.SlurmPartition, config.SlurmAccount,
             Path.Combine(dir, id + ".out"), Path.Combine(dir, id + ".err"), [], null, config.SbatchOptionsFor("pilot"));
-        _pilots[id] = new PilotJob(id);
+        _pilots[id] = new PilotJob(id) { SubmittedAt = now };
         Volatile.Write(ref _count, _pilots.Count);
         client.Submit(request, lookFirst: false, afterTasks: []);
     }
@@ -107,6 +109,19 @@ internal sealed class Pilots(SparkyConfig config, SlurmExecutor? slurm, Func<Wor
         foreach (var any in new[] { "tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:" })
             if (ep.StartsWith(any, StringComparison.Ordinal)) return "tcp://" + Environment.MachineName + ":" + ep[any.Length..];
         return ep;
+    }
+
+    /// <summary>The pilots followed now, oldest first, with Slurm's last word on each and the workers each brought up.</summary>
+    public IReadOnlyList<PilotView> View()
+    {
+        var list = new List<PilotView>(_pilots.Count);
+        foreach (var p in _pilots.Values.OrderBy(p => p.SubmittedAt ?? DateTimeOffset.MinValue).ThenBy(p => p.Id, StringComparer.Ordinal))
+        {
+            var slurmView = slurm?.ViewOf(p.Id);
+            var started = workers.All.Where(w => w.Info.Pilot == p.Id).Select(w => w.Info.Name).Order(StringComparer.Ordinal).ToList();
+            list.Add(new PilotView(p.Id, slurmView?.JobId ?? p.JobId, slurmView?.State, slurmView?.Node, p.Connected, p.Inherited, p.SubmittedAt, started));
+        }
+        return list;
     }
 
     /// <summary>A Slurm report about a pilot job, not a task. True if it was one.</summary>

@@ -302,6 +302,24 @@ internal sealed partial class WorkerExecutor : IExecutor
         return new SparkyEvent(topic, _clock.GetUtcNow().ToUnixTimeMilliseconds(), body);
     }
 
+    /// <summary>The connected workers (by name) with the tasks each holds now, and how many attempts wait for a credit.</summary>
+    /// <param name="nameOf">A task's name where the engine still keeps its spec.</param>
+    public (IReadOnlyList<WorkerView> Workers, int AwaitingWorker) View(Func<TaskId, string?> nameOf)
+    {
+        var list = new List<WorkerView>(_workers.Count);
+        foreach (var w in _workers.All.OrderBy(w => w.Info.Name, StringComparer.Ordinal))
+        {
+            var tasks = new List<RemoteTask>(w.Running.Count);
+            foreach (var (id, gpus) in w.Running)
+                if (_host.InFlight(id) is { } r)
+                    tasks.Add(new RemoteTask(id, r.N, r.Class, nameOf(id), gpus, DateTimeOffset.FromUnixTimeMilliseconds(r.StartedAt)));
+            tasks.Sort((a, b) => a.StartedAt.CompareTo(b.StartedAt));
+            var classes = _workerClasses.Where(w.Serves).Order(StringComparer.Ordinal).ToList();
+            list.Add(new WorkerView(w.Connection, w.Info, classes, w.Credits, w.FreeGpus, w.Draining, w.ConnectedAt, w.LastSeen, tasks));
+        }
+        return (list, _awaitingWorker.Count);
+    }
+
     /// <summary>The whole GPUs a worker attempt holds: what it asked for, else one for a gpu task.</summary>
     private static int WholeGpus(TaskSpec? spec, string cls) => spec?.Gpus is > 0 and var g ? g : cls == Classes.Gpu ? 1 : 0;
 }

@@ -2,6 +2,8 @@
 // (a daemon restart, a network hiccup) it comes back by itself, and every listener of 'reconnected' catches up by
 // fetching what it shows again: the stream has no replay, so what happened meanwhile is read from the API.
 
+import { shared } from './state.js';
+
 const TOPICS = ['task.queued', 'task.started', 'task.finished', 'task.retrying', 'task.artifacts', 'task.progress',
   'worker.joined', 'worker.left', 'worker.lost', 'plan.phase', 'gate.result'];
 
@@ -53,6 +55,25 @@ class Live extends EventTarget {
 }
 
 export const live = new Live();
+
+/**
+ * A view that reads what it shows with `load`: now, again (at most once a second) on each event `wanted(topic, body)`
+ * picks, and every `every` ms while `when()` holds, for what changes without an event. A paused view reads nothing:
+ * it counts the events it did not show, and reads again when it is resumed (main.js calls refresh).
+ */
+export function follow(load, wanted, { every = 0, when = () => true } = {}) {
+  const refetch = throttle(load, 1000);
+  const poll = every > 0 ? setInterval(() => { if (when() && !shared.paused) refetch(); }, every) : null;
+  load();
+  return {
+    refresh: load,
+    event({ topic, body }) {
+      if (!wanted(topic, body)) return;
+      if (shared.paused) shared.missed(); else refetch();
+    },
+    unmount() { refetch.cancel(); clearInterval(poll); },
+  };
+}
 
 /** Calls fn at most once per `ms`, the last call winning; cancel() drops a pending one. */
 export function throttle(fn, ms) {

@@ -1,6 +1,7 @@
 // The dashboard: a header, one view at a time chosen by the location's hash, and the live stream feeding it.
 //   #/              overview        #/tasks?state=…&class=…&q=…   tasks        #/task/ID   one task
-//   #/gpus          GPUs            #/plans   plans                #/plan/NAME  one plan    #/signin    sign in
+//   #/workers       workers, pilots and Slurm jobs                 #/gpus      GPUs
+//   #/plans         plans           #/plan/NAME  one plan            #/signin    sign in
 
 import { api, whenUnauthorized } from './api.js';
 import { h, fill } from './dom.js';
@@ -11,6 +12,7 @@ import { shared } from './state.js';
 import * as overview from './views/overview.js';
 import * as tasks from './views/tasks.js';
 import * as task from './views/task.js';
+import * as workers from './views/workers.js';
 import * as gpus from './views/gpus.js';
 import * as plans from './views/plans.js';
 import * as signin from './views/signin.js';
@@ -37,6 +39,7 @@ function viewFor(path) {
     case undefined: return [overview, 'overview'];
     case 'tasks': return [tasks, 'tasks'];
     case 'task': return path[1] ? [task, 'tasks'] : null;
+    case 'workers': return [workers, 'workers'];
     case 'gpus': return [gpus, 'gpus'];
     case 'plans': return [plans, 'plans'];
     case 'plan': return path[1] ? [plans, 'plans'] : null;

@@ -51,7 +51,10 @@ export function mount(root) {
       }, h('span', { class: 'n' }, count(c[st])), h('span', { class: 'what' }, st))));
       fill(limit, c.limit === undefined
         ? 'no longer configured'
-        : [h('strong', {}, `limit ${c.limit}`), ` of ${c.min_slots}–${c.max_slots} · ${c.limiter} · runs on ${c.runs_on}`]);
+        // A worker class's limit is its workers' slots: no range, no limiter of its own.
+        : c.runs_on === 'workers' || c.runs_on === 'pilots'
+          ? [h('strong', {}, `limit ${c.limit}`), ' · its workers\' slots · runs on ', h('a', { href: '#/workers' }, c.runs_on)]
+          : [h('strong', {}, `limit ${c.limit}`), ` of ${c.min_slots}–${c.max_slots} · ${c.limiter} · runs on ${c.runs_on}`]);
       const mine = samples.map(x => ({ t: x.t, c: x.status.classes.find(k => k.class === c.class) })).filter(x => x.c);
       chart.set(mine.map(x => x.t / 1000), [mine.map(x => x.c.limit ?? null), mine.map(x => x.c.running)]);
     }

@@ -4,8 +4,7 @@
 import { api } from '../api.js';
 import { h, fill, link, badge } from '../dom.js';
 import { duration, time } from '../format.js';
-import { throttle } from '../live.js';
-import { shared } from '../state.js';
+import { follow } from '../live.js';
 
 export function mount(root, { path }) {
   return path[0] === 'plan' ? one(root, path[1]) : list(root);
@@ -29,7 +28,8 @@ function list(root) {
         h('td', {}, p.waiting ?? ''), h('td', {}, time(p.updated_at)))));
     } catch (e) { fill(note, h('span', { class: 'error' }, e.message)); }
   }
-  return live(load, topic => topic.startsWith('plan.') || topic === 'gate.result', () => running);
+  // A plan's own status (succeeded, stopped) changes without an event of its own: read again while one runs.
+  return follow(load, topic => topic.startsWith('plan.') || topic === 'gate.result', { every: 3000, when: () => running });
 }
 
 function one(root, name) {
@@ -70,7 +70,9 @@ function one(root, name) {
       t.elements ? h('span', { class: 'muted' }, ` · ${t.elements.length} elements`) : null);
   }
 
-  return live(load, (topic, b) => topic.startsWith('plan.') || topic === 'gate.result' || (topic.startsWith('task.') && ids.has(b.id)), () => running);
+  // A workstream's tasks are not known before they are submitted: read again while the plan runs.
+  return follow(load, (topic, b) => topic.startsWith('plan.') || topic === 'gate.result' || (topic.startsWith('task.') && ids.has(b.id)),
+    { every: 3000, when: () => running });
 }
 
 function gate(g) {
@@ -79,23 +81,4 @@ function gate(g) {
     h('ul', { class: 'plain' }, g.checks.map(c => h('li', {},
       badge(c.passed === true ? 'passed' : c.passed === false ? 'failed' : 'not_run'), ' ', h('code', {}, c.check),
       c.output ? h('pre', { class: 'output' }, c.output) : null))));
-}
-
-/**
- * Reads again on the events that concern what is shown, and every few seconds while a plan runs: a plan's own status
- * (succeeded, stopped) changes without an event of its own, and a workstream's tasks are not known before they are
- * submitted.
- */
-function live(load, wanted, running) {
-  const refetch = throttle(load, 1000);
-  const poll = setInterval(() => { if (running() && !shared.paused) refetch(); }, 3000);
-  load();
-  return {
-    refresh: load,
-    event({ topic, body }) {
-      if (!wanted(topic, body)) return;
-      if (shared.paused) shared.missed(); else refetch();
-    },
-    unmount() { refetch.cancel(); clearInterval(poll); },
-  };
 }

@@ -108,7 +108,7 @@ export function mount(root, { params }) {
       h('td', { class: 'num opt exit' }, t.exit_code ?? (t.signal ? `sig ${t.signal}` : '')),
       h('td', { class: 'opt', title: t.submitted_at ?? '' }, time(t.submitted_at)),
       h('td', { class: 'num wide runtime' }, t.started_at ? duration(runtime(t)) : ''),
-      h('td', { class: 'opt' }, where(t)));
+      h('td', { class: 'opt where' }, where(t)));
   }
 
   const refetch = throttle(load, 1000);

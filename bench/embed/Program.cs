@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Sparky.Embeddings.Model;
+
+// The embedding service against its limit (bench/README.md): ONNX Runtime called directly at its best batch size; a real
+// `sparky embed serve` with 64 concurrent clients sending one sentence per request, batching on and off; p99 latency at
+// half the batched peak; the service's RSS with the model loaded.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+bool small = false;
+string? sparky = null, resultsDir = null;
+for (int i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--small": small = true; break;
+        case "--sparky" when i + 1 < args.Length: sparky = args[++i]; break;
+        case "--results" when i + 1 < args.Length: resultsDir = args[++i]; break;
+        default: Console.Error.WriteLine($"embed bench: bad argument '{args[i]}' (--small; run.sh passes the rest)"); return 64;
+    }
+}
+if (sparky is null || !File.Exists(sparky)) { Console.Error.WriteLine($"embed bench: no sparky at '{sparky}' (run bench/embed/run.sh)"); return 1; }
+var sparkyCmd = sparky.EndsWith(".dll", StringComparison.Ordinal) ? ("dotnet", new[] { sparky }) : (sparky, Array.Empty<string>());
+
+int n = small ? 300 : 2000, clients = 64, latencyRequests = small ? 200 : 1000;
+var (dir, fetchError) = MiniLm.Fetch();
+if (dir is null) { Console.Error.WriteLine($"embed bench: {fetchError}"); return 1; }
+var sentences = Corpus(n);
+var results = new JsonObject
+{
+    ["bench"] = "embed", ["mode"] = small ? "small" : "full", ["sentences"] = n, ["clients"] = clients,
+    ["started_at"] = DateTimeOffset.UtcNow.ToString("O"),
+    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = LoadAvg() },
+};
+Console.WriteLine($"embed bench ({(small ? "small" : "full")}): {n} sentences of mixed length, all-MiniLM-L6-v2 on the CPU; " +
+    $"{Environment.ProcessorCount} CPUs, load {LoadAvg()}");
+
+// ---- the limit: the model called directly, sentences sorted by length (least padding), at each batch size
+var (model, problem) = ModelDirectory.Read(dir);
+if (model is null) { Console.Error.WriteLine(problem); return 1; }
+var tokenizer = new TextTokenizer(model);
+var ids = sentences.Select(s => tokenizer.Encode(s, true, out _)!).OrderBy(x => x.Length).ToArray();
+results["mean_tokens"] = Math.Round(ids.Average(x => x.Length), 1);
+double limitRate = 0, bestBatchMs = 0;
+int bestBatch = 0;
+var limits = new JsonObject();
+using (var embedder = new OnnxEmbedder(model, "cpu"))
+{
+    embedder.Embed(ids.Take(8).ToArray()); // warm-up
+    foreach (var b in new[] { 1, 8, 16, 32, 64, 128 })
+    {
+        var sw = Stopwatch.StartNew();
+        foreach (var batch in ids.Chunk(b)) embedder.Embed(batch);
+        double rate = n / sw.Elapsed.TotalSeconds;
+        limits[b.ToString()] = Math.Round(rate, 1);
+        Console.WriteLine($"  limit, batch {b,3}: {rate,8:0.0} sentences/s");
+        if (rate > limitRate) (limitRate, bestBatch, bestBatchMs) = (rate, b, sw.Elapsed.TotalMilliseconds / Math.Ceiling(n / (double)b));
+    }
+}
+GC.Collect();
+results["limit"] = new JsonObject { ["sentences_per_s"] = Math.Round(limitRate, 1), ["best_batch"] = bestBatch, ["batch_ms"] = Math.Round(bestBatchMs, 2), ["by_batch"] = limits };
+
+// ---- the service, batching on then off: 64 clients, one sentence per request
+var bodies = sentences.Select(s => Encoding.UTF8.GetBytes(new JsonObject { ["input"] = s, ["model"] = MiniLm.Id, ["encoding_format"] = "base64" }.ToJsonString())).ToArray();
+using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = TimeSpan.FromSeconds(120) };
+double batchedRate, unbatchedRate, p50, p99, rssMb;
+JsonObject latency;
+await using (var server = await Service.StartAsync(sparkyCmd, dir, []))
+{
+    rssMb = server.RssMb();
+    await RunClientsAsync(http, server.Url, bodies.Take(64).ToArray(), clients); // warm-up
+    batchedRate = n / await RunClientsAsync(http, server.Url, bodies, clients);
+    Console.WriteLine($"  service, batched:   {batchedRate,8:0.0} sentences/s ({clients} clients, one sentence a request); RSS {rssMb:0} MB with the model loaded");
+    // Half the batched peak, open loop: requests at a steady rate whatever the answers do.
+    double rate = batchedRate / 2;
+    var lat = await OpenLoopAsync(http, server.Url, bodies, latencyRequests, rate);
+    lat.Sort();
+    (p50, p99) = (lat[lat.Count / 2], lat[(int)Math.Ceiling(lat.Count * 0.99) - 1]);
+    latency = new JsonObject { ["rate_per_s"] = Math.Round(rate, 1), ["requests"] = latencyRequests, ["p50_ms"] = Math.Round(p50, 2), ["p99_ms"] = Math.Round(p99, 2) };
+    Console.WriteLine($"  service at half the peak ({rate:0.0} requests/s): p50 {p50:0.0} ms, p99 {p99:0.0} ms");
+    rssMb = Math.Max(rssMb, server.RssMb());
+}
+await using (var server = await Service.StartAsync(sparkyCmd, dir, ["--max-batch-size", "1", "--max-batch-wait", "0"]))
+{
+    await RunClientsAsync(http, server.Url, bodies.Take(64).ToArray(), clients);
+    unbatchedRate = n / await RunClientsAsync(http, server.Url, bodies, clients);
+    Console.WriteLine($"  service, unbatched: {unbatchedRate,8:0.0} sentences/s (max_batch_size 1)");
+}
+
+double ofLimit = batchedRate / limitRate, overUnbatched = batchedRate / unbatchedRate, p99Target = 50 + bestBatchMs;
+var targets = new (string Name, bool Met, string Text)[]
+{
+    ("batched_vs_limit", ofLimit >= 0.8, $"batched service / limit = {ofLimit:0.00} (target ≥ 0.80)"),
+    ("batched_vs_unbatched", overUnbatched >= 4, $"batched / unbatched = {overUnbatched:0.00}x (target ≥ 4x)"),
+    ("p99_at_half_peak", p99 < p99Target, $"p99 at half the peak = {p99:0.0} ms (target < 50 ms + one batch of {bestBatch}: {p99Target:0.0} ms)"),
+    ("rss", rssMb < 400, $"service RSS with the model loaded = {rssMb:0} MB (target < 400 MB)"),
+};
+Console.WriteLine("ratios and targets:");
+foreach (var t in targets) Console.WriteLine($"  {(t.Met ? "met   " : "MISSED")} {t.Text}");
+results["service"] = new JsonObject
+{
+    ["batched_sentences_per_s"] = Math.Round(batchedRate, 1), ["unbatched_sentences_per_s"] = Math.Round(unbatchedRate, 1),
+    ["batched_vs_limit"] = Math.Round(ofLimit, 3), ["batched_vs_unbatched"] = Math.Round(overUnbatched, 2),
+    ["latency_at_half_peak"] = latency, ["rss_mb"] = Math.Round(rssMb, 1),
+};
+results["targets"] = new JsonObject(targets.Select(t => KeyValuePair.Create(t.Name, (JsonNode?)t.Met)));
+((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
+if (resultsDir is not null)
+{
+    Directory.CreateDirectory(resultsDir);
+    var path = Path.Combine(resultsDir, $"embed-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
+    File.WriteAllText(path, results.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine($"results: {path}");
+}
+return 0;
+
+// Each client sends its share of the sentences one request at a time; the seconds until all are answered.
+static async Task<double> RunClientsAsync(HttpClient http, string url, byte[][] bodies, int clients)
+{
+    int next = -1;
+    var sw = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
+    {
+        for (int i; (i = Interlocked.Increment(ref next)) < bodies.Length;) await PostAsync(http, url, bodies[i]);
+    }));
+    return sw.Elapsed.TotalSeconds;
+}
+
+// Requests at a steady rate (open loop), each timed from when it was due; the latencies in ms.
+static async Task<List<double>> OpenLoopAsync(HttpClient http, string url, byte[][] bodies, int count, double rate)
+{
+    var start = Stopwatch.GetTimestamp();
+    var calls = new List<Task<double>>();
+    for (int i = 0; i < count; i++)
+    {
+        var due = TimeSpan.FromSeconds(i / rate);
+        var wait = due - Stopwatch.GetElapsedTime(start);
+        if (wait > TimeSpan.FromMilliseconds(1)) await Task.Delay(wait);
+        var body = bodies[i % bodies.Length];
+        calls.Add(Task.Run(async () =>
+        {
+            await PostAsync(http, url, body);
+            return (Stopwatch.GetElapsedTime(start) - due).TotalMilliseconds;
+        }));
+    }
+    return [.. await Task.WhenAll(calls)];
+}
+
+static async Task PostAsync(HttpClient http, string url, byte[] body)
+{
+    using var content = new ByteArrayContent(body);
+    content.Headers.ContentType = new("application/json");
+    using var r = await http.PostAsync(url + "/v1/embeddings", content);
+    var bytes = await r.Content.ReadAsByteArrayAsync();
+    if (r.StatusCode != HttpStatusCode.OK) throw new InvalidOperationException($"the service answered {(int)r.StatusCode}: {Encoding.UTF8.GetString(bytes)}");
+}
+
+// Sentences of mixed length: mostly short (5-20 words), some medium, a few long (up to ~200 words), the same each run.
+static string[] Corpus(int n)
+{
+    string[] words = ("the a queue task model GPU cluster shard embedding vector batch token sentence server client request latency " +
+        "throughput memory cache node partition job retry timeout failure success metric gate plan phase worker pilot daemon store " +
+        "quickly slowly carefully again never always often rebuilt scheduled measured ignored reviewed loved forgot waited").Split(' ');
+    var rng = new Random(17);
+    return Enumerable.Range(0, n).Select(i =>
+    {
+        int len = (i % 20) switch { 19 => rng.Next(100, 200), >= 15 => rng.Next(30, 60), _ => rng.Next(5, 20) };
+        return string.Join(' ', Enumerable.Range(0, len).Select(_ => words[rng.Next(words.Length)])) + ".";
+    }).ToArray();
+}
+
+static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+
+/// <summary>A real `sparky embed serve` on a free port, ended by pid when disposed.</summary>
+sealed class Service : IAsyncDisposable
+{
+    private readonly Process _p;
+    public string Url { get; }
+    private Service(Process p, string url) => (_p, Url) = (p, url);
+
+    public static async Task<Service> StartAsync((string File, string[] Args) sparky, string modelDir, string[] extra)
+    {
+        int port;
+        using (var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0)) { l.Start(); port = ((IPEndPoint)l.LocalEndpoint).Port; }
+        var psi = new ProcessStartInfo(sparky.File) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in sparky.Args.Concat(["embed", "serve", "--model", modelDir, "--port", port.ToString(), "--device", "cpu"]).Concat(extra)) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        var s = new Service(p, $"http://127.0.0.1:{port}");
+        using var http = new HttpClient();
+        for (var until = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
+        {
+            if (p.HasExited) throw new InvalidOperationException($"sparky embed serve exited with {p.ExitCode}");
+            try { if ((await http.GetAsync(s.Url + "/healthz")).IsSuccessStatusCode) return s; } catch (HttpRequestException) { }
+            if (DateTime.UtcNow > until) { await s.DisposeAsync(); throw new TimeoutException("sparky embed serve did not answer"); }
+        }
+    }
+
+    public double RssMb()
+    {
+        var line = File.ReadLines($"/proc/{_p.Id}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_p.HasExited) { _p.Kill(); await _p.WaitForExitAsync(); }
+        _p.Dispose();
+    }
+}
