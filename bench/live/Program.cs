@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -32,12 +30,12 @@ var scratch = Directory.CreateTempSubdirectory("sparky-bench-live-").FullName;
 Console.WriteLine($"live bench ({(small ? "small" : "full")}): {tasks:N0} tasks of `true` on 2 slots, with 0 and with {streams} event streams, " +
     $"{rounds} round(s) of each, alternated; {Environment.ProcessorCount} CPUs, load {Load()}");
 
-Daemon? d = null;
+ServedDaemon? d = null;
 var quiet = new List<Round>();
 var watched = new List<Round>();
 try
 {
-    d = Daemon.Start(sparky, Path.Combine(scratch, "data"));
+    d = ServedDaemon.Start(sparky, Path.Combine(scratch, "data"), ["--cpu-short-slots", "2"]); // two slots, as bench/throughput
     using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = d.Url, Timeout = TimeSpan.FromSeconds(60) };
     await Round.RunAsync(d, http, Math.Min(tasks, 300), 0); // untimed: the JIT, the store's pages and the pools warm up
     for (int r = 0; r < rounds; r++)
@@ -103,7 +101,7 @@ internal sealed record Round(int Tasks, int Streams, double TasksPerS, double Da
         ["worst_lag_ms"] = Math.Round(WorstLagMs, 1), ["lag_p99_ms"] = Math.Round(LagP99Ms, 1), ["end_behind_ms"] = Math.Round(EndBehindMs, 1),
     };
 
-    public static async Task<Round> RunAsync(Daemon d, HttpClient http, int tasks, int streams)
+    public static async Task<Round> RunAsync(ServedDaemon d, HttpClient http, int tasks, int streams)
     {
         using var stop = new CancellationTokenSource();
         var readers = Enumerable.Range(0, streams).Select(_ => new EventReader()).ToArray();
@@ -220,65 +218,5 @@ internal sealed class EventReader
             LastEndAtMs = at;
             if (Ends >= _want) _waiting?.TrySetResult();
         }
-    }
-}
-
-/// <summary>A real <c>sparky serve</c> on loopback with two slots for its default class, as bench/throughput runs it.</summary>
-internal sealed class Daemon
-{
-    private readonly Process _p;
-    public Uri Url { get; }
-    public bool Alive => !_p.HasExited;
-
-    private Daemon(Process p, Uri url) => (_p, Url) = (p, url);
-
-    public static Daemon Start(string sparky, string data)
-    {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); port = ((IPEndPoint)probe.LocalEndpoint).Port; }
-        bool dll = sparky.EndsWith(".dll", StringComparison.Ordinal);
-        var psi = new ProcessStartInfo(dll ? "dotnet" : sparky) { RedirectStandardError = true, RedirectStandardOutput = true };
-        if (dll) psi.ArgumentList.Add(sparky);
-        foreach (var a in new[] { "serve", "--data", data, "--http", $"127.0.0.1:{port}", "--zmq", "tcp://127.0.0.1:0",
-                     "--zmq-events", "tcp://127.0.0.1:0", "--cpu-short-slots", "2" })
-            psi.ArgumentList.Add(a);
-        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("SPARKY_", StringComparison.Ordinal)).ToList()) psi.Environment.Remove(k);
-        var p = Process.Start(psi)!;
-        p.ErrorDataReceived += (_, _) => { };
-        p.OutputDataReceived += (_, _) => { };
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
-        var url = new Uri($"http://127.0.0.1:{port}/");
-        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(5) };
-        var waited = Stopwatch.StartNew();
-        while (true)
-        {
-            if (p.HasExited) throw new InvalidOperationException($"the daemon exited with {p.ExitCode} while starting");
-            try { if (http.GetAsync("readyz").GetAwaiter().GetResult().IsSuccessStatusCode) break; }
-            catch (HttpRequestException) { }
-            if (waited.Elapsed > TimeSpan.FromSeconds(120)) { p.Kill(); throw new TimeoutException("the daemon was not ready within 120 s"); }
-            Thread.Sleep(20);
-        }
-        return new Daemon(p, url);
-    }
-
-    /// <summary>User + system CPU of the daemon's own process, from /proc (its tasks are not in it).</summary>
-    public double CpuSeconds()
-    {
-        var stat = File.ReadAllText($"/proc/{_p.Id}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in clock ticks (USER_HZ = 100)
-    }
-
-    public void Stop()
-    {
-        if (_p.HasExited) throw new InvalidOperationException($"the daemon died during the run: exit {_p.ExitCode}");
-        using (var term = Process.Start("kill", ["-TERM", _p.Id.ToString()])) term.WaitForExit();
-        if (!_p.WaitForExit(60_000)) Kill();
-    }
-
-    public void Kill()
-    {
-        try { if (!_p.HasExited) _p.Kill(); } catch (InvalidOperationException) { }
     }
 }

@@ -338,47 +338,19 @@ internal static class Migration
 }
 
 /// <summary>`sparky serve` on the filled store (the native executable, or sparky.dll under dotnet), on free ports.</summary>
+/// <summary>The daemon on the filled store (<see cref="ServedDaemon"/>), and the blocker it runs so the queued tasks stay queued.</summary>
 internal sealed class Daemon
 {
-    private readonly Process _p;
+    private readonly ServedDaemon _served;
     private int? _blockerPid;
-    public string Http { get; }
-    public int Pid => _p.Id;
-    public double ReadySeconds { get; }
+    public string Http => _served.Http;
+    public int Pid => _served.Pid;
+    public double ReadySeconds => _served.ReadySeconds;
 
-    private Daemon(Process p, string http, double ready) => (_p, Http, ReadySeconds) = (p, http, ready);
+    private Daemon(ServedDaemon served) => _served = served;
 
-    public static Daemon Start(string sparky, string data)
-    {
-        bool dll = sparky.EndsWith(".dll", StringComparison.Ordinal);
-        var psi = new ProcessStartInfo(dll ? "dotnet" : sparky) { RedirectStandardError = true, RedirectStandardOutput = true };
-        if (dll) psi.ArgumentList.Add(sparky);
-        foreach (var a in new[] { "serve", "--data", data, "--http", "127.0.0.1:0", "--zmq", "tcp://127.0.0.1:0", "--zmq-events", "tcp://127.0.0.1:0" })
-            psi.ArgumentList.Add(a);
-        var started = Stopwatch.StartNew();
-        var p = Process.Start(psi)!;
-        var serving = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var log = new System.Text.StringBuilder();
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) { serving.TrySetException(new InvalidOperationException($"the daemon exited: {log}")); return; }
-            lock (log) log.AppendLine(e.Data);
-            if (e.Data.Contains(" serving on http")) serving.TrySetResult(e.Data);
-        };
-        p.OutputDataReceived += (_, _) => { };
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
-        if (!serving.Task.Wait(TimeSpan.FromSeconds(300))) { p.Kill(); throw new TimeoutException("the daemon did not serve within 300 s"); }
-        var m = Regex.Match(serving.Task.Result, @"serving on (http://\S+?),");
-        if (!m.Success) { p.Kill(); throw new InvalidOperationException($"unexpected serving line: {serving.Task.Result}"); }
-        using var probe = new HttpClient { BaseAddress = new Uri(m.Groups[1].Value + "/") };
-        while (!probe.GetAsync("readyz").GetAwaiter().GetResult().IsSuccessStatusCode)
-        {
-            if (started.Elapsed > TimeSpan.FromSeconds(300)) { p.Kill(); throw new TimeoutException("the daemon was not ready within 300 s"); }
-            Thread.Sleep(20);
-        }
-        return new Daemon(p, m.Groups[1].Value, started.Elapsed.TotalSeconds);
-    }
+    // A store of a million tasks takes a while to open: 300 s.
+    public static Daemon Start(string sparky, string data) => new(ServedDaemon.Start(sparky, data, readyWithinSeconds: 300));
 
     public void WaitBlockerRunning(HttpClient http)
     {
@@ -411,17 +383,12 @@ internal sealed class Daemon
     }
 
     /// <summary>SIGTERM, as a user stops it; SIGKILL past 120 s.</summary>
-    public void Stop()
-    {
-        if (_p.HasExited) throw new InvalidOperationException($"the daemon (pid {Pid}) died during the run: exit {_p.ExitCode}");
-        using (var kill = Process.Start("kill", ["-TERM", Pid.ToString()])) kill.WaitForExit();
-        if (!_p.WaitForExit(120_000)) Kill();
-    }
+    public void Stop() => _served.Stop(120_000);
 
     /// <summary>After a failure: the daemon, and the blocker's process group if it still runs (it would outlive the daemon).</summary>
     public void Kill()
     {
-        try { if (!_p.HasExited) _p.Kill(); } catch (InvalidOperationException) { }
+        _served.Kill();
         if (_blockerPid is { } pid && File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains("1000000"))
             using (var kill = Process.Start("kill", ["-KILL", "--", "-" + pid])) kill.WaitForExit();
     }

@@ -1,3 +1,4 @@
+using Sparky.Core.Config;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -31,8 +32,7 @@ public sealed class EmbedServer : IAsyncDisposable
         int colon = listen.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(listen[(colon + 1)..], out int port) || port is < 0 or > 65535) return $"--listen: expected HOST:PORT, got '{listen}'";
         var host = listen[..colon];
-        bool loopback = host is "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
-        return loopback || token is not null ? null : $"refusing to listen on {listen} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1";
+        return Loopback.IsHost(host) || token is not null ? null : $"refusing to listen on {listen} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1";
     }
 
     public static async Task<EmbedServer> StartAsync(EmbeddingOptions options, string listen, string? token, ILoggerFactory logs)
@@ -53,7 +53,7 @@ public sealed class EmbedServer : IAsyncDisposable
             {
                 k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
                 k.AddServerHeader = false;
-                if (host is "localhost") k.ListenLocalhost(port);
+                if (Loopback.IsLocalhostName(host)) k.ListenLocalhost(port);
                 else if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) k.Listen(ip, port);
                 else k.ListenAnyIP(port);
             });

@@ -113,7 +113,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
     public static string? CheckBinding(SparkyConfig config)
     {
         var host = HostOf(config.Http);
-        if (!IsLoopback(host) && config.Token is null)
+        if (!Loopback.IsHost(host) && config.Token is null)
             return $"refusing to listen on {config.Http} without a token: set SPARKY_TOKEN (or --token), or listen on 127.0.0.1";
         return CurveKeys.PlanFor(config).Problem;
     }
@@ -233,7 +233,7 @@ public sealed class SparkyDaemon : IAsyncDisposable
             k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
             k.AddServerHeader = false;
             void Bounded(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions o) => o.Use(Connections.Wrap);
-            if (host is "localhost") k.ListenLocalhost(port, Bounded);
+            if (Loopback.IsLocalhostName(host)) k.ListenLocalhost(port, Bounded);
             else if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) k.Listen(ip, port, Bounded);
             else k.ListenAnyIP(port, Bounded);
         });
@@ -308,9 +308,6 @@ public sealed class SparkyDaemon : IAsyncDisposable
 
     private static string HostOf(string hostPort) => hostPort[..hostPort.LastIndexOf(':')];
 
-    /// <summary>A name or address that is this machine's loopback: <c>localhost</c>, 127.0.0.0/8, ::1.</summary>
-    internal static bool IsLoopback(string host) =>
-        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>For <see cref="IdleTrim"/>: queued plus running, and submitted plus ended (changes with any work).</summary>
     private IdleTrim.Activity ReadActivity()

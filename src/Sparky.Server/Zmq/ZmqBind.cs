@@ -1,3 +1,4 @@
+using Sparky.Core.Config;
 using System.Globalization;
 using System.Net;
 using NetMQ;
@@ -14,11 +15,7 @@ public static class ZmqBind
         return (hostPort[..colon], int.Parse(hostPort[(colon + 1)..], CultureInfo.InvariantCulture));
     }
 
-    public static bool IsLoopback(string endpoint)
-    {
-        var host = Split(endpoint).Host;
-        return host is "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
-    }
+    public static bool IsLoopback(string endpoint) => Loopback.IsHost(Split(endpoint).Host);
 
     /// <summary>Binds and returns the endpoint bound, with the real port. Throws InvalidOperationException (one line) if it can't.</summary>
     public static string Bind(NetMQSocket socket, string endpoint, string what)
