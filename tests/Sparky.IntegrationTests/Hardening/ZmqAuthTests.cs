@@ -109,7 +109,14 @@ public sealed class ZmqAuthTests
         using var told = Zmq.ZmqCurveTests.Subscribe(d.Daemon.ZmqEventsEndpoint, eventsKey);
         using var published = Zmq.ZmqCurveTests.Subscribe(d.Daemon.ZmqEventsEndpoint, serverKey);
         using var made = Zmq.ZmqCurveTests.Subscribe(d.Daemon.ZmqEventsEndpoint, new NetMQCertificate().PublicKeyZ85);
-        Thread.Sleep(500); // subscriptions reach the publisher after the handshake
+        // Subscriptions reach the publisher after the CURVE handshake, which a loaded machine can take its time over: a
+        // first task's end seen by the keyed subscriber says its subscription is in place (no fixed sleep to outlast).
+        for (int tries = 1; ; tries++)
+        {
+            var warmUp = (string)client.Request("submit", Shell(d, "true"))!["body"]!["ids"]![0]!;
+            if (Zmq.ZmqCurveTests.Topics(told, warmUp, 3, untilFinished: true).Contains("task.finished")) break;
+            Assert.True(tries < 10, "the keyed subscriber saw no task end in 30 s");
+        }
         var ok = client.Request("submit", Shell(d, "true"))!;
         var id = (string)ok["body"]!["ids"]![0]!;
         Assert.Equal(["task.queued", "task.started", "task.finished"], Zmq.ZmqCurveTests.Topics(told, id, 20, untilFinished: true));
