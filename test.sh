@@ -19,6 +19,8 @@ command -v python3 >/dev/null || missing+=(python3)
 { python3 -c 'import zmq, msgpack' || /usr/bin/python3 -c 'import zmq, msgpack'; } 2>/dev/null || missing+=(python3-zmq python3-msgpack)
 # The output of `sparky embed run` is loaded with numpy (tests/…/Embeddings/EmbedRunTests.cs).
 { python3 -c 'import numpy' || /usr/bin/python3 -c 'import numpy'; } 2>/dev/null || missing+=(python3-numpy)
+# The daemon's ZeroMQ command socket runs on Debian's libzmq (P/Invoke; NetMQ where it is missing): tests cover both.
+[ -e "/usr/lib/$(uname -m)-linux-gnu/libzmq.so.5" ] || missing+=(libzmq5)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # the spawn-floor benchmark and the stand-in libnvidia-ml
 command -v systemd-analyze >/dev/null || missing+=(systemd)  # the units in deploy/systemd are checked with systemd-analyze verify
@@ -64,15 +66,24 @@ fi
 # Each part's wall time, printed at the end.
 times=()
 status=0
-began=$SECONDS
-mark() { times+=("$(printf '  %-58s %5d s' "$1" $((SECONDS - $2)))"); }
-
-t=$SECONDS
+# How busy the machine was in each part (/proc/stat: every process, builds' detached compiler nodes too): a part near
+# 100% is bound by the CPU; one far below it mostly waits, and something could run beside it.
+cores=$(nproc) tick=$(getconf CLK_TCK)
+cpu_now() { cpu=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat); }
+declare -A cpu_at
+# Each part starts with `t=$SECONDS; cpu_now; cpu_at[$t]=$cpu`; mark NAME $t lists its wall time and the machine's use.
+mark() {
+  cpu_now
+  local wall=$((SECONDS - $2))
+  times+=("$(printf '  %-62s %5d s  (CPU busy %3d%%)' "$1" $wall $(( (cpu - ${cpu_at[$2]:-$cpu}) * 100 / tick / cores / (wall > 0 ? wall : 1) )))")
+}
+began=$SECONDS; cpu_now; cpu_at[$began]=$cpu
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 dotnet build Sparky.slnx -c Release -nologo -clp:ErrorsOnly
 mark "build" $t
 
 # The command centre: just (pinned, from npm) reads the justfile, and every recipe's commands exist.
-t=$SECONDS
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 echo "== justfile"
 scripts/check-justfile.sh || status=1
 mark "justfile" $t
@@ -94,7 +105,7 @@ run_tests() {
 }
 
 # The native build (what `dotnet tool install` installs on linux-x64) compiles while the unit tests run.
-t=$SECONDS
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 native_out=$(mktemp)
 ./native.sh >"$native_out" &
 native_pid=$!
@@ -109,85 +120,88 @@ if wait $native_pid; then native=$(cat "$native_out"); else echo "native.sh fail
 rm -f "$native_out"
 mark "native build (./native.sh), done" $t
 
-# The integration suite once in full, every CLI and daemon process it starts being the native build; then a short
-# pass of the CLI's tests against sparky.dll under dotnet (what `dotnet run` gives). The tests that run the daemon in
-# this process are the same code either way: they run once.
-t=$SECONDS
-if [ -n "$native" ]; then
-  echo "== tests/Sparky.IntegrationTests against $native (all but the linux-arm64 build's, which run last)"
-  run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="$native" -- --filter "Needs!=arm64"
-  mark "integration tests (native build)" $t
-  t=$SECONDS
-  echo "== tests/Sparky.IntegrationTests, the CLI's tests against sparky.dll"
-  run_tests tests/Sparky.IntegrationTests -- --filter "FullyQualifiedName~Sparky.IntegrationTests.Cli."
-  mark "integration tests, the CLI's (sparky.dll)" $t
-else
-  echo "== tests/Sparky.IntegrationTests against sparky.dll (no native build; the linux-arm64 build's tests run last)"
-  run_tests tests/Sparky.IntegrationTests -- --filter "Needs!=arm64"
-  mark "integration tests (sparky.dll)" $t
-fi
+# Jobs beside the foreground part: `beside NAME CMD...` runs CMD in the background, its output kept; `collect` waits for
+# every one, shows its output, lists its time and counts its failure.
+beside_pids=() beside_outs=() beside_names=()
+beside() {
+  local name=$1 out
+  shift
+  out=$(mktemp)
+  ( s=$SECONDS; if "$@" >"$out" 2>&1; then rc=0; else rc=$?; fi; echo "$rc $((SECONDS - s))" >"$out.rc" ) &
+  beside_pids+=($!) beside_outs+=("$out") beside_names+=("$name")
+}
+collect() {
+  local i rc secs
+  for i in "${!beside_pids[@]}"; do
+    wait "${beside_pids[$i]}" || true
+    cat "${beside_outs[$i]}"
+    read -r rc secs <"${beside_outs[$i]}.rc" || { rc=1 secs=0; }
+    [ "$rc" = 0 ] || { echo "${beside_names[$i]}: exit $rc"; status=1; }
+    times+=("$(printf '  %-62s %5d s' "beside: ${beside_names[$i]}" "$secs")")
+    rm -f "${beside_outs[$i]}" "${beside_outs[$i]}.rc"
+  done
+  beside_pids=() beside_outs=() beside_names=()
+}
+# run_tests as a job of its own: its exit status says whether it passed.
+tests_job() { status=0; run_tests "$@"; return $status; }
 
+# The integration suite once in full, every CLI and daemon process it starts being the native build. Beside it (it
+# mostly waits on the processes it starts): the classes on the test Slurm cluster (Needs=slurm), which wait for Slurm's
+# scheduler one class at a time, in a test process of their own (the cluster sets SLURM_CONF in its process's
+# environment); and the linux-arm64 build (cross-compiled Native AOT, as long as this machine's, in folders of its own).
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
+exe=()
+[ -n "$native" ] && exe=(SPARKY_TEST_EXE="$native")
+beside "the integration tests on Slurm (Needs=slurm)" tests_job tests/Sparky.IntegrationTests "${exe[@]}" -- --filter "Needs=slurm"
+beside "linux-arm64 build (./native.sh --rid linux-arm64)" ./native.sh --rid linux-arm64
+echo "== tests/Sparky.IntegrationTests against ${native:-sparky.dll}: all but the Slurm classes (beside) and the linux-arm64 build's (later)"
+run_tests tests/Sparky.IntegrationTests "${exe[@]}" -- --filter "Needs!=arm64&Needs!=slurm"
+mark "integration tests but Slurm's (${native:+native build}${native:-sparky.dll})" $t
+
+# The benchmarks' smoke runs, which print what they measure but assert no timing. Beside them: the two Slurm ones
+# (they mostly wait for Slurm, each on its own cluster), a short pass of the CLI's tests against sparky.dll under dotnet
+# (what `dotnet run` gives; the tests that run the daemon in this process are the same code either way: they ran once),
+# and the tests that need the linux-arm64 build (under qemu-user; its ./native.sh waits for the build above).
 echo "== benchmarks (small size; full runs: see bench/README.md)"
-# The linux-arm64 build (cross-compiled Native AOT, about as long as this machine's, in obj folders of its own)
-# compiles beside the benchmarks' smoke runs, which print what they measure but assert no timing (the Slurm and pilot
-# ones mostly wait on Slurm); then the tests that need it.
-arm_out=$(mktemp)
-( t=$SECONDS; ./native.sh --rid linux-arm64 >"$arm_out" && echo $((SECONDS - t)) >"$arm_out.s" ) &
-arm_pid=$!
 export SPARKY_BENCH_PREBUILT=1  # the solution is built: no benchmark builds it again
-t=$SECONDS
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 bench() {
-  local t=$SECONDS
+  local t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
   if ! "$@"; then status=1; fi
   mark "bench: $*" $t
 }
-# The two Slurm benchmarks mostly wait for Slurm's scheduler: they run beside the others, each on its own cluster,
-# their output shown when they end.
-beside_pids=() beside_outs=() beside_names=()
-beside() {
-  local out
-  out=$(mktemp)
-  ( s=$SECONDS; if "$@" >"$out" 2>&1; then rc=0; else rc=$?; fi; echo "$rc $((SECONDS - s))" >"$out.rc" ) &
-  beside_pids+=($!) beside_outs+=("$out") beside_names+=("$*")
+arm64_tests() {
+  local arm
+  arm=$(./native.sh --rid linux-arm64) || return 1
+  echo "== tests/Sparky.IntegrationTests: the linux-arm64 build's ($arm, under qemu-user)"
+  tests_job tests/Sparky.IntegrationTests SPARKY_TEST_EXE="${native:-}" -- --filter "Needs=arm64"
 }
-beside bench/slurm/run.sh --small
-beside bench/pilot/run.sh --small
+[ -n "$native" ] && beside "the CLI's integration tests against sparky.dll" \
+  tests_job tests/Sparky.IntegrationTests -- --filter "FullyQualifiedName~Sparky.IntegrationTests.Cli.&Needs!=slurm"
+beside "the linux-arm64 build's tests (Needs=arm64)" arm64_tests
+beside "bench/slurm/run.sh --small" bench/slurm/run.sh --small
+beside "bench/pilot/run.sh --small" bench/pilot/run.sh --small
 bench env SPARKY_BENCH_N=300 bench/throughput/run.sh --small
 bench bench/limiter/run.sh --small
 bench bench/packing/run.sh --small
 bench bench/ipc/run.sh --small
 bench bench/tasklist/run.sh --small
 bench bench/live/run.sh --small
+bench bench/overhead/run.sh --small
+bench bench/cli/run.sh --small
 bench bench/embedrun/run.sh --small
 bench bench/embed/run.sh --small
-for i in "${!beside_pids[@]}"; do
-  wait "${beside_pids[$i]}" || true
-  cat "${beside_outs[$i]}"
-  read -r rc secs <"${beside_outs[$i]}.rc" || { rc=1 secs=0; }
-  [ "$rc" = 0 ] || { echo "${beside_names[$i]}: exit $rc"; status=1; }
-  times+=("$(printf '  %-58s %5d s' "bench (beside): ${beside_names[$i]}" "$secs")")
-  rm -f "${beside_outs[$i]}" "${beside_outs[$i]}.rc"
-done
-mark "benchmarks, all" $t
-t=$SECONDS
-if wait $arm_pid; then
-  times+=("$(printf '  %-58s %5d s' "linux-arm64 build (beside the benchmarks)" "$(cat "$arm_out.s")")")
-  mark "linux-arm64 build, waited for after the benchmarks" $t
-  t=$SECONDS
-  echo "== tests/Sparky.IntegrationTests: the linux-arm64 build's ($(cat "$arm_out"), under qemu-user)"
-  run_tests tests/Sparky.IntegrationTests SPARKY_TEST_EXE="${native:-}" -- --filter "Needs=arm64"
-  mark "integration tests of the linux-arm64 build" $t
-else
-  echo "./native.sh --rid linux-arm64 failed"; status=1
-fi
-rm -f "$arm_out" "$arm_out.s"
+mark "benchmarks" $t
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
+collect
+mark "waited for the jobs beside" $t
 
 # vstest's summary per project: "Passed: N" always, "Failed: N" only when some failed.
 passed=$( { grep -oE "^\s*Passed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
 failed=$( { grep -oE "^\s*Failed: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}')
+mark "all" $began
 echo "time per part:"
 printf '%s\n' "${times[@]}"
-printf '  %-58s %5d s\n' "all" $((SECONDS - began))
 echo "slowest test classes (the sum of their tests' times; classes run in parallel):"
 awk -v top=12 -f scripts/slowest-tests.awk "$log"
 echo "tests: $passed passed, $failed failed"

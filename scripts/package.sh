@@ -112,7 +112,7 @@ Architecture: $arch
 Maintainer: Sparky authors <sparky@example.org>
 Installed-Size: $size
 Depends: $deps
-Recommends: systemd
+Recommends: systemd, libzmq5
 Suggests: slurm-client
 Section: utils
 Priority: optional

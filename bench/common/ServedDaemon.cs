@@ -57,6 +57,38 @@ internal sealed class ServedDaemon
         return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in clock ticks (USER_HZ = 100)
     }
 
+    /// <summary>User and system CPU of the daemon's own process, in clock ticks of 10 ms (USER_HZ = 100).</summary>
+    public (long User, long Sys) CpuTicks()
+    {
+        var f = StatFields($"/proc/{_p.Id}/stat");
+        return (long.Parse(f[11]), long.Parse(f[12]));
+    }
+
+    /// <summary>User + system CPU ticks of the daemon's live threads, summed by thread name (what /proc shows: .NET names
+    /// its threads, cut to 15 characters). A thread that has exited is no longer counted.</summary>
+    public Dictionary<string, long> ThreadTicks()
+    {
+        var byName = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var dir in Directory.EnumerateDirectories($"/proc/{_p.Id}/task"))
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var name = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                byName[name] = byName.GetValueOrDefault(name) + long.Parse(f[11]) + long.Parse(f[12]);
+            }
+            catch (IOException) { } // it exited while we looked
+        }
+        return byName;
+    }
+
+    private static string[] StatFields(string path)
+    {
+        var stat = File.ReadAllText(path);
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    }
+
     /// <summary>SIGTERM; SIGKILL past <paramref name="graceMs"/>. Throws if the daemon had already died.</summary>
     public void Stop(int graceMs = 60_000)
     {

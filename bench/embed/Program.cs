@@ -11,20 +11,25 @@ using Sparky.Embeddings.Model;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
-bool small = false;
-string? sparky = null, resultsDir = null;
+bool small = false, ort = false;
+string? sparky = null, resultsDir = null, compare = null;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
         case "--small": small = true; break;
+        // ONNX Runtime alone, no service: sentences/s and CPU time a sentence at each batch size, thread count and
+        // graph optimisation level (bench/README.md: why batching gains little on a small CPU).
+        case "--ort": ort = true; break;
         case "--sparky" when i + 1 < args.Length: sparky = args[++i]; break;
         case "--results" when i + 1 < args.Length: resultsDir = args[++i]; break;
+        // Another sparky (a build before a change): its p99 at the same rate, measured in this run after ours.
+        case "--compare" when i + 1 < args.Length: compare = args[++i]; break;
         default: Console.Error.WriteLine($"embed bench: bad argument '{args[i]}' (--small; run.sh passes the rest)"); return 64;
     }
 }
-if (sparky is null || !File.Exists(sparky)) { Console.Error.WriteLine($"embed bench: no sparky at '{sparky}' (run bench/embed/run.sh)"); return 1; }
-var sparkyCmd = sparky.EndsWith(".dll", StringComparison.Ordinal) ? ("dotnet", new[] { sparky }) : (sparky, Array.Empty<string>());
+if (!ort && (sparky is null || !File.Exists(sparky))) { Console.Error.WriteLine($"embed bench: no sparky at '{sparky}' (run bench/embed/run.sh)"); return 1; }
+var sparkyCmd = sparky is not null && sparky.EndsWith(".dll", StringComparison.Ordinal) ? ("dotnet", new[] { sparky }) : (sparky ?? "", Array.Empty<string>());
 
 int n = small ? 300 : 2000, clients = 64, latencyRequests = small ? 200 : 1000;
 var (dir, fetchError) = MiniLm.Fetch();
@@ -45,6 +50,7 @@ if (model is null) { Console.Error.WriteLine(problem); return 1; }
 var tokenizer = new TextTokenizer(model);
 var ids = sentences.Select(s => tokenizer.Encode(s, true, out _)!).OrderBy(x => x.Length).ToArray();
 results["mean_tokens"] = Math.Round(ids.Average(x => x.Length), 1);
+if (ort) return OrtSweep(model, ids, sentences.Select(s => tokenizer.Encode(s, true, out _)!).ToArray(), results, resultsDir);
 double limitRate = 0, bestBatchMs = 0;
 int bestBatch = 0;
 var limits = new JsonObject();
@@ -84,6 +90,17 @@ await using (var server = await Service.StartAsync(sparkyCmd, dir, []))
     Console.WriteLine($"  service at half the peak ({rate:0.0} requests/s): p50 {p50:0.0} ms, p99 {p99:0.0} ms");
     rssMb = Math.Max(rssMb, server.RssMb());
 }
+if (compare is not null)
+{
+    var compareCmd = compare.EndsWith(".dll", StringComparison.Ordinal) ? ("dotnet", new[] { compare }) : (compare, Array.Empty<string>());
+    await using var other = await Service.StartAsync(compareCmd, dir, []);
+    await RunClientsAsync(http, other.Url, bodies.Take(64).ToArray(), clients);
+    var lat = await OpenLoopAsync(http, other.Url, bodies, latencyRequests, batchedRate / 2);
+    lat.Sort();
+    var (c50, c99) = (lat[lat.Count / 2], lat[(int)Math.Ceiling(lat.Count * 0.99) - 1]);
+    latency["compare"] = new JsonObject { ["sparky"] = compare, ["p50_ms"] = Math.Round(c50, 2), ["p99_ms"] = Math.Round(c99, 2) };
+    Console.WriteLine($"  --compare {compare} at the same rate: p50 {c50:0.0} ms, p99 {c99:0.0} ms");
+}
 await using (var server = await Service.StartAsync(sparkyCmd, dir, ["--max-batch-size", "1", "--max-batch-wait", "0"]))
 {
     await RunClientsAsync(http, server.Url, bodies.Take(64).ToArray(), clients);
@@ -117,6 +134,74 @@ if (resultsDir is not null)
     Console.WriteLine($"results: {path}");
 }
 return 0;
+
+// ONNX Runtime alone over the sentences sorted by length, at each setting: sentences/s (wall, which the machine's other
+// load moves) and the process's CPU time a sentence (user + sys, which it moves much less).
+static int OrtSweep(ModelInfo model, int[][] ids, int[][] arrival, JsonObject results, string? resultsDir)
+{
+    var rows = new JsonArray();
+    // The batcher's own runs under a full queue (BatchPlanner over the sentences in arrival order), at each budget.
+    Console.WriteLine($"the batcher's runs (BatchPlanner, the queue always full), {arrival.Length} sentences in arrival order");
+    Console.WriteLine("threads  max_batch_tokens  max_batch_size  runs  sentences/s  CPU ms/sentence");
+    foreach (int threads in new[] { 1, 2 })
+    {
+        using var embedder = new OnnxEmbedder(model, "cpu", threads);
+        embedder.Embed(arrival.Take(8).ToArray());
+        foreach (var (tokens, size) in new[] { (256, 16), (512, 16), (1024, 16), (2048, 16), (2048, 64), (8192, 1) })
+        {
+            var limits = new Sparky.Embeddings.Batching.BatchLimits(tokens, size, TimeSpan.Zero);
+            var me = Process.GetCurrentProcess();
+            var cpu0 = me.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            int runs = 0;
+            for (int start = 0; start < arrival.Length;)
+            {
+                var waiting = arrival.Skip(start).Take(size * 4).Select(x => new Sparky.Embeddings.Batching.Waiting(x.Length)).ToList();
+                var plan = Sparky.Embeddings.Batching.BatchPlanner.Plan(waiting, limits);
+                foreach (var run in plan) embedder.Embed(run.Select(i => arrival[start + i]).ToArray());
+                runs += plan.Count;
+                start += plan.Sum(r => r.Length);
+            }
+            sw.Stop();
+            me.Refresh();
+            double rate = arrival.Length / sw.Elapsed.TotalSeconds, cpuMs = (me.TotalProcessorTime - cpu0).TotalMilliseconds / arrival.Length;
+            Console.WriteLine($"{threads,7}  {tokens,16}  {size,14}  {runs,4}  {rate,11:0.0}  {cpuMs,15:0.00}");
+            rows.Add(new JsonObject { ["planner"] = true, ["threads"] = threads, ["max_batch_tokens"] = tokens, ["max_batch_size"] = size, ["runs"] = runs, ["sentences_per_s"] = Math.Round(rate, 1), ["cpu_ms_per_sentence"] = Math.Round(cpuMs, 3) });
+        }
+    }
+    var levels = new[] { Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC, Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL };
+    Console.WriteLine($"ONNX Runtime alone, {ids.Length} sentences sorted by length (mean {ids.Average(x => x.Length):0.0} tokens)");
+    Console.WriteLine("threads  optimisation   batch  sentences/s  CPU ms/sentence");
+    foreach (int threads in new[] { 1, 2 })
+        foreach (var level in levels)
+        {
+            using var embedder = new OnnxEmbedder(model, "cpu", threads, level);
+            embedder.Embed(ids.Take(8).ToArray()); // warm-up
+            foreach (int b in new[] { 1, 8, 32, 64 })
+            {
+                var me = Process.GetCurrentProcess();
+                var cpu0 = me.TotalProcessorTime;
+                var sw = Stopwatch.StartNew();
+                foreach (var batch in ids.Chunk(b)) embedder.Embed(batch);
+                sw.Stop();
+                me.Refresh();
+                double rate = ids.Length / sw.Elapsed.TotalSeconds, cpuMs = (me.TotalProcessorTime - cpu0).TotalMilliseconds / ids.Length;
+                var name = level.ToString().Replace("ORT_ENABLE_", "").ToLowerInvariant();
+                Console.WriteLine($"{threads,7}  {name,-12} {b,6}  {rate,11:0.0}  {cpuMs,15:0.00}");
+                rows.Add(new JsonObject { ["threads"] = threads, ["optimization"] = name, ["batch"] = b, ["sentences_per_s"] = Math.Round(rate, 1), ["cpu_ms_per_sentence"] = Math.Round(cpuMs, 3) });
+            }
+        }
+    results["ort"] = rows;
+    ((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
+    if (resultsDir is not null)
+    {
+        Directory.CreateDirectory(resultsDir);
+        var path = Path.Combine(resultsDir, $"embed-ort-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
+        File.WriteAllText(path, results.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"results: {path}");
+    }
+    return 0;
+}
 
 // Each client sends its share of the sentences one request at a time; the seconds until all are answered.
 static async Task<double> RunClientsAsync(HttpClient http, string url, byte[][] bodies, int clients)

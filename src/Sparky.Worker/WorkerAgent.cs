@@ -60,6 +60,8 @@ public sealed class WorkerAgent : IDisposable
         /// <summary>Marked and in its own cgroups (its id is well-formed).</summary>
         public bool Contained { get; init; }
         public string? Stderr { get; init; }
+        /// <summary>What holds its port: the attempt, so a disowned one still being killed keeps its own.</summary>
+        public string PortHolder => $"{Id}/{Attempt}";
     }
 
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
@@ -88,6 +90,11 @@ public sealed class WorkerAgent : IDisposable
     /// <summary>The corr of the last hello: only its answer counts (an earlier one's session is replaced by it).</summary>
     private long _helloCorr;
     private readonly List<string> _freeGpus;
+    /// <summary>Ports reserved for the tasks running here, by attempt. The worker holds them, not the daemon: only this
+    /// side sees which ports of this host are in use (by its other tasks, by anything else here) and when each of its
+    /// tasks ends; the daemon's allocator knows its own host, which may not be this one.</summary>
+    private readonly Sparky.Core.Scheduling.PortAllocator _ports = new(
+        Sparky.Core.Scheduling.PortAllocator.DefaultFirst, Sparky.Core.Scheduling.PortAllocator.DefaultLast, Sparky.Execution.Host.PortProbe.IsFree);
     private readonly Dictionary<string, string> _baseEnv;
     private readonly IReadOnlyList<string>? _prefix;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
@@ -336,6 +343,18 @@ public sealed class WorkerAgent : IDisposable
             Finish(job, new ProcessExit(127, null), $"cannot write its logs or payload here: {e.Message}");
             return;
         }
+        if (t.Port == true)
+        {
+            if (_ports.Reserve(job.PortHolder) is not { } port)
+            {
+                var none = $"no free port to reserve on {_o.Host}: every port from " +
+                    $"{Sparky.Core.Scheduling.PortAllocator.DefaultFirst} to {Sparky.Core.Scheduling.PortAllocator.DefaultLast} is held or in use";
+                try { File.AppendAllText(stderr, "sparky worker: " + none + "\n"); } catch (IOException) { }
+                Finish(job, new ProcessExit(127, null), none);
+                return;
+            }
+            foreach (var (k, v) in Sparky.Core.Tasks.DistributedEnv.Port(port)) env[k] = v;
+        }
         var cgroups = contained ? _contain.Prepare(id, attempt, (t.MemoryMb ?? 0) * 1024 * 1024) : default;
         var launch = _launcher.Launch(new LaunchSpec(argv!, env, t.Cwd, stdout, stderr, RecordStartTime: false, Prefix: _prefix,
             StdinPath: job.PayloadFile, Cgroup: cgroups.Unified, MemoryCgroup: cgroups.Memory), exit => Finish(job, exit, null));
@@ -363,6 +382,7 @@ public sealed class WorkerAgent : IDisposable
             try { File.AppendAllText(stderrLog, "sparky worker: killed by the kernel's OOM killer" + (usage.MemoryPeakBytes is { } p ? $" (peak {p >> 20} MiB)" : "") + "\n"); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         _freeGpus.AddRange(job.Gpus);
+        _ports.Release(job.PortHolder);
         _idleSince = DateTimeOffset.UtcNow;
         // A held task takes the slot at once: no round trip to the daemon between two short tasks.
         while (_jobs.Count < _o.Slots && _held.TryDequeue(out var next)) StartTask(next);

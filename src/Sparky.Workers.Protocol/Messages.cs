@@ -207,6 +207,8 @@ public sealed partial record TaskMessage : IMessage<TaskMessage>
     [PropertyShape(Name = "payload")] public string? Payload { get; init; }
     /// <summary>The memory it asked for: the worker holds it to that, as the daemon would; absent: no limit.</summary>
     [PropertyShape(Name = "memory_mb")] public long? MemoryMb { get; init; }
+    /// <summary>Reserve a port on the worker's host for it (<c>MASTER_PORT</c>, <c>SPARKY_PORT</c>); absent: none.</summary>
+    [PropertyShape(Name = "port")] public bool? Port { get; init; }
 }
 
 /// <summary><c>kill</c>: signal this attempt (a cancel, a timeout); its end comes back as a <c>finished</c>.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Sparky.Cli;
+using Sparky.Cli.Submit;
 
 namespace Sparky;
 
@@ -8,8 +9,20 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        // Piped output still deserves a readable table: don't wrap at 80 columns.
-        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
+        // `sparky submit` in a shell loop: no command tree, no HttpClient, no console set-up (see QuickSubmit).
+        try
+        {
+            if (QuickSubmit.TryRun(args) is { } exit) return exit;
+        }
+        catch (CliException e)
+        {
+            Console.Error.WriteLine($"sparky: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return 130;
+        }
         var root = Verbs.Build();
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -25,6 +38,9 @@ public static class Program
             Console.Error.WriteLine($"sparky: {message} (try `sparky {verb}--help`)");
             return 2;
         }
+        // Piped output still deserves a readable table: don't wrap at 80 columns. (Help draws no table: it is spared
+        // setting up Spectre's console.)
+        if (parse.Action is not System.CommandLine.Help.HelpAction && Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
         try
         {
             return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

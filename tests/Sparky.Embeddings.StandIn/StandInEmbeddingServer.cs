@@ -45,6 +45,12 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
     public string? LastEncoding { get; private set; }
     /// <summary>The Authorization header of the last embeddings request.</summary>
     public string? LastAuthorization { get; private set; }
+    /// <summary>A request whose body is over this many bytes is refused with 413, as a server with a body limit does;
+    /// 0: no limit.</summary>
+    public long MaxBodyBytes { get; set; }
+    /// <summary>Each request answered with vectors: its texts and their characters in all.</summary>
+    public IReadOnlyCollection<(int Texts, long Chars)> Answered => _answered;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(int Texts, long Chars)> _answered = new();
     /// <summary>Every k-th request is refused (429 with Retry-After: 0, then 503 without, in turn); 0: none.</summary>
     public int FailEvery { get; set; }
     public long Requests => Interlocked.Read(ref _requests);
@@ -126,6 +132,13 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
     public static float[] HashVector(string text, int dimensions)
     {
         var v = new float[dimensions];
+        HashVector(text, v);
+        return v;
+    }
+
+    private static void HashVector(string text, Span<float> v)
+    {
+        int dimensions = v.Length;
         ulong state = BinaryPrimitives.ReadUInt64LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
         for (int i = 0; i < dimensions; i++)
         {
@@ -135,7 +148,6 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
             z ^= z >> 31;
             v[i] = (float)((z >> 40) / 16777216.0 * 2 - 1); // 24 bits: exact in a float
         }
-        return v;
     }
 
     private async Task ModelsAsync(HttpContext http)
@@ -167,8 +179,15 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
             await http.Response.WriteAsync($$$"""{"error":{"message":"refused on purpose ({{{f.Status}}})","type":"stand_in"}}""");
             return;
         }
-        using var ms = new MemoryStream();
+        using var ms = new MemoryStream((int)Math.Clamp(http.Request.ContentLength ?? 0, 0, 1 << 24));
         await http.Request.Body.CopyToAsync(ms, http.RequestAborted);
+        if (MaxBodyBytes > 0 && ms.Length > MaxBodyBytes)
+        {
+            Interlocked.Increment(ref _refused);
+            http.Response.StatusCode = 413;
+            await http.Response.WriteAsync($$$"""{"error":{"message":"the body is {{{ms.Length}}} bytes; at most {{{MaxBodyBytes}}} are accepted","type":"invalid_request_error"}}""");
+            return;
+        }
         var (texts, base64, error) = ReadTexts(ms.ToArray());
         if (base64 && RefuseBase64) (texts, error) = (null, "encoding_format: only float is supported");
         if (texts is null)
@@ -183,9 +202,13 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
             return;
         }
         Interlocked.Add(ref _texts, texts.Count);
+        _answered.Enqueue((texts.Count, texts.Sum(t => (long)t.Length)));
         LastEncoding = base64 ? "base64" : "float";
         http.Response.ContentType = "application/json";
-        await using var w = new Utf8JsonWriter(http.Response.Body);
+        // Straight into Kestrel's pipe: a buffer of the whole answer (100 KB for 64 vectors) would be a large-object
+        // allocation per request, and the stand-in would measure its own garbage collector instead of its client.
+        using var w = new Utf8JsonWriter(http.Response.BodyWriter);
+        var vector = new float[Dimensions];
         w.WriteStartObject();
         w.WriteString("object", "list");
         w.WriteStartArray("data");
@@ -194,7 +217,7 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
             w.WriteStartObject();
             w.WriteString("object", "embedding");
             w.WriteNumber("index", i);
-            var vector = HashVector(texts[i], Dimensions);
+            HashVector(texts[i], vector);
             if (base64) w.WriteBase64String("embedding", System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.AsSpan()));
             else
             {
@@ -212,6 +235,8 @@ public sealed class StandInEmbeddingServer : IAsyncDisposable
         w.WriteNumber("total_tokens", tokens);
         w.WriteEndObject();
         w.WriteEndObject();
+        w.Flush();
+        await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
     }
 
     /// <summary>The request's texts (input: a string or an array of strings, none empty) and whether it asks for

@@ -21,6 +21,30 @@ public class BatchPlannerTests
     }
 
     [Fact]
+    public void At_a_rate_that_brings_no_company_within_the_window_a_lone_input_runs_at_once()
+    {
+        // 5 ms left: at 100 inputs/s half an input is expected in it (run now); at 1,000/s five are (wait for them).
+        Assert.Equal(TimeSpan.Zero, BatchPlanner.Delay(1, 10, TimeSpan.Zero, Limits, arrivalsPerSecond: 100));
+        Assert.Equal(TimeSpan.FromMilliseconds(5), BatchPlanner.Delay(1, 10, TimeSpan.Zero, Limits, arrivalsPerSecond: 1000));
+        // What is left of the window counts, not all of it: 1 ms left at 500/s is half an input.
+        Assert.Equal(TimeSpan.Zero, BatchPlanner.Delay(2, 20, TimeSpan.FromMilliseconds(4), Limits, arrivalsPerSecond: 500));
+    }
+
+    [Fact]
+    public void The_arrival_rate_follows_the_load_and_falls_after_a_pause()
+    {
+        var rate = new ArrivalRate();
+        Assert.True(rate.PerSecond <= 1); // nothing seen: no reason to wait
+        double t = 0;
+        for (int i = 0; i < 100; i++) rate.Observe(t += 0.002, 1);     // 500 inputs/s
+        Assert.InRange(rate.PerSecond, 450, 550);
+        for (int i = 0; i < 100; i++) rate.Observe(t += 0.010, 4);     // requests of 4 inputs, 100 a second: 400 inputs/s
+        Assert.InRange(rate.PerSecond, 360, 440);
+        rate.Observe(t += 2, 1);                                       // a pause of 2 s
+        Assert.True(rate.PerSecond < 20, $"{rate.PerSecond}/s after a pause");
+    }
+
+    [Fact]
     public void A_full_batch_runs_at_once()
     {
         Assert.Equal(TimeSpan.Zero, BatchPlanner.Delay(8, 40, TimeSpan.Zero, Limits));   // the count

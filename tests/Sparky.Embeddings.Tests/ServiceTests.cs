@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using Sparky.Embeddings.Batching;
+using Sparky.Embeddings.Hosting;
 using Sparky.Embeddings.Model;
 
 namespace Sparky.Embeddings.Tests;
@@ -129,6 +130,42 @@ public class ServiceTests(EmbedServerFixture f) : IClassFixture<EmbedServerFixtu
     }
 
     [Fact]
+    public async Task Without_a_token_a_request_addressed_to_a_name_that_is_not_loopback_is_refused_dns_rebinding()
+    {
+        int port = new Uri(Url).Port;
+        // A page on attacker.example whose name now resolves to 127.0.0.1 sends its own name as Host: refused, reads too.
+        foreach (var (method, path) in new[] { ("POST", "/v1/embeddings"), ("GET", "/v1/models"), ("GET", "/metrics") })
+        {
+            using var req = new HttpRequestMessage(new HttpMethod(method), Url + path);
+            req.Headers.Host = $"attacker.example:{port}";
+            if (method == "POST") req.Content = JsonContent.Create(Req("hello"));
+            using var r = await f.Http.SendAsync(req);
+            Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
+            var body = JsonNode.Parse(await r.Content.ReadAsStringAsync())!;
+            Assert.Contains("loopback", body["error"]!["message"]!.GetValue<string>());
+            Assert.Equal("forbidden_host", body["error"]!["code"]!.GetValue<string>());
+        }
+        // Every name of loopback is the service's.
+        foreach (var host in new[] { $"localhost:{port}", $"127.0.0.1:{port}", $"LOCALHOST:{port}", $"api.localhost:{port}", $"[::1]:{port}" })
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Post, Url + "/v1/embeddings") { Content = JsonContent.Create(Req("hello")) };
+            req.Headers.Host = host;
+            using var r = await f.Http.SendAsync(req);
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        // With a token the token decides, whatever the Host (a rebinding page does not have it).
+        await using var keyed = await EmbedServer.StartAsync(EmbedServerFixture.Options(), "127.0.0.1:0", "tok-51e9", Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        foreach (var bearer in new[] { null, "tok-51e9" })
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, keyed.Url + "/v1/models");
+            req.Headers.Host = $"attacker.example:{new Uri(keyed.Url).Port}";
+            if (bearer is not null) req.Headers.Authorization = new("Bearer", bearer);
+            using var r = await f.Http.SendAsync(req);
+            Assert.Equal(bearer is null ? HttpStatusCode.Unauthorized : HttpStatusCode.OK, r.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task With_truncate_on_a_long_input_is_cut_to_the_limit_and_embedded()
     {
         await using var server = await EmbedServerFixture.StartAsync(EmbedServerFixture.Options() with { Truncate = true });
@@ -140,6 +177,39 @@ public class ServiceTests(EmbedServerFixture f) : IClassFixture<EmbedServerFixtu
 
 /// <summary>Overload: past max_concurrent_requests a request gets 429 with Retry-After, and one retried after it gets
 /// its vectors; none is lost.</summary>
+/// <summary>The adaptive wait over HTTP with the real model: a long max_batch_wait costs nothing at a low rate, and
+/// concurrent callers are still batched.</summary>
+public class BatchWaitTests
+{
+    [Fact]
+    public async Task At_a_low_rate_a_request_does_not_wait_for_the_window_and_a_burst_is_still_batched()
+    {
+        var wait = TimeSpan.FromMilliseconds(300);
+        await using var server = await EmbedServerFixture.StartAsync(EmbedServerFixture.Options(new BatchLimits(8192, 32, wait)));
+        using var http = new HttpClient();
+        var body = new JsonObject { ["input"] = "a lone sentence", ["model"] = MiniLm.Id };
+        Assert.Equal(200, (await EmbedServerFixture.PostAsync(http, server.Url, body)).Status); // warm-up
+        var times = new List<double>();
+        for (int i = 0; i < 5; i++)
+        {
+            await Task.Delay(100);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal(200, (await EmbedServerFixture.PostAsync(http, server.Url, body)).Status);
+            times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        // With a fixed wait each would take 300 ms and more; one sentence on the model takes milliseconds.
+        Assert.True(times.Order().ElementAt(2) < wait.TotalMilliseconds / 2, $"requests took {string.Join(", ", times.Select(t => $"{t:0} ms"))}");
+
+        var burst = await Task.WhenAll(Enumerable.Range(0, 64).Select(i =>
+            EmbedServerFixture.PostAsync(http, server.Url, new JsonObject { ["input"] = $"sentence number {i}", ["model"] = MiniLm.Id })));
+        Assert.All(burst, r => Assert.Equal(200, r.Status));
+        var metrics = await http.GetStringAsync(server.Url + "/metrics");
+        double Metric(string name) => double.Parse(metrics.Split('\n').First(l => l.StartsWith(name + " ")).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        double batches = Metric("sparky_embeddings_batch_size_count"), inputs = Metric("sparky_embeddings_batch_size_sum");
+        Assert.True(inputs / batches > 2, $"{inputs} inputs in {batches} batches");
+    }
+}
+
 public class OverloadTests
 {
     [Fact]

@@ -231,19 +231,19 @@ public sealed class MessageTests
         {
             Session = "s1", Seq = 17, Id = "t-1", Attempt = 1, Command = ["/bin/sh", "-c", "echo hi"],
             Env = new() { ["SPARKY_TASK_ID"] = "t-1", ["A"] = "b" }, Cwd = "/work", Gpus = 1, Stdout = "/l/t-1.1.out", Stderr = "/l/t-1.1.err",
-            Payload = "{\"x\":1}", MemoryMb = 512,
+            Payload = "{\"x\":1}", MemoryMb = 512, Port = true,
         };
         var (back, env, keys) = RoundTrip(task);
         Assert.Equal("task", env.Type);
         Assert.Equivalent(task, back, strict: true);
-        Assert.Equal(Sorted("session", "seq", "id", "attempt", "command", "env", "cwd", "gpus", "stdout", "stderr", "payload", "memory_mb"), keys);
-        // No payload and no memory limit: those keys are left out; a null cwd is nil, as before.
+        Assert.Equal(Sorted("session", "seq", "id", "attempt", "command", "env", "cwd", "gpus", "stdout", "stderr", "payload", "memory_mb", "port"), keys);
+        // No payload, no memory limit, no port: those keys are left out; a null cwd is nil, as before.
         Assert.Equal(Sorted("session", "seq", "id", "attempt", "command", "env", "cwd", "gpus", "stdout", "stderr"),
-            RoundTrip(task with { Payload = null, MemoryMb = null, Cwd = null }).Keys);
+            RoundTrip(task with { Payload = null, MemoryMb = null, Cwd = null, Port = null }).Keys);
         var read = Read<TaskMessage>(Map(("session", "s1"), ("seq", 3L), ("id", "t-1"), ("attempt", 2), ("command", new object?[] { "true" }),
             ("env", new (string, object?)[] { ("K", "v") }), ("cwd", null), ("gpus", 0), ("stdout", "o"), ("stderr", "e")));
-        Assert.Equal(("s1", 3L, "t-1", 2, "true", "v", null, 0, "o", "e", null, null),
-            (read.Session, read.Seq, read.Id, read.Attempt, read.Command![0], read.Env!["K"], read.Cwd, read.Gpus, read.Stdout, read.Stderr, read.Payload, read.MemoryMb));
+        Assert.Equal(("s1", 3L, "t-1", 2, "true", "v", null, 0, "o", "e", null, null, null),
+            (read.Session, read.Seq, read.Id, read.Attempt, read.Command![0], read.Env!["K"], read.Cwd, read.Gpus, read.Stdout, read.Stderr, read.Payload, read.MemoryMb, read.Port));
     }
 
     [Fact]

@@ -4,7 +4,7 @@
 #
 #   cluster.sh start DIR [N]    munge key, munged, slurm.conf, gres.conf, slurmctld, slurmd; waits until
 #                               the node is idle and a job runs, then prints `export SLURM_CONF=DIR/slurm.conf`.
-#                               N=2: two nodes, sparky-a and sparky-b, each its own slurmd (`slurmd -N NAME`)
+#                               N=2: two nodes, sparky-n1 and sparky-n2 (Slurm lists them as sparky-n[1-2]), each its own slurmd (`slurmd -N NAME`)
 #                               on its own Port, both on 127.0.0.1 (Debian builds Slurm with MULTIPLE_SLURMD:
 #                               `scontrol show config` lists it); a job spanning both waits until both are idle.
 #   cluster.sh stop DIR         kills slurmd, slurmctld, munged by their pid files (TERM, wait, KILL), and the
@@ -198,7 +198,7 @@ d_port=$(free_port "$ctld_port") || fail "no free port"
 if [ "$NODES" = 2 ]; then
   b_port=$(free_port "$ctld_port") || fail "no free port"
   [ "$b_port" != "$d_port" ] || b_port=$(free_port "$d_port") || fail "no free port"
-  names=(sparky-a sparky-b)
+  names=(sparky-n1 sparky-n2)
 else
   names=("$host")
 fi
@@ -254,8 +254,8 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
 JobAcctGatherParams=OverMemoryKill
 $(if [ "$NODES" = 2 ]; then
-  echo "NodeName=sparky-a NodeHostname=$host NodeAddr=127.0.0.1 Port=$d_port CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
-  echo "NodeName=sparky-b NodeHostname=$host NodeAddr=127.0.0.1 Port=$b_port CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
+  echo "NodeName=sparky-n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$d_port CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
+  echo "NodeName=sparky-n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$b_port CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
 else
   echo "NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
 fi)

@@ -11,6 +11,12 @@ public static class Loopback
     public static bool IsHost(string host) =>
         IsLocalhostName(host) || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
+    /// <summary>A request's Host (without its port) names this machine's loopback: a loopback host, or a name under
+    /// <c>.localhost</c> (which resolves to loopback by RFC 6761). Anything else, on a server that has no token, is DNS
+    /// rebinding: a page elsewhere whose name now points at 127.0.0.1.</summary>
+    public static bool IsRequestHost(string host) =>
+        IsHost(host) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The name <c>localhost</c>: a server binds it with Kestrel's <c>ListenLocalhost</c>, never on every address.</summary>
     public static bool IsLocalhostName(string host) => host.Equals("localhost", StringComparison.OrdinalIgnoreCase);
 }

@@ -133,6 +133,7 @@ public sealed class SparkyConfig
             .ToFrozenSet(StringComparer.Ordinal);
         PilotClasses = List(V("pilot_classes")).ToFrozenSet(StringComparer.Ordinal);
         WorkerClasses = List(V("worker_classes")).Concat(PilotClasses).ToFrozenSet(StringComparer.Ordinal);
+        BenchNoopClasses = List(V("bench_noop_classes")).ToFrozenSet(StringComparer.Ordinal);
         PilotMaxWorkers = ReadInt(V("pilot_max_workers"));
         PilotSlots = ReadInt(V("pilot_slots"));
         PilotPrefetch = ReadInt(V("pilot_prefetch"));
@@ -236,6 +237,9 @@ public sealed class SparkyConfig
     public IReadOnlySet<string> WorkerClasses { get; }
     /// <summary>Worker classes for which Sparky itself starts workers, as pilot jobs on Slurm.</summary>
     public IReadOnlySet<string> PilotClasses { get; }
+    /// <summary>For benchmarks only (<c>bench/overhead</c>): classes whose tasks run nothing; every attempt ends at once with
+    /// exit 0 through the same lifecycle, store writes and events as a real one, so the daemon's own cost is measured.</summary>
+    public IReadOnlySet<string> BenchNoopClasses { get; }
     public int PilotMaxWorkers { get; }
     public int PilotSlots { get; }
     public int PilotPrefetch { get; }
@@ -356,6 +360,9 @@ public sealed class SparkyConfig
         new("worker_classes", "classes whose tasks go to workers (sparky worker --connect) instead of running here; comma-separated",
             _ => "", ClassList),
         new("pilot_classes", "classes whose tasks go to pilot workers that Sparky starts as Slurm jobs when work is queued; comma-separated",
+            _ => "", ClassList),
+        new("bench_noop_classes", "FOR BENCHMARKS ONLY (bench/overhead): classes whose tasks run NOTHING: each attempt ends at once with exit 0, " +
+            "recorded and announced as a real one, so the daemon's own cost per task is measured apart from the processes'; the daemon warns at start; comma-separated",
             _ => "", ClassList),
         new("pilot_max_workers", "most pilot jobs at once (pilot.max_workers in sparky.toml)", _ => "4", Long(0, 100_000)),
         new("pilot_slots", "tasks one pilot runs at once (it asks Slurm for as many CPUs)", _ => "4", Long(1, 4096)),

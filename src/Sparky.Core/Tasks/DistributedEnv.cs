@@ -14,12 +14,7 @@ public static class DistributedEnv
     /// unchanged.</summary>
     public static Dictionary<string, string> Local(TaskSpec spec, int gpus, int? port)
     {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (port is { } p)
-        {
-            env["MASTER_ADDR"] = "127.0.0.1";
-            env["MASTER_PORT"] = env["SPARKY_PORT"] = Text(p);
-        }
+        var env = port is { } p ? Port(p) : new Dictionary<string, string>(StringComparer.Ordinal);
         if (gpus > 0) env["SPARKY_GPUS"] = Text(gpus);
         // Processes on this node: as asked, else one per GPU; a task that asks for neither is left to its launcher.
         if ((spec.ProcsPerNode ?? (gpus > 0 ? gpus : null)) is { } procs)
@@ -30,6 +25,13 @@ public static class DistributedEnv
         }
         return env;
     }
+
+    /// <summary>The rendezvous on this host at <paramref name="port"/>, reserved for the task where it runs (by the
+    /// daemon for its own tasks, by a worker for the tasks it runs): loopback, which every process of a one-node task reaches.</summary>
+    public static Dictionary<string, string> Port(int port) => new(StringComparer.Ordinal)
+    {
+        ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = Text(port), ["SPARKY_PORT"] = Text(port),
+    };
 
     private static string Text(int n) => n.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -180,11 +180,9 @@ public static class EnvelopeParser
         var cwd = OptionalPath(p["cwd"], "cwd", errors);
         var timeout = OptionalTimeout(p["timeout_seconds"], "timeout_seconds", errors);
         int? retries = OptionalInt(p["retries"], "retries", 0, MaxRetries, errors);
-        bool? port = OptionalBool(p["port"], "port", errors);
         double? cpus = null;
         long? memMb = null, gpuMemMb = null;
-        int? gpus = null, nodes = null, gpusPerNode = null, procsPerNode = null;
-        bool? exclusive = null;
+        int? gpus = null;
         if (p["resources"] is JsonNode resNode)
         {
             if (resNode is JsonObject res)
@@ -194,21 +192,38 @@ public static class EnvelopeParser
                 gpus = OptionalInt(res["gpus"], "resources.gpus", 0, 1024, errors);
                 gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_mb"], "resources.gpu_memory_mb", errors), 1);
                 if (gpuMemMb is null or 0) gpuMemMb = Mb(OptionalNonNegative(res["gpu_memory_gb"], "resources.gpu_memory_gb", errors), 1024) ?? gpuMemMb;
-                nodes = OptionalInt(res["nodes"], "resources.nodes", 1, MaxNodes, errors);
-                gpusPerNode = OptionalInt(res["gpus_per_node"], "resources.gpus_per_node", 0, 1024, errors);
-                procsPerNode = OptionalInt(res["procs_per_node"], "resources.procs_per_node", 1, 1024, errors);
-                exclusive = OptionalBool(res["exclusive"], "resources.exclusive", errors);
             }
             else errors.Add("resources must be an object");
         }
+        var placing = ParseNodeOptions(p, "", "resources.gpus", gpus ?? 0, errors);
         CheckGpuShare(gpus ?? 0, gpuMemMb ?? 0, errors);
-        CheckNodes(nodes, gpus ?? 0, gpusPerNode, errors);
         if (errors.Count > before) return null;
-        return TaskSpec.Of(argv, shell, new TaskOptions
+        return TaskSpec.Of(argv, shell, placing with
         {
             Env = env, Cwd = cwd, TimeoutSeconds = timeout, Retries = retries, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb,
-            Port = port, Nodes = nodes, GpusPerNode = gpusPerNode, ProcsPerNode = procsPerNode, Exclusive = exclusive,
         });
+    }
+
+    /// <summary>
+    /// A task's rendezvous port and node options, read the same way in every form of the envelope: <c>port</c> beside
+    /// the command, <c>nodes</c>, <c>gpus_per_node</c>, <c>procs_per_node</c> and <c>exclusive</c> in its
+    /// <c>resources</c> (<paramref name="at"/>: where that object is, "" or "execution."). Errors name the field where
+    /// it was sent. <paramref name="gpusField"/> and <paramref name="gpus"/>: that form's whole-GPU count.
+    /// </summary>
+    private static TaskOptions ParseNodeOptions(JsonObject o, string at, string gpusField, int gpus, List<string> errors)
+    {
+        bool? port = OptionalBool(o["port"], at + "port", errors);
+        int? nodes = null, gpusPerNode = null, procsPerNode = null;
+        bool? exclusive = null;
+        if (o["resources"] is JsonObject res)
+        {
+            nodes = OptionalInt(res["nodes"], at + "resources.nodes", 1, MaxNodes, errors);
+            gpusPerNode = OptionalInt(res["gpus_per_node"], at + "resources.gpus_per_node", 0, 1024, errors);
+            procsPerNode = OptionalInt(res["procs_per_node"], at + "resources.procs_per_node", 1, 1024, errors);
+            exclusive = OptionalBool(res["exclusive"], at + "resources.exclusive", errors);
+        }
+        CheckNodes(nodes, gpus, gpusPerNode, errors, at, gpusField);
+        return new TaskOptions { Port = port, Nodes = nodes, GpusPerNode = gpusPerNode, ProcsPerNode = procsPerNode, Exclusive = exclusive };
     }
 
     /// <summary>A payload that names work instead of a command: any JSON value, kept as it came for the class's handler.
@@ -247,8 +262,10 @@ public static class EnvelopeParser
             }
             else errors.Add(at + ".resources must be an object");
         }
+        // Sparky's own options, where the native form has them: port beside the command, the node options in resources.
+        var placing = ParseNodeOptions(e, at + ".", at + ".resources.gpu_count", gpus ?? 0, errors);
         if (errors.Count > before) return null;
-        return TaskSpec.Of(argv, shell, new TaskOptions
+        return TaskSpec.Of(argv, shell, placing with
         {
             Env = env, Cwd = cwd, TimeoutSeconds = timeout, Cpus = cpus, MemoryMb = memMb, Gpus = gpus, GpuMemoryMb = gpuMemMb,
         });
@@ -307,12 +324,12 @@ public static class EnvelopeParser
     }
 
     /// <summary>GPUs on several nodes are asked per node: a total would not say how they split.</summary>
-    private static void CheckNodes(int? nodes, int gpus, int? gpusPerNode, List<string> errors)
+    private static void CheckNodes(int? nodes, int gpus, int? gpusPerNode, List<string> errors, string at = "", string gpusField = "resources.gpus")
     {
         if (nodes > 1 && gpus > 0 && gpusPerNode is null)
-            errors.Add("resources.gpus is a count on one machine; with resources.nodes > 1 ask for resources.gpus_per_node");
+            errors.Add($"{gpusField} is a count on one machine; with {at}resources.nodes > 1 ask for {at}resources.gpus_per_node");
         if (gpus > 0 && gpusPerNode > 0 && gpus != gpusPerNode * (nodes ?? 1))
-            errors.Add("resources.gpus and resources.gpus_per_node disagree: send one of them");
+            errors.Add($"{gpusField} and {at}resources.gpus_per_node disagree: send one of them");
     }
 
     private static bool? OptionalBool(JsonNode? node, string field, List<string> errors)

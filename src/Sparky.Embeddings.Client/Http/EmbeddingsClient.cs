@@ -3,6 +3,10 @@ using System.Net.Http.Headers;
 
 namespace Sparky.Embeddings.Client.Http;
 
+/// <summary>A batch's answer: its vectors, row after row, and their dimension; or why not, and whether that was the
+/// request's size (HTTP 413).</summary>
+public readonly record struct EmbedReply(float[]? Vectors, int Dimensions, string? Error, bool TooLarge = false);
+
 /// <summary>
 /// Sends batches of texts to one OpenAI-compatible endpoint over one HttpClient: a pool of keep-alive connections
 /// (as many as batches in flight), each request retried under <see cref="RetryPolicy"/>. The API key, where given, goes
@@ -64,8 +68,9 @@ public sealed class EmbeddingsClient : IDisposable
     }
 
     /// <summary>The vectors of <paramref name="texts"/>, row after row, after as many attempts as the policy allows;
-    /// or the reason they could not be had.</summary>
-    public async Task<(float[]? Vectors, int Dimensions, string? Error)> EmbedAsync(IReadOnlyList<string> texts, string? model, int dimensions, CancellationToken ct)
+    /// or the reason they could not be had (<see cref="EmbedReply.TooLarge"/> where the endpoint said 413: the same
+    /// request cannot succeed, a smaller one may).</summary>
+    public async Task<EmbedReply> EmbedAsync(IReadOnlyList<string> texts, string? model, int dimensions, CancellationToken ct)
     {
         for (int attempt = 1; ; attempt++)
         {
@@ -78,14 +83,17 @@ public sealed class EmbeddingsClient : IDisposable
                 timeout.CancelAfter(_timeout);
                 using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint.Embeddings) { Content = new ByteArrayContent(body) };
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                using var reply = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token);
-                var bytes = await reply.Content.ReadAsByteArrayAsync(timeout.Token);
+                using var reply = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                using var bytes = await PooledBody.ReadAsync(reply.Content, timeout.Token);
                 if (reply.IsSuccessStatusCode)
                 {
                     if (!floats) _base64Works = true;
-                    return EmbeddingsWire.Response(bytes, texts.Count, dimensions);
+                    var (vectors, dims, error) = EmbeddingsWire.Response(bytes.Span, texts.Count, dimensions);
+                    return new EmbedReply(vectors, dims, error);
                 }
-                failure = new SendOutcome.Status((int)reply.StatusCode, RetryAfter(reply), Snippet(bytes));
+                failure = new SendOutcome.Status((int)reply.StatusCode, RetryAfter(reply), Snippet(bytes.Span));
+                if (reply.StatusCode == HttpStatusCode.RequestEntityTooLarge)
+                    return new EmbedReply(null, 0, $"HTTP 413 for {texts.Count} texts of {body.Length} bytes: {((SendOutcome.Status)failure).Body}", TooLarge: true);
                 if (!floats && !_base64Works && (int)reply.StatusCode is 400 or 422)
                 {
                     if (!_floats) _log($"the endpoint refused the request (HTTP {(int)reply.StatusCode}); asking for floats instead of base64");
@@ -97,7 +105,7 @@ public sealed class EmbeddingsClient : IDisposable
             catch (HttpRequestException e) { failure = new SendOutcome.NoAnswer("no answer: " + e.Message); }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested) { failure = new SendOutcome.NoAnswer($"no answer in {_timeout.TotalSeconds:0.#} s"); }
             var decision = _policy.Decide(attempt, failure, Random.Shared.NextDouble());
-            if (!decision.Retry) return (null, 0, decision.Reason);
+            if (!decision.Retry) return new EmbedReply(null, 0, decision.Reason);
             Interlocked.Increment(ref _retries);
             _log($"retrying a batch of {texts.Count} in {decision.Delay.TotalSeconds:0.##} s (attempt {attempt + 1} of {_policy.MaxAttempts}): {decision.Reason}");
             await Task.Delay(decision.Delay, _time, ct);
@@ -112,11 +120,51 @@ public sealed class EmbeddingsClient : IDisposable
     };
 
     /// <summary>The start of an error body, on one line, for the message (a server's own words are the best clue).</summary>
-    private static string Snippet(byte[] body)
+    private static string Snippet(ReadOnlySpan<byte> body)
     {
-        var text = System.Text.Encoding.UTF8.GetString(body, 0, Math.Min(body.Length, 300)).ReplaceLineEndings(" ").Trim();
+        var text = System.Text.Encoding.UTF8.GetString(body[..Math.Min(body.Length, 300)]).ReplaceLineEndings(" ").Trim();
         return new string(text.Where(c => !char.IsControl(c)).ToArray());
     }
 
     public void Dispose() => _http.Dispose();
+}
+
+/// <summary>An answer's body in a buffer from the shared pool, given back when disposed: an answer of 64 vectors is
+/// about 100 KB, and a new array of that size for each would be a large-object allocation, collected only with the
+/// whole heap.</summary>
+internal readonly struct PooledBody : IDisposable
+{
+    private readonly byte[] _buffer;
+    private readonly int _length;
+    public ReadOnlySpan<byte> Span => _buffer.AsSpan(0, _length);
+
+    private PooledBody(byte[] buffer, int length) => (_buffer, _length) = (buffer, length);
+
+    public static async Task<PooledBody> ReadAsync(HttpContent content, CancellationToken ct)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Clamp(content.Headers.ContentLength ?? 0, 0, 1 << 26) + 1);
+        int length = 0;
+        try
+        {
+            await using var stream = await content.ReadAsStreamAsync(ct);
+            int n;
+            while ((n = await stream.ReadAsync(buffer.AsMemory(length), ct)) > 0)
+            {
+                length += n;
+                if (length < buffer.Length) continue;
+                var bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                buffer.AsSpan(0, length).CopyTo(bigger);
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                buffer = bigger;
+            }
+            return new PooledBody(buffer, length);
+        }
+        catch
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    public void Dispose() => System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
 }

@@ -11,6 +11,11 @@ public sealed record EmbedJobOptions(string Input, string OutputDir, Endpoint En
 {
     public string? Model { get; init; }
     public int BatchSize { get; init; } = 64;
+    /// <summary>Characters of text per request at most (a batch ends before the text that would pass it; a longer text
+    /// goes alone): requests stay within what servers take (TEI's 2 MB body, OpenAI's tokens per request) whatever the
+    /// texts' length. About 4 characters a token in English.</summary>
+    public int BatchChars { get; init; } = DefaultBatchChars;
+    public const int DefaultBatchChars = 100_000;
     /// <summary>Batches in flight at once (each on its own pooled connection).</summary>
     public int Concurrency { get; init; } = 4;
     public ShardSpec Shard { get; init; } = ShardSpec.Whole;
@@ -60,6 +65,12 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
     private string LockPath => Path.Combine(options.OutputDir, options.Shard.Stem + ".lock");
 
     private Checkpoint _state = null!;
+    /// <summary>A record read past the end of the last batch (it would have passed its character budget): the next
+    /// batch starts with it.</summary>
+    private InputRecord? _carry;
+    /// <summary>The character budget now: <see cref="EmbedJobOptions.BatchChars"/>, lowered after a 413 so the next
+    /// batches are not refused too.</summary>
+    private int _batchChars;
     private long _firstLine, _endLine, _resumedAt;
     private int _retries;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -182,9 +193,10 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
     /// </summary>
     private async Task EmbedAsync(EmbeddingsClient client, PartialOutput output, CancellationToken ct)
     {
+        _batchChars = options.BatchChars;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var slots = new SemaphoreSlim(options.Concurrency);
-        var queue = Channel.CreateUnbounded<(Batch Batch, Task<(float[]? Vectors, int Dimensions, string? Error)> Reply)>();
+        var queue = Channel.CreateUnbounded<(Batch Batch, Task<EmbedReply> Reply)>();
         int dims = _state.Dimensions;
         var reader = Task.Run(async () =>
         {
@@ -194,9 +206,8 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
                 while (NextBatch(lines) is { } batch)
                 {
                     await slots.WaitAsync(stop.Token);
-                    var texts = batch.Records.Select(r => r.Text).ToList();
-                    var reply = texts.Count == 0 ? Task.FromResult<(float[]?, int, string?)>(([], 0, null))
-                        : client.EmbedAsync(texts, _state.Model, Volatile.Read(ref dims), stop.Token);
+                    var reply = batch.Records.Count == 0 ? Task.FromResult(new EmbedReply([], 0, null))
+                        : EmbedSplittingAsync(client, batch.Records, 0, batch.Records.Count, Volatile.Read(ref dims), stop.Token);
                     queue.Writer.TryWrite((batch, reply));
                 }
                 queue.Writer.TryComplete();
@@ -209,7 +220,7 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
         {
             await foreach (var (batch, reply) in queue.Reader.ReadAllAsync(stop.Token))
             {
-                var (vectors, d, error) = await reply;
+                var (vectors, d, error, _) = await reply;
                 if (error is not null) throw new JobFailure($"{options.Endpoint.Embeddings}: {error}");
                 if (batch.Records.Count > 0)
                 {
@@ -243,31 +254,95 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
         }
     }
 
+    /// <summary>
+    /// The vectors of <paramref name="count"/> records from <paramref name="start"/>. Where the endpoint answers 413 the
+    /// records are split in half and each half sent on its own, down to one text; one text still too large ends the job
+    /// naming it. The budget for the batches still to be read is lowered to half the refused request's characters.
+    /// </summary>
+    private async Task<EmbedReply> EmbedSplittingAsync(EmbeddingsClient client, List<InputRecord> records, int start, int count, int dims, CancellationToken ct)
+    {
+        var texts = new List<string>(count);
+        for (int i = start; i < start + count; i++) texts.Add(records[i].Text);
+        var reply = await client.EmbedAsync(texts, _state.Model, dims, ct);
+        if (!reply.TooLarge) return reply;
+        if (count == 1)
+        {
+            var r = records[start];
+            return reply with
+            {
+                TooLarge = false,
+                Error = $"the text of id {r.Id} ({options.Input}:{r.Line}, {r.Text.Length} characters) is too large for the endpoint even alone: {reply.Error}",
+            };
+        }
+        int refusedChars = (int)Math.Min(int.MaxValue, texts.Sum(t => (long)t.Length));
+        if (LowerBudget(Math.Max(1, refusedChars / 2)) is { } lowered)
+            log($"the endpoint refused {count} texts of {refusedChars} characters as too large (HTTP 413): sending them in halves, and batches of at most {lowered} characters from now on");
+        int half = count / 2;
+        var first = await EmbedSplittingAsync(client, records, start, half, dims, ct);
+        if (first.Error is not null) return first;
+        var second = await EmbedSplittingAsync(client, records, start + half, count - half, first.Dimensions, ct);
+        if (second.Error is not null) return second;
+        return new EmbedReply([.. first.Vectors!, .. second.Vectors!], first.Dimensions, null);
+    }
+
+    /// <summary>Lowers the character budget to <paramref name="chars"/>; the new budget, or null where it was already
+    /// that low (another batch lowered it first).</summary>
+    private int? LowerBudget(int chars)
+    {
+        int now;
+        do
+        {
+            now = Volatile.Read(ref _batchChars);
+            if (now <= chars) return null;
+        } while (Interlocked.CompareExchange(ref _batchChars, chars, now) != now);
+        return chars;
+    }
+
     private void Commit(PartialOutput output)
     {
         output.Sync();
         _state.Save(CheckpointPath);
     }
 
-    /// <summary>The next batch of records (up to the batch size) and the lines passed over before it; null at the
-    /// shard's end. Runs on the reader's thread.</summary>
+    /// <summary>The next batch of records (up to the batch size and the character budget) and the lines passed over
+    /// before it; null at the shard's end. A record that would pass the budget is kept for the next batch, and this
+    /// batch ends at the line before it (its place, for the checkpoint). Runs on the reader's thread.</summary>
     private Batch? NextBatch(LineReader lines)
     {
         var records = new List<InputRecord>(options.BatchSize);
-        long skipped = 0;
-        long before = lines.NextLine;
+        long skipped = 0, chars = 0;
+        bool read = false;
+        long endLine = lines.NextLine, endOffset = lines.NextOffset;
+        int budget = Volatile.Read(ref _batchChars);
+        if (_carry is { } carried)
+        {
+            records.Add(carried);
+            chars = carried.Text.Length;
+            _carry = null;
+        }
         while (records.Count < options.BatchSize && lines.NextLine < _endLine && lines.TryRead(out long n, out var line))
         {
+            read = true;
             var parsed = LineParser.Parse(line, n, options.Spec);
-            if (parsed.Record is { } record) records.Add(record);
+            if (parsed.Record is { } record)
+            {
+                if (records.Count > 0 && chars + record.Text.Length > budget)
+                {
+                    _carry = record;
+                    return new Batch(records, endLine, endOffset, skipped);
+                }
+                records.Add(record);
+                chars += record.Text.Length;
+            }
             else if (parsed.Error is { } error)
             {
                 if (!options.SkipBad) throw new JobFailure($"{options.Input}:{n}: {error} (--skip-bad passes over such lines)");
                 skipped++;
                 log($"{options.Input}:{n}: skipped: {error}");
             }
+            (endLine, endOffset) = (lines.NextLine, lines.NextOffset);
         }
-        return lines.NextLine == before ? null : new Batch(records, lines.NextLine, lines.NextOffset, skipped);
+        return records.Count == 0 && !read ? null : new Batch(records, endLine, endOffset, skipped);
     }
 
     /// <summary>The final files: the header with the shape is in; the partial files are renamed into place (ids first,

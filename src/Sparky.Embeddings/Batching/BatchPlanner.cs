@@ -17,13 +17,19 @@ public readonly record struct Waiting(int Tokens);
 /// </summary>
 public static class BatchPlanner
 {
-    /// <summary>How long to wait before the next run: zero when a full batch is waiting or the oldest input has waited
-    /// <see cref="BatchLimits.MaxWait"/>; null when nothing waits.</summary>
-    public static TimeSpan? Delay(int waitingInputs, long waitingTokens, TimeSpan oldestWaited, BatchLimits limits)
+    /// <summary>
+    /// How long to wait before the next run: null when nothing waits; zero when a full batch is waiting, the oldest
+    /// input has waited <see cref="BatchLimits.MaxWait"/>, or fewer than one more input is expected before the window
+    /// ends at the rate inputs arrive (<paramref name="arrivalsPerSecond"/>): waiting then only adds latency, so a
+    /// moderate load runs at once on an idle model, while under load inputs gather during each run (the loop is busy)
+    /// and later ones still wait to fill a batch. Otherwise the rest of the window.
+    /// </summary>
+    public static TimeSpan? Delay(int waitingInputs, long waitingTokens, TimeSpan oldestWaited, BatchLimits limits, double arrivalsPerSecond = double.PositiveInfinity)
     {
         if (waitingInputs == 0) return null;
         if (waitingInputs >= limits.MaxBatchSize || waitingTokens >= limits.MaxBatchTokens || oldestWaited >= limits.MaxWait) return TimeSpan.Zero;
-        return limits.MaxWait - oldestWaited;
+        var left = limits.MaxWait - oldestWaited;
+        return arrivalsPerSecond * left.TotalSeconds < 1 ? TimeSpan.Zero : left;
     }
 
     /// <summary>

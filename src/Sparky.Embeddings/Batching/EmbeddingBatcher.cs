@@ -25,6 +25,7 @@ public sealed class EmbeddingBatcher : IDisposable
     private readonly TimeProvider _clock;
     private readonly object _lock = new();
     private readonly List<Item> _waiting = [];
+    private readonly ArrivalRate _arrivals = new();
     private long _waitingTokens;
     private int _requests;
     private bool _stopping;
@@ -73,6 +74,7 @@ public sealed class EmbeddingBatcher : IDisposable
         lock (_lock)
         {
             if (_stopping) throw new ObjectDisposedException(nameof(EmbeddingBatcher));
+            _arrivals.Observe(now / (double)_clock.TimestampFrequency, inputs.Count);
             for (int i = 0; i < inputs.Count; i++)
             {
                 _waiting.Add(new Item(job, i, inputs[i], now));
@@ -94,7 +96,7 @@ public sealed class EmbeddingBatcher : IDisposable
                 {
                     if (_stopping) return;
                     var waited = _waiting.Count == 0 ? TimeSpan.Zero : _clock.GetElapsedTime(_waiting[0].EnqueuedAt);
-                    var delay = BatchPlanner.Delay(_waiting.Count, _waitingTokens, waited, _limits);
+                    var delay = BatchPlanner.Delay(_waiting.Count, _waitingTokens, waited, _limits, _arrivals.PerSecond);
                     if (delay == TimeSpan.Zero) break;
                     if (delay is null) Monitor.Wait(_lock);
                     else Monitor.Wait(_lock, delay.Value);

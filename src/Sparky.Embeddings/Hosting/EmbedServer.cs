@@ -58,7 +58,18 @@ public sealed class EmbedServer : IAsyncDisposable
                 else k.ListenAnyIP(port);
             });
             var app = builder.Build();
-            if (token is not null)
+            if (token is null)
+            {
+                // Without a token it listens on loopback only (CheckBinding), and answers only requests addressed there:
+                // a page whose name now resolves to 127.0.0.1 (DNS rebinding) is same-origin with itself and could
+                // otherwise load the model and read what it gives. A client that sends no Host (HTTP/1.0) is no browser.
+                app.Use(async (ctx, next) =>
+                {
+                    if (!ctx.Request.Host.HasValue || Loopback.IsRequestHost(ctx.Request.Host.Host)) await next(ctx);
+                    else await RefuseAsync(ctx, 403, ForeignHostMessage, "forbidden_host");
+                });
+            }
+            else
             {
                 var expected = "Bearer " + token;
                 app.Use(async (ctx, next) =>
@@ -66,12 +77,7 @@ public sealed class EmbedServer : IAsyncDisposable
                     if (ctx.Request.Path == "/healthz" || System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
                             System.Text.Encoding.UTF8.GetBytes(ctx.Request.Headers.Authorization.ToString()), System.Text.Encoding.UTF8.GetBytes(expected)))
                         await next(ctx);
-                    else
-                    {
-                        ctx.Response.StatusCode = 401;
-                        ctx.Response.ContentType = "application/problem+json";
-                        await ctx.Response.WriteAsync("""{"title":"Unauthorized","status":401,"detail":"missing or wrong bearer token","error":{"message":"missing or wrong bearer token","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}""");
-                    }
+                    else await RefuseAsync(ctx, 401, "missing or wrong bearer token", "invalid_api_key");
                 });
             }
             app.MapEmbeddings(service);
@@ -86,6 +92,18 @@ public sealed class EmbedServer : IAsyncDisposable
             service.Dispose();
             throw;
         }
+    }
+
+    public const string ForeignHostMessage = "this service has no token and answers only requests addressed to loopback (localhost, 127.0.0.1, [::1]): " +
+        "a page elsewhere could otherwise reach it by pointing its own name at 127.0.0.1";
+
+    private static Task RefuseAsync(HttpContext ctx, int status, string message, string code)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "application/problem+json";
+        using (var w = new System.Text.Json.Utf8JsonWriter(ctx.Response.BodyWriter))
+            EmbeddingJson.WriteError(w, new ApiError(status, message, Code: code));
+        return ctx.Response.BodyWriter.FlushAsync().AsTask();
     }
 
     public async ValueTask DisposeAsync()

@@ -70,7 +70,7 @@ public static class EmbeddingJson
     {
         w.WriteStartObject();
         w.WriteString("type", "about:blank");
-        w.WriteString("title", e.Status switch { 404 => "Not found", 413 => "Payload too large", 429 => "Too many requests", >= 500 => "Server error", _ => "Bad request" });
+        w.WriteString("title", e.Status switch { 401 => "Unauthorized", 403 => "Forbidden", 404 => "Not found", 413 => "Payload too large", 429 => "Too many requests", >= 500 => "Server error", _ => "Bad request" });
         w.WriteNumber("status", e.Status);
         w.WriteString("detail", e.Message);
         w.WriteStartObject("error");

@@ -22,10 +22,11 @@ public sealed class OnnxEmbedder : IDisposable
 
     /// <param name="device">auto (CUDA where an NVIDIA GPU and ONNX Runtime's CUDA provider are both here), cpu or cuda.</param>
     /// <param name="threads">Threads one call may use; 0: one per core.</param>
-    public OnnxEmbedder(ModelInfo model, string device = "auto", int threads = 0)
+    /// <param name="optimization">ONNX Runtime's graph optimisation level (bench/embed --ort compares them).</param>
+    public OnnxEmbedder(ModelInfo model, string device = "auto", int threads = 0, GraphOptimizationLevel optimization = GraphOptimizationLevel.ORT_ENABLE_ALL)
     {
         _model = model;
-        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
+        using var options = new SessionOptions { GraphOptimizationLevel = optimization, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
         options.IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount;
         // Its threads sleep between calls instead of spinning: the cores are shared with the HTTP server and the
         // tokenisation of the next requests, which spinning starved on a small machine.

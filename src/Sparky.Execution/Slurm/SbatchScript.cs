@@ -204,19 +204,32 @@ public static partial class SbatchScript
 
     /// <summary>
     /// The rendezvous, run on the allocation's first node (where the batch script runs): its address as Slurm knows it
-    /// (<c>NodeAddr</c>, else its name), and a port picked from the job id, the next one taken where something already
-    /// listens there. Every value in it is a number Sparky checked or Slurm's own.
+    /// (<c>NodeAddr</c>, else its name), and a port there (<see cref="PickPort"/>). Every value in it is a number Sparky
+    /// checked or Slurm's own.
     /// </summary>
     private static string Rendezvous(SbatchNodes n) =>
         "SPARKY_FIRST_NODE=\"$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1)\"\n" +
         "MASTER_ADDR=\"$(scontrol show node \"$SPARKY_FIRST_NODE\" 2>/dev/null | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)\"\n" +
         "MASTER_ADDR=\"${MASTER_ADDR:-$SPARKY_FIRST_NODE}\"\n" +
-        $"MASTER_PORT=$(( {FirstPort} + ${{SLURM_JOB_ID:-0}} % {LastPort - FirstPort + 1} ))\n" +
-        $"for _ in $(seq {LastPort - FirstPort + 1}); do (: <>\"/dev/tcp/$MASTER_ADDR/$MASTER_PORT\") 2>/dev/null || break; " +
-        $"MASTER_PORT=$(( MASTER_PORT >= {LastPort} ? {FirstPort} : MASTER_PORT + 1 )); done\n" +
+        PickPort +
         "export MASTER_ADDR MASTER_PORT SPARKY_PORT=\"$MASTER_PORT\" NNODES=" + Quote(Number(n.Count)) +
         " WORLD_SIZE=" + Quote(Number(n.Count * n.ProcsPerNode)) +
         " LOCAL_WORLD_SIZE=" + Quote(Number(n.ProcsPerNode)) + " SPARKY_PROCS_PER_NODE=" + Quote(Number(n.ProcsPerNode)) + "\n";
+
+    /// <summary>
+    /// Bash that sets <c>MASTER_PORT</c> to a port free on this node: it starts from the job id (so jobs sharing a node
+    /// start apart) and takes the next one, through the range, while a socket of any state has it as its local port in
+    /// <c>/proc/net/tcp</c> or <c>tcp6</c>: listening, connected, or closing in TIME_WAIT, where a rendezvous server's
+    /// bind (without SO_REUSEADDR) would fail. Plain bash and awk, which every node has. <c>SLURM_JOB_ID</c> is Slurm's,
+    /// but only its digits (at most 9) are used: bash evaluates a variable's text inside <c>$(( ))</c>.
+    /// </summary>
+    public static readonly string PickPort =
+        "sparky_port_used() { cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | " +
+        "awk -v p=\"$(printf ':%04X' \"$1\")\" 'substr($2, length($2) - 4) == p { found = 1 } END { exit !found }'; }\n" +
+        "SPARKY_JOB=\"${SLURM_JOB_ID//[^0-9]/}\"; SPARKY_JOB=\"${SPARKY_JOB:0:9}\"\n" +
+        $"MASTER_PORT=$(( {FirstPort} + 10#${{SPARKY_JOB:-0}} % {LastPort - FirstPort + 1} ))\n" +
+        $"for _ in $(seq {LastPort - FirstPort + 1}); do sparky_port_used \"$MASTER_PORT\" || break; " +
+        $"MASTER_PORT=$(( MASTER_PORT >= {LastPort} ? {FirstPort} : MASTER_PORT + 1 )); done\n";
 
     private static string Number(int n) => n.ToString(CultureInfo.InvariantCulture);
 

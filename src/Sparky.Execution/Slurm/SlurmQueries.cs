@@ -263,10 +263,12 @@ public static partial class SlurmQueries
         return v is null or "" or "(null)" or "None" or "N/A" ? null : v;
     }
 
+    /// <summary>A job's nodes, every one named (<c>node1,node2</c> for Slurm's <c>node[1-2]</c>), so each shows
+    /// where the attempt ran; null where none is assigned.</summary>
     private static string? NodeOrNull(string? value)
     {
         var v = NullIfNone(value);
-        return v is "None assigned" ? null : v;
+        return v is null or "None assigned" ? null : SlurmHostlist.Join(v);
     }
 
     // Trailing whitespace and \r are dropped: squeue pads nothing in our format, and a comment with

@@ -225,15 +225,6 @@ public sealed partial class Engine
         // Outputs are recorded at the task's end whatever its outcome (the rule): a failed training run's
         // checkpoints are worth their checksums too. (The replaced runner recorded them for a success only.)
         var (artifacts, artifactsDir) = r.Outputs is not { Count: > 0 } outputs ? (null, null) : ArtifactsAtEnd(r, outputs, r.Released.OutputsUnseen);
-        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result.Json, r.DoneFile, result.Error,
-            artifacts?.ToJsonString(), artifactsDir);
-        executor.Settled(r, endWrite, final: true);
-        if (artifactsDir is not null)
-        {
-            // Hashed once the end is committed, so the recorded artifacts never land before the end they belong to.
-            var job = new ArtifactJob(r.Id, r.N, r.Class, artifactsDir, r.Outputs!, r.DoneFile);
-            endWrite.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) ArtifactsOwed?.Invoke(job); }, TaskContinuationOptions.ExecuteSynchronously);
-        }
         Observer.TaskCompleted(r.Class, outcome.Name(), seconds);
         var body = new JsonObject
         {
@@ -246,7 +237,17 @@ public sealed partial class Engine
         else if (r.DoneFile) body["done_file"] = true;
         if (usage.CpuMicros is { } cpu) body["cpu_ms"] = cpu / 1000;
         if (usage.MemoryPeakBytes is { } peak) body["mem_peak_bytes"] = peak;
-        PublishOnceStored(endWrite, Event(SparkyEvent.TaskFinished, r.Id, r.Class, body));
+        var finished = Event(SparkyEvent.TaskFinished, r.Id, r.Class, body);
+        // Announced once committed, from the writer's thread, in commit order: a thread-pool hop per end cost more than the publish.
+        var endWrite = _store.AttemptEndedAsync(r.Id, r.Class, attempt, outcome, reason, result.Json, r.DoneFile, result.Error,
+            artifacts?.ToJsonString(), artifactsDir, onCommitted: () => _events.Publish(finished));
+        executor.Settled(r, endWrite, final: true);
+        if (artifactsDir is not null)
+        {
+            // Hashed once the end is committed, so the recorded artifacts never land before the end they belong to.
+            var job = new ArtifactJob(r.Id, r.N, r.Class, artifactsDir, r.Outputs!, r.DoneFile);
+            endWrite.ContinueWith(t => { if (t.Result.Status == WriteStatus.Ok) ArtifactsOwed?.Invoke(job); }, TaskContinuationOptions.ExecuteSynchronously);
+        }
         return endWrite;
     }
 

@@ -15,6 +15,7 @@ using Sparky.Execution.Slurm;
 using Sparky.Server.Events;
 using Sparky.Server.Executors;
 using Sparky.Server.Executors.Local;
+using Sparky.Server.Executors.Noop;
 using Sparky.Server.Executors.Slurm;
 using Sparky.Server.Executors.Workers;
 using Sparky.Server.Outputs;
@@ -213,6 +214,14 @@ public sealed partial class Engine : IAsyncDisposable, IAttemptHost
         foreach (var cls in SparkyConfig.Classes)
             _executorOf[cls] = IsWorkerClass(cls) ? onWorkers : _slurmClasses.Contains(cls) ? _slurmAttempts : _local;
         _executors = [_local, _slurmAttempts, onWorkers];
+        if (_config.BenchNoopClasses.Count > 0)
+        {
+            // A benchmark's setting: these classes run nothing, which must never pass unnoticed.
+            EngineLog.NoopClasses(_log, string.Join(",", _config.BenchNoopClasses.Order(StringComparer.Ordinal)));
+            var noop = new NoopExecutor(this, _store, _events, (id, n, exit) => Post(new ExitedCmd(id, n, exit, null)));
+            foreach (var cls in _config.BenchNoopClasses) _executorOf[cls] = noop;
+            _executors = [.. _executors, noop];
+        }
         Recover();
         Ready = true;
         _loop = new Thread(Loop) { IsBackground = true, Name = "sparky-engine" };

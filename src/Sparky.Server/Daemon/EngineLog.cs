@@ -23,6 +23,9 @@ internal static partial class EngineLog
     [LoggerMessage(2004, LogLevel.Warning, "task {Id} attempt {Attempt}: {Why}")]
     public static partial void OutOfMemory(ILogger logger, string id, int attempt, string why);
 
+    [LoggerMessage(2005, LogLevel.Warning, "bench_noop_classes = {Classes}: tasks of these classes run NOTHING and succeed at once (a benchmark's setting)")]
+    public static partial void NoopClasses(ILogger logger, string classes);
+
     // ---- the Slurm executor (Executors/Slurm) ----
 
     [LoggerMessage(2010, LogLevel.Error, "cannot submit {Id} to Slurm: {Error}")]

@@ -94,7 +94,7 @@ internal static class AccessRules
     /// <summary>The Host a request was addressed to names something other than loopback. A client that sends no Host
     /// (HTTP/1.0) is not a browser.</summary>
     private static bool IsForeignHost(HttpRequest req) =>
-        req.Host.HasValue && !Loopback.IsHost(req.Host.Host) && !req.Host.Host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
+        req.Host.HasValue && !Loopback.IsRequestHost(req.Host.Host);
 
     /// <summary>A browser names the page a request comes from in <c>Origin</c> (<c>null</c> from a sandbox or a file);
     /// it is cross-origin where that is not the host this request was sent to.</summary>

@@ -38,6 +38,7 @@ public static class TaskJson
             ["host"] = t.AttemptList.LastOrDefault()?.Host,
             ["cursor"] = t.Seq,
         };
+        Placement(t.Spec, o);
         // A payload that names work has no command: what its class's handler is given shows in its place.
         if (t.Spec.HandlerPayload is { } handlerPayload) o["payload"] = JsonNode.Parse(handlerPayload);
         if (ErrorOf(t) is { } error) o["error"] = error;
@@ -63,6 +64,18 @@ public static class TaskJson
             }).ToArray());
         }
         return o;
+    }
+
+    /// <summary>The port and node options the task was submitted with, under the names it was sent with (<c>port</c>,
+    /// <c>nodes</c>, <c>gpus_per_node</c>, <c>procs_per_node</c>, <c>exclusive</c>), each only where set: a task that
+    /// asks for none looks as it always did.</summary>
+    private static void Placement(TaskSpec spec, JsonObject o)
+    {
+        if (spec.Port) o["port"] = true;
+        if (spec.Nodes is { } nodes) o["nodes"] = nodes;
+        if (spec.GpusPerNode is { } gpn) o["gpus_per_node"] = gpn;
+        if (spec.ProcsPerNode is { } ppn) o["procs_per_node"] = ppn;
+        if (spec.Exclusive) o["exclusive"] = true;
     }
 
     /// <summary>

@@ -2,24 +2,22 @@ using Microsoft.Extensions.Logging;
 using System.Buffers;
 using System.Text.Json.Nodes;
 using NetMQ;
-using NetMQ.Sockets;
 using Sparky.Core.Tasks;
 using Sparky.Server.Daemon;
+using Sparky.Server.Zmq.Transport;
 using Sparky.Workers.Protocol;
 
 namespace Sparky.Server.Zmq;
 
 /// <summary>
 /// The ZeroMQ command channel: a ROUTER socket taking <c>[identity][empty][body]</c> and answering the same way.
-/// One thread (a NetMQPoller's) owns the socket. Requests that need the store or the engine run elsewhere and
-/// hand their reply back through a <see cref="NetMQQueue{T}"/>, so the socket thread never waits on them; a ping
-/// (and the counters) are answered on the socket thread itself. Bad input gets an <c>error</c> reply where one can
-/// be routed, and never ends the thread.
+/// One thread owns the socket (libzmq's where it is installed, else NetMQ's: see <see cref="Routers"/>). Requests
+/// that need the store or the engine run elsewhere and hand their reply back through a queue that wakes that thread,
+/// so it never waits on them; a ping (and the counters) are answered on the socket thread itself. Bad input gets an
+/// <c>error</c> reply where one can be routed, and never ends the thread.
 /// </summary>
-public sealed class CommandSocket : IDisposable
+public sealed class CommandSocket : IDisposable, IRouterHandler
 {
-    /// <summary>How many messages one wake-up handles before replies queued meanwhile get their turn.</summary>
-    private const int Batch = 64;
     /// <summary>Requests taken and not yet answered, per connection and in all: past either, a request gets 429 at
     /// once. A client that sends and never reads cannot make the daemon queue work (and replies) for it without end.</summary>
     public const int PerPeerLimit = 64, TotalLimit = 1024;
@@ -32,9 +30,8 @@ public sealed class CommandSocket : IDisposable
 
     private readonly SparkyDaemon _d;
     private readonly ILogger _log;
-    private readonly RouterSocket _router;
-    private readonly NetMQQueue<Outgoing> _replies = new();
-    private readonly NetMQPoller _poller;
+    private readonly IRouter _router;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Outgoing> _replies = new();
     private readonly long _maxBody;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096); // the socket thread's
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
@@ -61,24 +58,22 @@ public sealed class CommandSocket : IDisposable
     public long Refused => Interlocked.Read(ref _refused);
     public long Unauthenticated => Interlocked.Read(ref _unauthenticated);
 
-    public string Endpoint { get; }
+    public string Endpoint => _router.Endpoint;
 
-    /// <summary>A reply computed off the socket thread: the peer's identity and the encoded body.</summary>
+    /// <summary>A reply computed off the socket thread: the peer's identity and the encoded body, its first
+    /// <paramref name="Length"/> bytes (a buffer from <see cref="ArrayPool{T}.Shared"/> where <paramref name="Pooled"/>).
+    /// A null body: nothing to send (the peer stalled).</summary>
     /// <param name="Counted">An answer to a request counted in <see cref="_perPeer"/> (not a message the engine sends unasked).</param>
-    private readonly record struct Outgoing(byte[] Identity, byte[] Body, bool Counted = false);
+    private readonly record struct Outgoing(byte[] Identity, byte[]? Body, int Length, bool Counted = false, bool Pooled = false);
 
-    private CommandSocket(SparkyDaemon d, RouterSocket router, string endpoint, ZmqAuth? auth, string? eventsKey)
+    private CommandSocket(SparkyDaemon d, IRouter router, ZmqAuth? auth, string? eventsKey)
     {
         _d = d;
         _log = d.Logs.CreateLogger<CommandSocket>();
         _auth = auth;
         _eventsKey = eventsKey;
         _router = router;
-        Endpoint = endpoint;
         _maxBody = d.Config.MaxBodyBytes;
-        _router.ReceiveReady += OnRequests;
-        _replies.ReceiveReady += OnReplies;
-        _poller = new NetMQPoller { _router, _replies };
         _readers = new Thread[Math.Max(1, Environment.ProcessorCount / 2)];
         for (int i = 0; i < _readers.Length; i++)
         {
@@ -95,101 +90,51 @@ public sealed class CommandSocket : IDisposable
     /// <param name="eventsKey">The event socket's own public key, told to authenticated clients in their ping's answer.</param>
     public static CommandSocket Start(SparkyDaemon d, string endpoint, NetMQCertificate? curve = null, ZmqAuth? auth = null, string? eventsKey = null)
     {
-        var router = new RouterSocket();
-        try
-        {
-            router.Options.Linger = TimeSpan.Zero;
-            router.Options.ReceiveHighWatermark = 10_000;
-            router.Options.SendHighWatermark = SendHighWatermark;
-            // A reply to a peer over its high-water mark fails the send (instead of vanishing), so the peer can be stalled.
-            router.Options.RouterMandatory = true;
+        var options = new RouterOptions(
+            ReceiveHighWatermark: 10_000,
+            // With RouterMandatory on (both transports), a reply to a peer over this fails the send instead of
+            // vanishing, so the peer can be stalled.
+            SendHighWatermark: SendHighWatermark,
             // Up to twice the limit is read and answered with 413; past that ZeroMQ drops the peer's connection,
             // so a huge message never sits in memory.
-            router.Options.MaxMsgSize = 2 * d.Config.MaxBodyBytes;
-            CurveKeys.Serve(router, curve); // a peer without the server's public key never completes the handshake
-            var bound = ZmqBind.Bind(router, endpoint, "command");
-            var s = new CommandSocket(d, router, bound, auth, eventsKey);
-            s._poller.RunAsync("sparky-zmq-commands", isBackgroundThread: true);
-            return s;
-        }
-        catch
-        {
-            router.Dispose();
-            throw;
-        }
+            MaxMessageSize: 2 * d.Config.MaxBodyBytes,
+            Curve: curve); // a peer without the server's public key never completes the handshake
+        var router = Routers.Bind(endpoint, options, out var why);
+        var s = new CommandSocket(d, router, auth, eventsKey);
+        if (why is null) ZmqLog.CommandOnLibZmq(s._log, router.Library);
+        else ZmqLog.CommandOnNetMq(s._log, why);
+        router.Start(s);
+        return s;
     }
 
     // ---------- the socket thread ----------
 
-    // An exception out of a poller handler would end the poller thread: never let one out.
-    private void OnRequests(object? sender, NetMQSocketEventArgs e)
-    {
-        try
-        {
-            for (int i = 0; i < Batch; i++)
-                if (!ReceiveOne()) return;
-        }
-        catch (Exception ex) { Log(ex); }
-    }
+    // The router logs what the handler throws and goes on: bad input never ends the socket thread.
+    void IRouterHandler.OnError(Exception e) => ZmqLog.CommandSocketFailed(_log, e.GetType().Name, e.Message);
 
-    private void OnReplies(object? sender, NetMQQueueEventArgs<Outgoing> e)
-    {
-        try { SendQueued(); }
-        catch (Exception ex) { Log(ex); }
-    }
+    void IRouterHandler.OnWake() => SendQueued();
 
-    private void Log(Exception e) => ZmqLog.CommandSocketFailed(_log, e.GetType().Name, e.Message);
-
-    /// <summary>Takes one whole message off the socket, or returns false if none is waiting.</summary>
-    private bool ReceiveOne()
-    {
-        var identity = new Msg();
-        identity.InitEmpty();
-        if (!_router.TryReceive(ref identity, TimeSpan.Zero)) { identity.Close(); return false; }
-        Msg delimiter = default, body = default;
-        int frames = 1;
-        bool more = identity.HasMore;
-        while (more)
-        {
-            var m = new Msg();
-            m.InitEmpty();
-            if (!_router.TryReceive(ref m, TimeSpan.Zero)) { m.Close(); break; } // a message arrives whole; not expected
-            more = m.HasMore;
-            if (++frames == 2) delimiter = m;
-            else if (frames == 3) body = m;
-            else m.Close();
-        }
-        try { Handle(ref identity, ref delimiter, ref body, frames); }
-        finally
-        {
-            if (identity.IsInitialised) identity.Close();
-            if (delimiter.IsInitialised) delimiter.Close();
-            if (body.IsInitialised) body.Close();
-        }
-        return true;
-    }
-
-    private void Handle(ref Msg identity, ref Msg delimiter, ref Msg body, int frames)
+    void IRouterHandler.OnMessage(ReadOnlySpan<byte> identity, int frames, int delimiterSize, ReadOnlyMemory<byte> body)
     {
         // Where keys are checked, a peer that has not shown one gets no answer at all, not even an error.
         bool answerErrors = _auth is null;
-        if (frames != 3 || delimiter.Size != 0)
+        if (frames != 3 || delimiterSize != 0)
         {
             string why = frames == 3
                 ? "the frame before the body must be empty (the delimiter REQ sends; a DEALER must send it too)"
                 : $"expected an empty delimiter frame then one body frame; got {frames - 1} frame(s)";
-            if (answerErrors) ReplyNow(ref identity, Error(default, 400, why));
+            if (answerErrors) ReplyNow(identity, Error(default, 400, why));
             return;
         }
-        if (body.Size > _maxBody)
+        if (body.Length > _maxBody)
         {
-            if (answerErrors) ReplyNow(ref identity, Error(default, 413, $"the body is {body.Size} bytes; at most {_maxBody} are accepted"));
+            if (answerErrors) ReplyNow(identity, Error(default, 413, $"the body is {body.Length} bytes; at most {_maxBody} are accepted"));
             return;
         }
-        var frame = body.SliceAsMemory();
+        var frame = body;
         if (Wire.TryRead(frame, out var req, out var corr) is { } problem)
         {
-            if (answerErrors) ReplyNow(ref identity, Error(corr.Span, 400, problem));
+            if (answerErrors) ReplyNow(identity, Error(corr.Span, 400, problem));
             return;
         }
         ZmqPeer? peer = null;
@@ -202,7 +147,7 @@ public sealed class CommandSocket : IDisposable
             bool workerMessage = Wire.IsWorkerType(req.Type);
             if (req.Type != RequestType.Ping && workerMessage != (peer.Role == PeerRole.Worker))
             {
-                ReplyNow(ref identity, Error(req.Corr.Span, 403, $"a {(peer.Role == PeerRole.Worker ? "worker" : "client")} key ('{peer.Name}') may not send {Wire.TypeNames[(int)req.Type]}"));
+                ReplyNow(identity, Error(req.Corr.Span, 403, $"a {(peer.Role == PeerRole.Worker ? "worker" : "client")} key ('{peer.Name}') may not send {Wire.TypeNames[(int)req.Type]}"));
                 return;
             }
         }
@@ -212,11 +157,11 @@ public sealed class CommandSocket : IDisposable
                 _buffer.ResetWrittenCount();
                 // An authenticated client learns the event socket's key here (a worker has no use for it).
                 Wire.WritePong(_buffer, req.Corr.Span, peer?.Role == PeerRole.Client ? _eventsKey : null);
-                ReplyNow(ref identity, _buffer.WrittenSpan);
+                ReplyNow(identity, _buffer.WrittenSpan);
                 return;
             case RequestType.Status when IsEmpty(req.Body):
                 // The counters live in memory: no need to leave the socket thread.
-                ReplyNow(ref identity, Ok(req, Commands.QueueStatus(_d)));
+                ReplyNow(identity, Ok(req, Commands.QueueStatus(_d)));
                 return;
             case var t when Wire.IsWorkerType(t):
                 // A worker's message goes to the engine's loop, which owns every task; its answers come back by Send.
@@ -228,26 +173,26 @@ public sealed class CommandSocket : IDisposable
                 }
                 catch (Exception ex) when (ex is MsgPackJsonException or MessagePack.MessagePackSerializationException or EndOfStreamException)
                 {
-                    ReplyNow(ref identity, Error(req.Corr.Span, 400, "body: " + ex.Message));
+                    ReplyNow(identity, Error(req.Corr.Span, 400, "body: " + ex.Message));
                     return;
                 }
                 if (WorkerWire.TryReadFromWorker(Wire.TypeNames[(int)t], req.Body, out var message) is { } unreadable)
                 {
-                    ReplyNow(ref identity, Error(req.Corr.Span, 400, $"{Wire.TypeNames[(int)t]}: {unreadable}"));
+                    ReplyNow(identity, Error(req.Corr.Span, 400, $"{Wire.TypeNames[(int)t]}: {unreadable}"));
                     return;
                 }
                 _d.Engine.OnWorkerMessage(identity.ToArray(), req.Type, req.Corr.ToArray(), message, peer?.PublicKey);
                 return;
             default:
-                if (_stopping) { ReplyNow(ref identity, Error(req.Corr.Span, 503, "the daemon is stopping")); return; }
-                // Copies: the frame goes back to NetMQ when this returns.
+                if (_stopping) { ReplyNow(identity, Error(req.Corr.Span, 503, "the daemon is stopping")); return; }
+                // Copies: the frame's buffer is reused when this returns.
                 var id = identity.ToArray();
                 if (req.Type is RequestType.List or RequestType.Status && IsStalled(id)) { Interlocked.Increment(ref _refused); return; } // it reads nothing: no work for it
                 int mine = _perPeer.GetValueOrDefault(id);
                 if (mine >= PerPeerLimit || _taken >= TotalLimit)
                 {
                     Interlocked.Increment(ref _refused);
-                    ReplyNow(ref identity, Error(req.Corr.Span, 429, mine >= PerPeerLimit
+                    ReplyNow(identity, Error(req.Corr.Span, 429, mine >= PerPeerLimit
                         ? $"{PerPeerLimit} requests of this connection are in flight: read the replies before sending more"
                         : $"{TotalLimit} requests are in flight on the daemon: try again shortly"));
                     return;
@@ -280,35 +225,22 @@ public sealed class CommandSocket : IDisposable
         return _buffer.WrittenSpan;
     }
 
-    /// <summary>Replies on the socket thread, sending the received identity frame back as it is.</summary>
-    private void ReplyNow(ref Msg identity, ReadOnlySpan<byte> reply)
+    /// <summary>Replies on the socket thread. A send never blocks: a peer over its high-water mark fails it (and
+    /// is stalled); one that is gone loses its reply.</summary>
+    private void ReplyNow(ReadOnlySpan<byte> identity, ReadOnlySpan<byte> reply)
     {
-        // A send never blocks: a peer over its high-water mark fails it (and is stalled), one that is gone throws.
-        try
-        {
-            if (!_router.TrySend(ref identity, TimeSpan.Zero, more: true)) { Stall(identity.ToArray()); return; }
-        }
-        catch (HostUnreachableException) { return; }
-        _router.TrySendFrameEmpty(TimeSpan.Zero, more: true);
-        var msg = new Msg();
-        msg.InitPool(reply.Length);
-        reply.CopyTo(msg.Slice());
-        if (!_router.TrySend(ref msg, TimeSpan.Zero, more: false)) msg.Close();
+        if (_router.Send(identity, reply) == SendResult.Full) Stall(identity.ToArray());
     }
 
+    /// <summary>Sends what other threads queued. All of it: one wake-up may stand for many replies.</summary>
     private void SendQueued()
     {
-        for (int i = 0; i < Batch && _replies.TryDequeue(out var o, TimeSpan.Zero); i++)
+        while (_replies.TryDequeue(out var o))
         {
             if (o.Counted) Answered(o.Identity);
             if (o.Body is null) continue; // dropped: its peer was stalled
-            try
-            {
-                if (!_router.TrySendFrame(TimeSpan.Zero, o.Identity, more: true)) { Stall(o.Identity); continue; }
-            }
-            catch (HostUnreachableException) { continue; }
-            _router.TrySendFrameEmpty(TimeSpan.Zero, more: true);
-            _router.TrySendFrame(TimeSpan.Zero, o.Body, more: false);
+            try { ReplyNow(o.Identity, o.Body.AsSpan(0, o.Length)); }
+            finally { if (o.Pooled) ArrayPool<byte>.Shared.Return(o.Body); }
         }
     }
 
@@ -354,12 +286,12 @@ public sealed class CommandSocket : IDisposable
     {
         public async Task RunAsync()
         {
-            if (type is RequestType.List or RequestType.Status && s.IsStalled(identity)) { s.Post(new Outgoing(identity, null!, Counted: true)); return; } // its reply would be dropped
-            byte[] reply;
+            if (type is RequestType.List or RequestType.Status && s.IsStalled(identity)) { s.Post(new Outgoing(identity, null, 0, Counted: true)); return; } // its reply would be dropped
+            Outgoing reply;
             try
             {
                 var a = await AnswerAsync();
-                if (ReferenceEquals(a.Detail, Dropped.Detail)) { s.Post(new Outgoing(identity, null!, Counted: true)); return; }
+                if (ReferenceEquals(a.Detail, Dropped.Detail)) { s.Post(new Outgoing(identity, null, 0, Counted: true)); return; }
                 reply = Encode(a);
             }
             catch (Exception e)
@@ -367,7 +299,7 @@ public sealed class CommandSocket : IDisposable
                 ZmqLog.RequestFailed(s._log, Wire.TypeNames[(int)type], e);
                 reply = Encode(Answer.Error(500, "internal error"));
             }
-            s.Post(new Outgoing(identity, reply, Counted: true));
+            s.Post(reply);
         }
 
         private async Task<Answer> AnswerAsync()
@@ -386,13 +318,16 @@ public sealed class CommandSocket : IDisposable
             return a;
         }
 
-        private byte[] Encode(Answer a)
+        /// <summary>The reply in a pooled buffer, which the socket thread returns once it is sent.</summary>
+        private Outgoing Encode(Answer a)
         {
             var buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
             buffer.ResetWrittenCount();
             if (a.Ok) Wire.WriteOk(buffer, type, corr, a.Body);
             else Wire.WriteError(buffer, corr, a.Status, a.Detail ?? "");
-            return buffer.WrittenSpan.ToArray();
+            var pooled = ArrayPool<byte>.Shared.Rent(buffer.WrittenCount);
+            buffer.WrittenSpan.CopyTo(pooled);
+            return new Outgoing(identity, pooled, buffer.WrittenCount, Counted: true, Pooled: true);
         }
     }
 
@@ -472,22 +407,23 @@ public sealed class CommandSocket : IDisposable
     /// <summary>Sends a message to a peer (a worker) from any thread; dropped if the socket is gone.</summary>
     public void Send(byte[] identity, byte[] body)
     {
-        try
-        {
-            if (!_replies.IsDisposed) _replies.Enqueue(new Outgoing(identity, body));
-        }
-        catch (Exception e) when (e is ObjectDisposedException or TerminatingException or NetMQException) { }
+        if (_disposed) return;
+        _replies.Enqueue(new Outgoing(identity, body, body.Length));
+        _router.Wake();
     }
 
     private void Post(Outgoing o)
     {
         try
         {
-            if (!_replies.IsDisposed) _replies.Enqueue(o);
+            if (_disposed) return; // stopped meanwhile: no one to answer
+            _replies.Enqueue(o);
+            _router.Wake();
         }
-        catch (Exception e) when (e is ObjectDisposedException or TerminatingException or NetMQException) { } // stopped meanwhile: no one to answer
         finally { Interlocked.Decrement(ref _inFlight); }
     }
+
+    private volatile bool _disposed;
 
     public void Dispose()
     {
@@ -495,11 +431,8 @@ public sealed class CommandSocket : IDisposable
         // Requests already taken (a submit being committed) get their answer out, within a bound.
         var deadline = Environment.TickCount64 + 2000;
         while ((Volatile.Read(ref _inFlight) > 0 || !_replies.IsEmpty) && Environment.TickCount64 < deadline) Thread.Sleep(5);
-        _poller.Stop(); // waits for the handler sending the last replies
-
+        _disposed = true;
         _readQueue.CompleteAdding();
-        _poller.Dispose();
-        _router.Dispose();
-        _replies.Dispose();
+        _router.Dispose(); // waits for the socket thread sending the last replies
     }
 }

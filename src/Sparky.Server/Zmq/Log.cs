@@ -20,6 +20,13 @@ internal static partial class ZmqLog
     [LoggerMessage(1550, LogLevel.Error, "zmq command socket: {Kind}: {Error}")]
     public static partial void CommandSocketFailed(ILogger logger, string kind, string error);
 
+    [LoggerMessage(1552, LogLevel.Debug, "zmq command socket on {Library}")]
+    public static partial void CommandOnLibZmq(ILogger logger, string library);
+
+    /// <summary>Told at start: the command socket is on NetMQ, slower (bench/README.md, IPC), and why.</summary>
+    [LoggerMessage(1553, LogLevel.Information, "zmq command socket on NetMQ ({Why})")]
+    public static partial void CommandOnNetMq(ILogger logger, string why);
+
     /// <summary>A request whose handler threw: the client is answered 500.</summary>
     [LoggerMessage(1551, LogLevel.Error, "zmq {Request}: the handler failed")]
     public static partial void RequestFailed(ILogger logger, string request, Exception exception);

@@ -17,6 +17,9 @@ public static class ZmqBind
 
     public static bool IsLoopback(string endpoint) => Loopback.IsHost(Split(endpoint).Host);
 
+    public static InvalidOperationException InUse(string endpoint, string what) =>
+        new($"the ZeroMQ {what} endpoint {endpoint} is in use (another daemon?); pick another with --{(what == "command" ? "zmq" : "zmq-events")}");
+
     /// <summary>Binds and returns the endpoint bound, with the real port. Throws InvalidOperationException (one line) if it can't.</summary>
     public static string Bind(NetMQSocket socket, string endpoint, string what)
     {
@@ -34,7 +37,7 @@ public static class ZmqBind
         }
         catch (AddressAlreadyInUseException)
         {
-            throw new InvalidOperationException($"the ZeroMQ {what} endpoint {endpoint} is in use (another daemon?); pick another with --{(what == "command" ? "zmq" : "zmq-events")}");
+            throw InUse(endpoint, what);
         }
         catch (NetMQException e)
         {

@@ -28,6 +28,8 @@ public sealed class SqliteStore : IAsyncDisposable
 {
     private const int MaxBatch = 4096;
     private const int LingerMs = 4;
+    /// <summary>The writer is letting state updates gather for one commit (it is woken only for a submission).</summary>
+    private bool _lingering;
 
     private readonly string _connectionString;
     private readonly Channel<WriteOp> _writes = Channel.CreateUnbounded<WriteOp>(new UnboundedChannelOptions { SingleReader = true });
@@ -99,10 +101,12 @@ public sealed class SqliteStore : IAsyncDisposable
     /// <summary>An attempt ended. With <paramref name="doneFile"/> and a terminal state, the task's done file is owed
     /// from the same commit (<see cref="OwedDoneFiles"/>). <paramref name="artifactsJson"/> is the task's artifacts as
     /// known at the end; with <paramref name="artifactsBaseDir"/> they are owed from the same commit
-    /// (<see cref="OwedArtifacts"/>) until <see cref="ArtifactsRecordedAsync"/>.</summary>
+    /// (<see cref="OwedArtifacts"/>) until <see cref="ArtifactsRecordedAsync"/>. <paramref name="onCommitted"/> runs on the
+    /// writer thread once the end is committed, in commit order, before the returned task completes: for what must follow
+    /// the commit and is cheap (publishing the end's event), without a thread-pool hop per end.</summary>
     public Task<WriteResult> AttemptEndedAsync(TaskId id, string cls, AttemptRecord ended, TaskState newState, string? reason, string? resultJson,
-        bool doneFile = false, string? resultError = null, string? artifactsJson = null, string? artifactsBaseDir = null) =>
-        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson, doneFile, resultError, artifactsJson, artifactsBaseDir));
+        bool doneFile = false, string? resultError = null, string? artifactsJson = null, string? artifactsBaseDir = null, Action? onCommitted = null) =>
+        Enqueue(new EndOp(id, cls, ended, newState, reason, resultJson, doneFile, resultError, artifactsJson, artifactsBaseDir, onCommitted));
 
     /// <summary>The artifacts of attempt <paramref name="attempt"/>'s end are hashed: recorded, and no longer owed.
     /// <see cref="WriteStatus.Conflict"/> when the task is no longer that end (a replay queued it again).</summary>
@@ -144,7 +148,8 @@ public sealed class SqliteStore : IAsyncDisposable
     private Task<WriteResult> Enqueue(WriteOp op)
     {
         if (!_writes.Writer.TryWrite(op)) return Task.FromResult(new WriteResult(WriteStatus.Unavailable, "the store is closed"));
-        _writerWake.Set();
+        // A lingering writer reads an update at the linger's end; a submission (someone waits) ends the linger now.
+        if (op.Awaited || !Volatile.Read(ref _lingering)) _writerWake.Set();
         return op.Done.Task;
     }
 
@@ -175,10 +180,19 @@ public sealed class SqliteStore : IAsyncDisposable
             // Nobody waits on a state update (a start, an end). When they stream in, let a few
             // milliseconds of them share one commit; a lone one, or a submission (which a client
             // waits on), is committed at once.
-            long lingerUntil = lastUpdateCommit + LingerMs;
-            while (batch.Count < MaxBatch && !batch.Exists(o => o.Awaited) && Environment.TickCount64 < lingerUntil)
+            // The linger sleeps once, not every millisecond: only a submission wakes it early (see Enqueue), and the
+            // updates that came meanwhile are read at its end (a wake per millisecond or per update cost more than
+            // the commit they shared on a machine that runs tasks one at a time).
+            long lingerUntil = lastUpdateCommit + LingerMs, left;
+            if (batch.Count < MaxBatch && !batch.Exists(o => o.Awaited) && lingerUntil > Environment.TickCount64)
             {
-                Thread.Sleep(1);
+                Volatile.Write(ref _lingering, true);
+                while (batch.Count < MaxBatch && !batch.Exists(o => o.Awaited) && (left = lingerUntil - Environment.TickCount64) > 0)
+                {
+                    _writerWake.WaitOne((int)left);
+                    while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
+                }
+                Interlocked.Exchange(ref _lingering, false); // a full fence: an update enqueued from here on wakes us, and one before is read below
                 while (batch.Count < MaxBatch && reader.TryRead(out var op)) batch.Add(op);
             }
             // State updates need not survive a power cut (recovery treats a lost start or end as a lost
@@ -478,7 +492,7 @@ public sealed class SqliteStore : IAsyncDisposable
     }
 
     private sealed class EndOp(TaskId id, string cls, AttemptRecord a, TaskState state, string? reason, string? result, bool doneFile,
-        string? resultError, string? artifacts, string? artifactsBaseDir) : WriteOp
+        string? resultError, string? artifacts, string? artifactsBaseDir, Action? onCommitted) : WriteOp
     {
         public override WriteResult Apply(Commands c)
         {
@@ -489,7 +503,11 @@ public sealed class SqliteStore : IAsyncDisposable
             return WriteResult.Ok;
         }
 
-        public override void Committed(Counters counters) => counters.Move(cls, TaskState.Running, state);
+        public override void Committed(Counters counters)
+        {
+            counters.Move(cls, TaskState.Running, state);
+            onCommitted?.Invoke();
+        }
     }
 
     private sealed class FinishOp(TaskId id, string cls, TaskState from, TaskState to, string reason, long at, bool doneFile) : WriteOp

@@ -25,24 +25,37 @@ internal sealed class DaemonClient : IDisposable
 
     public DaemonClient(string? server)
     {
-        var chosen = server ?? Environment.GetEnvironmentVariable("SPARKY_SERVER");
-        Server = (string.IsNullOrWhiteSpace(chosen) ? "http://127.0.0.1:9097" : chosen).TrimEnd('/');
-        if (!Server.Contains("://")) Server = "http://" + Server;
-        if (!Uri.TryCreate(Server + "/", UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
-            throw new CliException($"the server address '{chosen}' is not an http:// URL (from {(server is null ? "SPARKY_SERVER" : "--server")})", 2);
+        (Server, var baseUri) = Address(server);
         _http = new HttpClient { BaseAddress = baseUri, Timeout = Timeout.InfiniteTimeSpan };
         if (Environment.GetEnvironmentVariable("SPARKY_TOKEN") is { Length: > 0 } token)
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+    }
+
+    /// <summary>The daemon's address as shown in messages, and the base URI that request paths are relative to.</summary>
+    public static (string Server, Uri BaseUri) Address(string? server)
+    {
+        var chosen = server ?? Environment.GetEnvironmentVariable("SPARKY_SERVER");
+        var address = (string.IsNullOrWhiteSpace(chosen) ? "http://127.0.0.1:9097" : chosen).TrimEnd('/');
+        if (!address.Contains("://")) address = "http://" + address;
+        if (!Uri.TryCreate(address + "/", UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
+            throw new CliException($"the server address '{chosen}' is not an http:// URL (from {(server is null ? "SPARKY_SERVER" : "--server")})", 2);
+        return (address, baseUri);
     }
 
     public Task<JsonNode> GetAsync(string path, CancellationToken ct = default) => SendAsync(HttpMethod.Get, path, null, ct);
     public Task<JsonNode> PostAsync(string path, JsonNode? body, CancellationToken ct = default) => SendAsync(HttpMethod.Post, path, body, ct);
     public Task<JsonNode> DeleteAsync(string path, CancellationToken ct = default) => SendAsync(HttpMethod.Delete, path, null, ct);
 
-    public async Task<JsonNode> SendAsync(HttpMethod method, string path, JsonNode? body, CancellationToken ct)
+    /// <summary>A POST of JSON already written as UTF-8.</summary>
+    public Task<JsonNode> PostJsonAsync(string path, byte[] json, CancellationToken ct = default) =>
+        SendContentAsync(HttpMethod.Post, path, new ByteArrayContent(json) { Headers = { ContentType = new MediaTypeHeaderValue("application/json", "utf-8") } }, ct);
+
+    public Task<JsonNode> SendAsync(HttpMethod method, string path, JsonNode? body, CancellationToken ct) =>
+        SendContentAsync(method, path, body is null ? null : new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
+
+    private async Task<JsonNode> SendContentAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
     {
-        using var req = new HttpRequestMessage(method, path);
-        if (body is not null) req.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        using var req = new HttpRequestMessage(method, path) { Content = content };
         HttpResponseMessage resp;
         try
         {
@@ -58,26 +71,37 @@ internal sealed class DaemonClient : IDisposable
         {
             var text = await resp.Content.ReadAsStringAsync(ct);
             if (!resp.IsSuccessStatusCode) throw Failure(resp, text);
-            try
-            {
-                return JsonNode.Parse(text) ?? throw new System.Text.Json.JsonException();
-            }
-            catch (System.Text.Json.JsonException)
-            {
-                throw NotSparky();
-            }
+            return Answer(Server, text);
+        }
+    }
+
+    /// <summary>A successful answer's JSON, or <see cref="NotSparky(string)"/>.</summary>
+    public static JsonNode Answer(string server, string text)
+    {
+        try
+        {
+            return JsonNode.Parse(text) ?? throw new System.Text.Json.JsonException();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            throw NotSparky(server);
         }
     }
 
     /// <summary>The answer did not have the shape a Sparky daemon gives.</summary>
-    public CliException NotSparky() => new($"{Server} answered, but not as a Sparky daemon does (is --server right?)");
+    public CliException NotSparky() => NotSparky(Server);
+
+    public static CliException NotSparky(string server) => new($"{server} answered, but not as a Sparky daemon does (is --server right?)");
+
+    private CliException Failure(HttpResponseMessage resp, string body) =>
+        Failure(Server, (int)resp.StatusCode, resp.ReasonPhrase, resp.Content.Headers.ContentType?.MediaType, body);
 
     /// <summary>One line for an error answer: the problem's detail, or just the status line when it isn't one of ours.</summary>
-    private CliException Failure(HttpResponseMessage resp, string body)
+    public static CliException Failure(string server, int status, string? reason, string? mediaType, string body)
     {
         string? detail = null;
         var errors = new List<string>();
-        if (resp.Content.Headers.ContentType?.MediaType is "application/problem+json" or "application/json")
+        if (mediaType is "application/problem+json" or "application/json")
         {
             try
             {
@@ -91,10 +115,10 @@ internal sealed class DaemonClient : IDisposable
         }
         var line = detail?.ReplaceLineEndings(" ");
         return new CliException(line is null
-            ? $"{Server} answered {(int)resp.StatusCode} {resp.ReasonPhrase}"
-            : $"{(int)resp.StatusCode} {resp.ReasonPhrase}: {line}")
+            ? $"{server} answered {status} {reason}"
+            : $"{status} {reason}: {line}")
         {
-            Status = (int)resp.StatusCode,
+            Status = status,
             Detail = detail,
             Errors = errors,
         };

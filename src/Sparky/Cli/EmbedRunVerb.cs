@@ -30,6 +30,7 @@ internal static class EmbedRunVerb
         format.AcceptOnlyFromAmong("auto", "jsonl", "text");
         var model = new Option<string?>("--model") { Description = "the model to ask for (default: the endpoint's only model, from GET /v1/models)" };
         var batch = new Option<int>("--batch") { Description = "texts per request", DefaultValueFactory = _ => 64 };
+        var batchChars = new Option<int>("--batch-chars") { Description = "characters of text per request at most (a longer text goes alone); a request the endpoint refuses as too large (413) is sent again in halves", DefaultValueFactory = _ => EmbedJobOptions.DefaultBatchChars };
         var concurrency = new Option<int>("--concurrency") { Description = "requests in flight at once, each on a pooled keep-alive connection", DefaultValueFactory = _ => 4 };
         var shard = new Option<string?>("--shard") { Description = "i/n: only the i-th of n equal runs of lines (from 0), into part-i-of-n.npy; for an array of tasks, e.g. --shard \"$SPARKY_ARRAY_INDEX/8\" in a shell command" };
         var skipBad = new Option<bool>("--skip-bad") { Description = "pass over lines that cannot be read (each named on stderr) instead of stopping at the first before anything is sent" };
@@ -44,7 +45,7 @@ internal static class EmbedRunVerb
             "and it resumes where it stopped, with no row twice and none missing; a completed job is not redone. Progress: a live line on a terminal, " +
             "__SPARKY_PROGRESS__ lines as a Sparky task.")
         {
-            input, output, endpoint, field, idField, format, model, batch, concurrency, shard, skipBad, attempts, timeout, encoding, checkpointEvery, keyEnv,
+            input, output, endpoint, field, idField, format, model, batch, batchChars, concurrency, shard, skipBad, attempts, timeout, encoding, checkpointEvery, keyEnv,
         };
         c.SetAction(async (p, ct) =>
         {
@@ -56,6 +57,7 @@ internal static class EmbedRunVerb
             var shardSpec = ShardSpec.Whole;
             if (p.GetValue(shard) is { } s && !ShardSpec.TryParse(s, out shardSpec, out var shardError)) throw new CliException(shardError!, 2);
             if (p.GetValue(batch) is < 1 or > 100_000) throw new CliException("--batch wants 1 to 100000 texts per request", 2);
+            if (p.GetValue(batchChars) < 1) throw new CliException("--batch-chars wants at least 1 character per request", 2);
             if (p.GetValue(concurrency) is < 1 or > 256) throw new CliException("--concurrency wants 1 to 256 requests in flight", 2);
             if (p.GetValue(attempts) is < 1 or > 1000) throw new CliException("--max-attempts wants 1 to 1000", 2);
             if (!Durations.TryParseSeconds(p.GetValue(timeout), out var timeoutSeconds) || timeoutSeconds <= 0)
@@ -75,6 +77,7 @@ internal static class EmbedRunVerb
             {
                 Model = p.GetValue(model),
                 BatchSize = p.GetValue(batch),
+                BatchChars = p.GetValue(batchChars),
                 Concurrency = p.GetValue(concurrency),
                 Shard = shardSpec,
                 SkipBad = p.GetValue(skipBad),

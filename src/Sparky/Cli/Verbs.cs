@@ -9,6 +9,7 @@ using Sparky.Execution.Gpus;
 using Sparky.Server.Http;
 using Sparky.Core.Tasks;
 using Sparky.Demo;
+using Sparky.Cli.Submit;
 using Sparky.Server.Daemon;
 
 namespace Sparky.Cli;
@@ -134,60 +135,24 @@ internal static class Verbs
             var stray = commandTokens.FirstOrDefault(t => t.Value.StartsWith('-') && (dashDash < 0 || p.Tokens.ToList().IndexOf(t) < dashDash));
             if (stray is not null)
                 throw new CliException($"unknown option '{stray.Value}' for submit (a command that starts with '-' goes after --)", 2);
-            var payload = new JsonObject();
-            payload["command"] = argv.Length == 1 && argv[0].Any(ch => char.IsWhiteSpace(ch) || "|&;<>()$`\\\"'*?[]#~=%".Contains(ch))
-                ? argv[0] : new JsonArray(argv.Select(a => (JsonNode?)a).ToArray());
-            var envObj = new JsonObject();
-            foreach (var kv in p.GetValue(env) ?? [])
+            var request = new SubmitRequest
             {
-                int eq = kv.IndexOf('=');
-                if (eq <= 0) throw new CliException($"--env wants K=V, got '{kv}'", 2);
-                envObj[kv[..eq]] = kv[(eq + 1)..];
-            }
-            if (envObj.Count > 0) payload["env"] = envObj;
-            payload["cwd"] = Path.GetFullPath(p.GetValue(cwd) ?? Environment.CurrentDirectory);
-            if (p.GetValue(timeout) is { } t)
-            {
-                if (!Durations.TryParseSeconds(t, out var secs)) throw new CliException($"--timeout wants a duration such as 90, 30s, 5m, 1h; got '{t}'", 2);
-                payload["timeout_seconds"] = secs;
-            }
-            if (p.GetValue(retries) is { } r) payload["retries"] = r;
-            var res = new JsonObject();
-            if (p.GetValue(cpus) is { } cp) res["cpus"] = cp;
-            if (p.GetValue(mem) is { } m)
-            {
-                if (!MemorySizes.TryParseMb(m, out var mb)) throw new CliException($"--mem wants a size such as 512M or 4G; got '{m}'", 2);
-                res["memory_mb"] = mb;
-            }
-            if (p.GetValue(gpus) is { } g) res["gpus"] = g;
-            if (p.GetValue(gpuMem) is { } gm)
-            {
-                if (!MemorySizes.TryParseMb(gm, out var gmb) || gmb == 0) throw new CliException($"--gpu-mem wants a size such as 20G or 512M; got '{gm}'", 2);
-                res["gpu_memory_mb"] = gmb;
-            }
-            if (p.GetValue(nodes) is { } nn) res["nodes"] = nn;
-            if (p.GetValue(gpusPerNode) is { } gpn) res["gpus_per_node"] = gpn;
-            if (p.GetValue(procsPerNode) is { } ppn) res["procs_per_node"] = ppn;
-            if (p.GetValue(exclusive)) res["exclusive"] = true;
-            if (p.GetValue(port)) payload["port"] = true;
-            if (res.Count > 0) payload["resources"] = res;
-            var body = new JsonObject { ["payload"] = payload };
-            if (p.GetValue(id) is { } i) body["id"] = i;
-            if (p.GetValue(cls) is { } cl) body["class"] = cl;
-            if (p.GetValue(name) is { } n) body["name"] = n;
-            if (p.GetValue(array) is { } a) body["array"] = a;
-            var deps = (p.GetValue(after) ?? []).SelectMany(x => x.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
-            if (deps.Length > 0) body["after"] = new JsonArray(deps.Select(x => (JsonNode?)x).ToArray());
+                Command = argv, Server = p.GetValue(Server), Json = p.GetValue(Json), Wait = p.GetValue(wait),
+                Class = p.GetValue(cls), Name = p.GetValue(name), Id = p.GetValue(id), Cpus = p.GetValue(cpus), Mem = p.GetValue(mem),
+                Gpus = p.GetValue(gpus), GpuMem = p.GetValue(gpuMem), Port = p.GetValue(port), Nodes = p.GetValue(nodes),
+                GpusPerNode = p.GetValue(gpusPerNode), ProcsPerNode = p.GetValue(procsPerNode), Exclusive = p.GetValue(exclusive),
+                After = p.GetValue(after) ?? [], Retries = p.GetValue(retries), Timeout = p.GetValue(timeout), Env = p.GetValue(env) ?? [],
+                Cwd = p.GetValue(cwd), Array = p.GetValue(array),
+            };
+            var body = request.Body();
 
             using var client = new DaemonClient(p.GetValue(Server));
-            var reply = await client.PostAsync("api/v1/tasks", body, ct);
-            if (reply["ids"] is not JsonArray idArray) throw client.NotSparky();
-            var ids = idArray.Select(x => (string)x!).ToList();
-            bool json = p.GetValue(Json);
-            if (!p.GetValue(wait))
+            var reply = await client.PostJsonAsync("api/v1/tasks", body, ct);
+            var ids = SubmitRequest.Ids(reply) ?? throw client.NotSparky();
+            bool json = request.Json;
+            if (!request.Wait)
             {
-                if (json) Console.WriteLine(reply.ToJsonString());
-                else foreach (var x in ids) Console.WriteLine(x);
+                Console.Write(SubmitRequest.Render(reply, ids, json));
                 return 0;
             }
             if (!json) Console.Error.WriteLine(string.Join(' ', ids));

@@ -11,8 +11,11 @@ internal static class Views
         var list = tasks.OfType<JsonNode>().ToList();
         // A progress column only where a task reported some: other tables keep their width.
         bool progress = list.Any(t => t["progress"] is JsonObject);
+        // A nodes column likewise, only where a task asked for nodes (or GPUs per node, whole nodes, a port).
+        bool nodes = list.Any(t => TaskText.Nodes(t) is not null);
         var table = new Table().Border(TableBorder.Rounded);
         foreach (var h in new[] { "id", "name", "class", "state", "runtime", "exit", "tries", "where" }) table.AddColumn(new TableColumn(h).NoWrap());
+        if (nodes) table.AddColumn(new TableColumn("nodes").NoWrap());
         if (progress) table.AddColumn(new TableColumn("progress").NoWrap());
         table.AddColumn("command");
         foreach (var t in list)
@@ -23,6 +26,7 @@ internal static class Views
                 Esc(Runtime(t)), Esc(t["exit_code"] ?? (t["signal"] is { } sig ? "sig " + sig : null)),
                 Esc(t["attempts"]), Esc(Where(t)),
             };
+            if (nodes) cells.Add(Esc(TaskText.Nodes(t)));
             if (progress) cells.Add(Esc(ProgressText(t["progress"] as JsonObject, Bars, 36)));
             cells.Add(Esc(Clip(CommandText(t), 32)));
             table.AddRow(cells.ToArray());
@@ -107,6 +111,7 @@ internal static class Views
         Row("class", Esc(t["class"]));
         Row("state", State((string?)t["state"], (string?)t["reason"]));
         Row("command", Esc(CommandText(t)));
+        if (TaskText.Nodes(t) is { } asked) Row("nodes", Esc(asked));
         Row("exit code", Esc(t["exit_code"]));
         Row("signal", Esc(t["signal"]));
         Row("attempts", $"{Esc(t["attempts"])} (retries allowed: {Esc(t["retries"])})");

@@ -101,4 +101,15 @@ public sealed class PortAllocatorTests
         var portOnly = DistributedEnv.Local(TaskSpec.Of(["true"], null, new TaskOptions { Port = true }), gpus: 0, port: 29503);
         Assert.Equal(["MASTER_ADDR", "MASTER_PORT", "SPARKY_PORT"], portOnly.Keys.Order().ToArray());
     }
+
+    [Fact]
+    public void A_worker_task_gets_its_world_from_the_daemon_and_its_port_from_its_worker_which_together_are_the_local_set()
+    {
+        var spec = TaskSpec.Of(["true"], null, TaskOptions.None);
+        var fromDaemon = DistributedEnv.Local(spec, gpus: 2, port: null);
+        Assert.DoesNotContain(fromDaemon.Keys, k => k is "MASTER_ADDR" or "MASTER_PORT" or "SPARKY_PORT");
+        var onWorker = new Dictionary<string, string>(fromDaemon);
+        foreach (var (k, v) in DistributedEnv.Port(29507)) onWorker[k] = v;
+        Assert.Equal(DistributedEnv.Local(spec, gpus: 2, port: 29507), onWorker);
+    }
 }

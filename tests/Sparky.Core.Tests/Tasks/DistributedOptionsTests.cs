@@ -67,4 +67,55 @@ public sealed class DistributedOptionsTests
         Assert.True(merged.Port);
         Assert.Equal(2, merged.ProcsPerNode);
     }
+
+    /// <summary>The replaced runner's nested form, at the top level or inside payload: the same fields, where the
+    /// native form has them (port beside the command, the node options in resources).</summary>
+    private static EnvelopeResult ParseExecution(string executionFields, bool inPayload)
+    {
+        var execution = """{"command":["train"],""" + executionFields + "}";
+        return EnvelopeParser.Parse(JsonNode.Parse(inPayload
+            ? """{"class":"gpu_slurm","payload":{"execution":""" + execution + "}}"
+            : """{"class":"gpu_slurm","execution":""" + execution + "}"), Known);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_execution_form_reads_every_option_as_the_payload_form_does(bool inPayload)
+    {
+        const string fields = """
+            "port": true, "resources": {"gpu_count": 8, "nodes": 2, "gpus_per_node": 4, "procs_per_node": 8, "exclusive": true}
+            """;
+        var r = ParseExecution(fields, inPayload);
+        Assert.Empty(r.Errors);
+        var spec = r.Submission!.Spec;
+        var native = Parse("""
+            "port": true, "resources": {"gpus": 8, "nodes": 2, "gpus_per_node": 4, "procs_per_node": 8, "exclusive": true}
+            """).Submission!.Spec;
+        Assert.Equal((native.Port, native.Nodes, native.GpusPerNode, native.ProcsPerNode, native.Exclusive, native.Gpus),
+            (spec.Port, spec.Nodes, spec.GpusPerNode, spec.ProcsPerNode, spec.Exclusive, spec.Gpus));
+        Assert.True(spec.WantsAllocation);
+        Assert.Empty(EnvelopeParser.Check(r.Submission, Known));
+    }
+
+    [Theory]
+    [InlineData("\"port\": \"yes\"", "execution.port must be true or false")]
+    [InlineData("\"resources\": {\"nodes\": 0}", "execution.resources.nodes must be an integer from 1 to 4096")]
+    [InlineData("\"resources\": {\"nodes\": \"2; rm -rf /\"}", "execution.resources.nodes must be an integer from 1 to 4096")]
+    [InlineData("\"resources\": {\"gpus_per_node\": -1}", "execution.resources.gpus_per_node must be an integer from 0 to 1024")]
+    [InlineData("\"resources\": {\"procs_per_node\": 2000}", "execution.resources.procs_per_node must be an integer from 1 to 1024")]
+    [InlineData("\"resources\": {\"exclusive\": 1}", "execution.resources.exclusive must be true or false")]
+    [InlineData("\"resources\": {\"nodes\": 2, \"gpu_count\": 4}",
+        "execution.resources.gpu_count is a count on one machine; with execution.resources.nodes > 1 ask for execution.resources.gpus_per_node")]
+    [InlineData("\"resources\": {\"nodes\": 2, \"gpu_count\": 4, \"gpus_per_node\": 4}",
+        "execution.resources.gpu_count and execution.resources.gpus_per_node disagree")]
+    public void Bad_values_in_the_execution_form_are_refused_naming_the_field_where_it_was_sent(string fields, string error)
+    {
+        var top = ParseExecution(fields, inPayload: false);
+        Assert.Null(top.Submission);
+        Assert.Contains(top.Errors, e => e.StartsWith(error, StringComparison.Ordinal));
+        var nested = ParseExecution(fields, inPayload: true);
+        Assert.Null(nested.Submission);
+        Assert.Contains(nested.Errors, e => e.StartsWith(error.Replace("execution.", "payload.execution.", StringComparison.Ordinal), StringComparison.Ordinal));
+    }
 }

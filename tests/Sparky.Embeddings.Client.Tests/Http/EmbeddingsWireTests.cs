@@ -39,8 +39,28 @@ public class EmbeddingsWireTests
         Assert.Equal(a, v);
     }
 
+    [Fact]
+    public void Base64_with_escaped_characters_and_an_index_after_the_embedding_are_read()
+    {
+        // Vectors whose base64 holds '+' and '/', which a JSON writer may send escaped (\u002B, \/).
+        float[] a = [BitConverter.Int32BitsToSingle(0x3FBEEFFB), BitConverter.Int32BitsToSingle(0x3EFFFFFF), 0.1f, 7f], b = [-1f, 2f, 1e-3f, 9e9f];
+        string B64(float[] v) => Convert.ToBase64String(MemoryMarshal.AsBytes(v.AsSpan()));
+        Assert.Contains('+', B64(a));
+        Assert.Contains('/', B64(a));
+        string escaped = B64(a).Replace("+", "\\u002B").Replace("/", "\\/");
+        var json = "{\"object\":\"list\",\"data\":[{\"embedding\":\"" + B64(b) + "\",\"index\":1,\"object\":\"embedding\"}," +
+            "{\"object\":\"embedding\",\"embedding\":\"" + escaped + "\",\"index\":0}],\"usage\":{\"prompt_tokens\":3}}";
+        var (v, dims, error) = EmbeddingsWire.Response(Encoding.UTF8.GetBytes(json), 2, 0);
+        Assert.Null(error);
+        Assert.Equal(4, dims);
+        Assert.Equal([.. a, .. b], v);
+    }
+
     [Theory]
     [InlineData("""{"data":[{"index":0,"embedding":[1,2]}]}""", 2, 0, "1 embeddings for 2 texts")]
+    [InlineData("""{"data":[{"index":0,"embedding":[1,2]}],""", 1, 0, "not JSON")]
+    [InlineData("""{"data":[{"index":0,"embedding":"not base64!"}]}""", 1, 0, "not an array of numbers or base64 float32")]
+    [InlineData("""{"data":[{"index":0}]}""", 1, 0, "embedding 0 is missing")]
     [InlineData("""{"data":[{"index":0,"embedding":[1,2]},{"index":0,"embedding":[1,2]}]}""", 2, 0, "index 0 is out of range or repeated")]
     [InlineData("""{"data":[{"index":5,"embedding":[1,2]}]}""", 1, 0, "index 5 is out of range")]
     [InlineData("""{"data":[{"index":0,"embedding":[1,2]},{"index":1,"embedding":[1]}]}""", 2, 0, "embedding 1 has 1 dimensions, not 2")]

@@ -96,6 +96,52 @@ public sealed class EmbedJobTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Batches_end_at_the_character_budget_and_a_longer_text_goes_alone()
+    {
+        var rows = Corpus(120);
+        rows[50] = ("doc-50", "long " + new string('l', 500));
+        File.WriteAllLines(Path.Combine(_dir.FullName, "corpus.jsonl"), rows.Select(r => JsonSerializer.Serialize(new Dictionary<string, string> { ["id"] = r.Id, ["text"] = r.Text })));
+        var r = await Run(Options() with { BatchSize = 50, BatchChars = 200 });
+        Assert.True(r.Ok, r.Error);
+        Assert.Null(await _server.CheckOutputAsync(r.NpyPath, r.IdsPath, rows));
+        if (_server.Upstream is not null) return;
+        var batches = _server.Answered.ToList();
+        Assert.All(batches, b => Assert.True(b.Chars <= 200 || b.Texts == 1, $"{b.Texts} texts of {b.Chars} characters"));
+        Assert.Contains(batches, b => b is { Texts: 1, Chars: 505 });
+        Assert.True(batches.Count >= rows.Sum(x => x.Text.Length) / 200, $"{batches.Count} requests");
+        Assert.Equal(120, batches.Sum(b => b.Texts)); // none sent twice
+    }
+
+    [Fact]
+    public async Task A_batch_refused_as_too_large_is_sent_in_halves_and_one_text_too_large_alone_stops_the_job_naming_it()
+    {
+        if (_server.Upstream is not null) return; // the 413 is the stand-in's own
+        var rows = Corpus(200);
+        _server.MaxBodyBytes = 700; // about 12 of these texts
+        var o = Options() with { BatchSize = 40, Concurrency = 2 };
+        var r = await Run(o);
+        Assert.True(r.Ok, r.Error);
+        Assert.Null(await _server.CheckOutputAsync(r.NpyPath, r.IdsPath, rows));
+        Assert.Contains(_log, l => l.Contains("as too large (HTTP 413): sending them in halves"));
+        Assert.Equal(200, _server.Texts); // every text embedded once
+        Assert.All(_server.Answered, b => Assert.True(b.Texts <= 20, $"a batch of {b.Texts}"));
+        // Once lowered, the budget keeps later batches under the limit: a few refusals at the start, not one a batch.
+        Assert.InRange(_server.Refused, 1, 8);
+
+        // A single text over the limit cannot be split: the job stops naming it, keeping the rows before it.
+        var more = Corpus(60, "more.jsonl");
+        var lines = File.ReadAllLines(Path.Combine(_dir.FullName, "more.jsonl"));
+        lines[45] = JsonSerializer.Serialize(new Dictionary<string, string> { ["id"] = "doc-huge", ["text"] = new string('h', 2000) });
+        File.WriteAllLines(Path.Combine(_dir.FullName, "more.jsonl"), lines);
+        var stopped = await Run(Options("more.jsonl") with { OutputDir = Path.Combine(_dir.FullName, "more"), Concurrency = 1 });
+        Assert.False(stopped.Ok);
+        Assert.Contains("the text of id doc-huge", stopped.Error);
+        Assert.Contains("more.jsonl:46", stopped.Error);
+        Assert.Contains("HTTP 413", stopped.Error);
+        Assert.InRange(stopped.Rows, 40, 45);
+    }
+
+    [Fact]
     public async Task A_refused_request_stops_the_job_and_a_new_run_finishes_it()
     {
         var rows = Corpus(100);

@@ -149,6 +149,9 @@ public sealed class DropDirBadInputTests(ITestOutputHelper output)
         Assert.True(await EventuallyAsync(() => Task.FromResult(File.Exists(Path.Combine(Queue(d, "accepted"), "canary.json"))), seconds: 20),
             "the canary was not accepted");
 
+        // The canary is no clock for files the daemon's start-up scan found (it takes them in the directory's order,
+        // not the order they came in): wait until each bad file has left pending/.
+        await EventuallyAsync(() => Task.FromResult(cases.All(c => !File.Exists(Path.Combine(Queue(d, "pending"), c.Name)))), seconds: 20);
         var failures = new List<string>();
         foreach (var (name, _) in cases)
         {

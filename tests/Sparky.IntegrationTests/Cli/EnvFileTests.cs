@@ -128,6 +128,7 @@ public sealed class EnvFileTests(ITestOutputHelper output)
 /// <summary>The cluster file: <c>DSPY_ENABLE_SLURM=true</c> sends a <c>gpu</c> task to Slurm, in the partition
 /// <c>DSPY_SLURM_PARTITION</c> names, on the test's real single-node Slurm (which has a <c>gpu</c> partition).</summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class ClusterEnvFileTests(SlurmCluster cluster, ITestOutputHelper output)
 {
     [Fact]

@@ -9,6 +9,7 @@ namespace Sparky.IntegrationTests.Outputs;
 /// <summary>A Slurm job's result marker and declared outputs, against a real single-node Slurm: the job writes on the
 /// file system the daemon reads (as its logs are), so its outputs are hashed by the daemon as a local task's are.</summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class SlurmOutputsTests(SlurmCluster cluster, ITestOutputHelper output)
 {
     [Fact]

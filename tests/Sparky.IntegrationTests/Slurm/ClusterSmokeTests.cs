@@ -5,6 +5,7 @@ namespace Sparky.IntegrationTests.Slurm;
 
 /// <summary>The test cluster itself works: a job runs to COMPLETED, and the controller can be stopped and started under a running job.</summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class ClusterSmokeTests(SlurmCluster cluster, ITestOutputHelper output)
 {
     private async Task<string> SubmitAsync(params string[] args)

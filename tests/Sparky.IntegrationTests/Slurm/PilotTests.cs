@@ -6,6 +6,7 @@ namespace Sparky.IntegrationTests.Slurm;
 /// <summary>Pilot mode on the real single-node Slurm: Sparky submits worker jobs while work is queued, feeds them over
 /// ZeroMQ, lets idle ones end, and drains one before its walltime.</summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class PilotTests(SlurmCluster cluster)
 {
     private static Task<TestDaemon> StartAsync(Dictionary<string, string> extra)

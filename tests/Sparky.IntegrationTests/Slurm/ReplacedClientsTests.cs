@@ -14,6 +14,7 @@ namespace Sparky.IntegrationTests.Slurm;
 /// them. Written here from what those clients send and check; docs/compatibility.md lists them.
 /// </summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class ReplacedClientsTests(SlurmCluster cluster)
 {
     /// <summary>A small stand-in for its deploy/slurm template: the same payload fields, each with its default.</summary>

@@ -12,6 +12,7 @@ namespace Sparky.IntegrationTests.Slurm;
 /// payload that names work (<c>{"method": "grpo", ...}</c>) fills <c>gpu_slurm_sbatch_template</c>, every value checked.
 /// </summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class SlurmCompatTests(SlurmCluster cluster)
 {
     /// <summary>Modelled on the replaced system's deploy/slurm templates: its own directives (one Sparky must override),

@@ -6,6 +6,7 @@ namespace Sparky.IntegrationTests.Slurm;
 
 /// <summary>Sparky's Slurm executor against a real single-node Slurm (slurmctld + slurmd + munge on loopback).</summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class SlurmExecutorTests(SlurmCluster cluster)
 {
     private static Task<TestDaemon> StartAsync(Dictionary<string, string>? extra = null)

@@ -7,6 +7,7 @@ namespace Sparky.IntegrationTests.Slurm;
 /// <summary><c>GET /api/v1/workers</c> on the real single-node Slurm: a pilot allocation with its job, its state, its
 /// node and the worker it brought up running a task; and a gpu_slurm task's own job.</summary>
 [Collection(SlurmCollection.Name)]
+[Trait("Needs", "slurm")] // test.sh runs these in a test process of their own, beside the rest
 public sealed class WorkersViewSlurmTests(SlurmCluster cluster)
 {
     [Fact]

@@ -6,7 +6,9 @@ namespace Sparky.IntegrationTests.Support;
 /// The collection that shares one <see cref="SlurmCluster"/>: put <c>[Collection(SlurmCollection.Name)]</c> on a
 /// test class and take <see cref="SlurmCluster"/> in its constructor. Started once, before the first such class. It runs
 /// alone, after the parallel classes: the cluster sets SLURM_CONF in this process's environment, which every daemon
-/// started meanwhile would inherit.
+/// started meanwhile would inherit. Each such class also takes <c>[Trait("Needs", "slurm")]</c> (checked by
+/// <c>SuiteLayoutTests</c>): test.sh runs them in a test process of their own, beside the others, since they mostly
+/// wait for Slurm's scheduler.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class SlurmCollection : ICollectionFixture<SlurmCluster>
@@ -26,7 +28,7 @@ public class SlurmCluster : IAsyncLifetime
 
     public SlurmCluster() : this(1) { }
 
-    /// <param name="nodes">1, or 2: two slurmd on loopback, sparky-a and sparky-b (<c>cluster.sh start DIR 2</c>).</param>
+    /// <param name="nodes">1, or 2: two slurmd on loopback, sparky-n1 and sparky-n2 (<c>cluster.sh start DIR 2</c>).</param>
     protected SlurmCluster(int nodes) => _nodes = nodes;
 
     private static readonly string[] Binaries = ["slurmctld", "slurmd", "munged", "mungekey", "sbatch", "squeue", "scontrol", "sinfo"];
@@ -168,7 +170,7 @@ public class SlurmCluster : IAsyncLifetime
     public string Logs()
     {
         var sb = new System.Text.StringBuilder();
-        foreach (var name in new[] { "slurmctld.log", "slurmd.log", "slurmd-sparky-a.log", "slurmd-sparky-b.log", "munged.log" })
+        foreach (var name in new[] { "slurmctld.log", "slurmd.log", "slurmd-sparky-n1.log", "slurmd-sparky-n2.log", "munged.log" })
         {
             var f = Path.Combine(Dir, "log", name);
             try { sb.AppendLine($"---- {name}").AppendLine(string.Join('\n', File.ReadLines(f).TakeLast(20))); }
@@ -211,7 +213,7 @@ public class SlurmCluster : IAsyncLifetime
 }
 
 /// <summary>
-/// A real two-node Slurm on loopback: nodes sparky-a and sparky-b, each its own slurmd (<c>slurmd -N</c>, its own
+/// A real two-node Slurm on loopback: nodes sparky-n1 and sparky-n2, each its own slurmd (<c>slurmd -N</c>, its own
 /// Port), one slurmctld and munged. A class fixture of a class in <see cref="SlurmCollection"/>: while that class runs
 /// (alone, as the collection does), <c>SLURM_CONF</c> names this cluster; on dispose it names the shared one again.
 /// </summary>

@@ -228,6 +228,10 @@ internal sealed partial class WorkerExecutor : IExecutor
             ["SPARKY_TASK_ID"] = r.Id.Value, ["SPARKY_ATTEMPT"] = r.N.ToString(),
         };
         if (spec.ArrayIndex is { } idx) env["SPARKY_ARRAY_INDEX"] = idx.ToString();
+        // The world size, as a local task gets it. Its port is the worker's to reserve (see TaskMessage.Port): the
+        // daemon's PortAllocator probes the daemon's host, and a worker on another host (or beside other workers) has
+        // ports of its own in use; only the worker sees them and knows which of its tasks still hold one.
+        foreach (var (k, v) in DistributedEnv.Local(spec, waiting.Gpus, port: null)) env[k] = v;
         // A payload that names work goes with its class's handler; the worker writes it to a file of its own for it.
         var command = spec.HandlerPayload is null ? spec.CommandLine : _handlers.HandlerOf(spec.Class).Handler ?? [];
         SendToWorker(w.Session, new TaskMessage
@@ -235,6 +239,7 @@ internal sealed partial class WorkerExecutor : IExecutor
             Session = w.Session, Seq = seq, Id = r.Id.Value, Attempt = r.N, Command = [.. command], Env = env, Cwd = spec.Cwd,
             Gpus = waiting.Gpus, Stdout = r.StdoutPath, Stderr = _logs.PathOf(r.Id, r.N, stderr: true), Payload = spec.HandlerPayload,
             MemoryMb = spec.MemoryMb > 0 ? spec.MemoryMb : null, // the worker holds the task to it, as the daemon would
+            Port = DistributedEnv.WantsPort(spec, waiting.Gpus) ? true : null,
         });
         _ = _store.AttemptStartedAsync(r.Id, r.Class, TaskState.Queued,
             new AttemptRecord(r.N, r.StartedAt, null, null, null, null, null, w.Info.Name, null, null, null));
