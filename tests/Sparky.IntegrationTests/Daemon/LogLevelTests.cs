@@ -55,7 +55,7 @@ public sealed class LogLevelTests(ITestOutputHelper output)
         var lines = new List<string>();
         await using (await SparkyDaemon.StartAsync(TestDaemon.Config(root, new() { ["log_level"] = "none" }), lines.Add)) { }
         Assert.Empty(lines);
-        await using (await SparkyDaemon.StartAsync(TestDaemon.Config(root), lines.Add)) { }
+        await using (await TestDaemon.StartInProcessAsync(() => SparkyDaemon.StartAsync(TestDaemon.Config(root), lines.Add))) { }
         Assert.StartsWith("sparky: info: serving on ", Assert.Single(lines));
         Directory.Delete(root, true);
     }

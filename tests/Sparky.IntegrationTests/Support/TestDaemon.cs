@@ -54,16 +54,20 @@ public sealed class TestDaemon : IAsyncDisposable
     {
         bool owns = root is null;
         root ??= NewRoot();
-        // A daemon started again in this process on the same data dir (a restart test) may find the lock of the one
-        // just disposed still held for a moment: a test running beside it that forks a process gives the child a copy
-        // of every descriptor, the lock's included, until the child's exec closes it. A second daemon holds it for good.
+        var daemon = await StartInProcessAsync(() => SparkyDaemon.StartAsync(Config(root, settings), clock: clock));
+        return new TestDaemon(daemon, root, owns);
+    }
+
+    /// <summary>
+    /// Starts a daemon in this process. One started again on the same data dir (a restart test) may find the lock of
+    /// the one just disposed still held for a moment: a test running beside it that forks a process gives the child a
+    /// copy of every descriptor, the lock's included, until the child's exec closes it. A second daemon holds it for good.
+    /// </summary>
+    public static async Task<SparkyDaemon> StartInProcessAsync(Func<Task<SparkyDaemon>> start)
+    {
         for (var until = DateTime.UtcNow.AddSeconds(3); ; await Task.Delay(50))
         {
-            try
-            {
-                var daemon = await SparkyDaemon.StartAsync(Config(root, settings), clock: clock);
-                return new TestDaemon(daemon, root, owns);
-            }
+            try { return await start(); }
             catch (InvalidOperationException e) when (e.Message.StartsWith("another daemon", StringComparison.Ordinal) && DateTime.UtcNow < until) { }
         }
     }

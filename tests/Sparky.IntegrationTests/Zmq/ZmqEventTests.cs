@@ -103,7 +103,7 @@ public sealed class ZmqEventTests
             Assert.Contains($"zmq {d.ZmqEndpoint}, events {d.ZmqEventsEndpoint}", Assert.Single(lines));
         }
         // A name works as well as an address.
-        await using (var d = await SparkyDaemon.StartAsync(TestDaemon.Config(root, new() { ["zmq"] = "tcp://localhost:0" })))
+        await using (var d = await TestDaemon.StartInProcessAsync(() => SparkyDaemon.StartAsync(TestDaemon.Config(root, new() { ["zmq"] = "tcp://localhost:0" }))))
         {
             Assert.Matches(@"^tcp://localhost:[1-9][0-9]*$", d.ZmqEndpoint);
             using var c = new ZmqTestClient(d.ZmqEndpoint);
