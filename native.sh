@@ -37,7 +37,7 @@ if [ "$rid" != "$host" ]; then
 fi
 exe=$out/sparky
 current() {
-  [ -x "$exe" ] && [ -z "$(find src examples Directory.Build.props -newer "$exe" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.yaml' \
+  [ -x "$exe" ] && [ -z "$(find src examples Directory.Build.props -newer "$exe" \( -name '*.cs' -o -name '*.c' -o -name '*.csproj' -o -name '*.props' -o -name '*.yaml' \
     -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' -o -name 'package*.json' \) -not -path '*/obj/*' -not -path '*/bin/*' -not -path '*/node_modules/*' -print -quit)" ]
 }
 current && { echo "$PWD/$exe"; exit 0; }

@@ -82,44 +82,6 @@ t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 dotnet build Sparky.slnx -c Release -nologo -clp:ErrorsOnly
 mark "build" $t
 
-# The command centre: just (pinned, from npm) reads the justfile, and every recipe's commands exist.
-t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
-echo "== justfile"
-scripts/check-justfile.sh || status=1
-mark "justfile" $t
-
-log=$(mktemp)
-# run_tests PROJECT [VAR=VALUE...] [-- DOTNET-TEST-ARGS...]: one test project, its summary lines shown, its whole
-# output kept for the tally.
-run_tests() {
-  local proj=$1 out
-  shift
-  local vars=() args=()
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
-  [ "${1:-}" = -- ] && shift && args=("$@")
-  out=$(mktemp)
-  env "${vars[@]}" dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" "${args[@]}" >"$out" 2>&1 || status=1
-  cat "$out" >>"$log"
-  grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
-  rm -f "$out"
-}
-
-# The native build (what `dotnet tool install` installs on linux-x64) compiles while the unit tests run.
-t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
-native_out=$(mktemp)
-./native.sh >"$native_out" &
-native_pid=$!
-for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.Cli.Tests \
-    tests/Sparky.Embeddings.Tests tests/Sparky.Embeddings.Client.Tests; do
-  echo "== $proj"
-  run_tests "$proj"
-done
-mark "unit tests (beside the native build)" $t
-native=
-if wait $native_pid; then native=$(cat "$native_out"); else echo "native.sh failed"; status=1; fi
-rm -f "$native_out"
-mark "native build (./native.sh), done" $t
-
 # Jobs beside the foreground part: `beside NAME CMD...` runs CMD in the background, its output kept; `collect` waits for
 # every one, shows its output, lists its time and counts its failure.
 beside_pids=() beside_outs=() beside_names=()
@@ -142,26 +104,69 @@ collect() {
   done
   beside_pids=() beside_outs=() beside_names=()
 }
+
+log=$(mktemp)
+# run_tests PROJECT [VAR=VALUE...] [-- DOTNET-TEST-ARGS...]: one test project, its summary lines shown, its whole
+# output kept for the tally.
+run_tests() {
+  local proj=$1 out
+  shift
+  local vars=() args=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
+  [ "${1:-}" = -- ] && shift && args=("$@")
+  out=$(mktemp)
+  env "${vars[@]}" dotnet test "$proj" -c Release --no-build --nologo --logger "console;verbosity=normal" "${args[@]}" >"$out" 2>&1 || status=1
+  cat "$out" >>"$log"
+  grep -E "^\s*(Passed|Failed|Skipped)[ :]|^\s*\[.*\] |Total tests|error" "$out" || true
+  rm -f "$out"
+}
+
+# The native build (what `dotnet tool install` installs on linux-x64) compiles while the unit tests run; beside them
+# too, the command centre's check: just (pinned, from npm) reads the justfile, and every recipe's commands exist.
+t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
+beside "justfile (scripts/check-justfile.sh)" scripts/check-justfile.sh
+native_out=$(mktemp)
+./native.sh >"$native_out" &
+native_pid=$!
+for proj in tests/Sparky.Core.Tests tests/Sparky.Execution.Tests tests/Sparky.Plans.Tests tests/Sparky.Workers.Tests tests/Sparky.Cli.Tests \
+    tests/Sparky.Embeddings.Tests tests/Sparky.Embeddings.Client.Tests; do
+  echo "== $proj"
+  run_tests "$proj"
+done
+mark "unit tests (beside the native build)" $t
+native=
+if wait $native_pid; then native=$(cat "$native_out"); else echo "native.sh failed"; status=1; fi
+rm -f "$native_out"
+mark "native build (./native.sh), done" $t
+
 # run_tests as a job of its own: its exit status says whether it passed.
 tests_job() { status=0; run_tests "$@"; return $status; }
 
 # The integration suite once in full, every CLI and daemon process it starts being the native build. Beside it (it
 # mostly waits on the processes it starts): the classes on the test Slurm cluster (Needs=slurm), which wait for Slurm's
 # scheduler one class at a time, in a test process of their own (the cluster sets SLURM_CONF in its process's
-# environment); and the linux-arm64 build (cross-compiled Native AOT, as long as this machine's, in folders of its own).
+# environment); and the linux-arm64 build (cross-compiled Native AOT, as long as this machine's, in folders of its own),
+# then the tests that need it (under qemu-user), which then overlap the suite's last minute instead of the benchmarks.
 t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 exe=()
 [ -n "$native" ] && exe=(SPARKY_TEST_EXE="$native")
 beside "the integration tests on Slurm (Needs=slurm)" tests_job tests/Sparky.IntegrationTests "${exe[@]}" -- --filter "Needs=slurm"
-beside "linux-arm64 build (./native.sh --rid linux-arm64)" ./native.sh --rid linux-arm64
-echo "== tests/Sparky.IntegrationTests against ${native:-sparky.dll}: all but the Slurm classes (beside) and the linux-arm64 build's (later)"
+arm64_build_and_tests() {
+  local arm s=$SECONDS
+  arm=$(./native.sh --rid linux-arm64) || return 1
+  echo "== the linux-arm64 build (./native.sh --rid linux-arm64) took $((SECONDS - s)) s"
+  echo "== tests/Sparky.IntegrationTests: the linux-arm64 build's ($arm, under qemu-user)"
+  tests_job tests/Sparky.IntegrationTests SPARKY_TEST_EXE="${native:-}" -- --filter "Needs=arm64"
+}
+beside "linux-arm64 build, then its tests (Needs=arm64)" arm64_build_and_tests
+echo "== tests/Sparky.IntegrationTests against ${native:-sparky.dll}: all but the Slurm classes and the linux-arm64 build's (beside)"
 run_tests tests/Sparky.IntegrationTests "${exe[@]}" -- --filter "Needs!=arm64&Needs!=slurm"
 mark "integration tests but Slurm's (${native:+native build}${native:-sparky.dll})" $t
 
 # The benchmarks' smoke runs, which print what they measure but assert no timing. Beside them: the two Slurm ones
-# (they mostly wait for Slurm, each on its own cluster), a short pass of the CLI's tests against sparky.dll under dotnet
-# (what `dotnet run` gives; the tests that run the daemon in this process are the same code either way: they ran once),
-# and the tests that need the linux-arm64 build (under qemu-user; its ./native.sh waits for the build above).
+# (they mostly wait for Slurm, each on its own cluster) and a short pass of the CLI's tests against sparky.dll under
+# dotnet (what `dotnet run` gives; the tests that run the daemon in this process are the same code either way: they ran
+# once).
 echo "== benchmarks (small size; full runs: see bench/README.md)"
 export SPARKY_BENCH_PREBUILT=1  # the solution is built: no benchmark builds it again
 t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
@@ -170,15 +175,8 @@ bench() {
   if ! "$@"; then status=1; fi
   mark "bench: $*" $t
 }
-arm64_tests() {
-  local arm
-  arm=$(./native.sh --rid linux-arm64) || return 1
-  echo "== tests/Sparky.IntegrationTests: the linux-arm64 build's ($arm, under qemu-user)"
-  tests_job tests/Sparky.IntegrationTests SPARKY_TEST_EXE="${native:-}" -- --filter "Needs=arm64"
-}
 [ -n "$native" ] && beside "the CLI's integration tests against sparky.dll" \
   tests_job tests/Sparky.IntegrationTests -- --filter "FullyQualifiedName~Sparky.IntegrationTests.Cli.&Needs!=slurm"
-beside "the linux-arm64 build's tests (Needs=arm64)" arm64_tests
 beside "bench/slurm/run.sh --small" bench/slurm/run.sh --small
 beside "bench/pilot/run.sh --small" bench/pilot/run.sh --small
 bench env SPARKY_BENCH_N=300 bench/throughput/run.sh --small

@@ -14,6 +14,9 @@ using NetMQ.Sockets;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+// The floor's echo server, started by this program in a process of its own (LibZmqEcho).
+if (args is ["--echo-server", var echoLoop]) return LibZmqEcho.Serve(poll: echoLoop == "poll");
+
 bool small = false;
 string? sparky = null, python = null, clientDir = null, resultsDir = null;
 for (int i = 0; i < args.Length; i++)
@@ -49,6 +52,8 @@ Console.WriteLine($"ipc bench ({(small ? "small" : "full")}): {trips} round trip
     $"{Environment.ProcessorCount} CPUs, load {LoadAvg()}; data in {scratch}");
 
 Daemon? d = null;
+var echoes = new List<EchoServer>();
+var echoClients = new List<ZmqClient>();
 try
 {
     d = Daemon.Start(sparky, Path.Combine(scratch, "data"), curve: false);
@@ -61,17 +66,28 @@ try
     using var zmq = libzmq ? new ZmqClient(new LibZmqDealer(d.Zmq, null)) : zmqNet;
     using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10), UseProxy = false })
         { BaseAddress = new Uri(d.Http + "/") };
-    var kinds = new List<(string Name, Func<long> Once)>();
+    var kinds = new List<(string Name, Func<long> Once, int Server)>();
     if (libzmq)
     {
-        kinds.Add(("zmq ping (libzmq DEALER)", () => zmq.Request("ping", null)));
-        kinds.Add(("zmq status, no id (libzmq)", () => zmq.Request("status", null)));
+        kinds.Add(("zmq ping (libzmq DEALER)", () => zmq.Request("ping", null), d.Pid));
+        kinds.Add(("zmq status, no id (libzmq)", () => zmq.Request("status", null), d.Pid));
+        // The floor, in the same blocks: bare libzmq echo servers, no Sparky (LibZmqEcho).
+        foreach (var (loop, name) in new[] { ("recv", "floor: libzmq ROUTER echo, blocking recv"), ("poll", "floor: libzmq ROUTER echo, zmq_poll") })
+        {
+            var echo = EchoServer.Start(loop);
+            echoes.Add(echo);
+            var client = new ZmqClient(new LibZmqDealer(echo.Endpoint, null));
+            echoClients.Add(client);
+            kinds.Add((name, client.Echo, echo.Pid));
+        }
     }
-    kinds.Add(("zmq ping (NetMQ DEALER)", () => zmqNet.Request("ping", null)));
-    kinds.Add(("zmq status, no id (NetMQ)", () => zmqNet.Request("status", null)));
-    kinds.Add(("http GET /healthz", () => HttpGet(http, "healthz")));
-    kinds.Add(("http GET /queue/status", () => HttpGet(http, "queue/status")));
+    kinds.Add(("zmq ping (NetMQ DEALER)", () => zmqNet.Request("ping", null), d.Pid));
+    kinds.Add(("zmq status, no id (NetMQ)", () => zmqNet.Request("status", null), d.Pid));
+    kinds.Add(("http GET /healthz", () => HttpGet(http, "healthz"), d.Pid));
+    kinds.Add(("http GET /queue/status", () => HttpGet(http, "queue/status"), d.Pid));
     rows.AddRange(RoundTrips($"round trip ({d.ZmqLibrary})", kinds, trips, warmTrips));
+    echoClients.ForEach(c => c.Dispose());
+    echoes.ForEach(e => e.Dispose());
 
     // ---- pyzmq's round trip: what a user's script sees, with the example client
     if (!string.IsNullOrEmpty(python) && clientDir is not null) rows.Add(PythonPing(rows[0].Group, python, clientDir, d.Zmq, pyTrips));
@@ -116,9 +132,9 @@ try
         using var http2 = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri(d.Http + "/") };
         rows.AddRange(RoundTrips($"round trip ({d.ZmqLibrary})",
         [
-            ("zmq ping (libzmq DEALER)", () => onNetMq.Request("ping", null)),
-            ("zmq ping (NetMQ DEALER)", () => onNetMqNet.Request("ping", null)),
-            ("http GET /healthz", () => HttpGet(http2, "healthz")),
+            ("zmq ping (libzmq DEALER)", () => onNetMq.Request("ping", null), d.Pid),
+            ("zmq ping (NetMQ DEALER)", () => onNetMqNet.Request("ping", null), d.Pid),
+            ("http GET /healthz", () => HttpGet(http2, "healthz"), d.Pid),
         ], trips, warmTrips));
         d.Stop();
     }
@@ -131,9 +147,9 @@ try
     using (var curveNet = new ZmqClient(d.Zmq, serverKey))
     using (var curve = libzmq ? new ZmqClient(new LibZmqDealer(d.Zmq, serverKey)) : curveNet)
     {
-        var curveKinds = new List<(string Name, Func<long> Once)>();
-        if (libzmq) curveKinds.Add(("zmq ping, CURVE (libzmq DEALER)", () => curve.Request("ping", null)));
-        curveKinds.Add(("zmq ping, CURVE (NetMQ DEALER)", () => curveNet.Request("ping", null)));
+        var curveKinds = new List<(string Name, Func<long> Once, int Server)>();
+        if (libzmq) curveKinds.Add(("zmq ping, CURVE (libzmq DEALER)", () => curve.Request("ping", null), d.Pid));
+        curveKinds.Add(("zmq ping, CURVE (NetMQ DEALER)", () => curveNet.Request("ping", null), d.Pid));
         rows.AddRange(RoundTrips($"CURVE ({d.ZmqLibrary})", curveKinds, trips, warmTrips));
     }
     d.Stop();
@@ -146,15 +162,17 @@ catch (Exception e)
 }
 finally
 {
+    echoes.ForEach(e => e.Dispose());
     try { Directory.Delete(scratch, true); } catch (IOException) { }
 }
 
 // ---- the table, the targets, the JSON
 Console.WriteLine();
-Console.WriteLine($"{"",-27} {"what",-38} {"n",6} {"p50 µs",9} {"p99 µs",9} {"max µs",9}");
+Console.WriteLine($"{"",-27} {"what",-42} {"n",6} {"p50 µs",9} {"p99 µs",9} {"max µs",9} {"server CPU µs",14}");
 foreach (var g in rows.GroupBy(r => r.Group))
 {
-    foreach (var r in g) Console.WriteLine($"{(r == g.First() ? g.Key : ""),-27} {r.Name,-38} {r.N,6} {r.P50,9:F0} {r.P99,9:F0} {r.Max,9:F0}");
+    foreach (var r in g)
+        Console.WriteLine($"{(r == g.First() ? g.Key : ""),-27} {r.Name,-42} {r.N,6} {r.P50,9:F0} {r.P99,9:F0} {r.Max,9:F0} {(r.ServerCpuUs is { } c ? c.ToString("F1") : ""),14}");
 }
 // The targets (issue 20): the daemon's first round-trip group, from the libzmq client where there is one.
 var first = rows[0].Group;
@@ -188,16 +206,33 @@ return 0;
 static double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
 
 // Warms every kind, then measures them in turns of 50, so a neighbour's burst hits them alike.
-static IEnumerable<Row> RoundTrips(string group, IReadOnlyList<(string Name, Func<long> Once)> kinds, int trips, int warmTrips)
+static IEnumerable<Row> RoundTrips(string group, IReadOnlyList<(string Name, Func<long> Once, int Server)> kinds, int trips, int warmTrips)
 {
     var samples = kinds.Select(_ => new List<double>(trips)).ToArray();
+    var cpuNs = new long[kinds.Count];
     for (int i = 0; i < warmTrips; i++) foreach (var k in kinds) k.Once();
     const int Block = 50;
     for (int done = 0; done < trips; done += Block)
         for (int k = 0; k < kinds.Count; k++)
+        {
+            long cpu0 = CpuNs(kinds[k].Server);
             for (int i = 0; i < Math.Min(Block, trips - done); i++)
                 samples[k].Add(Us(kinds[k].Once()));
-    return kinds.Select((k, i) => Row.Of(group, k.Name, samples[i])).ToList();
+            cpuNs[k] += CpuNs(kinds[k].Server) - cpu0;
+        }
+    return kinds.Select((k, i) => Row.Of(group, k.Name, samples[i]) with { ServerCpuUs = cpuNs[i] / 1000.0 / trips }).ToList();
+}
+
+/// <summary>The CPU time a process has had, all its threads, in ns (the scheduler's own count: /proc/PID/task/*/schedstat).</summary>
+static long CpuNs(int pid)
+{
+    long ns = 0;
+    foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+    {
+        try { ns += long.Parse(File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ')[0], CultureInfo.InvariantCulture); }
+        catch (IOException) { } // a thread that ended meanwhile
+    }
+    return ns;
 }
 
 static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
@@ -247,6 +282,9 @@ static Row PythonPing(string group, string python, string clientDir, string endp
 
 internal sealed record Row(string Group, string Name, int N, double P50, double P99, double Max)
 {
+    /// <summary>The server process's CPU per round trip (all its threads), where measured.</summary>
+    public double? ServerCpuUs { get; init; }
+
     public static Row Of(string group, string name, List<double> us)
     {
         var s = us.Order().ToArray();
@@ -258,7 +296,38 @@ internal sealed record Row(string Group, string Name, int N, double P50, double 
     {
         ["group"] = Group, ["name"] = Name, ["n"] = N,
         ["p50_us"] = Math.Round(P50, 1), ["p99_us"] = Math.Round(P99, 1), ["max_us"] = Math.Round(Max, 1),
+        ["server_cpu_us"] = ServerCpuUs is { } c ? Math.Round(c, 1) : null,
     };
+}
+
+/// <summary>The floor's echo server (<see cref="LibZmqEcho"/>): this program again, in a child process.</summary>
+internal sealed class EchoServer : IDisposable
+{
+    private readonly Process _p;
+    public string Endpoint { get; }
+
+    public int Pid => _p.Id;
+
+    private EchoServer(Process p, string endpoint) => (_p, Endpoint) = (p, endpoint);
+
+    public static EchoServer Start(string loop)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
+        foreach (var a in new[] { System.Reflection.Assembly.GetEntryAssembly()!.Location, "--echo-server", loop }) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        var endpoint = p.StandardOutput.ReadLine();
+        if (endpoint is null || !endpoint.StartsWith("tcp://", StringComparison.Ordinal))
+        {
+            if (!p.HasExited) p.Kill();
+            throw new InvalidOperationException($"the echo server did not start ({endpoint})");
+        }
+        return new EchoServer(p, endpoint);
+    }
+
+    public void Dispose()
+    {
+        try { if (!_p.HasExited) _p.Kill(); } catch (InvalidOperationException) { }
+    }
 }
 
 /// <summary>A `sparky serve` child process on free ports, read from its serving line.</summary>
@@ -382,9 +451,38 @@ internal sealed class ZmqClient(IDealer s) : IDisposable
         return received;
     }
 
+    /// <summary>A ping's frame sent to an echo server (the floor): returns its round trip in Stopwatch ticks. Throws
+    /// unless the same bytes come back.</summary>
+    public long Echo()
+    {
+        var frame = Frame("ping", null, ++_corr);
+        long sent = Stopwatch.GetTimestamp();
+        s.Send(frame);
+        var back = s.Receive(TimeSpan.FromSeconds(10));
+        long received = Stopwatch.GetTimestamp();
+        if (!back.AsSpan().SequenceEqual(frame)) throw new InvalidOperationException("the echo server sent back something else");
+        return received - sent;
+    }
+
     private (long Sent, long Received, JsonNode? Body) Exchange(string type, JsonNode? body)
     {
         long corr = ++_corr;
+        var frame = Frame(type, body, corr);
+
+        long sent = Stopwatch.GetTimestamp();
+        s.Send(frame);
+        var replyFrame = s.Receive(TimeSpan.FromSeconds(10));
+        long received = Stopwatch.GetTimestamp();
+        // Checked after the clock stops: a real client decodes too, but this one's decoding (through JSON) is not the daemon's cost.
+        var reply = JsonNode.Parse(MessagePackSerializer.ConvertToJson(replyFrame))!;
+        if ((long?)reply["corr"] != corr || (string?)reply["type"] != type + ".ok")
+            throw new InvalidOperationException($"unexpected reply to {type}: {reply.ToJsonString()}");
+        return (sent, received, reply["body"]);
+    }
+
+    /// <summary>A request's frame: [{"v":1,"type","corr","ts"[,"body"]}].</summary>
+    private byte[] Frame(string type, JsonNode? body, long corr)
+    {
         _buf.ResetWrittenCount();
         var w = new MessagePackWriter(_buf);
         w.WriteMapHeader(body is null ? 4 : 5);
@@ -398,17 +496,7 @@ internal sealed class ZmqClient(IDealer s) : IDisposable
             w.WriteRaw(MessagePackSerializer.ConvertFromJson(body.ToJsonString()));
         }
         w.Flush();
-        var frame = _buf.WrittenSpan.ToArray();
-
-        long sent = Stopwatch.GetTimestamp();
-        s.Send(frame);
-        var replyFrame = s.Receive(TimeSpan.FromSeconds(10));
-        long received = Stopwatch.GetTimestamp();
-        // Checked after the clock stops: a real client decodes too, but this one's decoding (through JSON) is not the daemon's cost.
-        var reply = JsonNode.Parse(MessagePackSerializer.ConvertToJson(replyFrame))!;
-        if ((long?)reply["corr"] != corr || (string?)reply["type"] != type + ".ok")
-            throw new InvalidOperationException($"unexpected reply to {type}: {reply.ToJsonString()}");
-        return (sent, received, reply["body"]);
+        return _buf.WrittenSpan.ToArray();
     }
 
     public void Dispose() => s.Dispose();

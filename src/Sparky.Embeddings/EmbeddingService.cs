@@ -13,7 +13,8 @@ public sealed record EmbeddingOptions
     public string Model { get; init; } = MiniLm.Name;
     /// <summary>auto, cpu or cuda.</summary>
     public string Device { get; init; } = "auto";
-    /// <summary>Threads one call of the model may use; 0: one per core.</summary>
+    /// <summary>Threads one call of the model may use; 0: one (on a CPU, as many calls at once as cores; see
+    /// <see cref="EmbeddingService.Layout"/>).</summary>
     public int Threads { get; init; }
     public BatchLimits Batch { get; init; } = new(MaxBatchTokens: 2048, MaxBatchSize: 16, MaxWait: TimeSpan.FromMilliseconds(5));
     public int MaxConcurrentRequests { get; init; } = 512;
@@ -44,11 +45,29 @@ public sealed partial class EmbeddingService : IDisposable
         Model = model;
         Options = options;
         Tokenizer = new TextTokenizer(model);
-        Embedder = new OnnxEmbedder(model, options.Device, options.Threads);
+        Embedder = new OnnxEmbedder(model, options.Device, Layout(options.Threads, false, Environment.ProcessorCount).Threads);
+        var (_, workers) = Layout(options.Threads, Embedder.Device == "cuda", Environment.ProcessorCount);
         Metrics = new EmbeddingMetrics(registry);
-        Batcher = new EmbeddingBatcher(Embedder.Embed, options.Batch, options.MaxConcurrentRequests, Metrics);
+        Batcher = new EmbeddingBatcher(Embedder.Embed, options.Batch, options.MaxConcurrentRequests, Metrics, workers: workers);
         Names = model.Id == MiniLm.Id ? [model.Id, "sentence-transformers/" + model.Id] : [model.Id];
     }
+
+    /// <summary>
+    /// How the model's calls use the machine: threads per call, and calls at once. On a CPU the cores are shared out
+    /// (<paramref name="threads"/> 0: one thread a call, one call a core), since a call on one thread wastes nothing
+    /// waiting for the others at each layer (bench/README.md: it cost less CPU a sentence, and kept its pace where the
+    /// HTTP work or a neighbour took a core); on a GPU one call at a time. Past <see cref="MaxWorkers"/> cores, 0 gives
+    /// each call more threads instead of more calls: each call at once holds its own activations (tens of MB for a full
+    /// batch), and many workers would each run a small batch where a few would run full ones.
+    /// </summary>
+    public static (int Threads, int Workers) Layout(int threads, bool gpu, int cores)
+    {
+        int perCall = threads > 0 ? threads : Math.Max(1, cores / MaxWorkers);
+        return (perCall, gpu ? 1 : Math.Max(1, cores / perCall));
+    }
+
+    /// <summary>The most calls of the model at once that <c>embeddings_threads = 0</c> chooses.</summary>
+    public const int MaxWorkers = 8;
 
     /// <summary>Loads the model (fetching the default one into the cache where it is missing). A model that cannot be
     /// had is an <see cref="InvalidOperationException"/> with one line saying why.</summary>
@@ -68,7 +87,8 @@ public sealed partial class EmbeddingService : IDisposable
         {
             throw new InvalidOperationException($"cannot load {model.OnnxPath}: {e.Message.Split('\n')[0]}");
         }
-        Log.Loaded(log, model.Id, service.Embedder.Dimensions, model.MaxTokens, service.Embedder.DeviceReason, model.Directory);
+        Log.Loaded(log, model.Id, service.Embedder.Dimensions, model.MaxTokens, service.Embedder.DeviceReason,
+            service.Batcher.Workers, service.Embedder.Threads, model.Directory);
         return service;
     }
 
@@ -103,7 +123,7 @@ public sealed partial class EmbeddingService : IDisposable
         public static partial void Fetching(ILogger log, string line);
 
         [LoggerMessage(EventId = 701, Level = LogLevel.Information,
-            Message = "embeddings: model {Id} ({Dimensions} dimensions, at most {MaxTokens} tokens an input) on {Device}, from {Dir}")]
-        public static partial void Loaded(ILogger log, string id, int dimensions, int maxTokens, string device, string dir);
+            Message = "embeddings: model {Id} ({Dimensions} dimensions, at most {MaxTokens} tokens an input) on {Device}, {Workers} batches at once of {Threads} threads each, from {Dir}")]
+        public static partial void Loaded(ILogger log, string id, int dimensions, int maxTokens, string device, int workers, int threads, string dir);
     }
 }

@@ -399,7 +399,7 @@ public sealed class SparkyConfig
             _ => "", NoNewline),
         new("embeddings_device", "where the model runs: auto (CUDA where an NVIDIA GPU and ONNX Runtime's CUDA provider are both here, else the CPU), cpu or cuda",
             _ => "auto", OneOf(["auto", "cpu", "cuda"])),
-        new("embeddings_threads", "threads one call of the model may use; 0: one per core", _ => "0", Long(0, 1024)),
+        new("embeddings_threads", "threads one call of the model may use; on a CPU as many calls run at once as this divides into the cores; 0: one thread a call, one call a core, up to 8 calls at once", _ => "0", Long(0, 1024)),
         new("embeddings_max_batch_tokens", "most tokens in one batch (inputs × the longest one's tokens, padding included); on a CPU, batches past a few thousand tokens are slower per input, not faster", _ => "2048", Long(1, 1_000_000)),
         new("embeddings_max_batch_size", "most inputs in one batch; 1: batching off", _ => "16", Long(1, 4096)),
         new("embeddings_max_batch_wait", "how long the first input waiting is held for others to join its batch, such as 5ms", _ => "5ms", MillisOrDuration(0, 10)),

@@ -54,6 +54,13 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
     /// <summary>A batch read from the input: its records, and where the input stands after it.</summary>
     private sealed record Batch(List<InputRecord> Records, long EndLine, long EndOffset, long Skipped);
 
+    /// <summary>A batch's vectors, row after row, for its records less <see cref="Skipped"/> (indices into the batch's
+    /// records, ascending: texts the endpoint refused as too large even alone, under --skip-bad); or why not.</summary>
+    private sealed record BatchReply(float[]? Vectors, int Dimensions, string? Error, IReadOnlyList<int> Skipped)
+    {
+        public static readonly BatchReply Empty = new([], 0, null, []);
+    }
+
     /// <summary>A failure that ends the job with a reason for the user (not a bug).</summary>
     private sealed class JobFailure(string message) : Exception(message);
 
@@ -196,7 +203,7 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
         _batchChars = options.BatchChars;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var slots = new SemaphoreSlim(options.Concurrency);
-        var queue = Channel.CreateUnbounded<(Batch Batch, Task<EmbedReply> Reply)>();
+        var queue = Channel.CreateUnbounded<(Batch Batch, Task<BatchReply> Reply)>();
         int dims = _state.Dimensions;
         var reader = Task.Run(async () =>
         {
@@ -206,7 +213,7 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
                 while (NextBatch(lines) is { } batch)
                 {
                     await slots.WaitAsync(stop.Token);
-                    var reply = batch.Records.Count == 0 ? Task.FromResult(new EmbedReply([], 0, null))
+                    var reply = batch.Records.Count == 0 ? Task.FromResult(BatchReply.Empty)
                         : EmbedSplittingAsync(client, batch.Records, 0, batch.Records.Count, Volatile.Read(ref dims), stop.Token);
                     queue.Writer.TryWrite((batch, reply));
                 }
@@ -220,18 +227,19 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
         {
             await foreach (var (batch, reply) in queue.Reader.ReadAllAsync(stop.Token))
             {
-                var (vectors, d, error, _) = await reply;
+                var (vectors, d, error, refused) = await reply;
                 if (error is not null) throw new JobFailure($"{options.Endpoint.Embeddings}: {error}");
-                if (batch.Records.Count > 0)
+                var kept = refused.Count == 0 ? batch.Records : batch.Records.Where((_, i) => !refused.Contains(i)).ToList();
+                if (kept.Count > 0)
                 {
                     if (dims == 0) Volatile.Write(ref dims, d);
                     else if (d != dims) throw new JobFailure($"{options.Endpoint.Embeddings}: {d}-dimensional vectors after {dims}-dimensional ones");
-                    output.Append(vectors, batch.Records.Select(x => x.Id));
+                    output.Append(vectors!, kept.Select(x => x.Id));
                 }
                 _state = _state with
                 {
-                    Rows = _state.Rows + batch.Records.Count, Dimensions = dims, IdsBytes = output.IdsBytes,
-                    NextLine = batch.EndLine, NextOffset = batch.EndOffset, Skipped = _state.Skipped + batch.Skipped,
+                    Rows = _state.Rows + kept.Count, Dimensions = dims, IdsBytes = output.IdsBytes,
+                    NextLine = batch.EndLine, NextOffset = batch.EndOffset, Skipped = _state.Skipped + batch.Skipped + refused.Count,
                 };
                 _retries = client.Retries;
                 slots.Release();
@@ -257,22 +265,23 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
     /// <summary>
     /// The vectors of <paramref name="count"/> records from <paramref name="start"/>. Where the endpoint answers 413 the
     /// records are split in half and each half sent on its own, down to one text; one text still too large ends the job
-    /// naming it. The budget for the batches still to be read is lowered to half the refused request's characters.
+    /// naming it, or under --skip-bad is passed over (named on stderr, counted, no row written for it). The budget for
+    /// the batches still to be read is lowered to half the refused request's characters.
     /// </summary>
-    private async Task<EmbedReply> EmbedSplittingAsync(EmbeddingsClient client, List<InputRecord> records, int start, int count, int dims, CancellationToken ct)
+    private async Task<BatchReply> EmbedSplittingAsync(EmbeddingsClient client, List<InputRecord> records, int start, int count, int dims, CancellationToken ct)
     {
         var texts = new List<string>(count);
         for (int i = start; i < start + count; i++) texts.Add(records[i].Text);
         var reply = await client.EmbedAsync(texts, _state.Model, dims, ct);
-        if (!reply.TooLarge) return reply;
+        if (!reply.TooLarge) return new BatchReply(reply.Vectors, reply.Dimensions, reply.Error, []);
         if (count == 1)
         {
             var r = records[start];
-            return reply with
-            {
-                TooLarge = false,
-                Error = $"the text of id {r.Id} ({options.Input}:{r.Line}, {r.Text.Length} characters) is too large for the endpoint even alone: {reply.Error}",
-            };
+            if (!options.SkipBad)
+                return new BatchReply(null, 0, $"the text of id {r.Id} ({options.Input}:{r.Line}, {r.Text.Length} characters) is too large for the endpoint " +
+                    $"even alone: {reply.Error} (--skip-bad passes over such texts)", []);
+            log($"{options.Input}:{r.Line}: skipped: the text of id {r.Id} ({r.Text.Length} characters) is too large for the endpoint even alone: {reply.Error}");
+            return new BatchReply([], dims, null, [start]);
         }
         int refusedChars = (int)Math.Min(int.MaxValue, texts.Sum(t => (long)t.Length));
         if (LowerBudget(Math.Max(1, refusedChars / 2)) is { } lowered)
@@ -282,7 +291,7 @@ public sealed class EmbedJob(EmbedJobOptions options, Action<JobProgress> progre
         if (first.Error is not null) return first;
         var second = await EmbedSplittingAsync(client, records, start + half, count - half, first.Dimensions, ct);
         if (second.Error is not null) return second;
-        return new EmbedReply([.. first.Vectors!, .. second.Vectors!], first.Dimensions, null);
+        return new BatchReply([.. first.Vectors!, .. second.Vectors!], Math.Max(first.Dimensions, second.Dimensions), null, [.. first.Skipped, .. second.Skipped]);
     }
 
     /// <summary>Lowers the character budget to <paramref name="chars"/>; the new budget, or null where it was already

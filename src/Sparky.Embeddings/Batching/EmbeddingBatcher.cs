@@ -2,9 +2,12 @@ namespace Sparky.Embeddings.Batching;
 
 /// <summary>
 /// Coalesces the inputs of concurrent requests into batches for the model (<see cref="BatchPlanner"/> decides; this
-/// class waits, runs and hands out). One thread runs the model, one batch at a time: ONNX Runtime spreads a call over the
-/// cores, and two calls at once would only fight for them. Each request gets its own vectors, in its own order. At most
-/// <c>maxConcurrentRequests</c> requests are queued or running; past that <see cref="TryAdmit"/> says no (HTTP 429).
+/// class waits, runs and hands out). <c>workers</c> threads run the model, each one batch at a time: on a CPU one per
+/// core, each call on one thread (a call spread over all the cores waits at every layer for its slowest thread, which
+/// on a shared machine is often one the HTTP work or a neighbour took), on a GPU one. A free worker runs the batch that
+/// holds the oldest input waiting; the others wait on, to be grouped again with what arrives meanwhile. Each request
+/// gets its own vectors, in its own order. At most <c>maxConcurrentRequests</c> requests are queued or running; past
+/// that <see cref="TryAdmit"/> says no (HTTP 429).
 /// </summary>
 public sealed class EmbeddingBatcher : IDisposable
 {
@@ -29,20 +32,24 @@ public sealed class EmbeddingBatcher : IDisposable
     private long _waitingTokens;
     private int _requests;
     private bool _stopping;
-    private readonly Thread _loop;
+    private readonly Thread[] _workers;
 
-    /// <param name="model">Runs one batch: token ids in, one vector per input out, in order.</param>
+    /// <param name="model">Runs one batch: token ids in, one vector per input out, in order. Called by
+    /// <paramref name="workers"/> threads at once, so it must be thread-safe (ONNX Runtime's Run is).</param>
     public EmbeddingBatcher(Func<IReadOnlyList<int[]>, float[][]> model, BatchLimits limits, int maxConcurrentRequests,
-        EmbeddingMetrics metrics, TimeProvider? clock = null)
+        EmbeddingMetrics metrics, TimeProvider? clock = null, int workers = 1)
     {
         _model = model;
         _limits = limits;
         _maxRequests = maxConcurrentRequests;
         _metrics = metrics;
         _clock = clock ?? TimeProvider.System;
-        _loop = new Thread(Loop) { IsBackground = true, Name = "sparky-embed-batcher" };
-        _loop.Start();
+        _workers = [.. Enumerable.Range(0, Math.Max(1, workers)).Select(i => new Thread(Loop) { IsBackground = true, Name = $"sparky-embed-batcher-{i}" })];
+        foreach (var t in _workers) t.Start();
     }
+
+    /// <summary>Batches run at once.</summary>
+    public int Workers => _workers.Length;
 
     public BatchLimits Limits => _limits;
 
@@ -89,7 +96,7 @@ public sealed class EmbeddingBatcher : IDisposable
     {
         while (true)
         {
-            List<Item[]> runs;
+            Item[] run;
             lock (_lock)
             {
                 while (true)
@@ -101,15 +108,33 @@ public sealed class EmbeddingBatcher : IDisposable
                     if (delay is null) Monitor.Wait(_lock);
                     else Monitor.Wait(_lock, delay.Value);
                 }
-                var plan = BatchPlanner.Plan(_waiting.Select(w => new Waiting(w.Ids.Length)).ToList(), _limits);
-                runs = plan.Select(r => r.Select(i => _waiting[i]).ToArray()).ToList();
-                int taken = plan.Sum(r => r.Length);
-                foreach (var run in runs) foreach (var item in run) _waitingTokens -= item.Ids.Length;
-                // The planner takes a prefix of the waiting list (the oldest inputs).
-                _waiting.RemoveRange(0, taken);
+                run = TakeOldestRun();
+                // What is left may be another worker's batch.
+                if (_waiting.Count > 0) Monitor.Pulse(_lock);
             }
-            foreach (var run in runs) Run(run);
+            Run(run);
         }
+    }
+
+    /// <summary>The run the planner puts the oldest input in, taken off the waiting list (under the lock).</summary>
+    private Item[] TakeOldestRun()
+    {
+        var plan = BatchPlanner.Plan(_waiting.Select(w => new Waiting(w.Ids.Length)).ToList(), _limits);
+        var picked = plan.First(r => r.Contains(0));
+        var run = new Item[picked.Length];
+        for (int i = 0; i < picked.Length; i++)
+        {
+            run[i] = _waiting[picked[i]];
+            _waitingTokens -= run[i].Ids.Length;
+        }
+        // The rest keep their arrival order.
+        var taken = new bool[_waiting.Count];
+        foreach (var i in picked) taken[i] = true;
+        int kept = 0;
+        for (int i = 0; i < _waiting.Count; i++)
+            if (!taken[i]) _waiting[kept++] = _waiting[i];
+        _waiting.RemoveRange(kept, _waiting.Count - kept);
+        return run;
     }
 
     private void Run(Item[] run)
@@ -143,10 +168,10 @@ public sealed class EmbeddingBatcher : IDisposable
         lock (_lock)
         {
             _stopping = true;
-            Monitor.Pulse(_lock);
+            Monitor.PulseAll(_lock);
             foreach (var item in _waiting) item.Job.Done.TrySetException(new ObjectDisposedException(nameof(EmbeddingBatcher)));
             _waiting.Clear();
         }
-        _loop.Join(TimeSpan.FromSeconds(30));
+        foreach (var t in _workers) t.Join(TimeSpan.FromSeconds(30));
     }
 }

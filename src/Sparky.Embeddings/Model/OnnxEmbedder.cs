@@ -5,7 +5,7 @@ namespace Sparky.Embeddings.Model;
 
 /// <summary>
 /// The model, run by ONNX Runtime: a padded batch of token ids in, one pooled (and normalised) vector per input out.
-/// One call at a time (the batcher's loop is its only caller): ONNX Runtime spreads each call over the cores itself.
+/// Thread-safe: the batcher's workers call it at once (each call on its own <see cref="Threads"/> threads).
 /// </summary>
 public sealed class OnnxEmbedder : IDisposable
 {
@@ -15,6 +15,8 @@ public sealed class OnnxEmbedder : IDisposable
     private readonly ModelInfo _model;
 
     public int Dimensions { get; }
+    /// <summary>Threads one call uses (ONNX Runtime's intra-op threads).</summary>
+    public int Threads { get; }
     /// <summary>Where it runs: <c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; }
     /// <summary>Why it runs where it runs, one line (logged once at start).</summary>
@@ -27,7 +29,7 @@ public sealed class OnnxEmbedder : IDisposable
     {
         _model = model;
         using var options = new SessionOptions { GraphOptimizationLevel = optimization, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
-        options.IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount;
+        options.IntraOpNumThreads = Threads = threads > 0 ? threads : Environment.ProcessorCount;
         // Its threads sleep between calls instead of spinning: the cores are shared with the HTTP server and the
         // tokenisation of the next requests, which spinning starved on a small machine.
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");

@@ -8,6 +8,7 @@ using Sparky.Core.Tasks;
 using Sparky.Plans;
 using Sparky.Server.Daemon;
 using Sparky.Server.Events;
+using Sparky.Server.Http;
 using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Plans;
@@ -182,7 +183,8 @@ public sealed class PlanRunner : IAsyncDisposable
         node["started_at"] = t.StartedAt;
         node["finished_at"] = t.FinishedAt;
         node["duration_seconds"] = t.StartedAt is { } s ? Math.Round(((t.FinishedAt ?? now) - s) / 1000.0, 3) : null;
-        if ((progress ?? t.ProgressJson) is { } p) node["progress"] = JsonNode.Parse(p);
+        // As a task's own answer shows it (TaskJson.Unstored): a record still queued shows only its stored progress.
+        if ((TaskJson.Unstored(t.State, progress) ?? t.ProgressJson) is { } p) node["progress"] = JsonNode.Parse(p);
     }
 
     // ---------- starting ----------

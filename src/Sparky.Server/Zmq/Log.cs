@@ -12,6 +12,12 @@ internal static partial class ZmqLog
     [LoggerMessage(1502, LogLevel.Error, "zmq event {Topic}: {Error}")]
     public static partial void EventNotEncoded(ILogger logger, string topic, string error);
 
+    [LoggerMessage(1503, LogLevel.Debug, "zmq event socket on {Library}")]
+    public static partial void EventsOnLibZmq(ILogger logger, string library);
+
+    [LoggerMessage(1504, LogLevel.Debug, "zmq event socket on NetMQ ({Why})")]
+    public static partial void EventsOnNetMq(ILogger logger, string why);
+
     [LoggerMessage(1510, LogLevel.Warning, "zmq keys: {Error} (its keys are not accepted)")]
     public static partial void KeyListUnreadable(ILogger logger, string error);
 

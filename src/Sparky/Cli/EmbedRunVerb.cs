@@ -33,7 +33,7 @@ internal static class EmbedRunVerb
         var batchChars = new Option<int>("--batch-chars") { Description = "characters of text per request at most (a longer text goes alone); a request the endpoint refuses as too large (413) is sent again in halves", DefaultValueFactory = _ => EmbedJobOptions.DefaultBatchChars };
         var concurrency = new Option<int>("--concurrency") { Description = "requests in flight at once, each on a pooled keep-alive connection", DefaultValueFactory = _ => 4 };
         var shard = new Option<string?>("--shard") { Description = "i/n: only the i-th of n equal runs of lines (from 0), into part-i-of-n.npy; for an array of tasks, e.g. --shard \"$SPARKY_ARRAY_INDEX/8\" in a shell command" };
-        var skipBad = new Option<bool>("--skip-bad") { Description = "pass over lines that cannot be read (each named on stderr) instead of stopping at the first before anything is sent" };
+        var skipBad = new Option<bool>("--skip-bad") { Description = "pass over lines that cannot be read, and texts the endpoint refuses as too large even alone (HTTP 413), each named on stderr and counted, instead of stopping at the first" };
         var attempts = new Option<int>("--max-attempts") { Description = "tries per request: a 429, 408, 5xx or no answer is sent again with backoff (honouring Retry-After)", DefaultValueFactory = _ => 10 };
         var timeout = new Option<string>("--timeout") { Description = "how long one request may take: 90, 30s, 5m", DefaultValueFactory = _ => "2m" };
         var encoding = new Option<string>("--encoding") { Description = "how vectors are asked for: base64 (exact and compact; floats instead where the endpoint refuses it) or float", DefaultValueFactory = _ => "base64" };
@@ -113,7 +113,7 @@ internal static class EmbedRunVerb
         if (r.AlreadyComplete) return $"already complete: {what}";
         var notes = new List<string>();
         if (r.ResumedAtRow > 0) notes.Add($"resumed at row {r.ResumedAtRow}");
-        if (r.Skipped > 0) notes.Add($"{r.Skipped} bad lines skipped");
+        if (r.Skipped > 0) notes.Add($"{r.Skipped} lines skipped (bad, or too large for the endpoint)");
         if (r.Retries > 0) notes.Add($"{r.Retries} requests retried");
         return $"wrote {what} in {RateMeter.DurationText(r.Elapsed)}" + (notes.Count > 0 ? $" ({string.Join(", ", notes)})" : "");
     }

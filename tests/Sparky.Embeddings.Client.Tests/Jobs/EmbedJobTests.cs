@@ -142,6 +142,24 @@ public sealed class EmbedJobTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_skip_bad_texts_too_large_even_alone_are_passed_over_counted_and_get_no_row()
+    {
+        if (_server.Upstream is not null) return; // the 413 is the stand-in's own
+        var rows = Corpus(50);
+        // The very first text (no vector seen yet: the dimension is not known) and two more, one a batch's last.
+        foreach (int i in new[] { 0, 20, 27 }) rows[i] = ($"doc-{i}", "huge " + new string('h', 2000));
+        File.WriteAllLines(Path.Combine(_dir.FullName, "corpus.jsonl"), rows.Select(r => JsonSerializer.Serialize(new Dictionary<string, string> { ["id"] = r.Id, ["text"] = r.Text })));
+        _server.MaxBodyBytes = 1500;
+        var r = await Run(Options() with { SkipBad = true });
+        Assert.True(r.Ok, r.Error);
+        Assert.Equal(3, r.Skipped);
+        Assert.Equal(47, r.Rows);
+        foreach (int i in new[] { 0, 20, 27 })
+            Assert.Contains(_log, l => l.StartsWith($"{Path.Combine(_dir.FullName, "corpus.jsonl")}:{i + 1}: skipped: the text of id doc-{i} (2005 characters) is too large"));
+        Assert.Null(await _server.CheckOutputAsync(r.NpyPath, r.IdsPath, rows.Where((_, i) => i is not (0 or 20 or 27)).ToList()));
+    }
+
+    [Fact]
     public async Task A_refused_request_stops_the_job_and_a_new_run_finishes_it()
     {
         var rows = Corpus(100);

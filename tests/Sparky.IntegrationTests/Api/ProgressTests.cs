@@ -155,10 +155,13 @@ public sealed class ProgressTests
         sub.Subscribe("task.progress");
         await Task.Delay(300); // a subscription takes a moment to reach the publisher
         var id = await d.SubmitShellAsync(Line("""{"done": 2, "total": 8, "message": "over zmq"}""") + "; " + WaitFor("go"));
-        var http = (await ProgressOf(d, id, p => (long?)p["done"] == 2))["progress"]!;
+        var task = await ProgressOf(d, id, p => (long?)p["done"] == 2);
+        Assert.Equal("running", (string?)task["state"]); // progress shows once the start is stored: a list by state finds it
+        var http = task["progress"]!;
 
         using var client = new Zmq.ZmqTestClient(d.Daemon.ZmqEndpoint);
         var status = client.Ok("status", new JsonObject { ["id"] = id })!;
+        Assert.Equal("running", (string?)status["state"]);
         Assert.Equal(http.ToJsonString(), status["progress"]!.ToJsonString());
         var listed = client.Ok("list", new JsonObject { ["state"] = "running" })!["tasks"]!.AsArray().Single(t => (string?)t!["id"] == id)!;
         Assert.Equal("over zmq", (string?)listed["progress"]!["message"]);
@@ -171,6 +174,59 @@ public sealed class ProgressTests
         Assert.Equal(http.ToJsonString(), e["body"]!["progress"]!.ToJsonString());
         File.WriteAllText(Path.Combine(d.WorkDir, "go"), "");
         await d.WaitAsync(id);
+    }
+
+    /// <summary>
+    /// A task's start is committed a moment after its process starts, so its first progress can come before the store
+    /// has it running (under load, as in a full test run). Here the store's write lock is held while the task starts:
+    /// its progress is announced, but the task, still queued in the store, shows none, in both doors; once the start is
+    /// stored the progress shows with the running state, and the list by state holds the task.
+    /// </summary>
+    [Fact]
+    public async Task Progress_shows_only_with_the_stored_start_so_a_list_by_state_holds_the_task()
+    {
+        await using var d = await TestDaemon.StartAsync(new() { ["cpu_short_slots"] = "1", ["cpu_short_limiter"] = "fixed" });
+        using var sub = new NetMQ.Sockets.SubscriberSocket();
+        sub.Options.Linger = TimeSpan.Zero;
+        sub.Connect(d.Daemon.ZmqEventsEndpoint);
+        sub.Subscribe("task.progress");
+        await Task.Delay(300); // a subscription takes a moment to reach the publisher
+        var first = await d.SubmitShellAsync(WaitFor("first"));
+        var second = await d.SubmitShellAsync(Line("""{"done": 1, "total": 2, "message": "ahead of the store"}""") + "; " + WaitFor("go"));
+        for (var until = DateTime.UtcNow.AddSeconds(15); (string?)(await d.GetTaskAsync(first))["state"] != "running"; await Task.Delay(50))
+            Assert.True(DateTime.UtcNow < until, "the first task did not start");
+        using var client = new Zmq.ZmqTestClient(d.Daemon.ZmqEndpoint);
+
+        using (var hold = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(d.DataDir, "sparky.db")};Pooling=False"))
+        {
+            hold.Open();
+            using (var begin = hold.CreateCommand())
+            {
+                begin.CommandText = "BEGIN IMMEDIATE"; // the daemon's writer waits (reads go on): the second task's start is not stored
+                begin.ExecuteNonQuery();
+            }
+            File.WriteAllText(Path.Combine(d.WorkDir, "first"), ""); // its end frees the slot: the second starts and prints
+            var frames = new NetMQMessage();
+            Assert.True(sub.TryReceiveMultipartMessage(TimeSpan.FromSeconds(15), ref frames), "the second task's progress was not announced");
+            Assert.Equal(second, (string?)Zmq.ZmqTestClient.Unpack(frames[1].ToByteArray())["body"]!["id"]);
+
+            var http = await d.GetTaskAsync(second);
+            var status = client.Ok("status", new JsonObject { ["id"] = second })!;
+            foreach (var t in new[] { http, status })
+            {
+                Assert.Equal("queued", (string?)t["state"]);
+                Assert.Null(t["progress"]);
+            }
+            using var rollback = hold.CreateCommand();
+            rollback.CommandText = "ROLLBACK";
+            rollback.ExecuteNonQuery();
+        }
+        var running = await ProgressOf(d, second, p => (long?)p["done"] == 1);
+        Assert.Equal("running", (string?)running["state"]);
+        var listed = client.Ok("list", new JsonObject { ["state"] = "running" })!["tasks"]!.AsArray();
+        Assert.Equal("ahead of the store", (string?)listed.Single(t => (string?)t!["id"] == second)!["progress"]!["message"]);
+        File.WriteAllText(Path.Combine(d.WorkDir, "go"), "");
+        await d.WaitAsync(second);
     }
 
     [Fact]

@@ -8,7 +8,7 @@ namespace Sparky.IntegrationTests.Deploy;
 /// aarch64-linux-gnu against Debian's arm64 cross sysroot): `file` says it is an aarch64 executable, and under
 /// qemu-user it shows its help, runs the demo, and serves a daemon that runs the tasks its own CLI submits.
 /// </summary>
-[Trait("Needs", "arm64")] // test.sh runs these last, once ./native.sh --rid linux-arm64 has built it
+[Trait("Needs", "arm64")] // test.sh runs these in a test process of their own once ./native.sh --rid linux-arm64 has built it
 public sealed class ArmTests
 {
     [Fact]

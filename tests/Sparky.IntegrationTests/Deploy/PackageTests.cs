@@ -22,7 +22,7 @@ public sealed class PackageTests
         var dir = Path.Combine(Path.GetTempPath(), "sparky-packages-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            var built = await RunAsync(Path.Combine(root, "scripts", "package.sh"), ["--out", dir, "--arch", arch], timeoutSeconds: 900);
+            var built = await RunAsync(Path.Combine(root, "scripts", "package.sh"), ["--out", dir, "--arch", arch, "--fast"], timeoutSeconds: 900);
             Assert.True(built.Code == 0, built.Output);
             var deb = Directory.GetFiles(dir, "*.deb").Single();
             var tarball = Directory.GetFiles(dir, "*.tar.gz").Single();

@@ -7,10 +7,10 @@ namespace Sparky.IntegrationTests.Deploy;
 /// <summary>
 /// scripts/pack.sh: the package `dotnet tool install` picks from (Sparky) points to the native packages for linux-x64
 /// and linux-arm64 and to the framework-dependent one for every other platform; none carries debug symbols (.dbg,
-/// .pdb); installed from them, this x64 machine gets the x64 native executable, which runs; the arm64 package's
+/// .pdb) nor what no tool can load (phone runtimes, import libraries); installed from them, this x64 machine gets the x64 native executable, which runs; the arm64 package's
 /// executable runs under qemu-user.
 /// </summary>
-[Trait("Needs", "arm64")] // test.sh runs these last, once ./native.sh --rid linux-arm64 has built it
+[Trait("Needs", "arm64")] // test.sh runs these in a test process of their own once ./native.sh --rid linux-arm64 has built it
 public sealed class ToolPackageTests(ITestOutputHelper output)
 {
     [Fact]
@@ -31,6 +31,9 @@ public sealed class ToolPackageTests(ITestOutputHelper output)
                 using var zip = ZipFile.OpenRead(nupkg);
                 var symbols = zip.Entries.Where(e => e.FullName.EndsWith(".dbg") || e.FullName.EndsWith(".pdb")).Select(e => e.FullName).ToList();
                 Assert.True(symbols.Count == 0, $"{id} carries debug symbols: {string.Join(", ", symbols)}");
+                // Nothing a tool cannot load: ONNX Runtime's phone packages and Windows import libraries (166 MB).
+                var unloadable = zip.Entries.Where(e => e.FullName.EndsWith(".lib") || e.FullName.Contains("/runtimes/ios") || e.FullName.Contains("/runtimes/android")).Select(e => e.FullName).ToList();
+                Assert.True(unloadable.Count == 0, $"{id} carries what no tool loads: {string.Join(", ", unloadable)}");
                 if (machine != "") Assert.Equal(machine, ElfMachine(zip.GetEntry($"tools/any/{rid}/sparky")!));
                 if (id == "Sparky")
                 {

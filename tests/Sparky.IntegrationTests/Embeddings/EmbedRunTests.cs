@@ -208,6 +208,32 @@ public sealed class EmbedRunTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_text_refused_as_too_large_even_alone_stops_the_run_and_with_skip_bad_is_passed_over_with_no_row()
+    {
+        var rows = Corpus(60);
+        var lines = File.ReadAllLines(Input);
+        lines[30] = JsonSerializer.Serialize(new Dictionary<string, string> { ["id"] = "doc-huge", ["text"] = new string('h', 4000) });
+        File.WriteAllLines(Input, lines);
+        _server.MaxBodyBytes = 3000; // a batch of 8 of the others is about 1,100 bytes; the huge text alone is over
+        var stopped = await SparkyCli.RunAsync(Args("--batch", "8", "--concurrency", "1"));
+        Assert.Equal(1, stopped.ExitCode);
+        Assert.Contains($"the text of id doc-huge ({Input}:31, 4000 characters) is too large for the endpoint even alone: HTTP 413", stopped.Stderr);
+        Assert.Contains("--skip-bad passes over such texts", stopped.Stderr);
+
+        // Run again with --skip-bad: it resumes, passes over that text (named on stderr, counted) and writes every
+        // other row once, in order, and no row or id for it.
+        var r = await SparkyCli.RunAsync(Args("--batch", "8", "--concurrency", "1", "--skip-bad", "--json"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains($"{Input}:31: skipped: the text of id doc-huge (4000 characters) is too large for the endpoint even alone: HTTP 413", r.Stderr);
+        var result = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal(1, (long)result["skipped"]!);
+        Assert.Equal(59, (long)result["rows"]!);
+        rows.RemoveAt(30);
+        Assert.Null(await _server.CheckOutputAsync(Path.Combine(Out, "embeddings.npy"), Path.Combine(Out, "embeddings.ids.txt"), rows));
+        Assert.DoesNotContain("doc-huge", File.ReadAllText(Path.Combine(Out, "embeddings.ids.txt")));
+    }
+
+    [Fact]
     public async Task Bad_input_gets_one_clear_line_with_the_line_number()
     {
         Corpus(5);

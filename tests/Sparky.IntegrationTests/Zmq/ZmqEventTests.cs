@@ -5,6 +5,7 @@ using NetMQ.Sockets;
 using Sparky.Core.Config;
 using Sparky.IntegrationTests.Support;
 using Sparky.Server.Daemon;
+using Sparky.Server.Zmq;
 
 namespace Sparky.IntegrationTests.Zmq;
 
@@ -62,6 +63,44 @@ public sealed class ZmqEventTests
         var finished = Drain(finishedOnly, g => g.Count == 2);
         Assert.Equal(["task.finished", "task.finished"], finished.Select(e => e.Topic));
         Assert.Empty(Drain(finishedOnly, g => false, seconds: 0.5)); // nothing else came
+    }
+
+    /// <summary>
+    /// The socket learns from its XPUB which prefixes are subscribed: with none, an event is neither queued for it nor
+    /// encoded; a subscriber gets what its prefix matches; once it disconnects, nothing is encoded again. On libzmq and
+    /// on the NetMQ fallback alike.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Events_are_encoded_only_while_a_subscriber_wants_them(bool netMq)
+    {
+        var hub = new Sparky.Server.Events.EventHub();
+        using var socket = EventSocket.Start(hub, "tcp://127.0.0.1:0", Microsoft.Extensions.Logging.Abstractions.NullLogger<EventSocket>.Instance, null, netMq);
+        Assert.StartsWith(netMq ? "NetMQ" : "libzmq", socket.Library);
+        static Sparky.Core.Events.SparkyEvent Event(string topic, string id) => new(topic, 1, new JsonObject { ["id"] = id });
+        hub.Publish(Event("task.finished", "before"));
+        using (var sub = Subscribe(socket.Endpoint, "task.finished"))
+        {
+            Until(() => socket.Subscribed, "the subscription was not seen");
+            Assert.Equal(0, socket.Sent); // the event before it was never encoded
+            hub.Publish(Event("task.queued", "t1"));
+            hub.Publish(Event("task.finished", "t1"));
+            var got = Drain(sub, g => g.Count == 1);
+            Assert.Equal(("task.finished", "t1"), (got[0].Topic, (string?)got[0].Msg["body"]!["id"]));
+            Assert.Empty(Drain(sub, g => false, seconds: 0.3));
+            Assert.Equal(1, socket.Sent); // task.queued, which no prefix matched, was not encoded either
+        }
+        Until(() => !socket.Subscribed, "the subscriber's leaving was not seen");
+        hub.Publish(Event("task.finished", "after"));
+        Thread.Sleep(100);
+        Assert.Equal(1, socket.Sent);
+    }
+
+    private static void Until(Func<bool> condition, string why)
+    {
+        for (var until = DateTime.UtcNow.AddSeconds(10); !condition(); Thread.Sleep(20))
+            Assert.True(DateTime.UtcNow < until, why);
     }
 
     [Fact]

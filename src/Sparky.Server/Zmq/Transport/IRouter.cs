@@ -47,14 +47,9 @@ internal sealed record RouterOptions(int ReceiveHighWatermark, int SendHighWater
 /// endpoint, else NetMQ. <paramref name="why"/> says why NetMQ was used; null when it was not.</summary>
 internal static class Routers
 {
-    /// <summary><c>SPARKY_ZMQ_LIBRARY=netmq</c> forces the managed one (to compare, or where a libzmq misbehaves).</summary>
-    public const string LibraryVariable = "SPARKY_ZMQ_LIBRARY";
-
     public static IRouter Bind(string endpoint, RouterOptions options, out string? why)
     {
-        why = Environment.GetEnvironmentVariable(LibraryVariable) is { } forced && forced.Equals("netmq", StringComparison.OrdinalIgnoreCase)
-            ? $"{LibraryVariable}=netmq"
-            : LibZmq.IsUsable(options.Curve is not null);
+        why = Transports.WhyNotLibZmq(options.Curve is not null);
         if (why is null)
         {
             var native = NativeRouter.TryBind(endpoint, options, out why);
@@ -62,4 +57,17 @@ internal static class Routers
         }
         return NetMqRouter.Bind(endpoint, options);
     }
+}
+
+/// <summary>Which ZeroMQ the sockets use.</summary>
+internal static class Transports
+{
+    /// <summary><c>SPARKY_ZMQ_LIBRARY=netmq</c> forces the managed one (to compare, or where a libzmq misbehaves).</summary>
+    public const string LibraryVariable = "SPARKY_ZMQ_LIBRARY";
+
+    /// <summary>Null where libzmq is to be tried (with CURVE if <paramref name="curve"/>); else why not, in a few words.</summary>
+    public static string? WhyNotLibZmq(bool curve) =>
+        Environment.GetEnvironmentVariable(LibraryVariable) is { } forced && forced.Equals("netmq", StringComparison.OrdinalIgnoreCase)
+            ? $"{LibraryVariable}=netmq"
+            : LibZmq.IsUsable(curve);
 }

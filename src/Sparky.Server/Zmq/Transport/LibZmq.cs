@@ -3,15 +3,15 @@ using System.Runtime.InteropServices;
 namespace Sparky.Server.Zmq.Transport;
 
 /// <summary>
-/// The few calls of libzmq (Debian's <c>libzmq5</c>, ZeroMQ 4.x) the command socket uses, and an eventfd to wake its
-/// thread. Loaded at run time: where the library is missing (or built without CURVE where CURVE is asked for),
+/// The few calls of libzmq (Debian's <c>libzmq5</c>, ZeroMQ 4.x) the command and event sockets use, and an eventfd to wake their
+/// threads. Loaded at run time: where the library is missing (or built without CURVE where CURVE is asked for),
 /// <see cref="IsUsable"/> says so and the daemon uses NetMQ instead.
 /// </summary>
 internal static unsafe partial class LibZmq
 {
     private const string Lib = "libzmq.so.5", C = "libc";
 
-    public const int ROUTER = 6;
+    public const int ROUTER = 6, XPUB = 9;
     public const int RCVMORE = 13, LINGER = 17, MAXMSGSIZE = 22, SNDHWM = 23, RCVHWM = 24, LAST_ENDPOINT = 32,
         ROUTER_MANDATORY = 33, IPV6 = 42, CURVE_SERVER = 47, CURVE_SECRETKEY = 49;
     public const int DONTWAIT = 1, SNDMORE = 2;

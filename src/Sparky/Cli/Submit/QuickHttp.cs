@@ -36,28 +36,36 @@ internal static class QuickHttp
     }
 
     /// <summary>Sends the request and reads the answer; <see cref="NotConnected"/> when no connection was made, a
-    /// <see cref="SocketException"/> or <see cref="IOException"/> when it broke after.</summary>
+    /// <see cref="SocketException"/> (TimedOut: the time limit ran out) or <see cref="IOException"/> when it broke
+    /// after.</summary>
     public static HttpAnswer Send(Uri uri, byte[] request, TimeSpan timeout)
     {
-        using var socket = Connect(uri, timeout);
-        socket.Send(request);
-        var buffer = new byte[4096];
-        int length = 0;
-        while (true)
+        int fd = Connect(uri, timeout);
+        try
         {
-            if (length == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
-            int n = socket.Receive(buffer, length, buffer.Length - length, SocketFlags.None);
-            if (n == 0) break;
-            length += n;
-            if (TryParse(buffer.AsSpan(0, length), out var answer)) return answer!;
+            Libc.SendAll(fd, request);
+            var buffer = new byte[4096];
+            int length = 0;
+            while (true)
+            {
+                if (length == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+                int n = Libc.Receive(fd, buffer.AsSpan(length));
+                if (n == 0) break;
+                length += n;
+                if (TryParse(buffer.AsSpan(0, length), out var answer)) return answer!;
+            }
+            if (TryParse(buffer.AsSpan(0, length), out var last)) return last!;
+            throw new IOException("The response ended prematurely.");
         }
-        if (TryParse(buffer.AsSpan(0, length), out var last)) return last!;
-        throw new IOException("The response ended prematurely.");
+        finally
+        {
+            Libc.Close(fd);
+        }
     }
 
-    /// <summary>A blocking socket to the first of the host's addresses that answers. The time limit is the kernel's
-    /// (SO_SNDTIMEO, SO_RCVTIMEO): .NET's own timeouts would move the socket to its event thread.</summary>
-    private static Socket Connect(Uri uri, TimeSpan timeout)
+    /// <summary>A blocking socket (libc's: see <see cref="Libc"/>) to the first of the host's addresses that answers.
+    /// The time limit is the kernel's (SO_SNDTIMEO, SO_RCVTIMEO).</summary>
+    private static int Connect(Uri uri, TimeSpan timeout)
     {
         IPAddress[] addresses;
         try
@@ -68,27 +76,19 @@ internal static class QuickHttp
         {
             throw new NotConnected(e);
         }
-        SocketException? failure = null;
+        string? failure = null;
         foreach (var address in addresses)
         {
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                // struct timeval { long tv_sec; long tv_usec; } on 64-bit Linux; SOL_SOCKET 1, SO_RCVTIMEO 20, SO_SNDTIMEO 21.
-                var tv = new byte[16];
-                BitConverter.TryWriteBytes(tv.AsSpan(0, 8), (long)timeout.TotalSeconds);
-                socket.SetRawSocketOption(1, 20, tv);
-                socket.SetRawSocketOption(1, 21, tv);
-                socket.Connect(address, uri.Port);
-                return socket;
+                if (Libc.Connect(address, uri.Port, timeout, out failure) is { } fd) return fd;
             }
-            catch (SocketException e)
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
             {
-                socket.Dispose();
-                failure = e;
+                throw new NotConnected(e); // no libc to call (a JIT build on another C library): the tree's HttpClient
             }
         }
-        throw new NotConnected(failure ?? new SocketException((int)SocketError.HostNotFound));
+        throw new NotConnected(new IOException(failure ?? "No address for the host."));
     }
 
     /// <summary>A whole answer from its bytes; false while more are needed. Without Content-Length or chunking the

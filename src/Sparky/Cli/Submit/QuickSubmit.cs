@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Sparky.Core.Config;
@@ -83,31 +82,18 @@ internal static class QuickSubmit
 
     /// <summary>Straight to file descriptor 1 with write(2): System.Console would first set up the terminal (its
     /// signal handlers and their thread). As with Console, a closed pipe is not an error. Where libc cannot be
-    /// loaded (the JIT build where no libc.so is found), through Console's stdout stream.</summary>
+    /// loaded (a JIT build on another C library), through Console's stdout stream.</summary>
     private static void WriteStdout(string text)
     {
         var bytes = Encoding.UTF8.GetBytes(text);
         try
         {
-            for (int done = 0; done < bytes.Length;)
-            {
-                nint n = Libc.Write(1, ref bytes[done], bytes.Length - done);
-                if (n > 0) done += (int)n;
-                else if (Marshal.GetLastPInvokeError() != 4) return; // not EINTR: EPIPE or a closed stdout, as Console ignores
-            }
+            Libc.WriteAll(1, bytes);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             using var stdout = Console.OpenStandardOutput();
             stdout.Write(bytes);
         }
-    }
-
-    private static class Libc
-    {
-        // Bound when the native build links (DirectPInvoke in Sparky.csproj): resolving it at run time would start
-        // the runtime's reflection, a tenth of a quick submit's CPU.
-        [DllImport("libc", EntryPoint = "write", SetLastError = true)]
-        public static extern nint Write(int fd, ref byte buffer, nint count);
     }
 }

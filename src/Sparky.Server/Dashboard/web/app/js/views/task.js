@@ -123,8 +123,13 @@ export function mount(root, { path }) {
 
   function renderActions() {
     const t = task;
-    if (shared.readOnly) { fill(actions, h('span', { class: 'muted' }, 'read-only')); return; }
     const active = t.state === 'queued' || t.state === 'running';
+    // Keep the button that is there while its action stays the same: a refresh that replaced it
+    // under the pointer would swallow the user's click (and detach it from a test's).
+    const kind = shared.readOnly ? 'read-only' : active ? 'cancel' : 'retry';
+    if (actions.dataset.kind === kind && !actions.querySelector('button:disabled')) return;
+    actions.dataset.kind = kind;
+    if (shared.readOnly) { fill(actions, h('span', { class: 'muted' }, 'read-only')); return; }
     fill(actions, active
       ? h('button', { type: 'button', class: 'danger', dataset: { action: 'cancel' }, on: { click: () => act('cancel') } }, 'Cancel')
       : h('button', { type: 'button', dataset: { action: 'retry' }, on: { click: () => act('retry') } }, 'Retry'));
