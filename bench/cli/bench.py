@@ -26,19 +26,17 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from benchlib import free_port, log, proc_start_time  # noqa: E402
+
 
 class BenchError(Exception):
     """Something that makes the run invalid (as opposed to a missed target)."""
-
-
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
 
 
 def pct(values: list[float], p: int) -> float | None:
@@ -46,22 +44,6 @@ def pct(values: list[float], p: int) -> float | None:
     if len(values) < 2:
         return values[0] if values else None
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
-
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def proc_start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except OSError:
-        return "0"
 
 
 def loadavg() -> str:

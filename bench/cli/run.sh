@@ -37,19 +37,10 @@ fi
 label=${SPARKY_BENCH_BASELINE_LABEL:-baseline}
 case "$label" in *[[:space:]]*|'') echo "run.sh: SPARKY_BENCH_BASELINE_LABEL must be one word" >&2; exit 64 ;; esac
 
-tsp_bin=$(command -v tsp || true)
-if [ -z "$tsp_bin" ] || ! command -v nq >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "run.sh: installing task-spooler nq"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq task-spooler nq >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq task-spooler nq >/dev/null; } \
-      || { echo "run.sh: could not install task-spooler/nq" >&2; exit 1; }
-    tsp_bin=$(command -v tsp)
-  else
-    echo "run.sh: task-spooler and/or nq missing (as root: apt-get install task-spooler nq)" >&2; exit 1
-  fi
-fi
+# shellcheck source=../common/comparators.sh
+. bench/common/comparators.sh
+install_comparators || exit 1
+tsp_bin=$(find_tsp)
 
 sparky=$(bench/build.sh sparky)
 case "$sparky" in

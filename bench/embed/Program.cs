@@ -43,10 +43,10 @@ var results = new JsonObject
 {
     ["bench"] = "embed", ["mode"] = small ? "small" : "full", ["sentences"] = n, ["clients"] = clients,
     ["started_at"] = DateTimeOffset.UtcNow.ToString("O"),
-    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = LoadAvg() },
+    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = Machine.LoadAvg() },
 };
 Console.WriteLine($"embed bench ({(small ? "small" : "full")}): {n} sentences of mixed length, all-MiniLM-L6-v2 on the CPU; " +
-    $"{Environment.ProcessorCount} CPUs, load {LoadAvg()}");
+    $"{Environment.ProcessorCount} CPUs, load {Machine.LoadAvg()}");
 
 // ---- the limit: the model called directly, sentences sorted by length (least padding), at each batch size
 var (model, problem) = ModelDirectory.Read(dir);
@@ -165,7 +165,7 @@ results["service"] = new JsonObject
 };
 if (tried.Count > 0) results["tried"] = tried;
 results["targets"] = new JsonObject(targets.Select(t => KeyValuePair.Create(t.Name, (JsonNode?)t.Met)));
-((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
+((JsonObject)results["machine"]!)["loadavg_at_end"] = Machine.LoadAvg();
 if (resultsDir is not null)
 {
     Directory.CreateDirectory(resultsDir);
@@ -232,7 +232,7 @@ static int OrtSweep(ModelInfo model, int[][] ids, int[][] arrival, JsonObject re
             }
         }
     results["ort"] = rows;
-    ((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
+    ((JsonObject)results["machine"]!)["loadavg_at_end"] = Machine.LoadAvg();
     if (resultsDir is not null)
     {
         Directory.CreateDirectory(resultsDir);
@@ -332,7 +332,6 @@ static string[] Corpus(int n)
     }).ToArray();
 }
 
-static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
 /// <summary>A real `sparky embed serve` on a free port, ended by pid when disposed.</summary>
 sealed class Service : IAsyncDisposable

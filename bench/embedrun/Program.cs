@@ -45,7 +45,7 @@ try
         ["at"] = DateTime.UtcNow.ToString("O"),
         ["endpoint"] = standIn is null ? endpoint : "stand-in (hash vectors, in the bench's process)",
         ["texts"] = texts, ["batch"] = batch, ["concurrency"] = concurrency,
-        ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = LoadAvg() },
+        ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = Machine.LoadAvg() },
     };
     var corpus = Path.Combine(work.FullName, "corpus.jsonl");
     var lines = Corpus(texts);
@@ -96,7 +96,7 @@ try
         new JsonObject { ["client"] = "one text per request", ["texts_per_s"] = Math.Round(single, 1) },
         new JsonObject { ["client"] = "sparky embed run", ["texts_per_s"] = Math.Round(batched, 1), ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 3) });
     results["targets"] = new JsonObject { ["embed_run_vs_single_10x"] = new JsonObject { ["ratio"] = Math.Round(ratio, 2), ["met"] = met } };
-    ((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
+    ((JsonObject)results["machine"]!)["loadavg_at_end"] = Machine.LoadAvg();
     if (resultsDir is not null)
     {
         Directory.CreateDirectory(resultsDir);
@@ -147,4 +147,3 @@ static List<string> Corpus(int n)
     return list;
 }
 
-static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";

@@ -45,11 +45,11 @@ var results = new JsonObject
     ["bench"] = "ipc",
     ["mode"] = small ? "small" : "full",
     ["started_at"] = DateTimeOffset.UtcNow.ToString("O"),
-    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = LoadAvg() },
+    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = Machine.LoadAvg() },
 };
 var rows = new List<Row>();
 Console.WriteLine($"ipc bench ({(small ? "small" : "full")}): {trips} round trips of each kind after {warmTrips} warm-up, {events} events after {warmEvents}; " +
-    $"{Environment.ProcessorCount} CPUs, load {LoadAvg()}; data in {scratch}");
+    $"{Environment.ProcessorCount} CPUs, load {Machine.LoadAvg()}; data in {scratch}");
 
 Daemon? d = null;
 var echoes = new List<EchoServer>();
@@ -192,8 +192,8 @@ Target("zmq round trip p99 ≤ 300 µs", zmqTrips.Max(r => r.P99), 300, string.J
 Target("zmq round trip p50 below HTTP's", zmqTrips.Max(r => r.P50), healthz.P50, $"http GET /healthz {healthz.P50:F0} µs", strict: true);
 results["rows"] = new JsonArray(rows.Select(r => (JsonNode)r.Json()).ToArray());
 results["targets"] = targets;
-((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
-Console.WriteLine($"load at the end: {LoadAvg()}");
+((JsonObject)results["machine"]!)["loadavg_at_end"] = Machine.LoadAvg();
+Console.WriteLine($"load at the end: {Machine.LoadAvg()}");
 if (resultsDir is not null)
 {
     Directory.CreateDirectory(resultsDir);
@@ -235,7 +235,6 @@ static long CpuNs(int pid)
     return ns;
 }
 
-static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
 static long HttpGet(HttpClient http, string path)
 {

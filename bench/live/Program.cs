@@ -28,7 +28,7 @@ int tasks = small ? 500 : 5_000, streams = small ? 20 : 100, rounds = small ? 1 
 const double ThroughputTarget = 0.90, BehindTargetMs = 1000;
 var scratch = Directory.CreateTempSubdirectory("sparky-bench-live-").FullName;
 Console.WriteLine($"live bench ({(small ? "small" : "full")}): {tasks:N0} tasks of `true` on 2 slots, with 0 and with {streams} event streams, " +
-    $"{rounds} round(s) of each, alternated; {Environment.ProcessorCount} CPUs, load {Load()}");
+    $"{rounds} round(s) of each, alternated; {Environment.ProcessorCount} CPUs, load {Machine.LoadAvg()}");
 
 ServedDaemon? d = null;
 var quiet = new List<Round>();
@@ -69,7 +69,7 @@ Console.WriteLine($"  {streams + " event streams",-34} {with,8:F0} {Median(watch
 Console.WriteLine($"  [{(ratio >= ThroughputTarget ? "met   " : "MISSED")}] throughput with {streams} streams within 10% of none: {ratio:P0}");
 Console.WriteLine($"  [{(worst <= BehindTargetMs ? "met   " : "MISSED")}] no stream more than {BehindTargetMs:F0} ms behind: worst event {worst:F0} ms " +
     $"(p99 {p99:F0} ms); the last end reached every stream {endBehind:F0} ms after the queue saw it");
-Console.WriteLine($"load at the end: {Load()}");
+Console.WriteLine($"load at the end: {Machine.LoadAvg()}");
 if (resultsDir is not null)
 {
     var json = new JsonObject
@@ -79,7 +79,7 @@ if (resultsDir is not null)
         ["worst_lag_ms"] = Math.Round(worst, 1), ["lag_p99_ms"] = Math.Round(p99, 1), ["end_behind_ms"] = Math.Round(endBehind, 1),
         ["rounds_alone"] = new JsonArray(quiet.Select(x => (JsonNode)x.Json()).ToArray()),
         ["rounds_with_streams"] = new JsonArray(watched.Select(x => (JsonNode)x.Json()).ToArray()),
-        ["cpus"] = Environment.ProcessorCount, ["load_at_end"] = Load(),
+        ["cpus"] = Environment.ProcessorCount, ["load_at_end"] = Machine.LoadAvg(),
     };
     Directory.CreateDirectory(resultsDir);
     var path = Path.Combine(resultsDir, $"live-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -88,7 +88,6 @@ if (resultsDir is not null)
 }
 return 0;
 
-static string Load() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
 /// <summary>One timed run of <c>tasks</c> tasks with <c>streams</c> event streams open from before the first submit.</summary>
 internal sealed record Round(int Tasks, int Streams, double TasksPerS, double DaemonCpuMsPerTask, double WorstLagMs, double LagP99Ms, double EndBehindMs)

@@ -33,7 +33,7 @@ int batch = Knob("SPARKY_BENCH_BATCH", 1_000), slots = Knob("SPARKY_BENCH_SLOTS"
 const double CpuTargetMs = 0.1;
 var scratch = Directory.CreateTempSubdirectory("sparky-bench-overhead-").FullName;
 Console.WriteLine($"overhead bench ({(small ? "small" : "full")}): {tasks:N0} no-op tasks (bench_noop_classes = cpu_short) on {slots} slots, " +
-    $"submitted in batches of {batch:N0}, {rounds} round(s) after {warmup:N0} untimed; {Environment.ProcessorCount} CPUs, load {Load()}");
+    $"submitted in batches of {batch:N0}, {rounds} round(s) after {warmup:N0} untimed; {Environment.ProcessorCount} CPUs, load {Machine.LoadAvg()}");
 Console.WriteLine($"  daemon: {sparky}" + (baseline is null ? "" : $"\n  baseline @{baselineLabel}: {baseline}"));
 Console.WriteLine("  durability: every submission is fsynced before its answer (synchronous=FULL); starts and ends are committed in the writer's " +
     "group commits with synchronous=NORMAL (they survive a crash of the daemon, not a power cut, until the next submission's fsync); no setting changes either");
@@ -91,7 +91,7 @@ Console.WriteLine("  the current daemon's CPU by thread (ms per task, median rou
 foreach (var (name, ms) in current[current.Count / 2].ByThread.OrderByDescending(t => t.Value).Take(8))
     Console.WriteLine($"    {name,-20} {ms,7:F3}");
 Console.WriteLine($"  [{(cpu <= CpuTargetMs ? "met   " : "MISSED")}] daemon CPU per task with the no-op executor <= {CpuTargetMs} ms: {cpu:F3} ms");
-Console.WriteLine($"load at the end: {Load()}");
+Console.WriteLine($"load at the end: {Machine.LoadAvg()}");
 if (resultsDir is not null)
 {
     var json = new JsonObject
@@ -100,7 +100,7 @@ if (resultsDir is not null)
         ["tasks_per_s"] = Math.Round(rate, 1), ["daemon_cpu_ms_per_task"] = Math.Round(cpu, 4),
         ["target_daemon_cpu_ms_per_task"] = CpuTargetMs, ["target_met"] = cpu <= CpuTargetMs,
         ["runs"] = new JsonObject(results.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonArray(kv.Value.Select(x => (JsonNode)x.Json()).ToArray())))),
-        ["cpus"] = Environment.ProcessorCount, ["load_at_end"] = Load(),
+        ["cpus"] = Environment.ProcessorCount, ["load_at_end"] = Machine.LoadAvg(),
     };
     Directory.CreateDirectory(resultsDir);
     var path = Path.Combine(resultsDir, $"overhead-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -109,7 +109,6 @@ if (resultsDir is not null)
 }
 return 0;
 
-static string Load() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
 static int Knob(string name, int fallback)
 {

@@ -45,10 +45,10 @@ var results = new JsonObject
     ["tasks"] = n,
     ["samples"] = samples,
     ["started_at"] = DateTimeOffset.UtcNow.ToString("O"),
-    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = LoadAvg() },
+    ["machine"] = new JsonObject { ["cpus"] = Environment.ProcessorCount, ["loadavg_at_start"] = Machine.LoadAvg() },
 };
 Console.WriteLine($"tasklist bench ({(small ? "small" : "full")}): {n:N0} tasks, {samples} timed requests per case; " +
-    $"{Environment.ProcessorCount} CPUs, load {LoadAvg()}; data in {scratch}");
+    $"{Environment.ProcessorCount} CPUs, load {Machine.LoadAvg()}; data in {scratch}");
 
 Daemon? d = null;
 var rows = new List<Row>();
@@ -158,8 +158,8 @@ foreach (var (view, list) in paints)
 Console.WriteLine(paintMissed == 0 ? $"target: every view's content painted < {FirstPaint.TargetMs:F0} ms: met" : $"target: content painted < {FirstPaint.TargetMs:F0} ms: MISSED by {paintMissed} view(s)");
 results["first_paint"] = paintRows;
 results["target_met"] = missed == 0 && paintMissed == 0;
-((JsonObject)results["machine"]!)["loadavg_at_end"] = LoadAvg();
-Console.WriteLine($"load at the end: {LoadAvg()}");
+((JsonObject)results["machine"]!)["loadavg_at_end"] = Machine.LoadAvg();
+Console.WriteLine($"load at the end: {Machine.LoadAvg()}");
 if (resultsDir is not null)
 {
     Directory.CreateDirectory(resultsDir);
@@ -169,7 +169,6 @@ if (resultsDir is not null)
 }
 return 0;
 
-static string LoadAvg() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 static string? State(JsonNode t) => (string?)t["state"];
 static string Command(JsonNode t) => t["command"] switch
 {

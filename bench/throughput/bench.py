@@ -29,6 +29,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from benchlib import free_port, log, proc_start_time  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,10 +41,6 @@ class BenchError(Exception):
 
 # What counts as "this part errored" (the run goes on with the next part, and exits 1).
 FAILURES = (BenchError, OSError, http.client.HTTPException, subprocess.SubprocessError)
-
-
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -70,15 +69,6 @@ class PidBook:
     def add(self, pid: int, label: str) -> None:
         with open(self.path, "a") as f:
             f.write(f"{pid} {proc_start_time(pid)} {label}\n")
-
-
-def proc_start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return rest[19]  # field 22: starttime
-    except OSError:
-        return "0"
 
 
 def rss_mib(pid: int) -> float | None:
@@ -137,14 +127,6 @@ def cpu_seconds(pid: int, children: bool = False) -> float | None:
         return (int(rest[i]) + int(rest[i + 1])) / CLK_TCK
     except OSError:
         return None
-
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---------------------------------------------------------------- HTTP

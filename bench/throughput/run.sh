@@ -66,23 +66,10 @@ elif [ -n "${SPARKY_BENCH_BASELINE_EXE:-}" ]; then
 fi
 case "$base_label" in *[[:space:]]*) echo "run.sh: SPARKY_BENCH_BASELINE_LABEL must not contain spaces" >&2; exit 64 ;; esac
 
-# ---- tools: task-spooler (binary tsp, or ts on some systems) and nq
-find_tsp() {
-  if command -v tsp >/dev/null; then command -v tsp; return; fi
-  # `ts` may also be moreutils' timestamp filter: only take it if it is task-spooler.
-  if command -v ts >/dev/null && ts -V 2>&1 </dev/null | grep -qi spooler; then command -v ts; fi
-}
-if [ -z "$(find_tsp)" ] || ! command -v nq >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "run.sh: installing task-spooler nq"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq task-spooler nq >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq task-spooler nq >/dev/null; } \
-      || echo "run.sh: could not install task-spooler/nq" >&2
-  else
-    echo "run.sh: task-spooler and/or nq missing (as root: apt-get install task-spooler nq)" >&2
-  fi
-fi
+# ---- tools: task-spooler and nq (a row whose tool is missing is skipped)
+# shellcheck source=../common/comparators.sh
+. bench/common/comparators.sh
+install_comparators || true
 tsp_bin=$(find_tsp || true)
 
 # ---- sparky, Release, built unless already up to date: the native build (./native.sh, what `dotnet tool install`

@@ -106,7 +106,7 @@ public static class Commands
     /// <summary>One task, as <c>GET /api/v1/tasks/{id}</c>.</summary>
     public static Answer Get(SparkyDaemon d, string id) =>
         !TaskId.TryParse(id, out var tid) ? BadId()
-        : d.Store.Get(tid) is { } t ? Answer.Of(TaskJson.Task(t, d.Engine.SlurmViewOf(tid), d.Progress.Unstored(tid)))
+        : d.Store.Get(tid) is { } t ? Answer.Of(TaskJson.Task(t, d.Engine.SlurmViewOf(tid), d.Progress.Unstored(tid, t.State)))
         : Answer.Error(404, $"no task '{tid}'");
 
     /// <summary>Cancels a queued or running task, as <c>DELETE /api/v1/tasks/{id}</c>: 202 once it is signalled.</summary>
@@ -135,7 +135,7 @@ public static class Commands
         var page = d.Store.List(query);
         return Answer.Of(new JsonObject
         {
-            ["tasks"] = new JsonArray(page.Tasks.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id), d.Progress.Unstored(t.Id))).ToArray()),
+            ["tasks"] = new JsonArray(page.Tasks.Select(t => (JsonNode?)TaskJson.Task(t, d.Engine.SlurmViewOf(t.Id), d.Progress.Unstored(t.Id, t.State))).ToArray()),
             ["next_cursor"] = page.NextCursor,
         });
     }

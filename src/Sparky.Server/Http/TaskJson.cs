@@ -34,7 +34,7 @@ public static class TaskJson
             ["result_error"] = t.ResultError,
             ["artifacts"] = t.ArtifactsJson is null ? null : JsonNode.Parse(t.ArtifactsJson),
             // {"done", "total", "message", "updated_at"}, each where given (TaskProgress.ToJson), or null.
-            ["progress"] = (Unstored(t.State, progress) ?? t.ProgressJson) is { } p ? JsonNode.Parse(p) : null,
+            ["progress"] = (progress ?? t.ProgressJson) is { } p ? JsonNode.Parse(p) : null,
             ["host"] = t.AttemptList.LastOrDefault()?.Host,
             ["cursor"] = t.Seq,
         };
@@ -65,16 +65,6 @@ public static class TaskJson
         }
         return o;
     }
-
-    /// <summary>
-    /// The progress not yet stored, where it goes with what the record says. It is read from a running attempt's output,
-    /// which can be ahead of the store: an attempt's start is committed a moment after its process starts (nobody waits
-    /// on it), so under load a task can print progress while the store still has it queued. Shown on such a record, the
-    /// answer said "queued" with a running attempt's progress, and a list by state (<c>state=running</c>) left out the
-    /// task whose progress showed. So a queued record shows only its stored progress; once the start is committed the
-    /// newer progress shows with it.
-    /// </summary>
-    internal static string? Unstored(TaskState stored, string? progress) => stored == TaskState.Queued ? null : progress;
 
     /// <summary>The port and node options the task was submitted with, under the names it was sent with (<c>port</c>,
     /// <c>nodes</c>, <c>gpus_per_node</c>, <c>procs_per_node</c>, <c>exclusive</c>), each only where set: a task that

@@ -8,7 +8,6 @@ using Sparky.Core.Tasks;
 using Sparky.Plans;
 using Sparky.Server.Daemon;
 using Sparky.Server.Events;
-using Sparky.Server.Http;
 using Sparky.Store.Sqlite;
 
 namespace Sparky.Server.Plans;
@@ -153,14 +152,14 @@ public sealed class PlanRunner : IAsyncDisposable
         {
             var elements = envelope.TaskIds.Select(id => tasks.GetValueOrDefault(id)).ToList();
             node["id"] = envelope.Id;
-            if (elements.Count == 1) Describe(node, elements[0], now, _d.Progress.Unstored(TaskId.Parse(envelope.TaskIds[0])));
+            if (elements.Count == 1) Describe(node, elements[0], now, Unstored(envelope.TaskIds[0], elements[0]));
             else
             {
                 var arr = new JsonArray();
                 foreach (var (e, id) in elements.Zip(envelope.TaskIds))
                 {
                     var o = new JsonObject { ["id"] = id };
-                    Describe(o, e, now, _d.Progress.Unstored(TaskId.Parse(id)));
+                    Describe(o, e, now, Unstored(id, e));
                     arr.Add((JsonNode)o);
                 }
                 node["elements"] = arr;
@@ -183,9 +182,10 @@ public sealed class PlanRunner : IAsyncDisposable
         node["started_at"] = t.StartedAt;
         node["finished_at"] = t.FinishedAt;
         node["duration_seconds"] = t.StartedAt is { } s ? Math.Round(((t.FinishedAt ?? now) - s) / 1000.0, 3) : null;
-        // As a task's own answer shows it (TaskJson.Unstored): a record still queued shows only its stored progress.
-        if ((TaskJson.Unstored(t.State, progress) ?? t.ProgressJson) is { } p) node["progress"] = JsonNode.Parse(p);
+        if ((progress ?? t.ProgressJson) is { } p) node["progress"] = JsonNode.Parse(p);
     }
+
+    private string? Unstored(string id, TaskBrief? t) => t is null ? null : _d.Progress.Unstored(TaskId.Parse(id), t.State);
 
     // ---------- starting ----------
 

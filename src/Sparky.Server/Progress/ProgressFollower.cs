@@ -102,8 +102,13 @@ internal sealed class ProgressFollower : IAttemptFollower, IDisposable
     public void Ended(TaskId id, int attempt) => _notes.Enqueue(new EndedNote(id, attempt));
 
     /// <summary>A task's latest progress JSON that the store does not have yet, or null (then the stored one is the
-    /// latest). Any thread.</summary>
-    public string? Unstored(TaskId id) => _unstored.GetValueOrDefault(id);
+    /// latest), for a record whose stored state is <paramref name="stored"/>. Any thread.
+    /// It is read from a running attempt's output, which can be ahead of the store: an attempt's start is committed a
+    /// moment after its process starts (nobody waits on it), so under load a task can print progress while the store
+    /// still has it queued. Shown on such a record, an answer said "queued" with a running attempt's progress, and a
+    /// list by state (<c>state=running</c>) left out the task whose progress showed. So a record still queued gets
+    /// none; once the start is committed the newer progress shows with it.</summary>
+    public string? Unstored(TaskId id, TaskState stored) => stored == TaskState.Queued ? null : _unstored.GetValueOrDefault(id);
 
     private void Run()
     {
