@@ -51,14 +51,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# One build of a runtime at a time: a second caller waits for the first, then finds its output current.
-mkdir -p artifacts && exec 9>"artifacts/.native-$rid.lock" && flock 9
+# One native build at a time, of either runtime (they share obj folders): a second caller waits for the first, then
+# finds its output current.
+mkdir -p artifacts && exec 9>"artifacts/.native.lock" && flock 9
 current && { echo "$PWD/$exe"; exit 0; }
 echo "native.sh: building $exe ($rid, Native AOT; about two minutes)" >&2
-# In obj and bin folders of its own (artifacts/build-<rid>): a restore for one runtime rewrites each project's
-# project.assets.json, so builds for other runtimes (dotnet build, the other architecture, the tool packages) would
-# collide with it or make it compile again; scripts/pack.sh packs from the same folders without compiling again.
-dotnet publish src/Sparky -c Release -r "$rid" -p:PublishAot=true -p:UseArtifactsOutput=true "-p:ArtifactsPath=$PWD/artifacts/build-$rid" \
-  -o "$out" -nologo -clp:ErrorsOnly >&2
+# In the obj and bin folders of `dotnet build`, with its properties (PublishAot comes from src/Sparky's project file, not
+# the command line, which would hand it to the libraries and change how they compile): the libraries' IL is RID-neutral,
+# so what `dotnet build` compiled serves every runtime and only src/Sparky compiles again per runtime
+# (obj/Release/net10.0/<rid>) before ILC; scripts/pack.sh packs from the same folders without compiling again. Not
+# beside a `dotnet build` or another runtime's restore: each rewrites the projects' project.assets.json.
+dotnet publish src/Sparky -c Release -r "$rid" -o "$out" -nologo -clp:ErrorsOnly >&2
 touch "$exe"
 echo "$PWD/$exe"

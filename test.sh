@@ -145,8 +145,9 @@ tests_job() { status=0; run_tests "$@"; return $status; }
 # The integration suite once in full, every CLI and daemon process it starts being the native build. Beside it (it
 # mostly waits on the processes it starts): the classes on the test Slurm cluster (Needs=slurm), which wait for Slurm's
 # scheduler one class at a time, in a test process of their own (the cluster sets SLURM_CONF in its process's
-# environment); and the linux-arm64 build (cross-compiled Native AOT, as long as this machine's, in folders of its own),
-# then the tests that need it (under qemu-user), which then overlap the suite's last minute instead of the benchmarks.
+# environment); and the linux-arm64 build (cross-compiled Native AOT: ILC as long as this machine's, on the IL that
+# `dotnet build` compiled), then the tests that need it (under qemu-user), which then overlap the suite's last minute
+# instead of the benchmarks.
 t=$SECONDS; cpu_now; cpu_at[$t]=$cpu
 exe=()
 [ -n "$native" ] && exe=(SPARKY_TEST_EXE="$native")

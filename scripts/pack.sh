@@ -10,13 +10,14 @@ out=./artifacts
 [ "${1:-}" = --out ] && out=${2:?pack.sh: --out needs a folder}
 dotnet pack src/Sparky -c Release -o "$out" -nologo -clp:ErrorsOnly
 for rid in linux-x64 linux-arm64; do
-  # ./native.sh compiles it (and installs the cross toolchain as root) in artifacts/build-<rid>; packing from there,
-  # with the same properties (PublishAot as a global property reaches the referenced projects too), compiles nothing.
+  # ./native.sh compiles it (and installs the cross toolchain as root); packing with the same properties, from the same
+  # obj folders, compiles nothing.
   ./native.sh --rid "$rid" >/dev/null
-  dotnet pack src/Sparky -c Release -r "$rid" -p:PublishAot=true -p:UseArtifactsOutput=true "-p:ArtifactsPath=$PWD/artifacts/build-$rid" \
-    -o "$out" -nologo -clp:ErrorsOnly
+  dotnet pack src/Sparky -c Release -r "$rid" -o "$out" -nologo -clp:ErrorsOnly
 done
-dotnet pack src/Sparky -c Release -r any -p:PublishAot=false -o "$out" -nologo -clp:ErrorsOnly
+# The framework-dependent one: its IL is the first pack's (the same properties), found where that pack compiled it,
+# not compiled again into obj/Release/net10.0/any.
+dotnet pack src/Sparky -c Release -r any -p:PublishAot=false -p:AppendRuntimeIdentifierToOutputPath=false -o "$out" -nologo -clp:ErrorsOnly
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)
 for pkg in Sparky Sparky.linux-x64 Sparky.linux-arm64 Sparky.any; do
   f=$out/$pkg.$version.nupkg

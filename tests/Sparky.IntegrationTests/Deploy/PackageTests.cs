@@ -32,7 +32,7 @@ public sealed class PackageTests
             Assert.True(lintian.Code == 0 && tags.Count == 0, $"lintian:\n{lintian.Output}");
 
             var files = (await RunAsync("dpkg-deb", ["-c", deb])).Stdout;
-            foreach (var path in new[] { "./usr/bin/sparky -> ../lib/sparky/sparky", "./usr/lib/sparky/libe_sqlite3.so", "./usr/lib/sparky/libonnxruntime.so", "./lib/systemd/system/sparky.service",
+            foreach (var path in new[] { "./usr/bin/sparky -> ../lib/sparky/sparky", "./usr/lib/sparky/sparky-quick", "./usr/lib/sparky/libe_sqlite3.so", "./usr/lib/sparky/libonnxruntime.so", "./lib/systemd/system/sparky.service",
                          "./usr/lib/systemd/user/sparky.service", "./usr/lib/sysusers.d/sparky.conf", "./usr/share/man/man1/sparky.1.gz",
                          "./usr/share/bash-completion/completions/sparky", "./usr/share/zsh/vendor-completions/_sparky",
                          "./usr/share/fish/vendor_completions.d/sparky.fish", "./usr/share/doc/sparky/copyright" })
@@ -46,10 +46,13 @@ public sealed class PackageTests
 
             var unpacked = Path.Combine(dir, "root");
             Assert.Equal(0, (await RunAsync("dpkg-deb", ["-x", deb, unpacked])).Code);
-            var binary = await ExternalTool.DescribeAsync(Path.Combine(unpacked, "usr", "lib", "sparky", "sparky"));
-            Assert.Contains(arch == "arm64" ? "ARM aarch64" : "x86-64", binary);
-            Assert.Contains("stripped", binary);
-            Assert.DoesNotContain("not stripped", binary);
+            foreach (var name in new[] { "sparky", "sparky-quick" })
+            {
+                var binary = await ExternalTool.DescribeAsync(Path.Combine(unpacked, "usr", "lib", "sparky", name));
+                Assert.Contains(arch == "arm64" ? "ARM aarch64" : "x86-64", binary);
+                Assert.Contains("stripped", binary);
+                Assert.DoesNotContain("not stripped", binary);
+            }
             var help = await RunSparkyAsync(arch, Path.Combine(unpacked, "usr", "bin", "sparky"), ["--help"]);
             Assert.True(help.Code == 0 && help.Stdout.Contains("submit"), help.Output);
 

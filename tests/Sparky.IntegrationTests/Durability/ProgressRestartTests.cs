@@ -60,7 +60,7 @@ public sealed class ProgressRestartTests
     /// <summary>Polls the store's file itself, as another reader of the WAL database would.</summary>
     private static async Task StoredAsync(string db, string id, string message)
     {
-        for (var until = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(50))
+        for (var until = DateTime.UtcNow.AddSeconds(30); ; await Task.Delay(50))
         {
             using (var conn = new SqliteConnection($"Data Source={db};Mode=ReadOnly;Pooling=False"))
             {

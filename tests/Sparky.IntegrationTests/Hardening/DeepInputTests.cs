@@ -19,6 +19,9 @@ namespace Sparky.IntegrationTests.Hardening;
 public sealed class DeepInputTests(ITestOutputHelper output)
 {
     private const int Deep = 100_000;
+    /// <summary>"At once": refused at the bound, not after reading all 100,000 levels (quadratic work on them takes
+    /// seconds to minutes). Not 100 ms: a loaded 2-core CI machine took 115 ms for a right answer.</summary>
+    private const int AtOnceMs = 2000;
 
     private static string DeepJsonArray => new string('[', Deep) + new string(']', Deep);
     private static string DeepJsonObject => string.Concat(Enumerable.Repeat("{\"a\":", Deep)) + "1" + new string('}', Deep);
@@ -64,7 +67,7 @@ public sealed class DeepInputTests(ITestOutputHelper output)
                 output.WriteLine($"{door}: {answer.Status} in {sw.Elapsed.TotalMilliseconds:F1} ms: {answer.Detail}");
                 Assert.True(answer.Status == 400, $"{door}: {answer}");
                 Assert.Contains("deeper than 64", answer.Detail ?? answer.Raw);
-                Assert.True(sw.ElapsedMilliseconds < 100, $"{door}: {sw.ElapsedMilliseconds} ms");
+                Assert.True(sw.ElapsedMilliseconds < AtOnceMs, $"{door}: {sw.ElapsedMilliseconds} ms");
             }
 
             // ZeroMQ: a submit whose body is 100,000 nested MessagePack arrays.
@@ -86,7 +89,7 @@ public sealed class DeepInputTests(ITestOutputHelper output)
                 Assert.Equal("error", (string?)reply["type"]);
                 Assert.Equal(400, (int)reply["body"]!["status"]!);
                 Assert.Contains("deeper than 64", (string)reply["body"]!["detail"]!);
-                Assert.True(sw.ElapsedMilliseconds < 100, $"zmq: {sw.ElapsedMilliseconds} ms");
+                Assert.True(sw.ElapsedMilliseconds < AtOnceMs, $"zmq: {sw.ElapsedMilliseconds} ms");
             }
 
             // The drop directory: the file is rejected with the reason.
@@ -143,6 +146,6 @@ public sealed class DeepInputTests(ITestOutputHelper output)
         output.WriteLine($"{answer} in {sw.ElapsedMilliseconds} ms");
         Assert.Equal(400, answer.Status);
         Assert.Contains("aliases", answer.Detail);
-        Assert.True(sw.ElapsedMilliseconds < 100, $"{sw.ElapsedMilliseconds} ms");
+        Assert.True(sw.ElapsedMilliseconds < AtOnceMs, $"{sw.ElapsedMilliseconds} ms");
     }
 }

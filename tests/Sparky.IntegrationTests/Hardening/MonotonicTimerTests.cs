@@ -32,9 +32,12 @@ public sealed class MonotonicTimerTests
     {
         var clock = new SteppedClock();
         await using var d = await TestDaemon.StartAsync(clock: clock);
-        var id = await d.SubmitShellAsync("sleep 1.5", timeout: 60);
+        // It runs until the clock has stepped, then a second more (a fixed sleep could end before the test saw it run).
+        var go = Path.Combine(d.WorkDir, "go");
+        var id = await d.SubmitShellAsync($"while [ ! -e {go} ]; do sleep 0.05; done; sleep 1", timeout: 60);
         await WaitRunning(d, id);
         clock.Step(TimeSpan.FromHours(2));
+        File.WriteAllText(go, "");
         var t = await d.WaitAsync(id);
         Assert.Equal("succeeded", (string?)t["state"]);
     }
@@ -47,16 +50,16 @@ public sealed class MonotonicTimerTests
         var timed = await d.SubmitShellAsync("sleep 60", timeout: 1);
         await WaitRunning(d, timed);
         clock.Step(TimeSpan.FromHours(-2));
-        var t = await d.WaitAsync(timed, seconds: 15);
+        var t = await d.WaitAsync(timed, seconds: 30);
         Assert.Equal("timeout", (string?)t["reason"]);
 
         // Fails once, then its retry (due 0.5 s later by the monotonic clock) must start though the wall went back 2 h.
         var flag = Path.Combine(d.WorkDir, "failed-once");
         var retried = await d.SubmitShellAsync($"if [ -e {flag} ]; then exit 0; fi; touch {flag}; exit 1", retries: 1);
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         while (!File.Exists(flag)) { if (DateTime.UtcNow > deadline) throw new TimeoutException("first attempt"); await Task.Delay(5); }
         clock.Step(TimeSpan.FromHours(-2));
-        var r = await d.WaitAsync(retried, seconds: 15);
+        var r = await d.WaitAsync(retried, seconds: 30);
         Assert.Equal("succeeded", (string?)r["state"]);
     }
 }

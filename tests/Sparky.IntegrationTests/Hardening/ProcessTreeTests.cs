@@ -135,8 +135,9 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
                 ["class"] = "cpu_short",
                 ["payload"] = new JsonObject
                 {
-                    // Attempt 1 sleeps long enough that a loaded machine's restart cannot outlast it (it did at 2 s).
-                    ["command"] = $"echo start-$SPARKY_ATTEMPT >> {log}; timeout 60 sh -c 'echo $$ > {work}/attempt-$SPARKY_ATTEMPT.pid; [ $SPARKY_ATTEMPT = 1 ] && s=8 || s=1; sleep $s; echo end-$SPARKY_ATTEMPT >> {log}'",
+                    // Attempt 1 sleeps until the recovery ends it: a loaded machine's restart outlasted a fixed sleep
+                    // (it did at 2 s), and nothing waits for this one's natural end but a broken recovery.
+                    ["command"] = $"echo start-$SPARKY_ATTEMPT >> {log}; timeout 60 sh -c 'echo $$ > {work}/attempt-$SPARKY_ATTEMPT.pid; [ $SPARKY_ATTEMPT = 1 ] && s=50 || s=1; sleep $s; echo end-$SPARKY_ATTEMPT >> {log}'",
                     ["cwd"] = work, ["retries"] = 2,
                 },
             };
@@ -145,7 +146,7 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
             await WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("start-1"), "attempt 1 starts");
             int attempt1 = await PidFrom(Path.Combine(work, "attempt-1.pid")); // the shell that would write end-1
             // Recorded as started (the store commits starts in groups): recovery then sees attempt 1 as lost.
-            var deadline = DateTime.UtcNow.AddSeconds(10);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
             while ((string?)(await d.GetAsync($"api/v1/tasks/{id}"))["state"] != "running")
             {
                 if (DateTime.UtcNow > deadline) throw new TimeoutException("attempt 1 never recorded");
@@ -186,8 +187,10 @@ public sealed class ProcessTreeTests(ITestOutputHelper output)
                     workstreams:
                       - {name: a, run: "true"}
                     gate:
-                      - run: echo start >> gate.log; setsid sh -c 'echo $$ >> gate.pids; sleep 3; echo end >> gate.log' & wait
+                      - run: echo start >> gate.log; if [ -e once ]; then s=1; else touch once; s=50; fi; s=$s setsid sh -c 'echo $$ >> gate.pids; sleep $s; echo end >> gate.log' & wait
                 """;
+            // The first check's orphan sleeps until the recovery ends it (it slept 3 s, which a loaded machine's restart
+            // could outlast); the check run again after the restart ends in a second.
             var body = new JsonObject { ["text"] = plan, ["base_dir"] = work, ["path"] = Path.Combine(work, "plan.yaml") };
             using (var resp = await d.Http.PostAsync("api/v1/plans", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")))
                 Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());

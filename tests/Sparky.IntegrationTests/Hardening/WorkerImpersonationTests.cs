@@ -9,9 +9,12 @@ namespace Sparky.IntegrationTests.Hardening;
 /// <summary>Issue 13, point 6: a worker's name is bound to its key and session; ends it was not given are dropped.</summary>
 public sealed class WorkerImpersonationTests
 {
-    private static Dictionary<string, string> Settings(bool curve) => new()
+    /// <summary>These hand-written workers heartbeat only when the test says so: <paramref name="timeout"/> is how long
+    /// the test's steps may take between two of them on a loaded machine.</summary>
+    private static Dictionary<string, string> Settings(bool curve, double timeout) => new()
     {
-        ["worker_classes"] = "cpu_short", ["worker_heartbeat"] = "0.2", ["worker_timeout"] = "1.5", ["zmq_curve"] = curve ? "on" : "auto",
+        ["worker_classes"] = "cpu_short", ["worker_heartbeat"] = "0.2", ["zmq_curve"] = curve ? "on" : "auto",
+        ["worker_timeout"] = timeout.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>The next unasked message (a task, a kill), skipping replies.</summary>
@@ -54,7 +57,8 @@ public sealed class WorkerImpersonationTests
         string Key(string name) => ZmqAuth.Authorise(Path.Combine(data, "workers.keys"), name, Path.Combine(data, "keys", name + ".key"), force: false) is var _
             ? Path.Combine(data, "keys", name + ".key") : "";
         string realFile = Key("real"), otherFile = Key("other");
-        await using var d = await TestDaemon.StartAsync(Settings(curve: true), root);
+        // The real worker must stay live (no heartbeat) through several CURVE handshakes and requests: no loss here.
+        await using var d = await TestDaemon.StartAsync(Settings(curve: true, timeout: 30), root);
         var endpoint = d.Daemon.ZmqEndpoint;
 
         using var real = new KeyedClient(endpoint, serverKey, KeyedClient.LoadKey(realFile));
@@ -98,7 +102,7 @@ public sealed class WorkerImpersonationTests
     [Fact]
     public async Task Ends_for_attempts_a_session_was_not_given_are_dropped_and_many_close_it_and_only_heartbeats_keep_it_alive()
     {
-        await using var d = await TestDaemon.StartAsync(Settings(curve: false));
+        await using var d = await TestDaemon.StartAsync(Settings(curve: false, timeout: 4));
         using var c = new ZmqTestClient(d.Daemon.ZmqEndpoint);
         var session = (string)c.Ok("hello", Hello("flooder"))!["session"]!;
         var id = await d.SubmitShellAsync("sleep 30");
@@ -112,7 +116,7 @@ public sealed class WorkerImpersonationTests
                 ["session"] = session, ["id"] = i == 0 ? id : $"nope-{i}", ["attempt"] = i == 0 ? 2 : 1, ["exit_code"] = 0, ["credit"] = 1,
             }, i)));
         // Past 100 such the session is closed: its task goes back to the queue, and it must say hello again.
-        var deadline = DateTime.UtcNow.AddSeconds(1); // well inside worker_timeout: not lost for silence
+        var deadline = DateTime.UtcNow.AddSeconds(3); // heartbeats all along: not lost for silence
         JsonObject? hb = null;
         while (DateTime.UtcNow < deadline)
         {
@@ -128,10 +132,12 @@ public sealed class WorkerImpersonationTests
         Assert.True(d.Daemon.Engine.RejectedWorkerMessages >= 100, $"{d.Daemon.Engine.RejectedWorkerMessages} rejected");
 
         // A session that sends only credits (no heartbeat) is lost after worker_timeout like a silent one.
+        // Credits go on (every 0.1 s) until the daemon lists it no more; a session they kept alive would stay listed.
         var s2 = (string)c.Ok("hello", Hello("chatty"))!["session"]!;
-        var until = DateTime.UtcNow.AddSeconds(2.5);
-        while (DateTime.UtcNow < until)
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (Workers.WorkersApiTests.Worker(await Workers.WorkersApiTests.WorkersAsync(d.Http), "chatty") is not null)
         {
+            Assert.True(DateTime.UtcNow < until, "a session that sent only credits was not lost in 30 s");
             c.SendFrames([], ZmqTestClient.Pack(ZmqTestClient.Envelope("credit", new JsonObject { ["session"] = s2, ["n"] = 0 }, "c")));
             await Task.Delay(100);
         }

@@ -75,7 +75,7 @@ public sealed class ZmqAuthTests
         // Revoked (its line deleted): no answer, within the second the daemon takes to read the list again.
         var list = Path.Combine(data, "clients.keys");
         File.WriteAllLines(list, File.ReadAllLines(list).Where(l => !l.EndsWith(" alice")));
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         while (client.Request("ping", null, 0.5) is not null)
             Assert.True(DateTime.UtcNow < deadline, "the revoked key still gets answers");
     }

@@ -41,7 +41,7 @@ public sealed class PrometheusTests(ITestOutputHelper output)
         // Nonzero series only: every known class also has its outcomes at 0.
         Dictionary<(string, string), double> seen = [];
         JsonArray? last = null;
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
             last = await prom.QueryAsync("sparky_tasks_completed_total");
@@ -50,7 +50,7 @@ public sealed class PrometheusTests(ITestOutputHelper output)
                 .Where(x => x.Value != 0).ToDictionary(x => x.Key, x => x.Value);
             if (seen.Count == expected.Count && expected.All(e => seen.GetValueOrDefault(e.Key) == e.Value)) break;
             if (DateTime.UtcNow > deadline)
-                Assert.Fail($"Prometheus did not see the expected counts in 30 s.\nexpected: {Show(expected)}\nseen: {Show(seen)}\n" +
+                Assert.Fail($"Prometheus did not see the expected counts in 60 s.\nexpected: {Show(expected)}\nseen: {Show(seen)}\n" +
                     $"last result: {last.ToJsonString()}\ntargets: {await prom.TargetsAsync()}\nprometheus stderr:\n{prom.Stderr}");
             await Task.Delay(250);
         }

@@ -31,7 +31,7 @@ public sealed class PlanBackPressureTests(ITestOutputHelper output)
                   - {name: x, run: echo x >> runs.log}
             """;
         Assert.Equal(202, (await PlanHttp.PostAsync(d.Http, plan, d.WorkDir)).Status);
-        var waiting = await PlanHttp.UntilAsync(d.Http, "patient", r => r["waiting"] is not null || (string?)r["status"] != "running", 15);
+        var waiting = await PlanHttp.UntilAsync(d.Http, "patient", r => r["waiting"] is not null || (string?)r["status"] != "running", 30);
         output.WriteLine(waiting.ToJsonString());
         Assert.Equal("running", (string?)waiting["status"]);
         Assert.Contains("queue is full", (string?)waiting["waiting"]);
@@ -45,7 +45,7 @@ public sealed class PlanBackPressureTests(ITestOutputHelper output)
         Assert.Contains("queue is full", (string?)summary["waiting"]);
 
         // It keeps waiting (tries again, still refused) without failing ...
-        var again = await PlanHttp.UntilAsync(d.Http, "patient", r => (int?)PlanHttp.Workstream(r, "one", "w")["waiting"]?["tries"] >= 2, 15);
+        var again = await PlanHttp.UntilAsync(d.Http, "patient", r => (int?)PlanHttp.Workstream(r, "one", "w")["waiting"]?["tries"] >= 2, 30);
         Assert.Equal("running", (string?)again["status"]);
 
         // ... and once the queue drains, it goes on, with the same attempt (the workstream never failed).
@@ -70,7 +70,7 @@ public sealed class PlanBackPressureTests(ITestOutputHelper output)
                   - {name: wide, run: "true", array: 0-4}
             """;
         Assert.Equal(202, (await PlanHttp.PostAsync(d.Http, plan, d.WorkDir)).Status);
-        var report = await PlanHttp.EndAsync(d.Http, "toobig", 15);
+        var report = await PlanHttp.EndAsync(d.Http, "toobig", 30);
         Assert.Equal("stopped", (string?)report["status"]);
         Assert.Contains("more than the queue's bound of 2", (string?)report["reason"]);
         Assert.Null(report["waiting"]);

@@ -24,23 +24,25 @@ public sealed class PlanStopTests
                 workstreams:
                   # A class of its own: the two run at once whatever cpu_short's limit is.
                   - {name: optional, run: sleep 60, on_failure: continue, class: cpu_long}
-                  - {name: bad, run: "sleep 0.3; exit 3"}
+                  # It fails once the test has seen 'optional' run (0.3 s of sleep raced its start on a loaded machine).
+                  - {name: bad, run: "while [ ! -e go ]; do sleep 0.05; done; exit 3"}
               - name: two
                 workstreams:
                   - {name: later, run: echo later >> runs.log}
             """;
         Assert.Equal(202, (await PlanHttp.PostAsync(d.Http, plan, d.WorkDir)).Status);
-        var running = await PlanHttp.UntilAsync(d.Http, "failfast", r => PlanHttp.Workstream(r, "one", "optional")["tasks"]![0]!["state"]?.ToString() == "running", 15);
+        var running = await PlanHttp.UntilAsync(d.Http, "failfast", r => PlanHttp.Workstream(r, "one", "optional")["tasks"]![0]!["state"]?.ToString() == "running", 30);
         var optional = TaskIdOf(running, "one", "optional");
+        File.WriteAllText(Path.Combine(d.WorkDir, "go"), "");
 
         // Not a minute later, when the optional sleep would end: as soon as 'bad' failed.
-        var report = await PlanHttp.EndAsync(d.Http, "failfast", 15);
+        var report = await PlanHttp.EndAsync(d.Http, "failfast", 40);
         Assert.Equal("stopped", (string?)report["status"]);
         Assert.Contains("'bad' failed", (string?)report["reason"]);
         var opt = PlanHttp.Workstream(report, "one", "optional");
         Assert.Equal("failed", (string?)opt["status"]);
         Assert.StartsWith("cancelled: workstream 'bad' failed", (string?)opt["reason"]);
-        Assert.Equal("cancelled", (string?)(await d.WaitAsync(optional, 15))["state"]);
+        Assert.Equal("cancelled", (string?)(await d.WaitAsync(optional, 30))["state"]);
         Assert.Equal("blocked", (string?)PlanHttp.Phase(report, "two")["status"]);
         Assert.False(File.Exists(Path.Combine(d.WorkDir, "runs.log")));
     }
@@ -64,7 +66,7 @@ public sealed class PlanStopTests
     {
         await using var d = await TestDaemon.StartAsync();
         Assert.Equal(202, (await PlanHttp.PostAsync(d.Http, Held, d.WorkDir)).Status);
-        var running = await PlanHttp.UntilAsync(d.Http, "held", r => PlanHttp.Workstream(r, "one", "chain")["tasks"]![0]!["state"]?.ToString() == "running", 15);
+        var running = await PlanHttp.UntilAsync(d.Http, "held", r => PlanHttp.Workstream(r, "one", "chain")["tasks"]![0]!["state"]?.ToString() == "running", 30);
         var first = (string)PlanHttp.Workstream(running, "one", "chain")["tasks"]![0]!["id"]!;
         var second = (string)PlanHttp.Workstream(running, "one", "chain")["tasks"]![1]!["id"]!;
         Assert.Equal("queued", await TaskStateAsync(d, second));
@@ -77,7 +79,7 @@ public sealed class PlanStopTests
             Assert.Equal("held", (string?)body["name"]);
             Assert.True((int?)body["cancelled"] >= 1, body.ToJsonString());
         }
-        Assert.Equal("cancelled", (string?)(await d.WaitAsync(first, 15))["state"]);
+        Assert.Equal("cancelled", (string?)(await d.WaitAsync(first, 30))["state"]);
         Assert.Contains(await TaskStateAsync(d, second), new[] { "cancelled", "failed" }); // cancelled, or failed with its dependency
         using (var gone = await d.Http.GetAsync("api/v1/plans/held")) Assert.Equal(404, (int)gone.StatusCode);
         Assert.Empty((JsonArray)JsonNode.Parse(await d.Http.GetStringAsync("api/v1/plans"))!["plans"]!);
@@ -120,7 +122,7 @@ public sealed class PlanStopTests
         int pid = int.Parse(File.ReadAllText(pidFile).Trim());
         Assert.True(Alive(pid));
         using (var resp = await d.Http.DeleteAsync("api/v1/plans/gated")) Assert.Equal(200, (int)resp.StatusCode);
-        await Api.TaskLifecycleTests.WaitForAsync(() => !Alive(pid), 10);
+        await Api.TaskLifecycleTests.WaitForAsync(() => !Alive(pid), 30);
     }
 
     /// <summary>Running and not a zombie (a zombie's stat says Z).</summary>

@@ -98,24 +98,30 @@ public sealed class PilotTests(SlurmCluster cluster)
     [Fact]
     public async Task A_pilot_near_its_walltime_drains_finishes_its_task_and_a_new_pilot_takes_the_rest()
     {
-        // The pilot stops taking tasks 8 s into its 14 s; a task it runs then still ends well inside the walltime.
+        // The pilot stops taking tasks 10 s into its 20 s; a task it runs then still ends well inside the walltime. Idle
+        // for 10 s it would leave: far more than the test takes between two tasks on a loaded machine.
         await using var d = await StartAsync(new()
         {
-            ["pilot_max_workers"] = "1", ["pilot_idle_timeout"] = "4", ["pilot_walltime"] = "14", ["pilot_drain"] = "6",
+            ["pilot_max_workers"] = "1", ["pilot_idle_timeout"] = "10", ["pilot_walltime"] = "20", ["pilot_drain"] = "10",
         });
         var marks = Path.Combine(d.WorkDir, "marks");
         var first = await d.SubmitShellAsync($"echo \"first $SPARKY_WORKER\" >> {marks}; sleep 0.5");
         var t1 = await d.WaitAsync(first, 90);
         Assert.Equal("succeeded", (string?)t1["state"]);
         var pilot1 = (string)t1["host"]!;
-        // Starts before the drain (about 8 s into the pilot's life) and runs past it.
-        var longTask = await d.SubmitShellAsync($"echo \"long $SPARKY_WORKER\" >> {marks}; sleep 9; echo \"long done\" >> {marks}");
+        // Starts before the drain (about 10 s into the pilot's life) and runs until the test has seen the pilot draining
+        // (a fixed sleep could end before the drain on one machine, and run into the walltime on a loaded one).
+        var go = Path.Combine(d.WorkDir, "go");
+        var longTask = await d.SubmitShellAsync($"echo \"long $SPARKY_WORKER\" >> {marks}; while [ ! -e {go} ]; do sleep 0.1; done; echo \"long done\" >> {marks}");
         for (var until = DateTime.UtcNow.AddSeconds(30); (string?)(await d.GetTaskAsync(longTask))["state"] != "running";)
         {
             Assert.True(DateTime.UtcNow < until, "the long task never started");
             await Task.Delay(50);
         }
         var later = await d.SubmitShellAsync($"echo \"later $SPARKY_WORKER\" >> {marks}");
+        await Workers.WorkersApiTests.WaitForAsync(d.Http, list => Workers.WorkersApiTests.Worker(list, pilot1)?["draining"]?.GetValue<bool>() == true,
+            "the pilot drained", seconds: 60);
+        File.WriteAllText(go, "");
 
         var l = await d.WaitAsync(longTask, 90);
         Assert.Equal("succeeded", (string?)l["state"]);

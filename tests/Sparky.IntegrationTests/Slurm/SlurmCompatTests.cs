@@ -166,7 +166,9 @@ public sealed class SlurmCompatTests(SlurmCluster cluster)
             {
                 ["id"] = id, ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = command, ["cwd"] = d.WorkDir },
             };
-            var (_, first) = await PostAsync(d, "queue/submit", Shell("first", "sleep 4"));
+            // The first holds the slot until the test has seen the second wait (4 s could pass on a loaded machine).
+            var go = Path.Combine(d.WorkDir, "go");
+            var (_, first) = await PostAsync(d, "queue/submit", Shell("first", $"while [ ! -e {go} ]; do sleep 0.2; done"));
             Assert.Equal("submitted", (string?)first["status"]);
             Assert.Matches("^[0-9]+$", (string?)first["slurm_job_id"]);
             var (status, second) = await PostAsync(d, "queue/submit", Shell("second", "echo second"));
@@ -177,6 +179,7 @@ public sealed class SlurmCompatTests(SlurmCluster cluster)
             var view = await SlurmStatusAsync(d, "second");
             Assert.Equal(("pending", "second"), ((string?)view["status"], (string?)view["task_id"]));
             Assert.Null((string?)view["id"]);
+            File.WriteAllText(go, "");
             Assert.Equal("succeeded", (string?)(await d.WaitAsync("second", 90))["state"]);
             var ended = await SlurmStatusAsync(d, "second");
             Assert.Equal("completed", (string?)ended["status"]);

@@ -127,12 +127,15 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
     public async Task A_dependant_is_submitted_with_afterok_while_its_dependency_runs_and_stopped_if_it_fails()
     {
         await using var d = await StartAsync();
+        // The dependencies run until the test has seen their dependants in Slurm: with a fixed sleep (3 s), four sbatches
+        // in turn on a loaded machine could outlast it, and a dependant be submitted after, or never (bad-a failed first).
+        const string Held = "while [ ! -e go ]; do sleep 0.2; done";
         var body = new JsonArray
         {
-            new JsonObject { ["id"] = "chain-a", ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = "sleep 3; echo a > a.txt", ["cwd"] = d.WorkDir } },
+            new JsonObject { ["id"] = "chain-a", ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = $"{Held}; echo a > a.txt", ["cwd"] = d.WorkDir } },
             new JsonObject { ["id"] = "chain-b", ["class"] = "gpu_slurm", ["after"] = new JsonArray("chain-a"),
                 ["payload"] = new JsonObject { ["command"] = "cat a.txt", ["cwd"] = d.WorkDir } },
-            new JsonObject { ["id"] = "bad-a", ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = "sleep 3; exit 1", ["cwd"] = d.WorkDir } },
+            new JsonObject { ["id"] = "bad-a", ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = $"{Held}; exit 1", ["cwd"] = d.WorkDir } },
             new JsonObject { ["id"] = "bad-b", ["class"] = "gpu_slurm", ["after"] = new JsonArray("bad-a"),
                 ["payload"] = new JsonObject { ["command"] = "touch must-not-run", ["cwd"] = d.WorkDir } },
         };
@@ -144,6 +147,7 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
         Assert.StartsWith($"afterok:{aJob}", b!["Dependency"]);
         var badB = await cluster.ShowJobAsync(await JobIdOfAsync(d, "bad-b"));
         Assert.StartsWith("afterok:", badB!["Dependency"]);
+        File.WriteAllText(Path.Combine(d.WorkDir, "go"), "");
 
         var done = await d.WaitAsync("chain-b", 60);
         Assert.Equal("succeeded", (string?)done["state"]);
@@ -232,9 +236,12 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
     public async Task With_the_controller_stopped_tasks_keep_their_true_outcome_and_a_submission_waits_for_it()
     {
         await using var d = await StartAsync();
-        var running = (await d.SubmitAsync(SlurmTask(d, "sleep 3; exit 0")))[0];
-        var failing = (await d.SubmitAsync(SlurmTask(d, "sleep 3; exit 5")))[0];
-        await cluster.WaitForJobAsync(await JobIdOfAsync(d, running), 30, "RUNNING");
+        // The jobs run until the test lets them end, while the controller is down: a loaded machine can take longer to
+        // stop it than any fixed sleep, and a job that ended before would be followed to its end with the controller up.
+        var go = Path.Combine(d.WorkDir, "go");
+        var running = (await d.SubmitAsync(SlurmTask(d, $"while [ ! -e {go} ]; do sleep 0.2; done; exit 0")))[0];
+        var failing = (await d.SubmitAsync(SlurmTask(d, $"while [ ! -e {go} ]; do sleep 0.2; done; exit 5")))[0];
+        await cluster.WaitForJobAsync(await JobIdOfAsync(d, running), 60, "RUNNING");
         await JobIdOfAsync(d, failing);
 
         await cluster.StopControllerAsync();
@@ -247,12 +254,15 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
             await Task.Delay(200);
         }
         Assert.Equal("running", (string?)(await d.GetTaskAsync(running))["state"]);
+        File.WriteAllText(go, "");
         await cluster.StartControllerAsync();
 
-        Assert.Equal("succeeded", (string?)(await d.WaitAsync(running, 90))["state"]);
-        var f = await d.WaitAsync(failing, 90);
+        // Polls back off up to 30 s while the controller is down, and each failed squeue can take the command timeout
+        // (20 s) on a loaded machine: the ends are learned within a few backed-off polls.
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(running, 180))["state"]);
+        var f = await d.WaitAsync(failing, 180);
         Assert.Equal(("failed", 5), ((string?)f["state"], (int?)f["exit_code"]));
-        Assert.Equal("succeeded", (string?)(await d.WaitAsync(late, 120))["state"]);
+        Assert.Equal("succeeded", (string?)(await d.WaitAsync(late, 180))["state"]);
         // Never two Slurm jobs for one attempt.
         var (_, queue, _) = await cluster.RunAsync("squeue", "-h", "-a", "--states=all", "-o", "%k");
         Assert.Single(queue.Split('\n'), l => l.Trim() == $"sparky:{late}");

@@ -16,7 +16,7 @@ public sealed class PrometheusServer : IAsyncDisposable
     {
         _process = process;
         _dir = dir;
-        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(10) };
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
     }
 
     /// <summary>The binary: $PROMETHEUS, else prometheus on PATH; null if there is none.</summary>
@@ -61,7 +61,7 @@ public sealed class PrometheusServer : IAsyncDisposable
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         try
         {
             while (true)
@@ -74,7 +74,7 @@ public sealed class PrometheusServer : IAsyncDisposable
                 }
                 catch (HttpRequestException) { }
                 catch (TaskCanceledException) { }
-                if (DateTime.UtcNow > deadline) throw new TimeoutException($"prometheus not ready in 30 s:\n{server.Stderr}");
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"prometheus not ready in 60 s:\n{server.Stderr}");
                 await Task.Delay(100);
             }
         }

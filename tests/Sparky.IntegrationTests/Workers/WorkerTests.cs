@@ -10,7 +10,9 @@ namespace Sparky.IntegrationTests.Workers;
 [Collection(SerialCollection.Name)] // workers on this host: one class at a time (see SerialCollection)
 public sealed class WorkerTests
 {
-    internal static Dictionary<string, string> WorkerSettings(double timeout = 2) => new()
+    /// <summary>Worker classes, a fast heartbeat, and a timeout long enough that no worker is lost for a stall on a
+    /// loaded machine; a test of a loss names a short one.</summary>
+    internal static Dictionary<string, string> WorkerSettings(double timeout = 30) => new()
     {
         ["worker_classes"] = "cpu_short",
         ["worker_heartbeat"] = "0.2",
@@ -44,7 +46,8 @@ public sealed class WorkerTests
     [Fact]
     public async Task Several_workers_share_the_tasks_each_runs_once_and_ends_reach_the_daemon()
     {
-        await using var d = await TestDaemon.StartAsync(WorkerSettings());
+        // A long timeout: no worker here is lost, not even one a loaded machine leaves unscheduled for a few seconds.
+        await using var d = await TestDaemon.StartAsync(WorkerSettings(timeout: 30));
         var marks = Path.Combine(d.WorkDir, "marks");
         // Nothing runs before a worker connects: a worker class's limit is its workers' slots.
         var early = await d.SubmitShellAsync($"echo \"$SPARKY_TASK_ID $SPARKY_WORKER\" >> {marks}");
@@ -113,14 +116,15 @@ public sealed class WorkerTests
         await using var w1 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", slots: 1);
         await WaitForWorkersAsync(d.Http, 1);
         var marks = Path.Combine(d.WorkDir, "marks");
-        var id = await d.SubmitShellAsync($"echo \"start $SPARKY_WORKER $SPARKY_ATTEMPT\" >> {marks}; sleep 3; echo \"end $SPARKY_WORKER\" >> {marks}", retries: 0);
+        // Attempt 1 runs until its worker dies, however long the second worker takes to start.
+        var id = await d.SubmitShellAsync($"echo \"start $SPARKY_WORKER $SPARKY_ATTEMPT\" >> {marks}; {Attempt1Hangs}; echo \"end $SPARKY_WORKER\" >> {marks}", retries: 0);
         await WaitForFileAsync(marks, t => t.Contains("start w1 1"));
         await using var w2 = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w2", slots: 1);
         await WaitForWorkersAsync(d.Http, 2);
 
         w1.KillHard();
         // Its guard kills the task's whole process group (the shell and its sleep) as soon as the worker is gone.
-        for (var until = DateTime.UtcNow.AddSeconds(5); ProcessesOf(id, attempt: 1) is { Count: > 0 } left;)
+        for (var until = DateTime.UtcNow.AddSeconds(15); ProcessesOf(id, attempt: 1) is { Count: > 0 } left;)
         {
             Assert.True(DateTime.UtcNow < until, $"attempt 1 of {id} outlived its worker: pids {string.Join(", ", left)}");
             await Task.Delay(50);
@@ -137,6 +141,10 @@ public sealed class WorkerTests
         Assert.Equal(["start w1 1", "start w2 2", "end w2"], lines);
         await WaitForWorkersAsync(d.Http, 1);
     }
+
+    /// <summary>A task's first attempt sleeps until its worker's death ends it (a minute: bounded, should that break);
+    /// a later one goes on at once.</summary>
+    private const string Attempt1Hangs = "if [ \"$SPARKY_ATTEMPT\" = 1 ]; then sleep 60; fi";
 
     /// <summary>Processes whose environment names this task and attempt.</summary>
     private static List<int> ProcessesOf(string id, int attempt)
@@ -165,10 +173,12 @@ public sealed class WorkerTests
         await using var wa = WorkerProcess.Start(a.Daemon.ZmqEndpoint, "w1", slots: 1);
         await WaitForWorkersAsync(a.Http, 1);
         var started = Path.Combine(a.WorkDir, "started");
-        var id = await a.SubmitShellAsync($"touch {started}; sleep 2");
+        var go = Path.Combine(a.WorkDir, "go");
+        var id = await a.SubmitShellAsync($"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done");
         await WaitForFileAsync(started, _ => true);
         await using var wb = WorkerProcess.Start(b.Daemon.ZmqEndpoint, "w1", slots: 1);
         await WaitForWorkersAsync(b.Http, 1);
+        File.WriteAllText(go, ""); // the task ran all the while the other w1 started (and ended its leftovers)
         var t = await a.WaitAsync(id, 30);
         Assert.Equal("succeeded", (string?)t["state"]);
         Assert.Equal(1, (int?)t["attempts"]);
@@ -184,7 +194,7 @@ public sealed class WorkerTests
         await WaitForWorkersAsync(d.Http, 1);
         var ids = new List<string>();
         for (int i = 0; i < 2; i++)
-            ids.Add(await d.SubmitShellAsync($"echo \"start $SPARKY_TASK_ID $SPARKY_ATTEMPT\" >> {marks}; sleep 2; echo \"end $SPARKY_TASK_ID $SPARKY_ATTEMPT\" >> {marks}"));
+            ids.Add(await d.SubmitShellAsync($"echo \"start $SPARKY_TASK_ID $SPARKY_ATTEMPT\" >> {marks}; {Attempt1Hangs}; echo \"end $SPARKY_TASK_ID $SPARKY_ATTEMPT\" >> {marks}"));
         await WaitForFileAsync(marks, t => t.Split('\n').Count(l => l.StartsWith("start")) == 2);
         w.KillHard();
         await w.DisposeAsync();
@@ -278,9 +288,10 @@ public sealed class WorkerTests
     public async Task An_idle_worker_leaves_by_itself_and_says_so()
     {
         await using var d = await TestDaemon.StartAsync(WorkerSettings());
-        await using var w = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", 1, "--idle-timeout", "1");
-        await WaitForWorkersAsync(d.Http, 1);
+        // Queued first, and idle for 3 s: the idle time counts from the worker's start, and on a loaded machine its hello,
+        // let alone the test's seeing it connected and submitting, can take a second.
         var id = await d.SubmitShellAsync("true");
+        await using var w = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "w1", 1, "--idle-timeout", "3");
         Assert.Equal("succeeded", (string?)(await d.WaitAsync(id, 30))["state"]);
         Assert.True(await w.WaitForExitAsync(20), w.Stderr);
         Assert.Equal(0, w.ExitCode);

@@ -82,9 +82,10 @@ public sealed class WorkersApiTests
         var idle = await WaitForAsync(d.Http, l => Worker(l, "api-w1")?["credits_free"]?.GetValue<int>() == 2, "the credit came back");
         Assert.Empty(Worker(idle, "api-w1")!["tasks"]!.AsArray());
         Assert.Equal(0, (int)Worker(idle, "api-w1")!["credits_in_use"]!);
-        await Task.Delay(1000);
-        var later = Worker(await WorkersAsync(d.Http), "api-w1")!;
-        Assert.True(DateTimeOffset.Parse((string)later["last_seen_at"]!) > DateTimeOffset.Parse((string)w["last_seen_at"]!), "no heartbeat in a second");
+        // A heartbeat comes while it idles: every 0.2 s, waited for inside the 5 s timeout (past it the worker is lost).
+        var idleSeen = DateTimeOffset.Parse((string)Worker(idle, "api-w1")!["last_seen_at"]!);
+        await WaitForAsync(d.Http, l => Worker(l, "api-w1") is { } later && DateTimeOffset.Parse((string)later["last_seen_at"]!) > idleSeen,
+            "a heartbeat while idle", seconds: 4);
 
         // A task queued with no credit free is counted as waiting for one.
         var busy = new List<string>();

@@ -137,7 +137,8 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
         using var good = Subscribe(d.Daemon.ZmqEventsEndpoint, publicKey);
         using var plain = Subscribe(d.Daemon.ZmqEventsEndpoint, null);
         using var wrong = Subscribe(d.Daemon.ZmqEventsEndpoint, WrongKey());
-        Thread.Sleep(500); // subscriptions take a moment to reach the publisher (after the handshake, for CURVE)
+        await EventSubscriptions.WaitAsync(d.Http, good); // after the CURVE handshake, which a loaded machine takes its time over
+        Thread.Sleep(500); // the refused ones have had as long as that, and half a second more, to get in
 
         var id = await d.SubmitShellAsync("true");
         Assert.Equal(["task.queued", "task.started", "task.finished"], Topics(good, id, 20, untilFinished: true));
@@ -176,7 +177,7 @@ public sealed class ZmqCurveTests(ITestOutputHelper output)
             using var good = new Hardening.KeyedClient(d.Daemon.ZmqEndpoint, publicKey, Hardening.KeyedClient.LoadKey(clientKey));
             // With clients authenticated, the event socket's key is the one a listed client is told, not the public one.
             using var events = Subscribe(d.Daemon.ZmqEventsEndpoint, (string?)good.Request("ping", null)!["body"]!["events_key"]);
-            Thread.Sleep(500);
+            await EventSubscriptions.WaitAsync(d.Http, events);
             var id = (string)((JsonArray)good.Request("submit", Shell(d, "true"))!["body"]!["ids"]!).Single()!;
             Assert.Contains("task.finished", Topics(events, id, 20, untilFinished: true));
             using var plain = new ZmqTestClient(d.Daemon.ZmqEndpoint);

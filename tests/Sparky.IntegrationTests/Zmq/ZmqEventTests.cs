@@ -18,8 +18,7 @@ public sealed class ZmqEventTests
         sub.Options.Linger = TimeSpan.Zero;
         sub.Connect(endpoint);
         sub.Subscribe(prefix);
-        Thread.Sleep(300); // a subscription takes a moment to reach the publisher
-        return sub;
+        return sub; // its subscription reaches the publisher a moment later: waited for by the caller
     }
 
     private static List<(string Topic, JsonObject Msg)> Drain(SubscriberSocket sub, Func<List<(string Topic, JsonObject Msg)>, bool> enough, double seconds = 20)
@@ -42,6 +41,7 @@ public sealed class ZmqEventTests
         await using var d = await TestDaemon.StartAsync();
         using var all = Subscribe(d.Daemon.ZmqEventsEndpoint, "task.");
         using var finishedOnly = Subscribe(d.Daemon.ZmqEventsEndpoint, "task.finished");
+        await EventSubscriptions.WaitAsync(d.Http, [all, finishedOnly]);
         var ok = await d.SubmitShellAsync("true");
         var failing = await d.SubmitShellAsync("exit 4");
         await d.WaitAsync(ok);
