@@ -59,16 +59,30 @@ public static partial class SbatchScript
     public const string CommentPrefix = "sparky:";
     public const int MaxJobNameLength = 64;
 
-    /// <summary>The <c>--comment</c> value that marks a job as this task's (used to find it again after a lost submit).</summary>
-    public static string Comment(string taskId) =>
-        TaskId.TryParse(taskId, out _) ? CommentPrefix + taskId : throw new ArgumentException($"invalid task id '{Printable(taskId)}' (must match {TaskId.Pattern})", nameof(taskId));
+    /// <summary>The <c>--comment</c> value that marks a job as this attempt's, <c>sparky:&lt;id&gt;:&lt;attempt&gt;</c>
+    /// (used to find it again after a lost submit; with the attempt, a finished job is told from an earlier attempt's).</summary>
+    public static string Comment(string taskId, int attempt) =>
+        TaskId.TryParse(taskId, out _) ? CommentPrefix + taskId + ":" + attempt.ToString(CultureInfo.InvariantCulture)
+            : throw new ArgumentException($"invalid task id '{Printable(taskId)}' (must match {TaskId.Pattern})", nameof(taskId));
 
-    /// <summary>The Sparky task id in a <c>sparky:&lt;id&gt;</c> comment; null for anything else.</summary>
-    public static string? TaskIdFromComment(string? comment)
+    /// <summary>The Sparky task id in a <c>sparky:&lt;id&gt;:&lt;attempt&gt;</c> comment, or in the
+    /// <c>sparky:&lt;id&gt;</c> an earlier daemon wrote; null for anything else.</summary>
+    public static string? TaskIdFromComment(string? comment) => ParseComment(comment)?.TaskId;
+
+    /// <summary>The attempt in a <c>sparky:&lt;id&gt;:&lt;attempt&gt;</c> comment; null for the older form and anything else.</summary>
+    public static int? AttemptFromComment(string? comment) => ParseComment(comment)?.Attempt;
+
+    private static (string TaskId, int? Attempt)? ParseComment(string? comment)
     {
         if (comment is null || !comment.StartsWith(CommentPrefix, StringComparison.Ordinal)) return null;
-        var id = comment[CommentPrefix.Length..];
-        return TaskId.TryParse(id, out _) ? id : null;
+        var rest = comment[CommentPrefix.Length..];
+        int colon = rest.IndexOf(':');
+        var id = colon < 0 ? rest : rest[..colon];
+        if (!TaskId.TryParse(id, out _)) return null;
+        if (colon < 0) return (id, null);
+        var attempt = rest[(colon + 1)..];
+        return attempt.Length is > 0 and <= 9 && attempt.All(char.IsAsciiDigit)
+            ? (id, int.Parse(attempt, CultureInfo.InvariantCulture)) : null;
     }
 
     public static string Render(SbatchRequest r) => Render(r, null);
@@ -89,7 +103,7 @@ public static partial class SbatchScript
     private static string Render(SbatchRequest r, IReadOnlyList<ArrayElement>? elements)
     {
         ArgumentNullException.ThrowIfNull(r);
-        var comment = Comment(r.TaskId);
+        var comment = Comment(r.TaskId, r.Attempt);
         if (r.Attempt < 0) throw new ArgumentException($"attempt must not be negative (got {r.Attempt})", nameof(r));
         if (r.Template is null && (r.Argv is null || r.Argv.Count == 0 || string.IsNullOrEmpty(r.Argv[0])))
             throw new ArgumentException("argv must have a non-empty program", nameof(r));
@@ -161,7 +175,7 @@ public static partial class SbatchScript
             sb.Append("case \"${SLURM_ARRAY_TASK_ID:-}\" in\n");
             foreach (var e in elements)
             {
-                Comment(e.TaskId); // validates the id
+                Comment(e.TaskId, 0); // validates the id
                 var index = e.Index.ToString(CultureInfo.InvariantCulture);
                 sb.Append("  ").Append(index).Append(") export SPARKY_TASK_ID=").Append(Quote(e.TaskId, "task id"))
                   .Append(" SPARKY_ARRAY_INDEX=").Append(index)

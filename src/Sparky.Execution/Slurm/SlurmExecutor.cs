@@ -55,6 +55,8 @@ public sealed class SlurmExecutor : IDisposable
         public IReadOnlyList<string> AfterTasks { get; } = afterTasks;
         /// <summary>Sent as part of a job array whose sbatch failed: the array may exist anyway, under this task's comment.</summary>
         public string? ArrayCommentTask { get; set; }
+        /// <summary>The attempt in that array's comment (its first element's).</summary>
+        public int ArrayCommentAttempt { get; set; }
         /// <summary>Look for a live job with this task's comment even before the first sbatch (a task recovered as queued
         /// may have been submitted by a daemon that died before recording it).</summary>
         public bool LookFirst { get; } = lookFirst;
@@ -188,7 +190,7 @@ public sealed class SlurmExecutor : IDisposable
         {
             var r = s.Request;
             // A retry may follow an sbatch that timed out after Slurm took the job: look before submitting again.
-            if ((s.Tries > 0 || s.LookFirst) && FindLiveJobByComment(r.TaskId) is { } existing)
+            if ((s.Tries > 0 || s.LookFirst) && FindJobOf(r.TaskId, r.Attempt) is { } existing)
             {
                 _submits.Remove(s);
                 Submitted(r.TaskId, existing);
@@ -276,6 +278,7 @@ public sealed class SlurmExecutor : IDisposable
                 else
                 {
                     m.ArrayCommentTask = first.TaskId;
+                    m.ArrayCommentAttempt = first.Attempt;
                     m.NotBefore = now + Backoff(1);
                 }
             }
@@ -292,7 +295,7 @@ public sealed class SlurmExecutor : IDisposable
         if (rows is null) { foreach (var s in due) s.NotBefore = now + Backoff(2); return; }
         foreach (var s in due)
         {
-            var live = rows.FirstOrDefault(j => j.TaskId == s.ArrayCommentTask && !SlurmStates.IsTerminal(j.Phase));
+            var live = rows.FirstOrDefault(j => IsOf(j, s.ArrayCommentTask!, s.ArrayCommentAttempt));
             if (live is not null)
             {
                 _submits.Remove(s);
@@ -335,11 +338,16 @@ public sealed class SlurmExecutor : IDisposable
         return TimeSpan.FromSeconds(seconds * (0.8 + 0.4 * Random.Shared.NextDouble()));
     }
 
-    private string? FindLiveJobByComment(string taskId)
-    {
-        var rows = Squeue();
-        return rows?.FirstOrDefault(j => j.TaskId == taskId && !SlurmStates.IsTerminal(j.Phase))?.JobId;
-    }
+    private string? FindJobOf(string taskId, int attempt) => Squeue()?.FirstOrDefault(j => IsOf(j, taskId, attempt))?.JobId;
+
+    /// <summary>
+    /// Whether a job squeue lists is this attempt's, by its comment: one still live with the task's comment (as before
+    /// attempts were in it), or one that already ended with this very attempt in it. An sbatch that timed out may
+    /// have been taken, and its job may be over by the time anyone looks (squeue keeps ended jobs for Slurm's
+    /// MinJobAge): adopting it, not submitting again, is what keeps an attempt from running twice.
+    /// </summary>
+    internal static bool IsOf(SlurmJob j, string taskId, int attempt) =>
+        j.TaskId == taskId && (!SlurmStates.IsTerminal(j.Phase) || j.Attempt == attempt);
 
     private IReadOnlyList<SlurmJob>? Squeue()
     {
@@ -374,8 +382,8 @@ public sealed class SlurmExecutor : IDisposable
             if (job.JobId is null)
             {
                 if (job.Submitting) continue;
-                // Recovered without a job id: adopt a live job carrying its comment, else it never got one.
-                var found = rows.FirstOrDefault(j => j.TaskId == job.TaskId && !SlurmStates.IsTerminal(j.Phase));
+                // Recovered without a job id: adopt its job (live, or ended under this attempt), else it never got one.
+                var found = rows.FirstOrDefault(j => IsOf(j, job.TaskId, job.Attempt));
                 if (found is not null) Submitted(job.TaskId, found.JobId);
                 else End(job, SlurmPhase.Unknown, null, null, null, "NO_JOB");
                 continue;

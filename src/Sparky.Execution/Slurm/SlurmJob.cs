@@ -14,6 +14,9 @@ public sealed record SlurmJob(
     /// <summary>The Sparky task id from a <c>sparky:&lt;id&gt;</c> comment; null when the job is not Sparky's.</summary>
     public string? TaskId => SbatchScript.TaskIdFromComment(Comment);
 
+    /// <summary>The attempt the job was submitted for, from its comment; null for a comment without one (an earlier daemon's).</summary>
+    public int? Attempt => SbatchScript.AttemptFromComment(Comment);
+
     /// <summary>The job id without an array index (<c>1234</c> for <c>1234_5</c>).</summary>
     public string BaseJobId => SlurmJobIds.Split(JobId).BaseId;
 

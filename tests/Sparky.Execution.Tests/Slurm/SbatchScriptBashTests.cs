@@ -171,7 +171,7 @@ public sealed class SbatchScriptBashTests : IDisposable
         var elements = new[] { 0, 3, 7 }.Select(i => new ArrayElement(i, $"task-{i}", Path.Combine(_root, $"task-{i}.out"), Path.Combine(_root, $"task-{i}.err"))).ToList();
         var script = SbatchScript.RenderArray(common, elements);
         Assert.Contains("#SBATCH --array=0,3,7\n", script);
-        Assert.Contains("#SBATCH --comment=sparky:task-0\n", script);
+        Assert.Contains("#SBATCH --comment=sparky:task-0:1\n", script);
         foreach (var e in elements)
         {
             Environment.SetEnvironmentVariable("SLURM_ARRAY_TASK_ID", e.Index.ToString());

@@ -38,7 +38,7 @@ public sealed class SbatchScriptTests
         {
             "--job-name=train_resnet", "--cpus-per-task=4", "--mem=8000M", "--gres=gpu:2", "--time=1-01:01:00",
             "--partition=gpu", "--account=proj-42", "--output=/var/sparky/logs/t.out", "--error=/var/sparky/logs/t.err",
-            "--comment=sparky:01jb3kz8m2q", "--dependency=afterok:100:101_3", "--array=0-99:2%4", "--open-mode=append",
+            "--comment=sparky:01jb3kz8m2q:1", "--dependency=afterok:100:101_3", "--array=0-99:2%4", "--open-mode=append",
             "--qos=high", "--exclusive", "--constraint=a100&nvlink",
         }, SlurmDirectives(script));
     }
@@ -50,7 +50,7 @@ public sealed class SbatchScriptTests
         Assert.Equal(new[]
         {
             "--job-name=01jb3kz8m2q", "--output=/var/sparky/logs/t.out", "--error=/var/sparky/logs/t.err",
-            "--comment=sparky:01jb3kz8m2q", "--open-mode=append",
+            "--comment=sparky:01jb3kz8m2q:1", "--open-mode=append",
         }, SlurmDirectives(script));
         Assert.EndsWith("\nexport SPARKY_TASK_ID='01jb3kz8m2q' SPARKY_ATTEMPT='1'\nexec 'true'\n", script);
         Assert.DoesNotContain("set -u", script);
@@ -220,7 +220,7 @@ public sealed class SbatchScriptTests
     public void Bad_task_ids_are_refused(string id)
     {
         Assert.Throws<ArgumentException>(() => SbatchScript.Render(Request(taskId: id)));
-        Assert.Throws<ArgumentException>(() => SbatchScript.Comment(id));
+        Assert.Throws<ArgumentException>(() => SbatchScript.Comment(id, 1));
     }
 
     [Theory]
@@ -256,8 +256,17 @@ public sealed class SbatchScriptTests
     [Fact]
     public void Comment_round_trips_to_task_id()
     {
-        Assert.Equal("sparky:abc.1-2_3", SbatchScript.Comment("abc.1-2_3"));
+        Assert.Equal("sparky:abc.1-2_3:2", SbatchScript.Comment("abc.1-2_3", 2));
+        Assert.Equal("abc.1-2_3", SbatchScript.TaskIdFromComment("sparky:abc.1-2_3:2"));
+        Assert.Equal(2, SbatchScript.AttemptFromComment("sparky:abc.1-2_3:2"));
+        // An earlier daemon's comment, without the attempt: the task, and no attempt.
         Assert.Equal("abc.1-2_3", SbatchScript.TaskIdFromComment("sparky:abc.1-2_3"));
+        Assert.Null(SbatchScript.AttemptFromComment("sparky:abc.1-2_3"));
+        foreach (var bad in new[] { "sparky:abc:", "sparky:abc:x", "sparky:abc:-1", "sparky:abc:1:2", "sparky:abc:1234567890", "sparky::1" })
+        {
+            Assert.Null(SbatchScript.TaskIdFromComment(bad));
+            Assert.Null(SbatchScript.AttemptFromComment(bad));
+        }
         Assert.Null(SbatchScript.TaskIdFromComment("sparky:"));
         Assert.Null(SbatchScript.TaskIdFromComment("sparky:bad id"));
         Assert.Null(SbatchScript.TaskIdFromComment("other:abc"));

@@ -75,7 +75,7 @@ public sealed class SbatchTemplateTests
         {
             "-J train_sft", "--gpus-per-node=1", "--output=/somewhere/else.out",
             "--job-name=01jb3kz8m2q", "--output=/var/sparky/logs/t.out", "--error=/var/sparky/logs/t.err",
-            "--comment=sparky:01jb3kz8m2q", "--open-mode=append",
+            "--comment=sparky:01jb3kz8m2q:1", "--open-mode=append",
         }, directives);
         // Then Sparky's environment, then the template's body as it is.
         var body = script[script.IndexOf("\nexport SPARKY_PAYLOAD_FILE=", StringComparison.Ordinal)..];
@@ -122,7 +122,7 @@ public sealed class SbatchTemplateTests
         var directives = SlurmDirectives(script);
         Assert.Contains("--gpus-per-node=2", directives);
         Assert.Contains("--time=01:00:00", directives);
-        Assert.Equal("--comment=sparky:test_slurm_001", directives.Single(x => x.StartsWith("--comment", StringComparison.Ordinal)));
+        Assert.Equal("--comment=sparky:test_slurm_001:1", directives.Single(x => x.StartsWith("--comment", StringComparison.Ordinal)));
         Assert.Contains("MODEL=gpt2\n", script);
         var root = Directory.CreateTempSubdirectory("sparky-example-").FullName;
         try

@@ -100,7 +100,7 @@ public sealed class SlurmCompatTests(SlurmCluster cluster)
             // Sparky's own directives won over the template's (its name, its log files, its comment).
             var job = await cluster.ShowJobAsync(jobId);
             Assert.Equal("test_slurm_001", job!["JobName"]);
-            Assert.Equal("sparky:test_slurm_001", job["Comment"]);
+            Assert.Equal("sparky:test_slurm_001:1", job["Comment"]);
             Assert.StartsWith(Path.Combine(d.DataDir, "logs"), job["StdOut"]);
 
             var end = await SlurmStatusAsync(d, "test_slurm_001");

@@ -57,7 +57,7 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
         Assert.InRange(slurmStart, DateTimeOffset.Parse((string)attempt["started_at"]!).AddSeconds(-2), DateTimeOffset.Parse((string)attempt["ended_at"]!).AddSeconds(1));
         Assert.Equal($"hello there from {jobId}\n", await d.Http.GetStringAsync($"api/v1/tasks/{ok}/logs"));
         var job = await cluster.ShowJobAsync(jobId);
-        Assert.Equal($"sparky:{ok}", job!["Comment"]);
+        Assert.Equal($"sparky:{ok}:1", job!["Comment"]);
 
         var status = JsonNode.Parse(await d.Http.GetStringAsync($"slurm/status/{ok}"))!;
         Assert.Equal(jobId, (string?)status["job_id"]);
@@ -265,7 +265,7 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
         Assert.Equal("succeeded", (string?)(await d.WaitAsync(late, 180))["state"]);
         // Never two Slurm jobs for one attempt.
         var (_, queue, _) = await cluster.RunAsync("squeue", "-h", "-a", "--states=all", "-o", "%k");
-        Assert.Single(queue.Split('\n'), l => l.Trim() == $"sparky:{late}");
+        Assert.Single(queue.Split('\n'), l => l.Trim() == $"sparky:{late}:1");
     }
 
     [Fact]
@@ -288,5 +288,52 @@ public sealed class SlurmExecutorTests(SlurmCluster cluster)
             Assert.Equal("done\n", await d.Http.GetStringAsync($"api/v1/tasks/{id}/logs"));
         }
         Directory.Delete(root, true);
+    }
+
+    /// <summary>SPEC 7: an sbatch that times out is checked by --comment before any retry. The hard case: Slurm took
+    /// the job and it has already ended when the retry looks, so only the attempt in the comment tells it from an
+    /// earlier attempt's. A wrapper ahead of Slurm's sbatch on the daemon's PATH submits, waits until the job has
+    /// ended, and answers only after the daemon's 3 s limit.</summary>
+    [Fact]
+    public async Task A_job_that_ended_before_its_timed_out_sbatch_answered_is_adopted_not_run_again()
+    {
+        var root = TestDaemon.NewRoot();
+        try
+        {
+            var bin = Directory.CreateDirectory(Path.Combine(root, "bin")).FullName;
+            var ended = Path.Combine(root, "ended-before-the-answer");
+            var runs = Path.Combine(root, "runs");
+            var wrapper = Path.Combine(bin, "sbatch");
+            File.WriteAllText(wrapper, "#!/bin/sh\n" +
+                $"out=$('{ExternalTool.Find("sbatch", "slurm-client")}' \"$@\") || exit $?\n" +
+                "id=${out%%;*}\n" +
+                "i=0\n" +
+                "until scontrol show job \"$id\" 2>/dev/null | grep -q 'JobState=COMPLETED'; do\n" +
+                "  i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.1\n" +
+                "done\n" +
+                $"scontrol show job \"$id\" | grep -q 'JobState=COMPLETED' && touch '{ended}'\n" +
+                "sleep 6\n" +
+                "echo \"$out\"\n");
+            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var env = new Dictionary<string, string> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH") };
+            await using var d = await DaemonProcess.StartAsync(Path.Combine(root, "data"), SparkyCli.FreePort(), 0, env,
+                "--slurm-poll-seconds", "0.3", "--gpu-slurm-slots", "4", "--slurm-command-timeout-seconds", "3");
+
+            var body = new JsonObject { ["class"] = "gpu_slurm", ["payload"] = new JsonObject { ["command"] = $"echo run >> '{runs}'", ["cwd"] = root } };
+            using var resp = await d.Http.PostAsync("api/v1/tasks", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+            var id = (string)JsonNode.Parse(await resp.Content.ReadAsStringAsync())!["ids"]![0]!;
+            var t = await d.TaskUntilAsync(id, t => (string?)t["state"] is "succeeded" or "failed" or "cancelled", 120);
+
+            Assert.True(File.Exists(ended), "the job had not ended before sbatch answered: the case was not made");
+            Assert.True((string?)t["state"] == "succeeded", t.ToJsonString() + d.Stderr);
+            Assert.Equal("run\n", File.ReadAllText(runs));
+            var (_, queue, _) = await cluster.RunAsync("squeue", "-h", "-a", "--states=all", "-o", "%k");
+            Assert.Single(queue.Split('\n'), l => l.Trim() == $"sparky:{id}:1");
+        }
+        finally
+        {
+            Directory.Delete(root, true);
+        }
     }
 }
