@@ -8,14 +8,10 @@ namespace Sparky;
 /// <summary>
 /// The quick client. Runs a <c>sparky submit</c> line that <see cref="QuickSubmit"/> takes, exactly as sparky itself
 /// would (same request, output, errors and exit codes); any other line goes back to the sparky beside it, which runs it
-/// with its command tree (and does not hand it here again: <see cref="Declined"/>).
+/// with its command tree (and does not hand it here again, nor try the quick path again: <see cref="QuickSubmit.DeclinedVariable"/>).
 /// </summary>
 public static partial class Program
 {
-    /// <summary>Set for the sparky this hands a line back to: its start-up (Native/startup.c) then runs it itself,
-    /// and removes the variable before anything else can read it.</summary>
-    private const string Declined = "SPARKY_QUICK_DECLINED";
-
     public static int Main(string[] args)
     {
         try
@@ -41,7 +37,7 @@ public static partial class Program
         var argv = new string?[args.Length + 2];
         argv[0] = "sparky";
         args.CopyTo(argv, 1);
-        if (setenv(Declined, "1", 1) == 0) execv(sparky, argv);
+        if (setenv(QuickSubmit.DeclinedVariable, "1", 1) == 0) execv(sparky, argv);
         WriteStderr($"sparky: cannot run {sparky} ({Marshal.GetLastPInvokeErrorMessage()}); sparky-quick runs only beside it\n");
         return 127;
     }

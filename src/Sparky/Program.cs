@@ -9,10 +9,11 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        // `sparky submit` in a shell loop: no command tree, no HttpClient, no console set-up (see QuickSubmit).
+        // `sparky submit` in a shell loop: no command tree, no HttpClient, no console set-up (see QuickSubmit). Not
+        // again for a line sparky-quick has just declined and handed back (Native/quick.c): the tree runs it.
         try
         {
-            if (QuickSubmit.TryRun(args) is { } exit) return exit;
+            if (!QuickSubmit.HandedBack() && QuickSubmit.TryRun(args) is { } exit) return exit;
         }
         catch (CliException e)
         {

@@ -7,24 +7,15 @@ namespace Sparky.Server.Zmq.Transport;
 /// also tells its owner which topic prefixes are subscribed, so the daemon can leave unencoded the events nobody would
 /// receive. Two kinds, as for the command socket: <see cref="NativePublisher"/> (libzmq) and <see cref="NetMqPublisher"/>.
 /// </summary>
-internal interface IPublisher : IDisposable
+internal interface IPublisher : IOwnedSocket
 {
-    /// <summary>The endpoint bound, with the real port.</summary>
-    string Endpoint { get; }
-
-    /// <summary>Which ZeroMQ serves it, for the log: "libzmq 4.3.4" or "NetMQ".</summary>
-    string Library { get; }
-
     /// <summary>Starts the socket thread, which calls <paramref name="handler"/> for every change of the subscriptions
-    /// and after every <see cref="Wake"/>.</summary>
+    /// and after every <see cref="IOwnedSocket.Wake"/>.</summary>
     void Start(IPublisherHandler handler);
 
     /// <summary>Sends <c>[topic][body]</c> without blocking: to every subscriber of a prefix of the topic that is under
     /// its high-water mark (the others miss it). The socket thread only.</summary>
     void Send(ReadOnlySpan<byte> topic, ReadOnlySpan<byte> body);
-
-    /// <summary>From any thread: the handler's <see cref="IPublisherHandler.OnWake"/> runs soon on the socket thread.</summary>
-    void Wake();
 }
 
 /// <summary>What the publisher's thread calls. An exception out of it is logged by the caller, and the thread goes on.</summary>
@@ -34,7 +25,7 @@ internal interface IPublisherHandler
     /// when its last subscriber disconnects). Told once per change, not per subscriber. Valid only during the call.</summary>
     void OnSubscription(bool subscribed, ReadOnlySpan<byte> prefix);
 
-    /// <summary>After <see cref="IPublisher.Wake"/>: events queued by other threads can be sent.</summary>
+    /// <summary>After <see cref="IOwnedSocket.Wake"/>: events queued by other threads can be sent.</summary>
     void OnWake();
 
     void OnError(Exception e);

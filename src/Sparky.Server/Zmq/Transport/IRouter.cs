@@ -6,22 +6,13 @@ namespace Sparky.Server.Zmq.Transport;
 /// A bound ROUTER socket and the one thread that owns it: what the command socket needs from ZeroMQ. Two kinds:
 /// <see cref="NativeRouter"/> (libzmq, the fast one) and <see cref="NetMqRouter"/> (managed, where libzmq is missing).
 /// </summary>
-internal interface IRouter : IDisposable
+internal interface IRouter : IOwnedSocket
 {
-    /// <summary>The endpoint bound, with the real port.</summary>
-    string Endpoint { get; }
-
-    /// <summary>Which ZeroMQ serves it, for the log: "libzmq 4.3.4" or "NetMQ".</summary>
-    string Library { get; }
-
-    /// <summary>Starts the socket thread, which calls <paramref name="handler"/> for every message and after every <see cref="Wake"/>.</summary>
+    /// <summary>Starts the socket thread, which calls <paramref name="handler"/> for every message and after every <see cref="IOwnedSocket.Wake"/>.</summary>
     void Start(IRouterHandler handler);
 
     /// <summary>Sends <c>[identity][empty][body]</c> without blocking. The socket thread only.</summary>
     SendResult Send(ReadOnlySpan<byte> identity, ReadOnlySpan<byte> body);
-
-    /// <summary>From any thread: the handler's <see cref="IRouterHandler.OnWake"/> runs soon on the socket thread.</summary>
-    void Wake();
 }
 
 /// <summary>A send over the peer's high-water mark is <see cref="Full"/>; one to a peer that is gone is <see cref="Gone"/>.</summary>
@@ -34,7 +25,7 @@ internal interface IRouterHandler
     /// second, and the third (empty where there is none). The spans are valid only during the call.</summary>
     void OnMessage(ReadOnlySpan<byte> identity, int frames, int delimiterSize, ReadOnlyMemory<byte> body);
 
-    /// <summary>After <see cref="IRouter.Wake"/>: replies queued by other threads can be sent.</summary>
+    /// <summary>After <see cref="IOwnedSocket.Wake"/>: replies queued by other threads can be sent.</summary>
     void OnWake();
 
     void OnError(Exception e);

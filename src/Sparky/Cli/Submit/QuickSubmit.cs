@@ -17,6 +17,18 @@ internal static class QuickSubmit
 {
     private static readonly string[] ProxyVariables = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 
+    /// <summary>Set by sparky-quick (src/Sparky.Quick) on a line it hands back to sparky: the quick path declined it.</summary>
+    public const string DeclinedVariable = "SPARKY_QUICK_DECLINED";
+
+    /// <summary>Whether this line was handed back by sparky-quick; the mark is removed, so nothing this process starts
+    /// inherits it.</summary>
+    public static bool HandedBack()
+    {
+        if (Environment.GetEnvironmentVariable(DeclinedVariable) is null) return false;
+        Environment.SetEnvironmentVariable(DeclinedVariable, null);
+        return true;
+    }
+
     /// <summary>The exit code, or null when the full verb must run; a daemon's refusal is a <see cref="CliException"/>.</summary>
     public static int? TryRun(string[] args)
     {
