@@ -29,11 +29,25 @@ internal static class ExternalTool
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd ?? "" };
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
+        using var p = Start(psi);
         var output = p.StandardOutput.ReadToEndAsync();
         var error = p.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
         await p.WaitForExitAsync(cts.Token);
         return new Result(p.ExitCode, await output, await error);
+    }
+
+    private const int ETXTBSY = 26;
+
+    /// <summary>Starts it, again a few times while Linux answers "text file busy": a test that has just written or copied
+    /// the executable closed it, but a process that another test forked at that moment holds the writable descriptor
+    /// until its own exec (close-on-exec), for a moment, and the kernel refuses to run a file open for writing.</summary>
+    private static Process Start(ProcessStartInfo psi)
+    {
+        for (var tries = 1; ; tries++)
+        {
+            try { return Process.Start(psi)!; }
+            catch (System.ComponentModel.Win32Exception e) when (e.NativeErrorCode == ETXTBSY && tries < 10) { Thread.Sleep(20 * tries); }
+        }
     }
 }
