@@ -162,7 +162,7 @@ arm64_build_and_tests() {
 beside "linux-arm64 build, then its tests (Needs=arm64)" arm64_build_and_tests
 echo "== tests/Sparky.IntegrationTests against ${native:-sparky.dll}: all but the Slurm classes and the linux-arm64 build's (beside)"
 run_tests tests/Sparky.IntegrationTests "${exe[@]}" -- --filter "Needs!=arm64&Needs!=slurm"
-mark "integration tests but Slurm's (${native:+native build}${native:-sparky.dll})" $t
+mark "integration tests but Slurm's ($([ -n "${native:-}" ] && echo native build || echo sparky.dll))" $t
 
 # The benchmarks' smoke runs, which print what they measure but assert no timing. Beside them: the two Slurm ones
 # (they mostly wait for Slurm, each on its own cluster) and a short pass of the CLI's tests against sparky.dll under
