@@ -22,6 +22,17 @@ public readonly record struct ProcessExit(int? ExitCode, int? Signal)
         (status & 0x7f) == 0 ? new ProcessExit((status >> 8) & 0xff, null) : new ProcessExit(null, status & 0x7f);
 }
 
+/// <summary>How a started process got into its cgroup.</summary>
+public enum CgroupEntries
+{
+    /// <summary>Born there: clone3 with CLONE_INTO_CGROUP, by the native build's own spawn (glibc before 2.39).</summary>
+    Clone3,
+    /// <summary>Born there: glibc 2.39's posix_spawnattr_setcgroup_np.</summary>
+    Glibc,
+    /// <summary>Moved there by the daemon right after its start, with whatever it had forked by then.</summary>
+    Moved,
+}
+
 public abstract record LaunchResult
 {
     /// <param name="InCgroup">The process is in the spec's cgroup (started there, or moved right after).</param>
@@ -116,28 +127,39 @@ public sealed unsafe class ProcessLauncher : IDisposable
         try
         {
             // A handler reads its task's payload on stdin; everything else reads nothing.
-            Libc.posix_spawn_file_actions_addopen(fa, 0, arena.Utf8(spec.StdinPath ?? "/dev/null"), Libc.O_RDONLY, 0);
-            Libc.posix_spawn_file_actions_addopen(fa, 1, arena.Utf8(spec.StdoutPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
-            Libc.posix_spawn_file_actions_addopen(fa, 2, arena.Utf8(spec.StderrPath), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
-            if (spec.Cwd is not null) Libc.posix_spawn_file_actions_addchdir_np(fa, arena.Utf8(spec.Cwd));
-            short flags = Libc.POSIX_SPAWN_SETSID | Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK;
-            if (spec.Cgroup is not null && SetCgroup != null)
-            {
+            byte* path = arena.Utf8(exe), stdin = arena.Utf8(spec.StdinPath ?? "/dev/null"), stdout = arena.Utf8(spec.StdoutPath),
+                stderr = arena.Utf8(spec.StderrPath), cwd = spec.Cwd is null ? null : arena.Utf8(spec.Cwd);
+            if (spec.Cgroup is not null && (SetCgroup != null || NativeSpawn.Available))
                 cgroupFd = Libc.open(arena.Utf8(spec.Cgroup), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
-                if (cgroupFd >= 0 && SetCgroup(attr, cgroupFd) == 0) flags |= Libc.POSIX_SPAWN_SETCGROUP;
+            if (cgroupFd >= 0 && SetCgroup == null)
+            {
+                // glibc before 2.39 cannot start a child in a cgroup; the native build can (Native/spawn.c).
+                var native = NativeSpawn.TrySpawn(path, argv, envp, stdin, stdout, stderr, cwd, cgroupFd, out int child, out int error);
+                if (native == NativeSpawn.Outcome.Failed) return Failed(spec, error);
+                if (native == NativeSpawn.Outcome.Started)
+                {
+                    CgroupEntry = CgroupEntries.Clone3;
+                    _running[child] = onExit;
+                    return Started(spec, child, inCgroup: true);
+                }
             }
+            Libc.posix_spawn_file_actions_addopen(fa, 0, stdin, Libc.O_RDONLY, 0);
+            Libc.posix_spawn_file_actions_addopen(fa, 1, stdout, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
+            Libc.posix_spawn_file_actions_addopen(fa, 2, stderr, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND, 420);
+            if (cwd != null) Libc.posix_spawn_file_actions_addchdir_np(fa, cwd);
+            short flags = Libc.POSIX_SPAWN_SETSID | Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK;
+            bool intoCgroup = cgroupFd >= 0 && SetCgroup != null && SetCgroup(attr, cgroupFd) == 0;
+            if (intoCgroup) flags |= Libc.POSIX_SPAWN_SETCGROUP;
             Libc.posix_spawnattr_setflags(attr, flags);
             Libc.posix_spawnattr_setsigdefault(attr, _sigDefault);
             Libc.posix_spawnattr_setsigmask(attr, _sigMask);
 
-            int rc = Libc.posix_spawn(out int pid, arena.Utf8(exe), fa, attr, argv, envp);
-            if (rc != 0) return new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(rc).Message}");
+            int rc = Libc.posix_spawn(out int pid, path, fa, attr, argv, envp);
+            if (rc != 0) return Failed(spec, rc);
             _running[pid] = onExit;
-            bool inCgroup = spec.Cgroup is not null && (cgroupFd >= 0 && SetCgroup != null || Containment.Enter(spec.Cgroup, pid));
-            // A cgroup v1 memory hierarchy has no CLONE_INTO_CGROUP: the process is moved there after its spawn.
-            if (spec.MemoryCgroup is not null) Containment.Enter(spec.MemoryCgroup, pid);
-            // The start time tells a live process from a reused pid; only re-attachable tasks need it.
-            return new LaunchResult.Started(pid, spec.RecordStartTime ? ProcessTable.StartTime(pid) ?? 0 : 0, inCgroup);
+            bool inCgroup = spec.Cgroup is not null && (intoCgroup || Containment.Enter(spec.Cgroup, pid));
+            if (spec.Cgroup is not null) CgroupEntry = intoCgroup ? CgroupEntries.Glibc : CgroupEntries.Moved;
+            return Started(spec, pid, inCgroup);
         }
         finally
         {
@@ -146,6 +168,20 @@ public sealed unsafe class ProcessLauncher : IDisposable
             Libc.posix_spawnattr_destroy(attr);
         }
     }
+
+    private static LaunchResult Failed(LaunchSpec spec, int errno) =>
+        new LaunchResult.Failed($"cannot start {spec.Argv[0]}: {new System.ComponentModel.Win32Exception(errno).Message}");
+
+    private static LaunchResult Started(LaunchSpec spec, int pid, bool inCgroup)
+    {
+        // A cgroup v1 memory hierarchy has no CLONE_INTO_CGROUP: the process is moved there after its spawn.
+        if (spec.MemoryCgroup is not null) Containment.Enter(spec.MemoryCgroup, pid);
+        // The start time tells a live process from a reused pid; only re-attachable tasks need it.
+        return new LaunchResult.Started(pid, spec.RecordStartTime ? ProcessTable.StartTime(pid) ?? 0 : 0, inCgroup);
+    }
+
+    /// <summary>How the last process started with a cgroup got into it (null before the first): its owner says it once.</summary>
+    public CgroupEntries? CgroupEntry { get; private set; }
 
     /// <summary>Signals the whole process group led by <paramref name="pid"/>.</summary>
     public static bool SignalGroup(int pid, int signal) => pid > 1 && Libc.kill(-pid, signal) == 0;

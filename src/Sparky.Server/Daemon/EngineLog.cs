@@ -26,6 +26,9 @@ internal static partial class EngineLog
     [LoggerMessage(2005, LogLevel.Warning, "bench_noop_classes = {Classes}: tasks of these classes run NOTHING and succeed at once (a benchmark's setting)")]
     public static partial void NoopClasses(ILogger logger, string classes);
 
+    [LoggerMessage(2006, LogLevel.Information, "{How}")]
+    public static partial void CgroupEntry(ILogger logger, string how);
+
     // ---- the Slurm executor (Executors/Slurm) ----
 
     [LoggerMessage(2010, LogLevel.Error, "cannot submit {Id} to Slurm: {Error}")]

@@ -110,8 +110,23 @@ internal sealed class LocalExecutor : IExecutor, IDisposable
         var cgroups = Containment.Prepare(id.Value, attempt, spec.MemoryMb * 1024 * 1024);
         var launch = _launcher.Launch(new LaunchSpec(argv, env, spec.Cwd, stdout, stderr, RecordStartTime: shim, Cgroup: cgroups.Unified,
             StdinPath: payloadFile, MemoryCgroup: cgroups.Memory), onExit);
+        if (_launcher.CgroupEntry is { } entry && entry != _saidCgroupEntry)
+        {
+            _saidCgroupEntry = entry;
+            Daemon.EngineLog.CgroupEntry(_log, Describe(entry));
+        }
         return new LocalStart(launch, exitFile);
     }
+
+    private CgroupEntries? _saidCgroupEntry;
+
+    /// <summary>The daemon's log line, once, on how tasks get into their cgroups (a change of it, once more).</summary>
+    internal static string Describe(CgroupEntries entry) => entry switch
+    {
+        CgroupEntries.Clone3 => "tasks start inside their cgroups (clone3 with CLONE_INTO_CGROUP, the native build's spawn)",
+        CgroupEntries.Glibc => "tasks start inside their cgroups (clone3 with CLONE_INTO_CGROUP, glibc's posix_spawn)",
+        _ => "tasks are moved into their cgroups right after they start (no CLONE_INTO_CGROUP: the JIT build with glibc before 2.39, or the kernel or an emulator refused it)",
+    };
 
     /// <summary>Starts the attempt as a process tree: its command, or its class's handler reading its payload.</summary>
     public void Start(Attempt run, TaskSpec spec, Allocation allocation, DateTimeOffset now)
