@@ -49,7 +49,10 @@ public sealed class SpawnTests(ITestOutputHelper output)
         Assert.Equal("out\n", await d.Http.GetStringAsync($"api/v1/tasks/{id}/logs?stream=stdout"));
         Assert.Equal("err\n", await d.Http.GetStringAsync($"api/v1/tasks/{id}/logs?stream=stderr"));
 
-        var way = d.Stderr.Split('\n').FirstOrDefault(l => l.Contains("into their cgroups") || l.Contains("inside their cgroups"));
+        // Logged as the task started; the daemon's stderr reaches the test through a pipe, so it may not be read yet.
+        string? way = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); way is null && DateTime.UtcNow < deadline; await Task.Delay(20))
+            way = d.Stderr.Split('\n').FirstOrDefault(l => l.Contains("into their cgroups") || l.Contains("inside their cgroups"));
         output.WriteLine(way ?? "(no line on how tasks enter their cgroups)");
         if (!facts.TryGetValue("cgroup", out var cgroup) || !d.Stderr.Contains("containment cgroup"))
         {
