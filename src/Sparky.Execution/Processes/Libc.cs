@@ -54,6 +54,7 @@ internal static unsafe partial class Libc
     public static partial int open(byte* path, int flags, uint mode);
 
     [LibraryImport(Lib)] public static partial int close(int fd);
+    [LibraryImport(Lib, SetLastError = true)] public static partial int fsync(int fd);
 
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rmdir(string path);

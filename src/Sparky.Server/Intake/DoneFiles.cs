@@ -127,8 +127,14 @@ internal sealed class DoneFiles : IDisposable
         try
         {
             using (var f = new FileStream(tmp, options))
-            using (var w = new System.Text.Json.Utf8JsonWriter(f, Readable)) TaskJson.DoneFile(t).WriteTo(w);
+            {
+                using (var w = new System.Text.Json.Utf8JsonWriter(f, Readable)) TaskJson.DoneFile(t).WriteTo(w);
+                f.Flush(flushToDisk: true); // its content on disk before a name points at it
+            }
             File.Move(tmp, Path.Combine(_dir, id.Value + ".json"), overwrite: true);
+            // And the name, before the store forgets the file is owed: that removal reaches the disk with the next
+            // submission's fsync, and a power cut must not leave it there with the file lost (a producer waiting for ever).
+            Sparky.Execution.Host.DurableDirectory.Sync(_dir);
         }
         catch
         {
