@@ -55,6 +55,7 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib)] public static partial int close(int fd);
     [LibraryImport(Lib, SetLastError = true)] public static partial int fsync(int fd);
+    [LibraryImport(Lib, SetLastError = true)] public static partial nint read(int fd, byte* buf, nint count);
 
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rmdir(string path);

@@ -171,16 +171,33 @@ public sealed class MemoryControl
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
-    /// <summary>A "key value" line of a cgroup's flat keyed file (memory.events, memory.oom_control, cpu.stat).</summary>
-    public static long? Field(string path, string key)
+    /// <summary>A "key value" line of a cgroup's flat keyed file (memory.events, memory.oom_control, cpu.stat): null
+    /// where the file or the line is missing. Read with one open, read and close (a few hundred bytes; the first 8 KB are
+    /// read): each attempt's end reads one, and a FileStream would add a stat and a lock to each.</summary>
+    public static unsafe long? Field(string path, string key)
     {
+        Span<byte> text = stackalloc byte[8192];
+        int length = 0;
+        var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        int fd;
+        fixed (byte* p = name) fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        if (fd < 0) return null;
         try
         {
-            foreach (var line in File.ReadLines(path))
-                if (line.Length > key.Length && line.StartsWith(key, StringComparison.Ordinal) && line[key.Length] == ' '
-                    && long.TryParse(line.AsSpan(key.Length + 1), out long v)) return v;
+            fixed (byte* t = text)
+                for (nint n; length < text.Length && (n = Libc.read(fd, t + length, text.Length - length)) > 0;) length += (int)n;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        finally
+        {
+            Libc.close(fd);
+        }
+        foreach (var range in text[..length].Split((byte)'\n'))
+        {
+            var line = text[range];
+            if (line.Length > key.Length && line[key.Length] == (byte)' ' && System.Text.Ascii.Equals(line[..key.Length], key)
+                && System.Buffers.Text.Utf8Parser.TryParse(line[(key.Length + 1)..], out long v, out int used) && used == line.Length - key.Length - 1)
+                return v;
+        }
         return null;
     }
 
