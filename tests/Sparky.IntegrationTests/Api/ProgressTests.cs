@@ -129,7 +129,10 @@ public sealed class ProgressTests
             Line("""{"done": 2, "total": 2"""), Line("""{"done": -1}"""), Line("""{"done": 1e400}"""), Line("""{"total": 0}"""),
             Line("""[1, 2]"""), "echo 'x __SPARKY_PROGRESS__:{\"done\": 2}'", "printf '__SPARKY_PROGRESS__:{\"done\": 2, \"message\": \"\\377\"}\\n'"));
         Assert.Equal("succeeded", (string?)(await d.WaitAsync(id))["state"]);
-        await Task.Delay(600); // more than two looks after the end: every line has been read
+        // The first line is read (at a look during the run, or the one after its end, however late a loaded machine
+        // makes it); then more than two looks more: every line after it has been read, and none changed it.
+        await ProgressOf(d, id, p => (long?)p["done"] == 1);
+        await Task.Delay(600);
 
         using var raw = await d.Http.GetAsync($"api/v1/tasks/{id}");
         var text = await raw.Content.ReadAsStringAsync();

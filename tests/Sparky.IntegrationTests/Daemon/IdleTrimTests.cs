@@ -30,8 +30,7 @@ public sealed class IdleTrimTests(ITestOutputHelper output)
     {
         var root = TestDaemon.NewRoot();
         await using var d = await DaemonProcess.StartAsync(Path.Combine(root, "data"), SparkyCli.FreePort(), "--cpu-short-slots", "2");
-        await Task.Delay(1000);
-        long atStart = RssAnonKb(d.Pid);
+        long atStart = await SettledRssAnonKbAsync(d.Pid);
 
         const int N = 3000;
         for (int sent = 0; sent < N; sent += 1000)
@@ -42,18 +41,20 @@ public sealed class IdleTrimTests(ITestOutputHelper output)
             Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
         }
         long peak = 0;
-        var deadline = DateTime.UtcNow.AddSeconds(120);
+        // A deadline only (the burst's speed is not tested): 3,000 starts take a loaded machine minutes.
+        var deadline = DateTime.UtcNow.AddSeconds(300);
         while ((long)(await d.GetAsync("queue/status"))["processed"]! < N)
         {
-            Assert.True(DateTime.UtcNow < deadline, "the burst did not finish in 120 s");
+            Assert.True(DateTime.UtcNow < deadline, "the burst did not finish in 300 s");
             peak = Math.Max(peak, RssAnonKb(d.Pid));
             await Task.Delay(100);
         }
         peak = Math.Max(peak, RssAnonKb(d.Pid));
 
-        // Two looks of the trim (the first sees the end of the burst, the second an idle period), then margin.
+        // Two looks of the trim (the first sees the end of the burst, the second an idle period), then a wide margin for a
+        // loaded machine's late timers and slow collection: it is waited for, and the wait ends as soon as it is seen.
         long now = long.MaxValue;
-        deadline = DateTime.UtcNow + 3 * IdleTrim.Period + TimeSpan.FromSeconds(5);
+        deadline = DateTime.UtcNow + 6 * IdleTrim.Period + TimeSpan.FromSeconds(15);
         while (DateTime.UtcNow < deadline)
         {
             now = RssAnonKb(d.Pid);
@@ -62,6 +63,22 @@ public sealed class IdleTrimTests(ITestOutputHelper output)
         }
         output.WriteLine($"RssAnon: {atStart} kB at start, {peak} kB at the burst's peak, {now} kB once idle");
         Assert.True(now < atStart + 30_000, $"anonymous memory stayed at {now} kB after the burst (start {atStart} kB, peak {peak} kB)");
+    }
+
+    /// <summary>The daemon's anonymous memory once its start has settled: at least a second after it is ready, and then
+    /// until two looks half a second apart differ by under 1 MB (a loaded machine finishes starting later), up to 20 s.</summary>
+    private static async Task<long> SettledRssAnonKbAsync(int pid)
+    {
+        await Task.Delay(1000);
+        long last = RssAnonKb(pid);
+        for (var until = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < until;)
+        {
+            await Task.Delay(500);
+            long now = RssAnonKb(pid);
+            if (Math.Abs(now - last) < 1024) return now;
+            last = now;
+        }
+        return last;
     }
 
     private static long RssAnonKb(int pid) =>

@@ -44,8 +44,11 @@ public sealed class KillNineTests(ITestOutputHelper output)
                     }
                 }
             }
-            // Long tasks run under the exit-code shim and should be re-attached across a kill.
-            await Submit("long", Long, "cpu_long", "sleep 1.5", 0);
+            // Long tasks run under the exit-code shim and should be re-attached across a kill. The first runs until the
+            // last kill is over, so at least one spans the kills however fast or slow the rest go; the others take 1.5 s.
+            var held = Path.Combine(work, "held-until-the-last-kill");
+            await Submit("long", 1, "cpu_long", $"while [ ! -e {held} ]; do sleep 0.1; done", 0);
+            await Submit("long", Long - 1, "cpu_long", "sleep 1.5", 0);
             await Submit("short", Short, "cpu_short", "sleep 0.01", 5);
             await Submit("failing", Failing, "cpu_short", "exit 3", 0);
             Assert.Equal(2000, submitted.Distinct().Count());
@@ -64,6 +67,7 @@ public sealed class KillNineTests(ITestOutputHelper output)
                 d = await DaemonProcess.StartAsync(data, port, settings);
                 output.WriteLine($"  restarted in {(DateTime.UtcNow - started).TotalMilliseconds:0} ms (process start to ready)");
             }
+            File.WriteAllText(held, "");
 
             await WaitUntil(async () => (long)(await d.GetAsync("queue/status"))["processed"]! >= 2000, 240);
             var final = await d.GetAsync("queue/status");
@@ -116,6 +120,11 @@ public sealed class KillNineTests(ITestOutputHelper output)
             }
             output.WriteLine($"{tasks.Count} tasks checked: {reattached} long tasks re-attached across a kill, {lostRetried} short attempts lost to a kill and retried");
             Assert.True(reattached >= 1, "at least one long task ran across a kill -9 and kept its real exit code");
+            // The held one ran across all three, in one attempt.
+            var first = tasks[submitted[0]];
+            Assert.Equal(("succeeded", 0, 1), ((string?)first["state"], (int?)first["exit_code"], ((JsonArray)first["attempt_list"]!).Count));
+            var heldStart = DateTimeOffset.Parse((string)first["attempt_list"]![0]!["started_at"]!);
+            Assert.True(heldStart < killTimes[0], $"the held task started at {heldStart:O}, after the first kill at {killTimes[0]:O}");
 
             // Nothing left running: no process of ours outlived its task.
             var leftovers = Sparky.Execution.Processes.ProcessTable.FindMarked("SPARKY_INSTANCE", Path.GetFullPath(data));

@@ -46,10 +46,26 @@ public sealed class EmbedRunTests(ITestOutputHelper output) : IAsyncLifetime
         catch (IOException) { return 0; } // not written yet (nor its directory)
     }
 
+    /// <summary>Rows in the output being written (a row cut short by a kill not counted).</summary>
+    private long WrittenRows()
+    {
+        try { return (new FileInfo(Path.Combine(Out, "embeddings.npy.partial")).Length - Sparky.Embeddings.Client.Output.Npy.HeaderBytes) / 4 / _server.Dimensions; }
+        catch (FileNotFoundException) { return 0; }
+    }
+
+    /// <summary>A slow model: a run takes seconds.</summary>
+    private static readonly TimeSpan SlowModel = TimeSpan.FromMilliseconds(60);
+
+    /// <summary>From now on the server answers no request (each waits minutes, or until its client goes): a run stopped
+    /// after this cannot have reached its end first, however late a loaded machine delivers the stop. The answers already
+    /// on their way still come.</summary>
+    private void HoldAnswers() => _server.Delay = TimeSpan.FromMinutes(5);
+
     /// <summary>Starts a run and kills it with SIGKILL once its checkpoint counts <paramref name="rows"/> rows (it has
     /// then written more that the checkpoint does not count yet).</summary>
     private async Task<long> KillWhenPastAsync(long rows)
     {
+        _server.Delay = SlowModel;
         using var p = Process.Start(SparkyCli.StartInfo(Args("--batch", "8", "--concurrency", "2", "--checkpoint-every", "0.1")))!;
         var stderr = p.StandardError.ReadToEndAsync();
         var checkpoint = Path.Combine(Out, "embeddings.checkpoint.json");
@@ -60,12 +76,13 @@ public sealed class EmbedRunTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.True(DateTime.UtcNow < deadline, "no checkpoint past " + rows);
             await Task.Delay(20);
         }
+        HoldAnswers();
         await Task.Delay(150); // rows written after that checkpoint, and requests in flight
         p.Kill(); // SIGKILL: no clean-up of any kind
         await p.WaitForExitAsync();
         // What the next run must drop: rows written after the last checkpoint (often some; none when the kill fell
         // right after one).
-        var written = (new FileInfo(Path.Combine(Out, "embeddings.npy.partial")).Length - Sparky.Embeddings.Client.Output.Npy.HeaderBytes) / 4 / _server.Dimensions;
+        var written = WrittenRows();
         output.WriteLine($"killed at checkpoint {CheckpointRows(checkpoint)} with {written} rows written: {await stderr}");
         return CheckpointRows(checkpoint);
     }
@@ -74,7 +91,6 @@ public sealed class EmbedRunTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_run_killed_with_sigkill_and_run_again_has_every_row_once_in_order()
     {
         var rows = Corpus(600);
-        _server.Delay = TimeSpan.FromMilliseconds(60); // a slow model: a run takes seconds
         var first = await KillWhenPastAsync(80);
         var second = await KillWhenPastAsync(first + 160);
         Assert.True(second > first && second < 600, $"{first}, then {second}");
@@ -103,11 +119,12 @@ public sealed class EmbedRunTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_run_stopped_with_sigterm_records_its_place_exits_130_and_resumes()
     {
         var rows = Corpus(300);
-        _server.Delay = TimeSpan.FromMilliseconds(60);
+        _server.Delay = SlowModel;
         using var p = Process.Start(SparkyCli.StartInfo(Args("--batch", "8", "--concurrency", "2", "--checkpoint-every", "1h")))!;
         var stderr = p.StandardError.ReadToEndAsync();
         for (var deadline = DateTime.UtcNow.AddSeconds(60); _server.Texts < 80; await Task.Delay(20))
             Assert.True(DateTime.UtcNow < deadline && !p.HasExited, "no progress");
+        HoldAnswers(); // the kill below is a process of its own, which a loaded machine can be slow to start
         // SIGTERM, as `sparky cancel` sends: with no checkpoint due for an hour, the one it writes on the way out is
         // the only record of the rows done.
         Assert.Equal(0, (await ExternalTool.RunAsync("kill", ["-TERM", p.Id.ToString()])).Code);

@@ -41,11 +41,12 @@ public sealed class WorkersApiTests
     [Fact]
     public async Task A_connected_worker_shows_its_credits_heartbeat_and_the_task_it_runs()
     {
-        await using var d = await TestDaemon.StartAsync(WorkerTests.WorkerSettings(timeout: 5));
+        // A timeout no stall of a loaded machine reaches: the worker must stay connected all through.
+        await using var d = await TestDaemon.StartAsync(WorkerTests.WorkerSettings(timeout: 30));
         var empty = await WorkersAsync(d.Http);
         Assert.Empty(empty["workers"]!.AsArray());
         Assert.Equal(["cpu_short"], empty["worker_classes"]!.AsArray().Select(c => (string?)c));
-        Assert.Equal((0.2, 5.0), ((double)empty["heartbeat_seconds"]!, (double)empty["timeout_seconds"]!));
+        Assert.Equal((0.2, 30.0), ((double)empty["heartbeat_seconds"]!, (double)empty["timeout_seconds"]!));
 
         var before = DateTimeOffset.UtcNow;
         await using var worker = WorkerProcess.Start(d.Daemon.ZmqEndpoint, "api-w1", slots: 2);
@@ -54,7 +55,9 @@ public sealed class WorkersApiTests
             ["name"] = "hold until go",
             ["payload"] = new JsonObject { ["command"] = "while [ ! -e go ]; do sleep 0.05; done", ["cwd"] = d.WorkDir, ["timeout_seconds"] = 60 },
         }))[0];
+        var asked = DateTimeOffset.UtcNow;
         var running = await WaitForAsync(d.Http, l => Worker(l, "api-w1")?["tasks"]!.AsArray().Count == 1, "the worker ran the task");
+        var answered = DateTimeOffset.UtcNow;
 
         var w = Worker(running, "api-w1")!;
         Assert.Equal(Environment.MachineName, (string?)w["host"]);
@@ -65,9 +68,13 @@ public sealed class WorkersApiTests
         Assert.Null(w["pilot"]);
         var connectedAt = DateTimeOffset.Parse((string)w["connected_at"]!);
         Assert.InRange(connectedAt, before.AddSeconds(-1), DateTimeOffset.UtcNow.AddSeconds(1));
-        // It heartbeats every 0.2 s: never near its 5 s timeout.
-        Assert.InRange((double)w["last_seen_seconds_ago"]!, 0, 2.5);
-        Assert.True(DateTimeOffset.Parse((string)w["last_seen_at"]!) >= connectedAt);
+        // How long ago it was last heard from, as of the answer's "now" (taken while the test waited for the answer): no
+        // bound on the time itself, which a stall of a loaded machine stretches; the heartbeats are seen to come below.
+        var now = DateTimeOffset.Parse((string)running["now"]!);
+        Assert.InRange(now, asked.AddSeconds(-1), answered.AddSeconds(1));
+        var lastSeen = DateTimeOffset.Parse((string)w["last_seen_at"]!);
+        Assert.True(lastSeen >= connectedAt && lastSeen <= now, $"last seen at {lastSeen:O}, connected at {connectedAt:O}, now {now:O}");
+        Assert.Equal(Math.Round((now - lastSeen).TotalSeconds, 3), (double)w["last_seen_seconds_ago"]!, 0.0015);
         var t = w["tasks"]![0]!;
         Assert.Equal((id, 1, "cpu_short", "hold until go", 0), ((string?)t["id"], (int)t["attempt"]!, (string?)t["class"], (string?)t["name"], (int)t["gpus"]!));
         // Given to it once it said hello (in the same pass of the engine's loop at the earliest; started_at is in whole ms).
@@ -82,10 +89,10 @@ public sealed class WorkersApiTests
         var idle = await WaitForAsync(d.Http, l => Worker(l, "api-w1")?["credits_free"]?.GetValue<int>() == 2, "the credit came back");
         Assert.Empty(Worker(idle, "api-w1")!["tasks"]!.AsArray());
         Assert.Equal(0, (int)Worker(idle, "api-w1")!["credits_in_use"]!);
-        // A heartbeat comes while it idles: every 0.2 s, waited for inside the 5 s timeout (past it the worker is lost).
+        // A heartbeat comes while it idles: every 0.2 s, waited for inside the 30 s timeout (past it the worker is lost).
         var idleSeen = DateTimeOffset.Parse((string)Worker(idle, "api-w1")!["last_seen_at"]!);
         await WaitForAsync(d.Http, l => Worker(l, "api-w1") is { } later && DateTimeOffset.Parse((string)later["last_seen_at"]!) > idleSeen,
-            "a heartbeat while idle", seconds: 4);
+            "a heartbeat while idle", seconds: 20);
 
         // A task queued with no credit free is counted as waiting for one.
         var busy = new List<string>();
