@@ -50,8 +50,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int kill(int pid, int sig);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int open(byte* path, int flags, uint mode);
+    /// <summary>open(2) of a path given as text (UTF-8, as <see cref="rmdir"/>): -1 and the error for GetLastPInvokeError.</summary>
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags, uint mode = 0);
 
     [LibraryImport(Lib)] public static partial int close(int fd);
     [LibraryImport(Lib, SetLastError = true)] public static partial int fsync(int fd);

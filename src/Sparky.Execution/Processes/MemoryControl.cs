@@ -178,9 +178,7 @@ public sealed class MemoryControl
     {
         Span<byte> text = stackalloc byte[8192];
         int length = 0;
-        var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
-        int fd;
-        fixed (byte* p = name) fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        int fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
         if (fd < 0) return null;
         try
         {

@@ -130,7 +130,7 @@ public sealed unsafe class ProcessLauncher : IDisposable
             byte* path = arena.Utf8(exe), stdin = arena.Utf8(spec.StdinPath ?? "/dev/null"), stdout = arena.Utf8(spec.StdoutPath),
                 stderr = arena.Utf8(spec.StderrPath), cwd = spec.Cwd is null ? null : arena.Utf8(spec.Cwd);
             if (spec.Cgroup is not null && (SetCgroup != null || NativeSpawn.Available))
-                cgroupFd = Libc.open(arena.Utf8(spec.Cgroup), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+                cgroupFd = Libc.Open(spec.Cgroup, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
             if (cgroupFd >= 0 && SetCgroup == null)
             {
                 // glibc before 2.39 cannot start a child in a cgroup; the native build can (Native/spawn.c).

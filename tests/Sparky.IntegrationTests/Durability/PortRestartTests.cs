@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using Sparky.IntegrationTests.Support;
 
@@ -50,8 +49,6 @@ public sealed class PortRestartTests
     private static async Task<string> SubmitAsync(DaemonProcess d, string cls, string command, string cwd)
     {
         var body = new JsonObject { ["class"] = cls, ["payload"] = new JsonObject { ["command"] = command, ["cwd"] = cwd, ["port"] = true } };
-        using var resp = await d.Http.PostAsync("api/v1/tasks", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
-        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        return (string)JsonNode.Parse(await resp.Content.ReadAsStringAsync())!["ids"]![0]!;
+        return await d.SubmitAsync(body);
     }
 }

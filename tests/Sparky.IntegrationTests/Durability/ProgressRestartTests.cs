@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Sparky.IntegrationTests.Support;
@@ -52,9 +51,7 @@ public sealed class ProgressRestartTests
     private static async Task<string> SubmitAsync(DaemonProcess d, string cls, string command)
     {
         var body = new JsonObject { ["class"] = cls, ["payload"] = new JsonObject { ["command"] = command } };
-        using var resp = await d.Http.PostAsync("api/v1/tasks", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
-        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        return (string)JsonNode.Parse(await resp.Content.ReadAsStringAsync())!["ids"]![0]!;
+        return await d.SubmitAsync(body);
     }
 
     /// <summary>Polls the store's file itself, as another reader of the WAL database would.</summary>

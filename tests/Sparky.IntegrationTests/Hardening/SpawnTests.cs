@@ -34,7 +34,7 @@ public sealed class SpawnTests(ITestOutputHelper output)
             } > facts
             echo out; echo err >&2
             """;
-        var id = await SubmitAsync(d, new JsonObject { ["command"] = new JsonArray("/bin/sh", "-c", script), ["cwd"] = cwd });
+        var id = await d.SubmitAsync(new JsonObject { ["payload"] = new JsonObject { ["command"] = new JsonArray("/bin/sh", "-c", script), ["cwd"] = cwd } });
         var task = await d.TaskUntilAsync(id, t => (string?)t["state"] is "succeeded" or "failed", 60);
         Assert.True((string?)task["state"] == "succeeded", task.ToJsonString());
 
@@ -85,23 +85,14 @@ public sealed class SpawnTests(ITestOutputHelper output)
         File.WriteAllText(notExecutable, "#!/bin/sh\necho never\n");
         await using var d = await DaemonProcess.StartAsync(Path.Combine(root, "data"), SparkyCli.FreePort());
         // A file without the execute bit: the child cannot exec it (EACCES, even as root).
-        var id = await SubmitAsync(d, new JsonObject { ["command"] = new JsonArray(notExecutable), ["cwd"] = work, ["retries"] = 0 });
+        var id = await d.SubmitAsync(new JsonObject { ["payload"] = new JsonObject { ["command"] = new JsonArray(notExecutable), ["cwd"] = work, ["retries"] = 0 } });
         var task = await d.TaskUntilAsync(id, t => (string?)t["state"] is "succeeded" or "failed", 60);
         Assert.Equal("failed", (string?)task["state"]);
         var err = await d.Http.GetStringAsync($"api/v1/tasks/{id}/logs?stream=stderr");
         Assert.Contains("ermission denied", err + task.ToJsonString());
         // The next task runs as ever.
-        var next = await SubmitAsync(d, new JsonObject { ["command"] = new JsonArray("true") });
+        var next = await d.SubmitAsync(new JsonObject { ["payload"] = new JsonObject { ["command"] = new JsonArray("true") } });
         Assert.Equal("succeeded", (string?)(await d.TaskUntilAsync(next, t => (string?)t["state"] is "succeeded" or "failed", 60))["state"]);
-    }
-
-    private static async Task<string> SubmitAsync(DaemonProcess d, JsonObject payload)
-    {
-        using var resp = await d.Http.PostAsync("api/v1/tasks",
-            new StringContent(new JsonObject { ["payload"] = payload }.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
-        var body = await resp.Content.ReadAsStringAsync();
-        Assert.True(resp.IsSuccessStatusCode, body);
-        return (string)JsonNode.Parse(body)!["ids"]![0]!;
     }
 
     private static bool GlibcStartsInCgroups() =>

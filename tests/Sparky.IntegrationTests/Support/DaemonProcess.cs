@@ -100,6 +100,16 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public async Task<JsonNode> GetAsync(string path) => JsonNode.Parse(await Http.GetStringAsync(path))!;
 
+    /// <summary>Submits one task (<c>POST /api/v1/tasks</c>, any accepted body) and returns its id; fails the test with
+    /// the daemon's answer if it is refused.</summary>
+    public async Task<string> SubmitAsync(JsonNode body)
+    {
+        using var resp = await Http.PostAsync("api/v1/tasks", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+        var text = await resp.Content.ReadAsStringAsync();
+        Assert.True(resp.IsSuccessStatusCode, text);
+        return (string)JsonNode.Parse(text)!["ids"]![0]!;
+    }
+
     /// <summary>Polls a task with a deadline until <paramref name="done"/> says so; returns it.</summary>
     public async Task<JsonNode> TaskUntilAsync(string id, Func<JsonNode, bool> done, double seconds = 30)
     {
